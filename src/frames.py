@@ -1,0 +1,164 @@
+"""Frame selection by seeded k-means, ranked so that labelled-frames conditions are nested.
+
+For every video, k-means over downsampled grey frames picks one representative frame per
+cluster (the frame nearest the centroid). The picks are then *ranked* by farthest-point order,
+so the first N picks of a video are as varied as N picks can be: the condition with N labelled
+frames uses ranks 1..N, and every larger condition contains every smaller one. The development
+test frames are drawn once, per video, from the same picks and are shared by all conditions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from sklearn.cluster import KMeans
+
+from src.dataset import Dataset, DataError
+from src.split import DEVELOPMENT, GENERALISATION
+
+log = logging.getLogger(__name__)
+
+TRAIN, TEST = "train", "test"
+SELECTION_COLUMNS = ["participant", "video", "session", "set", "role", "rank", "frame"]
+
+
+def video_features(path: str | Path, size: tuple[int, int], max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+    """Downsampled grey frames of a video, read in one sequential pass.
+
+    Returns (frame indices, features of shape (n, width*height)). Videos longer than
+    ``max_frames`` are subsampled evenly; ``grab`` skips the colour conversion of skipped frames.
+    """
+    capture = cv2.VideoCapture(str(path))
+    n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    step = max(1, math.ceil(n_frames / max_frames))
+    indices, features = [], []
+    index = 0
+    while capture.grab():
+        if index % step == 0:
+            ok, frame = capture.retrieve()
+            if not ok:
+                break
+            indices.append(index)
+            features.append(_downsample(frame, size))
+        index += 1
+    capture.release()
+    if not features:
+        raise DataError(f"video {path} yielded no frames; re-export it (e.g. with ffmpeg) and try again.")
+    return np.asarray(indices), np.stack(features)
+
+
+def image_features(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
+    """Downsampled grey versions of image files (frames of any size map to the same feature size)."""
+    features = []
+    for path in paths:
+        image = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if image is None:
+            raise DataError(f"{path} cannot be read as an image; restore the frame or remove its label row.")
+        features.append(_downsample(image, size))
+    return np.stack(features)
+
+
+def _downsample(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.resize(grey, size, interpolation=cv2.INTER_AREA).astype(np.float32).ravel() / 255.0
+
+
+def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
+    """Row indices of ``n_picks`` representative rows of ``features``, most informative first.
+
+    One pick per k-means cluster (the row nearest its centroid), ordered by farthest-point
+    traversal starting from the representative of the largest cluster.
+    """
+    n_picks = min(n_picks, len(features))
+    centred = features - features.mean(axis=0)
+    kmeans = KMeans(n_clusters=n_picks, n_init=3, random_state=seed).fit(centred)
+    distances = kmeans.transform(centred)  # (rows, clusters)
+    picks = []
+    for cluster in range(n_picks):
+        members = np.flatnonzero(kmeans.labels_ == cluster)
+        picks.append(members[np.argmin(distances[members, cluster])] if len(members) else None)
+    picks = np.array([p for p in picks if p is not None])
+    cluster_sizes = np.bincount(kmeans.labels_, minlength=n_picks)[kmeans.labels_[picks]]
+    order = [int(np.argmax(cluster_sizes))]
+    nearest = np.linalg.norm(centred[picks] - centred[picks[order[0]]], axis=1)
+    while len(order) < len(picks):
+        nearest[order] = -1
+        following = int(np.argmax(nearest))
+        order.append(following)
+        nearest = np.minimum(nearest, np.linalg.norm(centred[picks] - centred[picks[following]], axis=1))
+    return picks[order]
+
+
+def test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
+    """Test frames drawn per development video so that they make ``test_fraction`` of its picks."""
+    if not 0 < test_fraction < 1:
+        raise DataError(f"frames.test_fraction={test_fraction} must lie strictly between 0 and 1 (paper: 0.05).")
+    return max(1, round(max_train_frames * test_fraction / (1 - test_fraction)))
+
+
+def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
+    """Ranked selection for every video of ``split``: one row per selected frame (SELECTION_COLUMNS)."""
+    size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
+    n_test = test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
+    rows = []
+    for video_index, video in enumerate(split.itertuples(index=False)):
+        seed = int(frames_cfg.seed) + video_index
+        if video.set == DEVELOPMENT:
+            wanted = int(frames_cfg.max_train_frames_per_video) + n_test
+        else:
+            wanted = int(frames_cfg.generalisation_frames_per_video)
+        frame_numbers, features = _pool(dataset, video.video, size, int(frames_cfg.max_frames_for_clustering))
+        if len(frame_numbers) < wanted:
+            log.warning("%s: %d frame(s) asked, only %d available; all are used", video.video, wanted, len(frame_numbers))
+        ranked = frame_numbers[rank_kmeans(features, wanted, seed)]
+        if video.set == DEVELOPMENT:
+            if len(ranked) < 2:
+                raise DataError(
+                    f"development video {video.video} of {dataset.root} has {len(ranked)} usable frame(s); "
+                    "at least 2 (one train, one test) are needed. Label more frames or drop the video."
+                )
+            rng = np.random.default_rng([int(frames_cfg.seed), video_index])
+            is_test = np.zeros(len(ranked), bool)
+            is_test[rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)] = True
+            roles = np.where(is_test, TEST, TRAIN)
+        else:
+            roles = np.full(len(ranked), GENERALISATION)
+        for role in np.unique(roles):
+            for rank, frame in enumerate(ranked[roles == role], start=1):
+                rows.append(dict(participant=video.participant, video=video.video, session=video.session,
+                                 set=video.set, role=role, rank=rank, frame=int(frame)))
+    return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
+
+
+def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate frames of a video and their features: every frame of a synthetic video, or the
+    labelled frames (with at least one labelled point) of an imported DeepLabCut project."""
+    if dataset.kind == "synthetic":
+        path = dataset.videos.set_index("video").loc[video, "path"]
+        return video_features(path, size, max_frames)
+    labelled = dataset.annotations[dataset.annotations["video"] == video].dropna(subset=["x", "y"])
+    images = labelled.drop_duplicates("frame").sort_values("frame")
+    return images["frame"].to_numpy(), image_features([dataset.root / i for i in images["image"]], size)
+
+
+def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: float, seed: int) -> pd.DataFrame:
+    """Labels of the selected frames, one row per (video, frame, bodypart).
+
+    Synthetic cohorts get the ground truth plus Gaussian labelling error (SD ``label_noise_px``
+    per coordinate, clipped to the image); imported projects keep their human labels as they are.
+    """
+    keys = selection[["participant", "video", "frame"]].drop_duplicates()
+    labels = keys.merge(dataset.annotations, on=["participant", "video", "frame"], how="left")
+    labels = labels.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
+    if dataset.kind == "synthetic" and label_noise_px > 0:
+        rng = np.random.default_rng(seed)
+        noise = rng.normal(0.0, label_noise_px, size=(len(labels), 2))
+        sizes = labels[["video"]].merge(dataset.videos[["video", "width", "height"]], on="video")
+        labels["x"] = np.clip(labels["x"] + noise[:, 0], 0, sizes["width"].to_numpy() - 1)
+        labels["y"] = np.clip(labels["y"] + noise[:, 1], 0, sizes["height"].to_numpy() - 1)
+    return labels[["participant", "video", "frame", "bodypart", "x", "y"]]

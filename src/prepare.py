@@ -1,0 +1,139 @@
+"""Pipeline stage: data set -> participant split -> ranked frame selection -> labelled frames.
+
+Run as ``python -m src.prepare`` (Hydra overrides welcome, e.g. ``data=dlc_project data.root=...``).
+Writes ``<paths.prepared_dir>/<data.name>/``:
+
+* ``split.csv``      participant, video, session, set (development | generalisation)
+* ``selection.csv``  the ranked selection: participant, video, session, set, role (train | test |
+  generalisation), rank, frame, image. Condition N uses the train rows with rank <= N.
+* ``labels.csv``     labels of every selected frame (participant, video, frame, bodypart, x, y)
+* ``labeled-data/<video>/`` the selected frames as PNGs with ``CollectedData_<scorer>.h5/.csv``,
+  DeepLabCut's own layout
+* ``dataset.yaml``   facts downstream stages need (bodyparts, skeleton, scale, scorer) and the
+  frame counts asked for and used per video.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import hydra
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from src.dataset import Dataset, DataError, load_dataset, write_collected_data
+from src.files import atomic_directory
+from src.frames import TRAIN, label_frames, select_frames, test_frames_per_video
+from src.split import DEVELOPMENT, split_participants
+
+log = logging.getLogger(__name__)
+
+
+def prepare(cfg: DictConfig) -> Path:
+    """Run the stage for a composed config; returns the prepared folder."""
+    dataset = load_dataset(cfg.data)
+    out_dir = Path(cfg.paths.prepared_dir) / dataset.name
+    if out_dir.resolve().is_relative_to(dataset.root.resolve()):
+        raise DataError(
+            f"paths.prepared_dir puts output at {out_dir}, inside the raw data folder {dataset.root}, which "
+            "the pipeline never writes to; choose a paths.prepared_dir outside it."
+        )
+    split = split_participants(dataset.videos, float(cfg.split.generalisation_fraction), int(cfg.split.seed))
+    selection = select_frames(dataset, split, cfg.frames)
+    labels = label_frames(dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed))
+
+    with atomic_directory(out_dir) as staging:
+        selection["image"] = write_frame_images(dataset, selection, staging / "labeled-data")
+        for video, video_labels in labels.groupby("video"):
+            images = selection[selection["video"] == video].set_index("frame")["image"].map(lambda i: Path(i).name)
+            write_collected_data(video_labels, images, dataset.scorer, dataset.bodyparts,
+                                 staging / "labeled-data" / video)
+        split.to_csv(staging / "split.csv", index=False)
+        selection.to_csv(staging / "selection.csv", index=False)
+        labels.to_csv(staging / "labels.csv", index=False, float_format="%.3f")
+        _write_yaml(staging / "dataset.yaml", describe(dataset, split, selection, cfg))
+    log.info("prepared %d frames of %d videos into %s", len(selection), len(split), out_dir)
+    return out_dir
+
+
+def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: Path) -> pd.Series:
+    """Write every selected frame as labeled-data/<video>/img<frame>.png; returns the relative paths.
+
+    Frames of synthetic videos are decoded in one sequential pass (seeking is not frame-exact for
+    every codec); frames of an imported project are copied from its labeled-data folder.
+    """
+    images = pd.Series(index=selection.index, dtype=object)
+    for video, rows in selection.groupby("video"):
+        folder = labeled_data / video
+        folder.mkdir(parents=True, exist_ok=True)
+        if dataset.kind == "dlc_project":
+            source = dataset.annotations.drop_duplicates(["video", "frame"]).set_index(["video", "frame"])["image"]
+            for index, frame in rows["frame"].items():
+                name = Path(source[(video, frame)]).name
+                shutil.copyfile(dataset.root / source[(video, frame)], folder / name)
+                images[index] = f"labeled-data/{video}/{name}"
+            continue
+        info = dataset.videos.set_index("video").loc[video]
+        digits = max(1, math.ceil(math.log10(max(int(info.n_frames), 2))))  # DeepLabCut's naming
+        wanted = dict(zip(rows["frame"], rows.index))
+        capture = cv2.VideoCapture(str(info.path))
+        frame_number = 0
+        while wanted and capture.grab():
+            if frame_number in wanted:
+                _, image = capture.retrieve()
+                name = f"img{frame_number:0{digits}d}.png"
+                cv2.imwrite(str(folder / name), image)
+                images[wanted.pop(frame_number)] = f"labeled-data/{video}/{name}"
+            frame_number += 1
+        capture.release()
+        if wanted:
+            raise DataError(f"video {info.path} ended before frames {sorted(wanted)}; restore the full video.")
+    return images
+
+
+def describe(dataset: Dataset, split: pd.DataFrame, selection: pd.DataFrame, cfg: DictConfig) -> dict:
+    """Facts about the prepared data, including frames asked for and actually used per video."""
+    max_train = int(cfg.frames.max_train_frames_per_video)
+    asked = {DEVELOPMENT: {"train": max_train, "test": test_frames_per_video(max_train, float(cfg.frames.test_fraction))},
+             "generalisation": {"generalisation": int(cfg.frames.generalisation_frames_per_video)}}
+    used = selection.groupby(["video", "role"]).size()
+    per_video = {}
+    for video in split.itertuples(index=False):
+        per_video[video.video] = {
+            role: {"asked": n, "used": int(used.get((video.video, role), 0))}
+            for role, n in asked[video.set].items()
+        }
+    trains = selection[selection["role"] == TRAIN].groupby("video").size()
+    return {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "source": str(dataset.root),
+        "scorer": dataset.scorer,
+        "bodyparts": dataset.bodyparts,
+        "skeleton": dataset.skeleton,
+        "cm_per_px": dataset.cm_per_px,
+        "participants": {s: int(n) for s, n in split.groupby("set")["participant"].nunique().items()},
+        "videos": {s: int(n) for s, n in split.groupby("set").size().items()},
+        "min_train_frames_per_development_video": int(trains.min()) if len(trains) else 0,
+        "frames_per_video": per_video,
+        "config": OmegaConf.to_container(cfg.frames, resolve=True) | {"split": OmegaConf.to_container(cfg.split, resolve=True)},
+    }
+
+
+def _write_yaml(path: Path, content: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(content, handle, sort_keys=False)
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    print(f"prepared frames: {prepare(cfg)}")
+
+
+if __name__ == "__main__":
+    main()
