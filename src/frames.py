@@ -94,7 +94,7 @@ def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
     return picks[order]
 
 
-def test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
+def n_test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
     """Test frames drawn per development video so that they make ``test_fraction`` of its picks."""
     if not 0 < test_fraction < 1:
         raise DataError(f"frames.test_fraction={test_fraction} must lie strictly between 0 and 1 (paper: 0.05).")
@@ -104,7 +104,7 @@ def test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
 def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
     """Ranked selection for every video of ``split``: one row per selected frame (SELECTION_COLUMNS)."""
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
-    n_test = test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
+    n_test = n_test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
     rows = []
     for video_index, video in enumerate(split.itertuples(index=False)):
         seed = int(frames_cfg.seed) + video_index

@@ -28,7 +28,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.dataset import Dataset, DataError, load_dataset, write_collected_data
 from src.files import atomic_directory
-from src.frames import TRAIN, label_frames, select_frames, test_frames_per_video
+from src.frames import TRAIN, label_frames, select_frames, n_test_frames_per_video
 from src.split import DEVELOPMENT, split_participants
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,7 @@ def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: 
 def describe(dataset: Dataset, split: pd.DataFrame, selection: pd.DataFrame, cfg: DictConfig) -> dict:
     """Facts about the prepared data, including frames asked for and actually used per video."""
     max_train = int(cfg.frames.max_train_frames_per_video)
-    asked = {DEVELOPMENT: {"train": max_train, "test": test_frames_per_video(max_train, float(cfg.frames.test_fraction))},
+    asked = {DEVELOPMENT: {"train": max_train, "test": n_test_frames_per_video(max_train, float(cfg.frames.test_fraction))},
              "generalisation": {"generalisation": int(cfg.frames.generalisation_frames_per_video)}}
     used = selection.groupby(["video", "role"]).size()
     per_video = {}

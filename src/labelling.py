@@ -1,0 +1,118 @@
+"""Round trip through DeepLabCut's labelling GUI.
+
+``python -m src.labelling labelling.action=export`` turns the prepared selection into a DeepLabCut
+project (``config.yaml`` + ``labeled-data/<video>/img*.png``) under ``paths.labelling_dir``; open it
+with ``napari`` / ``deeplabcut.label_frames(config)`` and label. ``labelling.action=import`` reads the
+labeller's ``CollectedData_<scorer>.h5`` back (validated like any DeepLabCut project) and makes it
+the labels of the prepared frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import yaml
+from omegaconf import DictConfig
+from PIL import Image
+
+from src.dataset import DataError, load_dlc_project, write_collected_data
+
+log = logging.getLogger(__name__)
+
+
+def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, include_labels: bool) -> Path:
+    """Write the selected frames as a DeepLabCut project for labelling; returns its config.yaml."""
+    from deeplabcut.core.config import ProjectConfig, write_project_config  # heavy import, only here
+
+    prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
+    facts, selection, labels = _read_prepared(prepared_dir)
+    if (project_dir / "labeled-data").exists():
+        raise DataError(
+            f"{project_dir} already holds a labelling project; import its labels first "
+            "(labelling.action=import) or move it away. It is never overwritten."
+        )
+    video_sets = {}
+    for video, rows in selection.groupby("video"):
+        folder = project_dir / "labeled-data" / video
+        folder.mkdir(parents=True)
+        for image in rows["image"]:
+            shutil.copyfile(prepared_dir / image, folder / Path(image).name)
+        if include_labels:
+            images = rows.set_index("frame")["image"].map(lambda i: Path(i).name)
+            write_collected_data(labels[labels["video"] == video], images, scorer, facts["bodyparts"], folder)
+        # DeepLabCut finds a labeled-data folder through the stem of its video_sets key.
+        width, height = Image.open(folder / Path(rows["image"].iloc[0]).name).size
+        video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {"crop": f"0, {width}, 0, {height}"}
+    config = ProjectConfig(
+        Task=facts["name"], scorer=scorer, date="", project_path=project_dir.resolve(),
+        video_sets=video_sets, bodyparts=facts["bodyparts"], skeleton=facts["skeleton"],
+    )
+    write_project_config(project_dir / "config.yaml", config)
+    log.info("exported %d frames for labelling to %s", len(selection), project_dir)
+    return project_dir / "config.yaml"
+
+
+def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.DataFrame:
+    """Make the labeller's labels the labels of the prepared frames; returns the new labels table.
+
+    Frames labelled in the project but not in the selection are ignored; selected frames left
+    unlabelled are kept with NaN (not labelled). Files are replaced atomically.
+    """
+    prepared_dir = Path(prepared_dir)
+    facts, selection, _ = _read_prepared(prepared_dir)
+    labelled = load_dlc_project(Path(project_dir), scorer=scorer).annotations
+    if set(labelled["bodypart"]) != set(facts["bodyparts"]):
+        raise DataError(f"{project_dir} labels bodyparts {sorted(set(labelled['bodypart']))}, "
+                        f"the prepared data {facts['bodyparts']}; label the project's own bodyparts.")
+    keys = selection[["participant", "video", "frame"]].drop_duplicates()
+    labels = keys.merge(labelled.drop(columns=["participant", "image"]), on=["video", "frame"], how="left")
+    unlabelled = labels[labels["bodypart"].isna()][["video", "frame"]].drop_duplicates()
+    if len(unlabelled):
+        log.warning("%d selected frame(s) have no labels in %s, e.g. %s", len(unlabelled), project_dir,
+                    unlabelled.head(3).values.tolist())
+        labels = labels.dropna(subset=["bodypart"])
+    labels = labels.sort_values(["video", "frame"], kind="stable")[["participant", "video", "frame", "bodypart", "x", "y"]]
+
+    for video, rows in selection.groupby("video"):
+        staging = prepared_dir / "labeled-data" / f".{video}.import"
+        shutil.rmtree(staging, ignore_errors=True)
+        images = rows.set_index("frame")["image"].map(lambda i: Path(i).name)
+        write_collected_data(labels[labels["video"] == video], images, facts["scorer"], facts["bodyparts"], staging)
+        for written in staging.iterdir():
+            os.replace(written, prepared_dir / "labeled-data" / video / written.name)
+        staging.rmdir()
+    temporary = prepared_dir / ".labels.csv.import"
+    labels.to_csv(temporary, index=False, float_format="%.3f")
+    os.replace(temporary, prepared_dir / "labels.csv")
+    return labels
+
+
+def _read_prepared(prepared_dir: Path):
+    meta = prepared_dir / "dataset.yaml"
+    if not meta.is_file():
+        raise DataError(f"{meta} does not exist; prepare the frames first with `python -m src.prepare`.")
+    facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
+    return facts, pd.read_csv(prepared_dir / "selection.csv"), pd.read_csv(prepared_dir / "labels.csv")
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
+    project_dir = Path(cfg.paths.labelling_dir) / cfg.data.name
+    if cfg.labelling.action == "export":
+        config = export_for_labelling(prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels)
+        print(f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\"")
+    elif cfg.labelling.action == "import":
+        labels = import_labels(project_dir, prepared_dir, cfg.labelling.scorer)
+        print(f"imported {len(labels)} labels into {prepared_dir}")
+    else:
+        raise DataError(f"labelling.action={cfg.labelling.action!r} is unknown; use export or import.")
+
+
+if __name__ == "__main__":
+    main()
