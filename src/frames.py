@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import zlib
 from pathlib import Path
 
 import cv2
@@ -101,13 +102,18 @@ def n_test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
     return max(1, round(max_train_frames * test_fraction / (1 - test_fraction)))
 
 
+def video_seeds(seed: int, video: str) -> list[int]:
+    """Random streams of one video: derived from its name, so adding videos leaves the others unchanged."""
+    return [seed, zlib.crc32(video.encode("utf-8"))]
+
+
 def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
     """Ranked selection for every video of ``split``: one row per selected frame (SELECTION_COLUMNS)."""
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
     n_test = n_test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
     rows = []
-    for video_index, video in enumerate(split.itertuples(index=False)):
-        seed = int(frames_cfg.seed) + video_index
+    for video in split.itertuples(index=False):
+        seeds = video_seeds(int(frames_cfg.seed), video.video)
         if video.set == DEVELOPMENT:
             wanted = int(frames_cfg.max_train_frames_per_video) + n_test
         else:
@@ -115,14 +121,14 @@ def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataF
         frame_numbers, features = _pool(dataset, video.video, size, int(frames_cfg.max_frames_for_clustering))
         if len(frame_numbers) < wanted:
             log.warning("%s: %d frame(s) asked, only %d available; all are used", video.video, wanted, len(frame_numbers))
-        ranked = frame_numbers[rank_kmeans(features, wanted, seed)]
+        ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
         if video.set == DEVELOPMENT:
             if len(ranked) < 2:
                 raise DataError(
                     f"development video {video.video} of {dataset.root} has {len(ranked)} usable frame(s); "
                     "at least 2 (one train, one test) are needed. Label more frames or drop the video."
                 )
-            rng = np.random.default_rng([int(frames_cfg.seed), video_index])
+            rng = np.random.default_rng(seeds)
             is_test = np.zeros(len(ranked), bool)
             is_test[rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)] = True
             roles = np.where(is_test, TEST, TRAIN)
@@ -156,9 +162,10 @@ def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: floa
     labels = keys.merge(dataset.annotations, on=["participant", "video", "frame"], how="left")
     labels = labels.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
     if dataset.kind == "synthetic" and label_noise_px > 0:
-        rng = np.random.default_rng(seed)
-        noise = rng.normal(0.0, label_noise_px, size=(len(labels), 2))
-        sizes = labels[["video"]].merge(dataset.videos[["video", "width", "height"]], on="video")
-        labels["x"] = np.clip(labels["x"] + noise[:, 0], 0, sizes["width"].to_numpy() - 1)
-        labels["y"] = np.clip(labels["y"] + noise[:, 1], 0, sizes["height"].to_numpy() - 1)
+        sizes = dataset.videos.set_index("video")
+        for video, rows in labels.groupby("video"):
+            rng = np.random.default_rng(video_seeds(seed, video) + [1])
+            noise = rng.normal(0.0, label_noise_px, size=(len(rows), 2))
+            labels.loc[rows.index, "x"] = np.clip(rows["x"] + noise[:, 0], 0, sizes.at[video, "width"] - 1)
+            labels.loc[rows.index, "y"] = np.clip(rows["y"] + noise[:, 1], 0, sizes.at[video, "height"] - 1)
     return labels[["participant", "video", "frame", "bodypart", "x", "y"]]
