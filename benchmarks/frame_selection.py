@@ -7,8 +7,11 @@ measure how diverse the picked frames are:
 * pose spread: mean pairwise distance between the ground-truth poses of the picked frames
   (body-centred, px per point; higher = more varied postures to learn from);
 * pose coverage: mean distance from every frame's pose to the nearest picked pose (px per point;
-  lower = the picks represent the whole video better);
+  lower = the picks represent the whole video better). This is what k-means frame selection is
+  for ("cover the variety of postures"), so it is the headline diversity figure;
 * image spread: mean pairwise distance between the picked frames' 32 x 24 grey thumbnails.
+
+Frames drawn uniformly at random (untimed) are listed as a reference point.
 
 Run after ``python -m src.cohort`` (default cohort):
     .venv/bin/python -m benchmarks.frame_selection --videos 6 --repeats 5
@@ -50,7 +53,7 @@ def deeplabcuts(config_path: Path, video: str) -> list[int]:
     import deeplabcut
 
     shutil.rmtree(config_path.parent / "labeled-data" / video, ignore_errors=True)
-    with contextlib.redirect_stdout(io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         deeplabcut.extract_frames(str(config_path), mode="automatic", algo="kmeans", userfeedback=False, crop=False)
     names = (config_path.parent / "labeled-data" / video).glob("img*.png")
     return sorted(int(p.stem[3:]) for p in names)
@@ -100,6 +103,11 @@ def main() -> None:
                     seconds = time.perf_counter() - started
                     rows.append(dict(video=video, method=method, repeat=repeat, seconds=seconds,
                                      n_frames=len(frames), **diversity(frames, poses, thumbnails)))
+        rng = np.random.default_rng(0)
+        for repeat in range(args.repeats):
+            frames = sorted(rng.choice(len(poses), n_frames, replace=False))
+            rows.append(dict(video=video, method="uniform random (reference)", repeat=repeat, seconds=np.nan,
+                             n_frames=n_frames, **diversity(frames, poses, thumbnails)))
     results = pd.DataFrame(rows)
     summary = results.groupby("method").median(numeric_only=True).drop(columns="repeat")
     ratio = summary.loc["deeplabcut", "seconds"] / summary.loc["ours", "seconds"]
