@@ -14,8 +14,10 @@ Raw data is only ever read: nothing under a data set's root is written, moved or
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,16 @@ DLC_PLACEHOLDER = "WILL BE AUTOMATICALLY UPDATED"
 
 class DataError(ValueError):
     """Bad input data. The message names the file or key at fault and how to fix it."""
+
+
+@contextlib.contextmanager
+def exit_on_data_error():
+    """In an entry point: show a DataError as one clear line and exit with status 2, no traceback."""
+    try:
+        yield
+    except DataError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)
 
 
 @dataclass

@@ -82,8 +82,9 @@ def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
     picks = []
     for cluster in range(n_picks):
         members = np.flatnonzero(kmeans.labels_ == cluster)
-        picks.append(members[np.argmin(distances[members, cluster])] if len(members) else None)
-    picks = np.array([p for p in picks if p is not None])
+        if len(members):  # identical frames can leave a cluster empty
+            picks.append(members[np.argmin(distances[members, cluster])])
+    picks = np.array(picks)
     cluster_sizes = np.bincount(kmeans.labels_, minlength=n_picks)[kmeans.labels_[picks]]
     order = [int(np.argmax(cluster_sizes))]
     nearest = np.linalg.norm(centred[picks] - centred[picks[order[0]]], axis=1)
@@ -110,6 +111,9 @@ def video_seeds(seed: int, video: str) -> list[int]:
 def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
     """Ranked selection for every video of ``split``: one row per selected frame (SELECTION_COLUMNS)."""
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
+    for key in ("max_train_frames_per_video", "generalisation_frames_per_video"):
+        if int(frames_cfg[key]) < 1:
+            raise DataError(f"frames.{key}={frames_cfg[key]} must be at least 1 (conf/frames/).")
     n_test = n_test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
     rows = []
     for video in split.itertuples(index=False):

@@ -20,7 +20,7 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
-from src.dataset import DataError, load_dlc_project, write_collected_data
+from src.dataset import DataError, exit_on_data_error, load_dlc_project, write_collected_data
 
 log = logging.getLogger(__name__)
 
@@ -104,15 +104,15 @@ def _read_prepared(prepared_dir: Path):
 def main(cfg: DictConfig) -> None:
     prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
     project_dir = Path(cfg.paths.labelling_dir) / cfg.data.name
-    if cfg.labelling.action == "export":
-        config = export_for_labelling(prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels)
-        print(f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\"")
-    elif cfg.labelling.action == "import":
-        labels = import_labels(project_dir, prepared_dir, cfg.labelling.scorer)
-        print(f"imported {len(labels)} labels into {prepared_dir}")
-    else:
-        raise DataError(f"labelling.action={cfg.labelling.action!r} is unknown; use export or import.")
-
+    with exit_on_data_error():
+        if cfg.labelling.action == "export":
+            config = export_for_labelling(prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels)
+            print(f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\"")
+        elif cfg.labelling.action == "import":
+            labels = import_labels(project_dir, prepared_dir, cfg.labelling.scorer)
+            print(f"imported {len(labels)} labels into {prepared_dir}")
+        else:
+            raise DataError(f"labelling.action={cfg.labelling.action!r} is unknown; use export or import.")
 
 if __name__ == "__main__":
     main()

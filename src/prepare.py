@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src.dataset import Dataset, DataError, load_dataset, write_collected_data
+from src.dataset import Dataset, DataError, exit_on_data_error, load_dataset, write_collected_data
 from src.files import atomic_directory
 from src.frames import TRAIN, label_frames, select_frames, n_test_frames_per_video
 from src.split import DEVELOPMENT, split_participants
@@ -132,7 +132,8 @@ def _write_yaml(path: Path, content: dict) -> None:
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    print(f"prepared frames: {prepare(cfg)}")
+    with exit_on_data_error():
+        print(f"prepared frames: {prepare(cfg)}")
 
 
 if __name__ == "__main__":

@@ -142,3 +142,37 @@ def test_labelling_round_trip_through_deeplabcut(prepared, tmp_path):
     reread = pd.read_csv(work / "labels.csv")
     np.testing.assert_allclose(reread["x"], relabelled["x"], atol=1e-3)
     assert load_dlc_project(project, scorer="Ana").annotations["x"].notna().all()
+
+
+@pytest.fixture
+def cohort_copy(prepared, tmp_path):
+    cfg, _, _ = prepared
+    copy = tmp_path / "cohort copy"
+    shutil.copytree(f"{cfg.paths.synthetic_dir}/clinical", copy)
+    return copy
+
+
+def test_cohort_with_a_corrupt_video(cohort_copy):
+    from src.dataset import load_synthetic
+
+    video = sorted((cohort_copy / "videos").glob("*.mp4"))[1]
+    video.write_bytes(b"not a video" * 100)
+    with pytest.raises(DataError, match=rf"{video.name} cannot be decoded by OpenCV"):
+        load_synthetic(cohort_copy)
+    video.unlink()
+    with pytest.raises(DataError, match=rf"video .*{video.name} does not exist"):
+        load_synthetic(cohort_copy)
+
+
+def test_cohort_with_bad_ground_truth(cohort_copy):
+    from src.dataset import load_synthetic
+
+    truth_path = cohort_copy / "ground_truth.csv"
+    truth = pd.read_csv(truth_path)
+    truth.loc[len(truth)] = [truth["video"].iloc[0], 999, "head", 10.0, 10.0, 0]
+    truth.to_csv(truth_path, index=False)
+    with pytest.raises(DataError, match=r"ground_truth.csv annotates frame 999 of video P01_S1, which has \d+ frames"):
+        load_synthetic(cohort_copy)
+    truth_path.unlink()
+    with pytest.raises(DataError, match=r"ground_truth.csv does not exist"):
+        load_synthetic(cohort_copy)

@@ -77,3 +77,30 @@ def test_selection_from_a_real_project_uses_its_labelled_frames(tmp_path):
     greedy = OmegaConf.merge(frames_cfg, {"max_train_frames_per_video": 100})
     selection = select_frames(dataset, split, greedy)
     assert len(selection) == 55 and (selection["role"] == TEST).sum() == 5
+
+
+def test_selection_refuses_zero_frames(tmp_path):
+    dataset = load_dlc_project(REACHING)
+    split = dataset.videos[["participant", "video", "session"]].assign(set=DEVELOPMENT)
+    frames_cfg = OmegaConf.merge(compose_config(tmp_path).frames, {"generalisation_frames_per_video": 0})
+    with pytest.raises(DataError, match="frames.generalisation_frames_per_video=0 must be at least 1"):
+        select_frames(dataset, split, frames_cfg)
+
+
+def test_cli_reports_too_few_participants_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO, tree_checksums
+
+    before = tree_checksums(REACHING)
+    result = subprocess.run(
+        [sys.executable, "-m", "src.prepare", "data=dlc_project", f"data.root={REACHING}",
+         f"paths.data_dir={tmp_path}"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith("error: 1 participant(s) cannot be split")
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "prepared").exists()  # nothing half-written
+    assert tree_checksums(REACHING) == before
