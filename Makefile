@@ -14,9 +14,9 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	touch $(STAMP)
 
-demo: setup       ## the main job on the embedded synthetic cohort
-	$(PY) -m src.cohort
-	$(PY) -m src.prepare
+demo: setup       ## the main job on the embedded synthetic cohort: the DVC pipeline (dvc.yaml)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
+	@echo "prepared frames and labels: data/prepared/synthetic_clinical/ (split.csv, selection.csv, labels.csv, labeled-data/)"
 
 test: setup       ## the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"
