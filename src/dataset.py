@@ -169,7 +169,7 @@ def load_dlc_project(
     if cfg.get("multianimalproject"):
         raise DataError(
             f"{config_path} is a multi-animal project (multianimalproject: true); only single-animal "
-            "projects are supported. Convert it with deeplabcut.convert2_maDLC's inverse or label one subject."
+            "projects are supported; label one subject per video in a single-animal DeepLabCut project."
         )
     bodyparts = cfg.get("bodyparts")
     if not bodyparts or not isinstance(bodyparts, list):
@@ -294,7 +294,7 @@ def _tidy_collected_data(wide, path, root, folder_name, scorer, bodyparts) -> pd
     if file_scorers != [scorer]:
         raise DataError(
             f"{path} is labelled by scorer(s) {file_scorers} in its header but its name says {scorer!r}; "
-            "rename the file or fix the header (deeplabcut.utils.conversioncode can rewrite it)."
+            f"rename the file to CollectedData_{file_scorers[0]}.h5 or re-save the labels as {scorer!r}."
         )
     labelled = list(dict.fromkeys(wide.columns.get_level_values("bodyparts")))
     missing = [b for b in bodyparts if b not in labelled]
@@ -316,7 +316,7 @@ def _tidy_collected_data(wide, path, root, folder_name, scorer, bodyparts) -> pd
         if not image_path.is_file():
             raise DataError(
                 f"{path} labels {image}, but {image_path} does not exist; restore the frame or "
-                "remove its row (deeplabcut.dropimagesduetolackofannotation / the labelling GUI)."
+                "remove its row with deeplabcut.dropannotationfileentriesduetodeletedimages(config)."
             )
         sizes[image] = Image.open(image_path).size  # reads the header only
 

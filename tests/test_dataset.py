@@ -156,3 +156,12 @@ def test_corrupt_and_empty_video(reaching_copy):
     empty.touch()
     with pytest.raises(DataError, match=r"empty.mp4 is empty \(0 bytes\)"):
         probe_video(empty)
+
+
+def test_scorer_in_header_differs_from_file_name(reaching_copy):
+    csv = _csv_only(reaching_copy)
+    lines = csv.read_text().splitlines()
+    lines[0] = lines[0].replace("Mackenzie", "Bob")
+    csv.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"labelled by scorer\(s\) \['Bob'\] in its header but its name says 'Mackenzie'"):
+        load_dlc_project(reaching_copy)
