@@ -114,5 +114,6 @@ def main(cfg: DictConfig) -> None:
         else:
             raise DataError(f"labelling.action={cfg.labelling.action!r} is unknown; use export or import.")
 
+
 if __name__ == "__main__":
     main()
