@@ -1,13 +1,15 @@
 """The data layer: one loader that turns a data set into one table of annotations.
 
-Two kinds of data set are understood (``data.kind`` in ``conf/data/``):
+Three kinds of data set are understood (``data.kind`` in ``conf/data/``):
 
 * ``synthetic``: a cohort written by ``src.cohort`` (videos, ``ground_truth.csv``,
   ``participants.csv``, ``dataset.yaml``); every frame has exact ground truth.
 * ``dlc_project``: an existing DeepLabCut project (``config.yaml``, ``videos/``,
   ``labeled-data/<video>/CollectedData_<scorer>.h5`` or ``.csv``); its labelled frames are the pool.
+* ``videos``: a folder of new recordings with no labels yet; frames are selected from every video
+  frame and exported for labelling (``src.labelling``).
 
-Both give a :class:`Dataset` whose ``annotations`` table has one row per
+All give a :class:`Dataset` whose ``annotations`` table has one row per
 (participant, video, frame, bodypart) with pixel coordinates x, y (NaN where not labelled).
 Raw data is only ever read: nothing under a data set's root is written, moved or deleted.
 """
@@ -69,10 +71,10 @@ class Dataset:
 def load_dataset(data_cfg) -> Dataset:
     """Load the data set described by a ``conf/data/*.yaml`` config."""
     kind = data_cfg.kind
+    participants = data_cfg.get("participants", {}) or {}
     if kind == "synthetic":
         return load_synthetic(Path(data_cfg.root), name=data_cfg.name)
     if kind == "dlc_project":
-        participants = data_cfg.get("participants", {}) or {}
         return load_dlc_project(
             Path(data_cfg.root),
             name=data_cfg.name,
@@ -81,7 +83,17 @@ def load_dataset(data_cfg) -> Dataset:
             participant_pattern=participants.get("pattern"),
             cm_per_px=data_cfg.get("cm_per_px"),
         )
-    raise DataError(f"data.kind={kind!r} is unknown; choose 'synthetic' or 'dlc_project' (conf/data/).")
+    if kind == "videos":
+        return load_videos(
+            Path(data_cfg.root),
+            name=data_cfg.name,
+            bodyparts=list(data_cfg.bodyparts),
+            skeleton=[list(pair) for pair in data_cfg.get("skeleton") or []],
+            participants_table=participants.get("table"),
+            participant_pattern=participants.get("pattern"),
+            cm_per_px=data_cfg.get("cm_per_px"),
+        )
+    raise DataError(f"data.kind={kind!r} is unknown; choose synthetic, dlc_project or videos (conf/data/).")
 
 
 # --------------------------------------------------------------------------- synthetic cohort
@@ -138,6 +150,40 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
         scorer="ground_truth",
         videos=videos,
         annotations=annotations.sort_values(["video", "frame"], kind="stable").reset_index(drop=True),
+    )
+
+
+# --------------------------------------------------------------------------- videos not yet labelled
+
+
+def load_videos(
+    root: Path,
+    name: str,
+    bodyparts: list[str],
+    skeleton: list[list[str]],
+    participants_table: str | None = None,
+    participant_pattern: str | None = None,
+    cm_per_px: float | None = None,
+) -> Dataset:
+    """A folder of new recordings without labels: frames are selected from them for labelling."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"data.root={root} is not a folder; point it at the folder holding your videos.")
+    paths = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+    if not paths:
+        raise DataError(f"{root} holds no video files ({', '.join(VIDEO_SUFFIXES)}); point data.root at your videos.")
+    if not bodyparts or len(set(bodyparts)) != len(bodyparts):
+        raise DataError("data.bodyparts must list each bodypart to label once (conf/data/videos.yaml).")
+    mapping = _participants_for([p.stem for p in paths], participants_table, participant_pattern, root)
+    videos = []
+    for path in paths:
+        n_frames, width, height = probe_video(path)
+        videos.append(dict(participant=mapping[path.stem][0], video=path.stem, session=mapping[path.stem][1],
+                           path=str(path), n_frames=n_frames, width=width, height=height))
+    return Dataset(
+        name=name, kind="videos", root=root, bodyparts=list(bodyparts), skeleton=skeleton,
+        cm_per_px=float(cm_per_px) if cm_per_px else None, scorer="manual",
+        videos=pd.DataFrame(videos), annotations=pd.DataFrame(columns=ANNOTATION_COLUMNS),
     )
 
 

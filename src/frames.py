@@ -146,9 +146,9 @@ def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataF
 
 
 def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate frames of a video and their features: every frame of a synthetic video, or the
-    labelled frames (with at least one labelled point) of an imported DeepLabCut project."""
-    if dataset.kind == "synthetic":
+    """Candidate frames of a video and their features: every frame of a video, or, for an imported
+    DeepLabCut project, its labelled frames (those with at least one labelled point)."""
+    if dataset.kind != "dlc_project":
         path = dataset.videos.set_index("video").loc[video, "path"]
         return video_features(path, size, max_frames)
     labelled = dataset.annotations[dataset.annotations["video"] == video].dropna(subset=["x", "y"])
@@ -160,10 +160,13 @@ def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: floa
     """Labels of the selected frames, one row per (video, frame, bodypart).
 
     Synthetic cohorts get the ground truth plus Gaussian labelling error (SD ``label_noise_px``
-    per coordinate, clipped to the image); imported projects keep their human labels as they are.
+    per coordinate, clipped to the image); imported projects keep their human labels as they are;
+    unlabelled videos get NaN, to be labelled through ``src.labelling``.
     """
     keys = selection[["participant", "video", "frame"]].drop_duplicates()
-    labels = keys.merge(dataset.annotations, on=["participant", "video", "frame"], how="left")
+    if dataset.annotations.empty:  # videos not labelled yet: every point NaN until labels are imported
+        keys = keys.merge(pd.DataFrame({"bodypart": dataset.bodyparts}), how="cross")
+    labels = keys.merge(dataset.annotations, on=list(keys.columns), how="left")
     labels = labels.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
     if dataset.kind == "synthetic" and label_noise_px > 0:
         sizes = dataset.videos.set_index("video")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -180,3 +181,34 @@ def test_cohort_with_bad_ground_truth(cohort_copy):
     truth_path.unlink()
     with pytest.raises(DataError, match=r"ground_truth.csv does not exist"):
         load_synthetic(cohort_copy)
+
+
+def test_new_videos_are_selected_exported_labelled_and_imported(prepared, tmp_path):
+    """The user's own unlabelled recordings, names with spaces and non-ASCII letters included."""
+    cfg, _, _ = prepared
+    recordings = tmp_path / "Aufnahmen März"
+    recordings.mkdir()
+    sources = sorted(Path(f"{cfg.paths.synthetic_dir}/clinical/videos").glob("*.mp4"))
+    for source, target in zip(sources, ["Kind Ä_1", "Kind Ä_2", "Kind B_1", "Kind C_1"]):
+        shutil.copyfile(source, recordings / f"{target}.mp4")
+    before = tree_checksums(recordings)
+
+    run_cfg = compose_config(tmp_path, "data=videos", f"data.root='{recordings}'", "data.name=new")  # Hydra needs quotes around spaces
+    out = prepare(run_cfg)
+    split = pd.read_csv(out / "split.csv")
+    assert split.groupby("participant").size().to_dict() == {"Kind Ä": 2, "Kind B": 1, "Kind C": 1}
+    labels = pd.read_csv(out / "labels.csv")
+    assert labels["x"].isna().all() and len(labels) == len(pd.read_csv(out / "selection.csv")) * 14
+
+    project = tmp_path / "labelling"
+    export_for_labelling(out, project, scorer="Ana", include_labels=False)
+    labelled = labels.assign(x=10.0, y=20.0)
+    selection = pd.read_csv(out / "selection.csv")
+    for video, rows in selection.groupby("video"):
+        images = rows.set_index("frame")["image"].map(lambda i: i.split("/")[-1])
+        write_collected_data(labelled[labelled["video"] == video], images, "Ana", run_cfg.data.bodyparts,
+                             project / "labeled-data" / video)
+    import_labels(project, out, scorer="Ana")
+    reread = pd.read_csv(out / "labels.csv")
+    assert (reread["x"] == 10.0).all() and (reread["y"] == 20.0).all()
+    assert tree_checksums(recordings) == before
