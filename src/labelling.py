@@ -20,7 +20,8 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
-from src.dataset import DataError, exit_on_data_error, load_dlc_project, write_collected_data
+from src.dataset import DataError, exit_on_data_error, load_dlc_project
+from src.prepare import write_labels
 
 log = logging.getLogger(__name__)
 
@@ -36,15 +37,14 @@ def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, inc
             f"{project_dir} already holds a labelling project; import its labels first "
             "(labelling.action=import) or move it away. It is never overwritten."
         )
+    if include_labels:
+        write_labels(labels, selection, scorer, facts["bodyparts"], project_dir / "labeled-data")
     video_sets = {}
     for video, rows in selection.groupby("video"):
         folder = project_dir / "labeled-data" / video
-        folder.mkdir(parents=True)
+        folder.mkdir(parents=True, exist_ok=True)
         for image in rows["image"]:
             shutil.copyfile(prepared_dir / image, folder / Path(image).name)
-        if include_labels:
-            images = rows.set_index("frame")["image"].map(lambda i: Path(i).name)
-            write_collected_data(labels[labels["video"] == video], images, scorer, facts["bodyparts"], folder)
         # DeepLabCut finds a labeled-data folder through the stem of its video_sets key.
         width, height = Image.open(folder / Path(rows["image"].iloc[0]).name).size
         video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {"crop": f"0, {width}, 0, {height}"}
@@ -78,14 +78,12 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
         labels = labels.dropna(subset=["bodypart"])
     labels = labels.sort_values(["video", "frame"], kind="stable")[["participant", "video", "frame", "bodypart", "x", "y"]]
 
-    for video, rows in selection.groupby("video"):
-        staging = prepared_dir / "labeled-data" / f".{video}.import"
-        shutil.rmtree(staging, ignore_errors=True)
-        images = rows.set_index("frame")["image"].map(lambda i: Path(i).name)
-        write_collected_data(labels[labels["video"] == video], images, facts["scorer"], facts["bodyparts"], staging)
-        for written in staging.iterdir():
-            os.replace(written, prepared_dir / "labeled-data" / video / written.name)
-        staging.rmdir()
+    staging = prepared_dir / ".labeled-data.import"
+    shutil.rmtree(staging, ignore_errors=True)
+    write_labels(labels, selection, facts["scorer"], facts["bodyparts"], staging)
+    for written in staging.glob("*/*"):
+        os.replace(written, prepared_dir / "labeled-data" / written.relative_to(staging))
+    shutil.rmtree(staging)
     temporary = prepared_dir / ".labels.csv.import"
     labels.to_csv(temporary, index=False, float_format="%.3f")
     os.replace(temporary, prepared_dir / "labels.csv")

@@ -49,16 +49,21 @@ def prepare(cfg: DictConfig) -> Path:
 
     with atomic_directory(out_dir) as staging:
         selection["image"] = write_frame_images(dataset, selection, staging / "labeled-data")
-        for video, video_labels in labels.groupby("video"):
-            images = selection[selection["video"] == video].set_index("frame")["image"].map(lambda i: Path(i).name)
-            write_collected_data(video_labels, images, dataset.scorer, dataset.bodyparts,
-                                 staging / "labeled-data" / video)
+        write_labels(labels, selection, dataset.scorer, dataset.bodyparts, staging / "labeled-data")
         split.to_csv(staging / "split.csv", index=False)
         selection.to_csv(staging / "selection.csv", index=False)
         labels.to_csv(staging / "labels.csv", index=False, float_format="%.3f")
         _write_yaml(staging / "dataset.yaml", describe(dataset, split, selection, cfg))
     log.info("prepared %d frames of %d videos into %s", len(selection), len(split), out_dir)
     return out_dir
+
+
+def write_labels(labels: pd.DataFrame, selection: pd.DataFrame, scorer: str, bodyparts: list[str],
+                 labeled_data: Path) -> None:
+    """Write ``labeled-data/<video>/CollectedData_<scorer>.h5/.csv`` for every video of ``selection``."""
+    for video, rows in selection.groupby("video"):
+        images = rows.set_index("frame")["image"].map(lambda i: Path(i).name)
+        write_collected_data(labels[labels["video"] == video], images, scorer, bodyparts, labeled_data / video)
 
 
 def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: Path) -> pd.Series:
@@ -68,11 +73,12 @@ def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: 
     every codec); frames of an imported project are copied from its labeled-data folder.
     """
     images = pd.Series(index=selection.index, dtype=object)
+    if dataset.kind == "dlc_project":
+        source = dataset.annotations.drop_duplicates(["video", "frame"]).set_index(["video", "frame"])["image"]
     for video, rows in selection.groupby("video"):
         folder = labeled_data / video
         folder.mkdir(parents=True, exist_ok=True)
         if dataset.kind == "dlc_project":
-            source = dataset.annotations.drop_duplicates(["video", "frame"]).set_index(["video", "frame"])["image"]
             for index, frame in rows["frame"].items():
                 name = Path(source[(video, frame)]).name
                 shutil.copyfile(dataset.root / source[(video, frame)], folder / name)

@@ -12,10 +12,10 @@ import pytest
 import yaml
 
 from src.cohort import generate_all
-from src.dataset import DataError, load_dlc_project, read_collected_data, write_collected_data
+from src.dataset import DataError, load_dlc_project, read_collected_data
 from src.frames import TEST, TRAIN
 from src.labelling import export_for_labelling, import_labels
-from src.prepare import prepare
+from src.prepare import prepare, write_labels
 from src.split import DEVELOPMENT, GENERALISATION
 from tests.conftest import compose_config, tree_checksums
 
@@ -132,10 +132,7 @@ def test_labelling_round_trip_through_deeplabcut(prepared, tmp_path):
     labels = pd.read_csv(work / "labels.csv")
     relabelled = labels.assign(x=labels["x"] + 2.0)
     bodyparts = yaml.safe_load((work / "dataset.yaml").read_text())["bodyparts"]
-    for video, rows in selection.groupby("video"):
-        images = rows.set_index("frame")["image"].map(lambda i: i.split("/")[-1])
-        write_collected_data(relabelled[relabelled["video"] == video], images, "Ana", bodyparts,
-                             project / "labeled-data" / video)
+    write_labels(relabelled, selection, "Ana", bodyparts, project / "labeled-data")
 
     # DeepLabCut's own readers accept the project and its labels
     dlc_cfg = read_config(config_path)
@@ -204,10 +201,7 @@ def test_new_videos_are_selected_exported_labelled_and_imported(prepared, tmp_pa
     export_for_labelling(out, project, scorer="Ana", include_labels=False)
     labelled = labels.assign(x=10.0, y=20.0)
     selection = pd.read_csv(out / "selection.csv")
-    for video, rows in selection.groupby("video"):
-        images = rows.set_index("frame")["image"].map(lambda i: i.split("/")[-1])
-        write_collected_data(labelled[labelled["video"] == video], images, "Ana", run_cfg.data.bodyparts,
-                             project / "labeled-data" / video)
+    write_labels(labelled, selection, "Ana", run_cfg.data.bodyparts, project / "labeled-data")
     import_labels(project, out, scorer="Ana")
     reread = pd.read_csv(out / "labels.csv")
     assert (reread["x"] == 10.0).all() and (reread["y"] == 20.0).all()
