@@ -1,0 +1,249 @@
+"""DeepLabCut 3 (PyTorch engine) for one training: project, training set, training, inference.
+
+Every model is trained in a DeepLabCut project of its own, written from the prepared frames, so
+that a person can open it with DeepLabCut's own tools and nothing here depends on DeepLabCut's
+unseeded frame extraction or train/test split: the training set is made with explicit indices.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from src.prepare import write_labels
+
+SHUFFLE = 1
+
+
+@dataclass
+class TrainingSet:
+    """A DeepLabCut project with one shuffle whose train/test frames are the ones we chose."""
+
+    project_config: Path   # <project>/config.yaml
+    model_folder: Path     # <project>/dlc-models-pytorch/iteration-0/<task>-trainset<pct>shuffle1
+    n_train: int
+    n_test: int
+
+    @property
+    def pose_config(self) -> Path:
+        return self.model_folder / "train" / "pytorch_config.yaml"
+
+
+def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
+                      project_dir: Path, net_type: str) -> TrainingSet:
+    """Write a DeepLabCut project holding exactly the ``selection`` rows and make its training set.
+
+    Rows whose ``role`` is ``test`` become DeepLabCut's test split, all others its train split.
+    """
+    import deeplabcut
+    from deeplabcut.core.config import ProjectConfig, write_project_config
+
+    prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
+    shutil.rmtree(project_dir, ignore_errors=True)
+    labeled = project_dir / "labeled-data"
+    for image in selection["image"]:
+        (labeled / Path(image).parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(prepared_dir / image, project_dir / image)
+    write_labels(labels.merge(selection[["video", "frame"]]), selection, facts["scorer"], facts["bodyparts"], labeled)
+
+    # DeepLabCut finds labeled-data/<video> through the stem of each video_sets key; the videos
+    # themselves are not needed to train.
+    width, height = image_size(project_dir / selection["image"].iloc[0])
+    video_sets = {str(project_dir / "videos" / f"{video}.mp4"): {"crop": f"0, {width}, 0, {height}"}
+                  for video in sorted(selection["video"].unique())}
+    is_test = (selection["role"] == "test").to_numpy()
+    train_fraction = round(int((~is_test).sum()) / len(selection), 2)
+    config = ProjectConfig(
+        Task=facts["name"], scorer=facts["scorer"], date="", project_path=project_dir.resolve(), iteration=0,
+        video_sets=video_sets, bodyparts=facts["bodyparts"], skeleton=facts["skeleton"],
+        TrainingFraction=[train_fraction],
+    )
+    write_project_config(project_dir / "config.yaml", config)
+
+    # Indices refer to rows of the table DeepLabCut merges from labeled-data: ask it for that table.
+    from deeplabcut.generate_training_dataset.trainingsetmanipulation import merge_annotateddatasets
+    from deeplabcut.utils.auxiliaryfunctions import get_training_set_folder, read_config
+
+    project_cfg = read_config(str(project_dir / "config.yaml"))
+    merged_dir = project_dir / get_training_set_folder(project_cfg)
+    merged_dir.mkdir(parents=True, exist_ok=True)
+    merged = merge_annotateddatasets(project_cfg, merged_dir)
+    position = {"/".join(index): i for i, index in enumerate(merged.index)}
+    train = sorted(position[i] for i in selection.loc[~is_test, "image"])
+    test = sorted(position[i] for i in selection.loc[is_test, "image"])
+    deeplabcut.create_training_dataset(
+        str(project_dir / "config.yaml"), Shuffles=[SHUFFLE], trainIndices=[train], testIndices=[test],
+        net_type=net_type, engine=deeplabcut.Engine.PYTORCH, userfeedback=False,
+    )
+    (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(f"*shuffle{SHUFFLE}")
+    return TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file."""
+    with Image.open(path) as image:
+        return image.size
+
+
+def pose_config_updates(model_cfg, training_cfg, pose_config: dict, image_wh: tuple[int, int], n_train: int) -> dict:
+    """Dotted-key updates of DeepLabCut's pytorch_config.yaml for a model and a training profile.
+
+    The budget is given in iterations (batches), as in the paper, and turned into epochs for this
+    training-set size, so every condition gets the same number of updates.
+    """
+    batch_size = int(training_cfg.batch_size)
+    epochs = epochs_for(int(training_cfg.iterations), batch_size, n_train)
+    between = max(1, math.ceil(epochs / int(training_cfg.evaluations)))
+    width, height = image_wh
+    updates = {
+        "train_settings.batch_size": batch_size,
+        "train_settings.epochs": epochs,
+        "train_settings.seed": int(training_cfg.seed),
+        "train_settings.display_iters": 10**9,  # per-epoch losses are logged; no per-batch prints
+        # Default crops are 448 x 448 whatever the image size; crop to the image instead.
+        "data.train.crop_sampling": {"width": width, "height": height, "max_shift": 0.1, "method": "hybrid"},
+        "runner.optimizer": {"type": "AdamW", "params": {"lr": float(training_cfg.learning_rate)}},
+        "runner.scheduler": {"type": "LRListScheduler", "params": {
+            "milestones": [max(1, round(f * epochs)) for f in training_cfg.lr_drops.at_fraction],
+            "lr_list": [[float(lr)] for lr in training_cfg.lr_drops.learning_rates]}},
+        # The default key metric, test mAP, stays 0 for a young model; lower rmse is better.
+        "runner.key_metric": "test.rmse",
+        "runner.key_metric_asc": False,
+        "runner.eval_interval": between,
+        "runner.snapshots.save_epochs": between,
+        "runner.snapshots.max_snapshots": 1,
+        "runner.snapshots.save_optimizer_state": True,  # so a killed training can resume
+        "device": str(training_cfg.device),
+        "runner.device": str(training_cfg.device),
+    }
+    return updates | backbone_updates(model_cfg, pose_config)
+
+
+def backbone_updates(model_cfg, pose_config: dict) -> dict:
+    """Swap the backbone of DeepLabCut's model for ``model.backbone`` and resize the heads' inputs."""
+    if not model_cfg.get("backbone"):
+        return {}
+    channels = int(model_cfg.backbone_output_channels)
+    updates = {"model.backbone.model_name": str(model_cfg.backbone), "model.backbone_output_channels": channels}
+    for head_name, head in pose_config["model"]["heads"].items():
+        for part in ("heatmap_config", "locref_config"):
+            if part in head:
+                updates[f"model.heads.{head_name}.{part}.channels"] = [channels, *head[part]["channels"][1:]]
+    return updates
+
+
+def epochs_for(iterations: int, batch_size: int, n_train: int) -> int:
+    """Epochs that give at least ``iterations`` batches over ``n_train`` images."""
+    return max(1, math.ceil(iterations / math.ceil(n_train / batch_size)))
+
+
+def train(training_set: TrainingSet, updates: dict, weight_init: dict | None) -> None:
+    """Train with DeepLabCut's own ``train_network``; snapshots land in the model folder."""
+    import deeplabcut
+
+    updates = dict(updates)
+    if weight_init is not None:
+        updates["train_settings.weight_init"] = weight_init
+    deeplabcut.train_network(str(training_set.project_config), shuffle=SHUFFLE, pytorch_cfg_updates=updates)
+
+
+def snapshots(model_folder: Path) -> dict[str, Path]:
+    """{'best': ..., 'last': ...} snapshots of a trained model folder (the same file if the last is best)."""
+    train_dir = Path(model_folder) / "train"
+    found = sorted(train_dir.glob("snapshot-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    if not found:
+        raise FileNotFoundError(f"no snapshot-*.pt in {train_dir}")
+    best = [p for p in found if "-best-" in p.name]
+    return {"best": best[-1] if best else found[-1], "last": found[-1]}
+
+
+def weight_init(snapshot: Path, conversion: list[int] | None) -> dict:
+    """DeepLabCut's ``train_settings.weight_init`` for starting from a snapshot.
+
+    ``conversion`` maps our bodyparts to the snapshot's heatmap channels and loads the heads too;
+    None loads the backbone only (different bodyparts).
+    """
+    return {"snapshot_path": str(snapshot), "with_decoder": conversion is not None,
+            "conversion_array": conversion, "dataset": Path(snapshot).parent.name}
+
+
+def random_weight_init(pose_config: dict, path: Path, seed: int) -> dict:
+    """Start from a randomly initialised model (seeded), saved as a snapshot."""
+    import torch
+    from deeplabcut.pose_estimation_pytorch.models import PoseModel
+
+    torch.manual_seed(seed)
+    model = PoseModel.build(pose_config["model"], pretrained_backbone=False)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.state_dict()}, path)
+    n_bodyparts = len(pose_config["metadata"]["bodyparts"])
+    return weight_init(path, list(range(n_bodyparts)))
+
+
+class HubWeightsUnavailable(RuntimeError):
+    """DeepLabCut's pre-trained backbone is neither downloadable nor in the local hub cache."""
+
+
+def check_hub_weights(pose_config: dict) -> None:
+    """Fetch (or find in the cache) the ImageNet weights DeepLabCut's backbone starts from."""
+    import timm
+
+    name = pose_config["model"]["backbone"]["model_name"]
+    try:
+        timm.create_model(name, pretrained=True)
+    except Exception as error:  # offline: huggingface_hub's LocalEntryNotFoundError, OSError, ...
+        raise HubWeightsUnavailable(
+            f"weights=hub needs the pre-trained {name} backbone from the Hugging Face hub, which cannot be "
+            f"reached and is not in the cache ({type(error).__name__}). Fix: on a machine with internet run "
+            f"`python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` and copy "
+            "~/.cache/huggingface here (or set HF_HOME to a copy), or choose weights=healthy_adults|snapshot|random."
+        ) from None
+
+
+def save_weights_only(snapshot: Path, path: Path) -> Path:
+    """Copy a snapshot without its optimizer state: enough to reload the model and predict."""
+    import torch
+
+    state = torch.load(snapshot, map_location="cpu", weights_only=False)
+    torch.save({"model": state["model"], "metadata": state.get("metadata", {})}, path)
+    return path
+
+
+def set_threads(threads: int) -> None:
+    """Limit torch's CPU threads (0: leave torch's default), so parallel jobs do not oversubscribe cores."""
+    if threads > 0:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+def predict(pose_config: Path | dict, snapshot: Path, images: list[Path], device: str = "cpu") -> np.ndarray:
+    """DeepLabCut's inference on image files; returns (n_images, n_bodyparts, 3) of x, y, likelihood."""
+    from deeplabcut.pose_estimation_pytorch.apis.utils import get_inference_runners
+
+    runner, _ = get_inference_runners(pose_config, snapshot_path=snapshot, max_individuals=1, device=device)
+    predictions = runner.inference(images=[str(p) for p in images])
+    return np.stack([p["bodyparts"][0] for p in predictions]) if predictions else np.empty((0, 0, 3))
+
+
+def read_pose_config(path: Path) -> dict:
+    from deeplabcut.pose_estimation_pytorch.config import read_config_as_dict
+
+    return read_config_as_dict(path)
+
+
+def apply_updates(pose_config: dict, updates: dict) -> dict:
+    """Apply dotted-key updates to a pytorch_config dict in place (as train_network does); returns it."""
+    for key, value in updates.items():
+        *parents, last = key.split(".")
+        node = pose_config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[last] = value
+    return pose_config

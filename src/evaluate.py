@@ -1,0 +1,149 @@
+"""Errors of a model on labelled frames, the paper's way and DeepLabCut's way.
+
+MAE is the mean Euclidean distance between predicted and labelled points over every labelled point
+of every frame of a set (the paper's "MAE", DeepLabCut's "rmse"). With a p-cutoff, only points
+predicted with likelihood >= the cutoff count, and the share of points kept is reported beside it.
+Sets: ``train`` and ``test`` (development participants) and ``generalisation`` (held-out participants).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+SETS = ("train", "test", "generalisation")
+
+
+def prediction_table(frames: pd.DataFrame, labels: pd.DataFrame, poses: np.ndarray, bodyparts: list[str]) -> pd.DataFrame:
+    """One row per frame and bodypart: label, prediction, likelihood and error in pixels.
+
+    ``frames`` has one row per image (video, frame, set, ...), in the order of ``poses``
+    (n_images, n_bodyparts, 3: x, y, likelihood). Unlabelled points keep NaN labels and errors.
+    """
+    n_frames, n_bodyparts = len(frames), len(bodyparts)
+    rows = frames.loc[frames.index.repeat(n_bodyparts)].reset_index(drop=True)
+    rows["bodypart"] = np.tile(bodyparts, n_frames)
+    rows[["x_pred", "y_pred", "likelihood"]] = poses.reshape(n_frames * n_bodyparts, 3)
+    labelled = labels.rename(columns={"x": "x_label", "y": "y_label"})[["video", "frame", "bodypart", "x_label", "y_label"]]
+    rows = rows.merge(labelled, on=["video", "frame", "bodypart"], how="left")
+    rows["error_px"] = np.hypot(rows["x_pred"] - rows["x_label"], rows["y_pred"] - rows["y_label"])
+    return rows
+
+
+def mae_metrics(predictions: pd.DataFrame, pcutoffs: list[float], cm_per_px: float | None) -> dict[str, float]:
+    """Metrics named after what they are, e.g. ``mae_generalisation_pcutoff0.8_px``.
+
+    For each set present: ``mae_<set>_px`` (and ``_cm`` when the scale is known), the same with
+    ``_pcutoff<c>``, ``kept_<set>_pcutoff<c>`` (share of labelled points at or above the cutoff)
+    and ``n_<set>_points``.
+    """
+    metrics = {}
+    for set_name, rows in _labelled(predictions).groupby("set", sort=False):
+        metrics[f"n_{set_name}_points"] = float(len(rows))
+        metrics |= _named(f"mae_{set_name}", rows["error_px"].mean(), cm_per_px)
+        for cutoff in pcutoffs:
+            kept = rows["likelihood"] >= cutoff
+            metrics |= _named(f"mae_{set_name}_pcutoff{cutoff:g}", rows.loc[kept, "error_px"].mean(), cm_per_px)
+            metrics[f"kept_{set_name}_pcutoff{cutoff:g}"] = float(kept.mean())
+    return metrics
+
+
+def bodypart_table(predictions: pd.DataFrame, pcutoffs: list[float], cm_per_px: float | None) -> pd.DataFrame:
+    """MAE per set and bodypart, with and without each cutoff (long format, one row per cutoff).
+
+    ``pcutoff`` is NaN for the row with all predictions.
+    """
+    tables = []
+    labelled = _labelled(predictions)
+    for cutoff in [None, *pcutoffs]:
+        rows = labelled if cutoff is None else labelled[labelled["likelihood"] >= cutoff]
+        table = rows.groupby(["set", "bodypart"], sort=False)["error_px"].agg(mae_px="mean", n_points="size")
+        table = table.reindex(labelled.groupby(["set", "bodypart"], sort=False).size().index)
+        table["n_points"] = table["n_points"].fillna(0).astype(int)
+        table["kept"] = table["n_points"] / labelled.groupby(["set", "bodypart"], sort=False).size()
+        if cm_per_px:
+            table["mae_cm"] = table["mae_px"] * cm_per_px
+        tables.append(table.reset_index().assign(pcutoff=np.nan if cutoff is None else cutoff))
+    return pd.concat(tables, ignore_index=True)
+
+
+def _labelled(predictions: pd.DataFrame) -> pd.DataFrame:
+    return predictions[predictions["x_label"].notna() & predictions["y_label"].notna()]
+
+
+def _named(prefix: str, mae_px: float, cm_per_px: float | None) -> dict[str, float]:
+    named = {f"{prefix}_px": float(mae_px)}
+    if cm_per_px:
+        named[f"{prefix}_cm"] = float(mae_px * cm_per_px)
+    return named
+
+
+# --- plots -----------------------------------------------------------------------------------------
+
+def plot_losses(learning_stats: pd.DataFrame, path: Path) -> Path:
+    """Training and test loss per epoch, from DeepLabCut's learning_stats.csv."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5, 3.2), dpi=120)
+    for column, label in [("losses/train.total_loss", "train"), ("losses/eval.total_loss", "test")]:
+        if column in learning_stats:
+            series = learning_stats[["step", column]].dropna()
+            ax.plot(series["step"], series[column], marker="." if label == "test" else None, label=label)
+    ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="DeepLabCut training loss")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_bodypart_errors(table: pd.DataFrame, path: Path) -> Path:
+    """Bar chart of MAE per bodypart for each set (all predictions)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    wide = table[table["pcutoff"].isna()].pivot(index="bodypart", columns="set", values="mae_px")
+    wide = wide.reindex(index=table["bodypart"].drop_duplicates(), columns=[s for s in SETS if s in wide])
+    fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
+    wide.plot.bar(ax=ax, width=0.8)
+    ax.set(ylabel="MAE (px)", xlabel="", title="Error per bodypart")
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def draw_frames(predictions: pd.DataFrame, image_root: Path, path: Path, n_frames: int, pcutoff: float) -> Path | None:
+    """A strip of frames with labelled (green circles) and predicted (red crosses) points.
+
+    Predictions below ``pcutoff`` are drawn hollow grey. Returns None when there is nothing to draw.
+    """
+    import cv2
+
+    frames = predictions.drop_duplicates(["video", "frame"]).head(n_frames)
+    tiles = []
+    for frame in frames.itertuples():
+        image = cv2.imread(str(Path(image_root) / frame.image))
+        if image is None:
+            continue
+        image = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
+        points = predictions[(predictions["video"] == frame.video) & (predictions["frame"] == frame.frame)]
+        for point in points.itertuples():
+            if not np.isnan(point.x_label):
+                cv2.circle(image, (round(2 * point.x_label), round(2 * point.y_label)), 4, (0, 200, 0), 1, cv2.LINE_AA)
+            colour = (0, 0, 230) if point.likelihood >= pcutoff else (150, 150, 150)
+            cv2.drawMarker(image, (round(2 * point.x_pred), round(2 * point.y_pred)), colour, cv2.MARKER_CROSS, 7, 1)
+        tiles.append(image)
+    if not tiles:
+        return None
+    height = max(t.shape[0] for t in tiles)
+    strip = np.hstack([cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 4, cv2.BORDER_CONSTANT) for t in tiles])
+    cv2.imwrite(str(path), strip)
+    return path

@@ -1,0 +1,110 @@
+"""Pipeline stage: pre-train the initial model on the healthy-adult cohort (``weights=healthy_adults``).
+
+It stands in for the paper's MPII human model: trained once per model, training profile and data,
+and reused while those are unchanged. Run as ``python -m src.pretrain``; ``src.train`` calls it when
+the model is missing. Writes ``<paths.models_dir>/pretrained/<data>-<model>-<key>/`` with
+``pytorch_config.yaml``, ``snapshot.pt`` and ``pretrained.yaml`` (bodyparts, key, MLflow run).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import hydra
+import mlflow
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from src import dlc, tracking
+from src.dataset import DataError, exit_on_data_error
+from src.files import atomic_directory
+from src.prepare import prepare
+
+log = logging.getLogger(__name__)
+
+
+def pretraining_config(cfg: DictConfig) -> DictConfig:
+    """The config of the pre-training: the pre-training data and frames, the conditions' model and profile."""
+    pre = cfg.pretraining
+    return OmegaConf.merge(cfg, {
+        "data": OmegaConf.to_container(pre.data, resolve=True),
+        "frames": {"max_train_frames_per_video": int(pre.frames_per_video)},
+        "training": {"iterations": int(pre.iterations)},
+    })
+
+
+def pretrained_key(cfg: DictConfig) -> str:
+    """What identifies a pre-trained model: its settings and a hash of its raw data."""
+    pre_cfg = pretraining_config(cfg)
+    settings = {name: OmegaConf.to_container(pre_cfg[name], resolve=True)
+                for name in ("pretraining", "frames", "split", "model", "training")}
+    return tracking.digest(settings | {"data_version": tracking.folder_version(Path(pre_cfg.data.root))})
+
+
+def pretrained_folder(cfg: DictConfig) -> Path:
+    return Path(cfg.paths.models_dir) / "pretrained" / f"{cfg.pretraining.data.name}-{cfg.model.name}-{pretrained_key(cfg)}"
+
+
+def ensure_pretrained(cfg: DictConfig) -> Path:
+    """The folder of the pre-trained model for ``cfg``; trains it first if it does not exist yet."""
+    folder = pretrained_folder(cfg)
+    if (folder / "pretrained.yaml").is_file():
+        return folder
+    pre_cfg = pretraining_config(cfg)
+    if not Path(pre_cfg.data.root).exists():
+        raise DataError(f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
+                        "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub).")
+    prepared_dir = prepare(pre_cfg)
+    facts = yaml.safe_load((prepared_dir / "dataset.yaml").read_text(encoding="utf-8"))
+    selection = pd.read_csv(prepared_dir / "selection.csv")
+    labels = pd.read_csv(prepared_dir / "labels.csv")
+    # Everything selected trains except DeepLabCut's test frames (development test + generalisation).
+    selection["role"] = selection["role"].replace({"generalisation": "test"})
+
+    work = folder.with_name(folder.name + ".work")
+    training_set = dlc.make_training_set(prepared_dir, facts, selection, labels, work / "project", pre_cfg.model.net_type)
+    pose_config = dlc.read_pose_config(training_set.pose_config)
+    updates = dlc.pose_config_updates(pre_cfg.model, pre_cfg.training, pose_config,
+                                      dlc.image_size(prepared_dir / selection["image"].iloc[0]), training_set.n_train)
+    dlc.apply_updates(pose_config, updates)
+    if pre_cfg.pretraining.weights == "random":
+        weight_init = dlc.random_weight_init(pose_config, work / "random-init.pt", int(cfg.seed))
+    elif pre_cfg.pretraining.weights == "hub":
+        dlc.check_hub_weights(pose_config)
+        weight_init = None
+    else:
+        raise DataError(f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub.")
+
+    experiment_id = tracking.configure(OmegaConf.merge(cfg.mlflow, {"experiment": f"pretraining-{facts['name']}"}))
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"pretrain {cfg.model.name}",
+                          tags={"git_commit": tracking.git_commit(), "pretrained_key": pretrained_key(cfg),
+                                "data_version": tracking.folder_version(Path(pre_cfg.data.root))}) as run:
+        mlflow.log_params(tracking.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"]))
+        with tracking.streaming_learning_stats(run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"):
+            dlc.train(training_set, updates, weight_init)
+        snapshot = dlc.snapshots(training_set.model_folder)["last"]
+        with atomic_directory(folder) as staging:
+            shutil.copyfile(training_set.pose_config, staging / "pytorch_config.yaml")
+            dlc.save_weights_only(snapshot, staging / "snapshot.pt")
+            (staging / "pretrained.yaml").write_text(yaml.safe_dump({
+                "bodyparts": facts["bodyparts"], "key": pretrained_key(cfg), "mlflow_run_id": run.info.run_id,
+                "data": facts["name"], "model": cfg.model.name, "iterations": int(pre_cfg.training.iterations),
+            }, sort_keys=False), encoding="utf-8")
+        mlflow.log_artifacts(str(folder), artifact_path="model")
+    shutil.rmtree(work, ignore_errors=True)
+    log.info("pre-trained model in %s", folder)
+    return folder
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    dlc.set_threads(int(cfg.training.threads))
+    with exit_on_data_error():
+        print(f"pre-trained model: {ensure_pretrained(cfg)}")
+
+
+if __name__ == "__main__":
+    main()

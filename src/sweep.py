@@ -1,0 +1,72 @@
+"""The MLflow parent run of a Hydra multirun (``+sweep=frames``, ``+sweep=cutoff``).
+
+A Hydra callback: it opens one parent run before the first job, passes its id to the jobs (which
+nest their runs under it), prints one line per finished job, and at the end closes the parent run
+with a summary table, FAILED if any condition failed.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from src import tracking
+
+log = logging.getLogger(__name__)
+
+
+class MLflowSweepCallback(Callback):
+    def __init__(self) -> None:
+        self.parent_run_id: str | None = None
+        self.jobs: list[dict[str, Any]] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        experiment_id = tracking.configure(config.mlflow)
+        sweep = ", ".join(f"{k}={v}" for k, v in config.hydra.sweeper.params.items())
+        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags={
+            "git_commit": tracking.git_commit(), "sweep": sweep,
+            "sweep_overrides": " ".join(config.hydra.overrides.task)})
+        self.parent_run_id = run.info.run_id
+        os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
+        atexit.register(self.close)  # a failed job makes Hydra raise before on_multirun_end
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        swept = config.hydra.sweeper.params or {}
+        overrides = " ".join(f"{key}={OmegaConf.select(config, key)}" for key in swept) or " ".join(job_return.overrides or [])
+        if job_return.status == JobStatus.COMPLETED:
+            self.jobs.append({"job": overrides, "status": "finished", **(job_return.return_value or {})})
+            print(f"[sweep] {overrides}: finished", flush=True)
+        else:
+            error = job_return._return_value
+            self.jobs.append({"job": overrides, "status": "FAILED", "error": f"{type(error).__name__}: {error}"})
+            print(f"[sweep] {overrides}: FAILED ({type(error).__name__}: {error})", flush=True)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Log the summary to the parent run and end it (once)."""
+        if self.parent_run_id is None:
+            return
+        run_id, self.parent_run_id = self.parent_run_id, None
+        os.environ.pop(tracking.PARENT_RUN_ENV, None)
+        summary = pd.DataFrame(self.jobs)
+        failed = summary[summary["status"] == "FAILED"] if len(summary) else summary
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "sweep_summary.csv"
+            summary.to_csv(path, index=False, float_format="%.4f")
+            MlflowClient().log_artifact(run_id, str(path))
+        tracking.finish(run_id, failed=len(failed) > 0 or len(summary) == 0)
+        print(f"[sweep] {len(summary) - len(failed)} of {len(summary)} jobs finished; MLflow parent run {run_id}", flush=True)
+        for row in failed.itertuples():
+            print(f"[sweep] FAILED {row.job}: {row.error}", flush=True)

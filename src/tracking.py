@@ -1,0 +1,154 @@
+"""MLflow: where runs go, what identifies code, data and models, and live training curves.
+
+The store is configuration (``mlflow.tracking_uri``); by default a SQLite database and the
+artifacts both live in ``mlruns/`` at the repository root. Open it with ``make ui``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.entities import Metric, RunStatus
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"   # set by the sweep callback for the jobs of a multirun
+
+# What DeepLabCut logs each epoch that we stream to MLflow, under our names. Its mAP/mAR are left out:
+# they compare individuals, which single-animal projects do not have.
+_TRAINING_METRIC_NAMES = {
+    "losses/train.total_loss": "loss_train",
+    "losses/eval.total_loss": "loss_test",
+    "metrics/test.rmse": "training_mae_test_px",
+}
+
+
+def configure(mlflow_cfg: DictConfig) -> str:
+    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    mlflow.set_tracking_uri(str(mlflow_cfg.tracking_uri))
+    uri = str(mlflow_cfg.tracking_uri)
+    if uri.startswith("sqlite:///"):
+        Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(str(mlflow_cfg.experiment))
+    if experiment is not None:
+        return experiment.experiment_id
+    location = mlflow_cfg.get("artifact_location")
+    if location and "://" not in str(location):
+        location = Path(str(location)).resolve().as_uri()
+    try:
+        return client.create_experiment(str(mlflow_cfg.experiment), artifact_location=location)
+    except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
+        return client.get_experiment_by_name(str(mlflow_cfg.experiment)).experiment_id
+
+
+def flat_params(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, str]:
+    """The composed configuration (or its top-level ``keys``) as MLflow params: dotted keys, resolved values."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, node: Any) -> None:
+        if isinstance(node, dict) and node:
+            for key, value in node.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), value)
+        else:
+            flat[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
+
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    walk("", {k: v for k, v in resolved.items() if k != "hydra" and (keys is None or k in keys)})
+    return flat
+
+
+def digest(obj: Any) -> str:
+    """A short, stable hash of any JSON-serialisable value (configs, file digests)."""
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def folder_version(root: Path, pattern: str = "**/*") -> str:
+    """Hash of the relative paths and contents of every non-hidden file under ``root``."""
+    root = Path(root)
+    files = sorted(p for p in root.glob(pattern) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    sha = hashlib.sha256()
+    for path in files:
+        sha.update(str(path.relative_to(root)).encode())
+        with open(path, "rb") as handle:
+            sha.update(hashlib.file_digest(handle, "sha256").digest())
+    return sha.hexdigest()[:16]
+
+
+def git_commit() -> str:
+    """The current commit, with ``-dirty`` when tracked files differ from it; 'unknown' outside git."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return commit + ("-dirty" if dirty else "")
+
+
+def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
+    """The newest finished run that trained (or reused) the model identified by ``model_key``."""
+    runs = MlflowClient().search_runs(
+        [experiment_id], filter_string=f"tags.model_key = '{model_key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1,
+    )
+    return runs[0] if runs else None
+
+
+def finish(run_id: str, failed: bool) -> None:
+    MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
+
+
+def parent_run_id() -> str | None:
+    return os.environ.get(PARENT_RUN_ENV) or None
+
+
+@contextmanager
+def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float = 2.0):
+    """While the block runs, copy new rows of DeepLabCut's learning_stats.csv into the MLflow run.
+
+    DeepLabCut's ``logger:`` setting accepts only its CSV and Weights & Biases loggers, so the CSV
+    it rewrites after every epoch is followed instead; a person watching the MLflow UI sees the
+    curves grow. A last pass after training catches the final epoch.
+    """
+    client = MlflowClient()
+    logged: set[tuple[str, int]] = set()
+    stop = threading.Event()
+
+    def copy_new_rows() -> None:
+        try:
+            table = pd.read_csv(learning_stats)
+        except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError):
+            return  # not written yet, or caught mid-write: next time
+        batch = []
+        for row in table.to_dict("records"):
+            step = int(row.pop("step"))
+            for name, value in row.items():
+                name = _TRAINING_METRIC_NAMES.get(name)
+                if name and value == value and (name, step) not in logged:  # NaN: not measured this epoch
+                    batch.append(Metric(name, float(value), int(time.time() * 1000), step))
+                    logged.add((name, step))
+        for start in range(0, len(batch), 1000):
+            client.log_batch(run_id, metrics=batch[start:start + 1000])
+
+    def follow() -> None:
+        while not stop.wait(every_s):
+            copy_new_rows()
+
+    thread = threading.Thread(target=follow, name="learning-stats-to-mlflow", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        copy_new_rows()
