@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements.lock
 
-.PHONY: setup demo test test-fast lock clean-data
+.PHONY: setup demo sweep ui test test-fast lock
 
 setup: $(STAMP)   ## create .venv and install the pinned dependencies (quick when up to date)
 
@@ -17,6 +17,12 @@ $(STAMP): requirements.lock
 demo: setup       ## the main job on the embedded synthetic cohort: the DVC pipeline (dvc.yaml)
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
 	@echo "prepared frames and labels: data/prepared/synthetic_clinical/ (split.csv, selection.csv, labels.csv, labeled-data/)"
+
+sweep: setup      ## every labelled-frames condition (0, 1, 2, 6, 10, 15, 20) on the prepared cohort, CPU profile
+	$(PY) -m src.train +sweep=frames model=resnet_18
+
+ui: setup         ## the MLflow UI over mlruns/, on http://127.0.0.1:5000 (loopback only)
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
 test: setup       ## the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from src.dataset import DataError
 from src.prepare import write_labels
 
 SHUFFLE = 1
@@ -186,7 +187,7 @@ def random_weight_init(pose_config: dict, path: Path, seed: int) -> dict:
     return weight_init(path, list(range(n_bodyparts)))
 
 
-class HubWeightsUnavailable(RuntimeError):
+class HubWeightsUnavailable(DataError):
     """DeepLabCut's pre-trained backbone is neither downloadable nor in the local hub cache."""
 
 
