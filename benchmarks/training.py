@@ -64,7 +64,9 @@ def main() -> None:
 
     import yaml
 
-    pose = yaml.safe_load(pose_config.read_text())
+    from src.dlc import read_pose_config  # DeepLabCut's reader: plain YAML 1.1 reads 1e-05 as a string
+
+    pose = read_pose_config(pose_config)
     settings = {
         "train_indices": [int(i) for i in train_indices], "test_indices": [int(i) for i in test_indices],
         "net_type": pose["net_type"], "weight_init": pose["train_settings"]["weight_init"],
