@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import io
 import shutil
-import statistics
 import tempfile
 import time
 from pathlib import Path
