@@ -57,12 +57,13 @@ def bodypart_table(predictions: pd.DataFrame, pcutoffs: list[float], cm_per_px: 
     """
     tables = []
     labelled = _labelled(predictions)
+    labelled_points = labelled.groupby(["set", "bodypart"], sort=False).size()
     for cutoff in [None, *pcutoffs]:
         rows = labelled if cutoff is None else labelled[labelled["likelihood"] >= cutoff]
         table = rows.groupby(["set", "bodypart"], sort=False)["error_px"].agg(mae_px="mean", n_points="size")
-        table = table.reindex(labelled.groupby(["set", "bodypart"], sort=False).size().index)
+        table = table.reindex(labelled_points.index)
         table["n_points"] = table["n_points"].fillna(0).astype(int)
-        table["kept"] = table["n_points"] / labelled.groupby(["set", "bodypart"], sort=False).size()
+        table["kept"] = table["n_points"] / labelled_points
         if cm_per_px:
             table["mae_cm"] = table["mae_px"] * cm_per_px
         tables.append(table.reset_index().assign(pcutoff=np.nan if cutoff is None else cutoff))

@@ -16,12 +16,11 @@ from pathlib import Path
 
 import hydra
 import pandas as pd
-import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
 from src.dataset import DataError, exit_on_data_error, load_dlc_project
-from src.prepare import write_labels
+from src.prepare import read_prepared, write_labels
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, inc
     from deeplabcut.core.config import ProjectConfig, write_project_config  # heavy import, only here
 
     prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
-    facts, selection, labels = _read_prepared(prepared_dir)
+    facts, selection, labels = read_prepared(prepared_dir)
     if (project_dir / "labeled-data").exists():
         raise DataError(
             f"{project_dir} already holds a labelling project; import its labels first "
@@ -64,7 +63,7 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
     unlabelled are kept with NaN (not labelled). Files are replaced atomically.
     """
     prepared_dir = Path(prepared_dir)
-    facts, selection, _ = _read_prepared(prepared_dir)
+    facts, selection, _ = read_prepared(prepared_dir)
     labelled = load_dlc_project(Path(project_dir), scorer=scorer).annotations
     if set(labelled["bodypart"]) != set(facts["bodyparts"]):
         raise DataError(f"{project_dir} labels bodyparts {sorted(set(labelled['bodypart']))}, "
@@ -88,14 +87,6 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
     labels.to_csv(temporary, index=False, float_format="%.3f")
     os.replace(temporary, prepared_dir / "labels.csv")
     return labels
-
-
-def _read_prepared(prepared_dir: Path):
-    meta = prepared_dir / "dataset.yaml"
-    if not meta.is_file():
-        raise DataError(f"{meta} does not exist; prepare the frames first with `python -m src.prepare`.")
-    facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    return facts, pd.read_csv(prepared_dir / "selection.csv"), pd.read_csv(prepared_dir / "labels.csv")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")

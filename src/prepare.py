@@ -131,6 +131,15 @@ def describe(dataset: Dataset, split: pd.DataFrame, selection: pd.DataFrame, cfg
     }
 
 
+def read_prepared(prepared_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """dataset.yaml, selection.csv and labels.csv of a prepared folder."""
+    meta = Path(prepared_dir) / "dataset.yaml"
+    if not meta.is_file():
+        raise DataError(f"{meta} does not exist; prepare the frames first: `python -m src.prepare` (or `dvc repro`).")
+    facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
+    return facts, pd.read_csv(meta.parent / "selection.csv"), pd.read_csv(meta.parent / "labels.csv")
+
+
 def _write_yaml(path: Path, content: dict) -> None:
     with open(path, "w", encoding="utf-8") as handle:
         yaml.safe_dump(content, handle, sort_keys=False)

@@ -14,14 +14,13 @@ from pathlib import Path
 
 import hydra
 import mlflow
-import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from src import dlc, tracking
 from src.dataset import DataError, exit_on_data_error
 from src.files import atomic_directory
-from src.prepare import prepare
+from src.prepare import prepare, read_prepared
 
 log = logging.getLogger(__name__)
 
@@ -36,31 +35,26 @@ def pretraining_config(cfg: DictConfig) -> DictConfig:
     })
 
 
-def pretrained_key(cfg: DictConfig) -> str:
-    """What identifies a pre-trained model: its settings and a hash of its raw data."""
-    pre_cfg = pretraining_config(cfg)
+def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
+    """What identifies a pre-trained model: its settings and the hash of its raw data."""
     settings = {name: OmegaConf.to_container(pre_cfg[name], resolve=True)
                 for name in ("pretraining", "frames", "split", "model", "training")}
-    return tracking.digest(settings | {"data_version": tracking.folder_version(Path(pre_cfg.data.root))})
-
-
-def pretrained_folder(cfg: DictConfig) -> Path:
-    return Path(cfg.paths.models_dir) / "pretrained" / f"{cfg.pretraining.data.name}-{cfg.model.name}-{pretrained_key(cfg)}"
+    return tracking.digest(settings | {"data_version": data_version})
 
 
 def ensure_pretrained(cfg: DictConfig) -> Path:
     """The folder of the pre-trained model for ``cfg``; trains it first if it does not exist yet."""
-    folder = pretrained_folder(cfg)
+    pre_cfg = pretraining_config(cfg)
+    data_version = tracking.folder_version(Path(pre_cfg.data.root))
+    key = pretrained_key(pre_cfg, data_version)
+    folder = Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
     if (folder / "pretrained.yaml").is_file():
         return folder
-    pre_cfg = pretraining_config(cfg)
     if not Path(pre_cfg.data.root).exists():
         raise DataError(f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
                         "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub).")
     prepared_dir = prepare(pre_cfg)
-    facts = yaml.safe_load((prepared_dir / "dataset.yaml").read_text(encoding="utf-8"))
-    selection = pd.read_csv(prepared_dir / "selection.csv")
-    labels = pd.read_csv(prepared_dir / "labels.csv")
+    facts, selection, labels = read_prepared(prepared_dir)
     # Everything selected trains except DeepLabCut's test frames (development test + generalisation).
     selection["role"] = selection["role"].replace({"generalisation": "test"})
 
@@ -80,8 +74,8 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
 
     experiment_id = tracking.configure(OmegaConf.merge(cfg.mlflow, {"experiment": f"pretraining-{facts['name']}"}))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"pretrain {cfg.model.name}",
-                          tags={"git_commit": tracking.git_commit(), "pretrained_key": pretrained_key(cfg),
-                                "data_version": tracking.folder_version(Path(pre_cfg.data.root))}) as run:
+                          tags={"git_commit": tracking.git_commit(), "pretrained_key": key,
+                                "data_version": data_version}) as run:
         mlflow.log_params(tracking.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"]))
         with tracking.streaming_learning_stats(run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"):
             dlc.train(training_set, updates, weight_init)
@@ -90,7 +84,7 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
             shutil.copyfile(training_set.pose_config, staging / "pytorch_config.yaml")
             dlc.save_weights_only(snapshot, staging / "snapshot.pt")
             (staging / "pretrained.yaml").write_text(yaml.safe_dump({
-                "bodyparts": facts["bodyparts"], "key": pretrained_key(cfg), "mlflow_run_id": run.info.run_id,
+                "bodyparts": facts["bodyparts"], "key": key, "mlflow_run_id": run.info.run_id,
                 "data": facts["name"], "model": cfg.model.name, "iterations": int(pre_cfg.training.iterations),
             }, sort_keys=False), encoding="utf-8")
         mlflow.log_artifacts(str(folder), artifact_path="model")

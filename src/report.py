@@ -32,13 +32,13 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from src.dataset import DataError, exit_on_data_error
+from src.evaluate import SETS
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 
 log = logging.getLogger(__name__)
 
-SETS = ("train", "test", "generalisation")
 INDEX = "labelled frames per video"
 PAPER_TABLE = Path(__file__).resolve().parents[1] / "reports" / "paper_table1.csv"
 SWEEP_COMMAND = "python -m src.train +sweep=frames"

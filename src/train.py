@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src import dlc, evaluate, tracking
 from src.dataset import DataError, exit_on_data_error
+from src.prepare import read_prepared
 from src.pretrain import ensure_pretrained
 
 log = logging.getLogger(__name__)
@@ -82,15 +83,6 @@ def train(cfg: DictConfig) -> dict[str, float]:
             mlflow.set_tag("model_source", "trained")
             model = train_condition(cfg, facts, prepared_dir, selection, labels, frames, initial, work, run.info.run_id)
         return evaluate_and_log(cfg, facts, prepared_dir, frames, labels, model)
-
-
-def read_prepared(prepared_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
-    """dataset.yaml, selection.csv and labels.csv written by src.prepare."""
-    meta = prepared_dir / "dataset.yaml"
-    if not meta.is_file():
-        raise DataError(f"{meta} does not exist; prepare the frames first: `python -m src.prepare` (or `dvc repro`).")
-    facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    return facts, pd.read_csv(prepared_dir / "selection.csv"), pd.read_csv(prepared_dir / "labels.csv")
 
 
 def check_condition(cfg: DictConfig, facts: dict) -> int:
