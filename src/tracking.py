@@ -96,9 +96,10 @@ def git_commit() -> str:
 
 
 def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
-    """The newest finished run that trained (or reused) the model identified by ``model_key``."""
+    """The newest finished run that trained the model identified by ``model_key`` (and so stores it)."""
     runs = MlflowClient().search_runs(
-        [experiment_id], filter_string=f"tags.model_key = '{model_key}' and attributes.status = 'FINISHED'",
+        [experiment_id],
+        filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1,
     )
     return runs[0] if runs else None

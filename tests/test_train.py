@@ -124,6 +124,10 @@ def test_same_configuration_reuses_the_model_at_new_cutoffs(project, trained):
     assert again["mae_test_px"] == pytest.approx(metrics["mae_test_px"], abs=1e-3)
     # A cutoff of 0 keeps every point, so it equals the MAE without a cutoff.
     assert again["mae_test_pcutoff0_px"] == pytest.approx(again["mae_test_px"]) and again["kept_test_pcutoff0"] == 1.0
+    # Runs that reused a model store none: a third evaluation still fetches the trained run's model.
+    train(configured(project, "labelled_frames=2", "evaluation.pcutoffs=[0.5]"))
+    _, found = runs(project, filter_string=f"tags.model_key = '{first.data.tags['model_key']}'")
+    assert found[-1].data.tags["model_source"] == f"reused from run {first.info.run_id}"
 
 
 def test_zero_frames_evaluates_the_pretrained_model_without_training(project):
