@@ -86,6 +86,19 @@ def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, 
     return TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
 
 
+def prepare_training(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
+                     project_dir: Path, model_cfg, training_cfg) -> tuple[TrainingSet, dict, dict]:
+    """make_training_set, then the pytorch_config updates for the model and training profile.
+
+    Returns the training set, its pytorch_config with the updates applied, and the updates.
+    """
+    training_set = make_training_set(prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type)
+    pose_config = read_pose_config(training_set.pose_config)
+    image_wh = image_size(Path(prepared_dir) / selection["image"].iloc[0])
+    updates = pose_config_updates(model_cfg, training_cfg, pose_config, image_wh, training_set.n_train)
+    return training_set, apply_updates(pose_config, updates), updates
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """(width, height) of an image file."""
     with Image.open(path) as image:
@@ -185,6 +198,15 @@ def random_weight_init(pose_config: dict, path: Path, seed: int) -> dict:
     torch.save({"model": model.state_dict()}, path)
     n_bodyparts = len(pose_config["metadata"]["bodyparts"])
     return weight_init(path, list(range(n_bodyparts)))
+
+
+def fresh_weight_init(kind: str, pose_config: dict, path: Path, seed: int) -> dict | None:
+    """Start without a trained pose model: ``random`` (seeded, saved at ``path``) or ``hub`` (None: DeepLabCut
+    then loads its ImageNet backbone, checked to be reachable first)."""
+    if kind == "hub":
+        check_hub_weights(pose_config)
+        return None
+    return random_weight_init(pose_config, path, seed)
 
 
 class HubWeightsUnavailable(DataError):

@@ -59,18 +59,11 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
     selection["role"] = selection["role"].replace({"generalisation": "test"})
 
     work = folder.with_name(folder.name + ".work")
-    training_set = dlc.make_training_set(prepared_dir, facts, selection, labels, work / "project", pre_cfg.model.net_type)
-    pose_config = dlc.read_pose_config(training_set.pose_config)
-    updates = dlc.pose_config_updates(pre_cfg.model, pre_cfg.training, pose_config,
-                                      dlc.image_size(prepared_dir / selection["image"].iloc[0]), training_set.n_train)
-    dlc.apply_updates(pose_config, updates)
-    if pre_cfg.pretraining.weights == "random":
-        weight_init = dlc.random_weight_init(pose_config, work / "random-init.pt", int(cfg.seed))
-    elif pre_cfg.pretraining.weights == "hub":
-        dlc.check_hub_weights(pose_config)
-        weight_init = None
-    else:
+    if pre_cfg.pretraining.weights not in ("random", "hub"):
         raise DataError(f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub.")
+    training_set, pose_config, updates = dlc.prepare_training(prepared_dir, facts, selection, labels, work / "project",
+                                                              pre_cfg.model, pre_cfg.training)
+    weight_init = dlc.fresh_weight_init(pre_cfg.pretraining.weights, pose_config, work / "random-init.pt", int(cfg.seed))
 
     experiment_id = tracking.configure(OmegaConf.merge(cfg.mlflow, {"experiment": f"pretraining-{facts['name']}"}))
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"pretrain {cfg.model.name}",

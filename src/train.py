@@ -128,11 +128,8 @@ def initial_model(cfg: DictConfig, facts: dict) -> Model:
 def train_condition(cfg, facts, prepared_dir, selection, labels, frames, initial, work, run_id) -> Model:
     """Build the DeepLabCut training set of the condition, train it, log checkpoints; returns the model."""
     trained_on = frames[frames["set"].isin(["train", "test"])]
-    training_set = dlc.make_training_set(prepared_dir, facts, trained_on, labels, work / "project", cfg.model.net_type)
-    pose_config = dlc.read_pose_config(training_set.pose_config)
-    image_wh = dlc.image_size(prepared_dir / trained_on["image"].iloc[0])
-    updates = dlc.pose_config_updates(cfg.model, cfg.training, pose_config, image_wh, training_set.n_train)
-    dlc.apply_updates(pose_config, updates)
+    training_set, pose_config, updates = dlc.prepare_training(prepared_dir, facts, trained_on, labels, work / "project",
+                                                              cfg.model, cfg.training)
     mlflow.log_params({"derived.epochs": updates["train_settings.epochs"], "derived.n_train_images": training_set.n_train,
                        "derived.n_test_images": training_set.n_test})
 
@@ -144,11 +141,8 @@ def train_condition(cfg, facts, prepared_dir, selection, labels, frames, initial
             log.warning("the initial model predicts %s, the data %s: only its backbone is transferred",
                         initial.bodyparts, facts["bodyparts"])
         weight_init = dlc.weight_init(initial.snapshot, conversion)
-    elif kind == "random":
-        weight_init = dlc.random_weight_init(pose_config, work / "random-init.pt", int(cfg.seed))
-    elif kind == "hub":
-        dlc.check_hub_weights(pose_config)
-        weight_init = None
+    elif kind in ("random", "hub"):
+        weight_init = dlc.fresh_weight_init(kind, pose_config, work / "random-init.pt", int(cfg.seed))
     else:
         raise DataError(f"weights.kind={kind!r} is unknown; use weights=healthy_adults|snapshot|random|hub.")
 
