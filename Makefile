@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements.lock
 
-.PHONY: setup demo sweep ui test test-fast lock
+.PHONY: setup browser demo sweep ui test test-fast lock
 
 setup: $(STAMP)   ## create .venv and install the pinned dependencies (quick when up to date)
 
@@ -14,17 +14,25 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	touch $(STAMP)
 
-demo: setup       ## the main job on the embedded synthetic cohort: the DVC pipeline (dvc.yaml)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
-	@echo "prepared frames and labels: data/prepared/synthetic_clinical/ (split.csv, selection.csv, labels.csv, labeled-data/)"
+browser:          ## Debian's chromium, for the MLflow UI screenshot (installed when missing and we may)
+	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
+	  || echo "chromium is missing and could not be installed (not root?): sudo apt-get install chromium"
 
-sweep: setup      ## every labelled-frames condition (0, 1, 2, 6, 10, 15, 20) on the prepared cohort, CPU profile
-	$(PY) -m src.train +sweep=frames model=resnet_18
+demo: setup browser  ## the main job: conf/ -> params.yaml, `dvc repro` (cohort ... report), MLflow UI screenshot
+	$(PY) -m src.params
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
+	-$(PY) -m src.ui_screenshot --out reports/mlflow_ui.png
+	@echo "results table: reports/results.md (unrounded: reports/results.csv; plots: reports/*.png)"
+	@echo "open the MLflow UI: make ui   (then http://127.0.0.1:5000)"
+
+sweep: setup      ## the same conditions as one Hydra multirun, without DVC (python -m src.train +sweep=frames)
+	$(PY) -m src.train +sweep=frames
 
 ui: setup         ## the MLflow UI over mlruns/, on http://127.0.0.1:5000 (loopback only)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup       ## the whole test suite, slow tests included (what CI runs)
+test: setup browser  ## the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"
 
 test-fast: setup  ## the default, fast tests only

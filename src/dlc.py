@@ -36,6 +36,39 @@ class TrainingSet:
         return self.model_folder / "train" / "pytorch_config.yaml"
 
 
+@dataclass
+class Model:
+    """What is needed to predict: DeepLabCut's model config and snapshots (``last``, and ``best`` if kept)."""
+
+    pose_config: Path
+    snapshots: dict[str, Path]
+    bodyparts: list[str]
+
+    def snapshot(self, which: str) -> Path:
+        """The ``which`` (last | best) snapshot; the last when no best was kept (the last epoch was the best)."""
+        return self.snapshots.get(which, self.snapshots["last"])
+
+
+def save_model(model: Model, folder: Path) -> Path:
+    """Write ``model`` in our model-folder layout: pytorch_config.yaml, snapshot-last.pt [, snapshot-best.pt]."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model.pose_config, folder / "pytorch_config.yaml")
+    for which, snapshot in model.snapshots.items():
+        save_weights_only(snapshot, folder / f"snapshot-{which}.pt")
+    return folder
+
+
+def load_model(folder: Path) -> Model:
+    """A model folder written by :func:`save_model` (or an MLflow run's ``model/`` artifact)."""
+    pose_config = Path(folder) / "pytorch_config.yaml"
+    snapshots = {which: Path(folder) / f"snapshot-{which}.pt" for which in ("last", "best")}
+    snapshots = {which: path for which, path in snapshots.items() if path.is_file()}
+    if not pose_config.is_file() or "last" not in snapshots:
+        raise DataError(f"{folder} holds no model (pytorch_config.yaml and snapshot-last.pt); train it again "
+                        "(`dvc repro` re-runs its train stage).")
+    return Model(pose_config, snapshots, list(read_pose_config(pose_config)["metadata"]["bodyparts"]))
+
+
 def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
                       project_dir: Path, net_type: str) -> TrainingSet:
     """Write a DeepLabCut project holding exactly the ``selection`` rows and make its training set.

@@ -4,14 +4,30 @@ MAE is the mean Euclidean distance between predicted and labelled points over ev
 of every frame of a set (the paper's "MAE", DeepLabCut's "rmse"). With a p-cutoff, only points
 predicted with likelihood >= the cutoff count, and the share of points kept is reported beside it.
 Sets: ``train`` and ``test`` (development participants) and ``generalisation`` (held-out participants).
+
+``evaluate_model`` evaluates a model on a condition's frames inside an MLflow run (``src.train`` calls it
+after training). Run as ``python -m src.evaluate labelled_frames=<n>`` it is the DVC pipeline's evaluate
+stage: it evaluates the model the train stage saved, in that training's MLflow run, and writes
+``<pipeline.dir>/evaluation/frames_<n>/metrics.json``.
 """
 
 from __future__ import annotations
 
+import json
+import tempfile
 from pathlib import Path
 
+import hydra
+import mlflow
 import numpy as np
 import pandas as pd
+import yaml
+from omegaconf import DictConfig
+
+from src import dlc, tracking
+from src.dataset import DataError, exit_on_data_error
+from src.files import atomic_directory
+from src.prepare import Condition, load_condition
 
 SETS = ("train", "test", "generalisation")
 
@@ -148,3 +164,82 @@ def draw_frames(predictions: pd.DataFrame, image_root: Path, path: Path, n_frame
     strip = np.hstack([cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 4, cv2.BORDER_CONSTANT) for t in tiles])
     cv2.imwrite(str(path), strip)
     return path
+
+
+def evaluate_model(cfg: DictConfig, condition: Condition, model: dlc.Model) -> dict[str, float]:
+    """Predict every frame of the condition, log MAE metrics, tables and plots to the active MLflow run.
+
+    Returns the metrics.
+    """
+    facts = condition.facts
+    if list(model.bodyparts) != list(facts["bodyparts"]):
+        raise DataError(f"the model predicts bodyparts {model.bodyparts}, the data set labels {facts['bodyparts']}; "
+                        "condition 0 needs an initial model with the same bodyparts in the same order "
+                        "(train a condition > 0 instead, which transfers what matches).")
+    device = None if cfg.training.device == "auto" else str(cfg.training.device)
+    images = [condition.prepared_dir / i for i in condition.frames["image"]]
+    poses = dlc.predict(model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device)
+    predictions = prediction_table(condition.frames, condition.labels, poses, facts["bodyparts"])
+    pcutoffs = [float(c) for c in cfg.evaluation.pcutoffs]
+    metrics = mae_metrics(predictions, pcutoffs, facts.get("cm_per_px"))
+    bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
+    mlflow.set_tags(tracking.flat_params(cfg, ["evaluation"]))
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        for set_name, rows in predictions.groupby("set"):
+            rows.drop(columns=["image"]).to_csv(tmp / f"{set_name}.csv", index=False, float_format="%.3f")
+        mlflow.log_artifacts(str(tmp), "predictions")
+        bodyparts.to_csv(tmp / "bodyparts.csv", index=False, float_format="%.4f")
+        mlflow.log_artifact(str(tmp / "bodyparts.csv"), "errors")
+        mlflow.log_artifact(str(plot_bodypart_errors(bodyparts, tmp / "bodypart_errors.png")), "plots")
+        if cfg.data.get("log_media", False):
+            for set_name in ("test", "generalisation"):
+                drawn = draw_frames(predictions[predictions["set"] == set_name], condition.prepared_dir,
+                                    tmp / f"{set_name}_frames.png", int(cfg.evaluation.plot_frames), pcutoffs[0])
+                if drawn:
+                    mlflow.log_artifact(str(drawn), "plots")
+    print(f"labelled_frames={condition.labelled_frames}: " + ", ".join(
+        f"{k}={v:.2f}" for k, v in metrics.items() if k.startswith("mae_") and k.endswith("_px")), flush=True)
+    return metrics
+
+
+def pipeline_model_dir(cfg: DictConfig) -> Path:
+    """Where the DVC train stage saves the model of condition ``cfg.labelled_frames`` (and its MLflow run id)."""
+    return Path(cfg.pipeline.dir) / "models" / f"frames_{cfg.labelled_frames}"
+
+
+def pipeline_evaluation_dir(cfg: DictConfig, labelled_frames: int | None = None) -> Path:
+    """Where the DVC evaluate stage writes ``metrics.json`` of a condition."""
+    n_frames = cfg.labelled_frames if labelled_frames is None else labelled_frames
+    return Path(cfg.pipeline.dir) / "evaluation" / f"frames_{n_frames}"
+
+
+def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
+    """The evaluate stage: evaluate the model the train stage saved, logging into its MLflow run."""
+    dlc.set_threads(int(cfg.training.threads))
+    condition = load_condition(cfg)
+    folder = pipeline_model_dir(cfg)
+    if not (folder / "run.yaml").is_file():
+        raise DataError(f"{folder / 'run.yaml'} does not exist: condition {condition.labelled_frames} was not trained "
+                        f"by the pipeline; run `dvc repro train@{condition.labelled_frames}` (or `dvc repro`).")
+    saved = yaml.safe_load((folder / "run.yaml").read_text(encoding="utf-8"))
+    tracking.configure(cfg.mlflow)
+    with mlflow.start_run(run_id=saved["run_id"]) as run:
+        metrics = evaluate_model(cfg, condition, dlc.load_model(folder))
+    with atomic_directory(pipeline_evaluation_dir(cfg)) as staging:
+        (staging / "metrics.json").write_text(json.dumps({
+            "labelled_frames": condition.labelled_frames, "run_id": saved["run_id"],
+            "parent_run_id": run.data.tags.get("mlflow.parentRunId"), "metrics": metrics}, indent=2) + "\n",
+            encoding="utf-8")
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+def main(cfg: DictConfig) -> None:
+    with exit_on_data_error():
+        evaluate_saved_model(cfg)
+
+
+if __name__ == "__main__":
+    main()

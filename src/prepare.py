@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -138,6 +139,40 @@ def read_prepared(prepared_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]
         raise DataError(f"{meta} does not exist; prepare the frames first: `python -m src.prepare` (or `dvc repro`).")
     facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
     return facts, pd.read_csv(meta.parent / "selection.csv"), pd.read_csv(meta.parent / "labels.csv")
+
+
+@dataclass
+class Condition:
+    """The prepared frames a labelled-frames condition is trained and evaluated on."""
+
+    labelled_frames: int      # labelled frames per development video (the condition)
+    prepared_dir: Path
+    facts: dict               # dataset.yaml
+    selection: pd.DataFrame   # selection.csv: every ranked frame
+    frames: pd.DataFrame      # the condition's frames, with set = train | test | generalisation
+    labels: pd.DataFrame      # labels.csv
+
+
+def load_condition(cfg: DictConfig) -> Condition:
+    """The prepared data of ``cfg.data`` and the frames of condition ``cfg.labelled_frames``, checked."""
+    prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
+    facts, selection, labels = read_prepared(prepared_dir)
+    n_frames = cfg.labelled_frames
+    largest = int(facts["config"]["max_train_frames_per_video"])
+    if not isinstance(n_frames, int) or not 0 <= n_frames <= largest:
+        raise DataError(f"labelled_frames={n_frames!r} is not an integer from 0 to {largest}, the frames prepared per "
+                        f"video (frames.max_train_frames_per_video); choose one, or prepare more frames.")
+    if 0 < facts["min_train_frames_per_development_video"] < n_frames:
+        log.warning("some development videos have only %d selected frames; they contribute all of them",
+                    facts["min_train_frames_per_development_video"])
+    return Condition(n_frames, prepared_dir, facts, selection, condition_frames(selection, n_frames), labels)
+
+
+def condition_frames(selection: pd.DataFrame, n_frames: int) -> pd.DataFrame:
+    """The frames a condition is trained and evaluated on, with ``set`` = train | test | generalisation."""
+    frames = selection[(selection["role"] != "train") | (selection["rank"] <= n_frames)].copy()
+    frames["set"] = frames["role"]
+    return frames.reset_index(drop=True)
 
 
 def _write_yaml(path: Path, content: dict) -> None:

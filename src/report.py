@@ -7,7 +7,8 @@ Writes ``<report.dir>/``:
   the p-cutoff, the paper's Table 1 beside ours, the runs it came from
 * ``results.csv``       the same numbers, unrounded (``results_cm.csv`` in cm when the scale is known)
 * ``metrics.json``      every MAE/kept/n metric per condition, for ``dvc metrics show``
-* ``mae_vs_frames.csv`` tidy table for ``dvc plots``: labelled_frames, set, with_pcutoff, mae_px
+* ``mae_vs_frames.csv`` for ``dvc plots``: labelled_frames, train, test, test_pcutoff, generalisation,
+  generalisation_pcutoff
 * ``mae_vs_frames.png``, ``bodypart_errors.png``, ``loss_curves.png``
 
 and attaches the folder to the sweep's parent run under ``report/``. Only conditions, sets and
@@ -31,8 +32,9 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from src import tracking
 from src.dataset import DataError, exit_on_data_error
-from src.evaluate import SETS
+from src.evaluate import SETS, pipeline_evaluation_dir
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
@@ -40,7 +42,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
 log = logging.getLogger(__name__)
 
 INDEX = "labelled frames per video"
-PAPER_TABLE = Path(__file__).resolve().parents[1] / "reports" / "paper_table1.csv"
+PAPER_TABLE = Path(__file__).resolve().parents[1] / "docs" / "paper_table1.csv"
 SWEEP_COMMAND = "python -m src.train +sweep=frames"
 REUSED = "reused from run "
 
@@ -96,23 +98,38 @@ def find_sweep(client: MlflowClient, experiment_id: str, sweep: str = "latest") 
     return newest
 
 
-def collect_runs(client: MlflowClient, experiment_id: str, parent_run_id: str) -> pd.DataFrame:
-    """One row per labelled-frames condition of the sweep: labelled_frames, run_id, run_name, status, metrics.
+def collect_runs(client: MlflowClient, experiment_id: str, parent_run_id: str | None = None,
+                 run_ids: list[str] | None = None) -> pd.DataFrame:
+    """One row per labelled-frames condition: labelled_frames, run_id, run_name, status, metrics.
 
-    Sorted by labelled_frames; of runs of the same condition the newest finished one is kept (the newest
-    of any status when none finished).
+    The runs are the children of ``parent_run_id``, or exactly ``run_ids``. Sorted by labelled_frames; of
+    runs of the same condition the newest finished one is kept (the newest of any status when none finished).
     """
-    runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=50000)
+    if run_ids is not None:
+        runs = [client.get_run(run_id) for run_id in run_ids]
+    else:
+        runs = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=50000)
     rows = [{"labelled_frames": int(run.data.tags["labelled_frames"]), "run_id": run.info.run_id,
              "run_name": run.info.run_name, "status": run.info.status, "start_time": run.info.start_time,
              "model_source": run.data.tags.get("model_source", ""), **run.data.metrics}
             for run in runs if "labelled_frames" in run.data.tags]
     if not rows:
-        raise DataError(f"sweep {parent_run_id} in store {client.tracking_uri} has no labelled-frames runs; "
+        raise DataError(f"sweep {parent_run_id or run_ids} in store {client.tracking_uri} has no labelled-frames runs; "
                         f"run one: `{SWEEP_COMMAND}`.")
     table = pd.DataFrame(rows).assign(finished=lambda t: t["status"] == "FINISHED")
     table = table.sort_values(["finished", "start_time"]).drop_duplicates("labelled_frames", keep="last")
     return table.drop(columns="finished").sort_values("labelled_frames").reset_index(drop=True)
+
+
+def pipeline_runs(cfg: DictConfig) -> list[str]:
+    """The MLflow runs of the DVC pipeline's conditions, from the evaluate stages' metrics.json."""
+    run_ids = []
+    for n_frames in cfg.pipeline.conditions:
+        path = pipeline_evaluation_dir(cfg, int(n_frames)) / "metrics.json"
+        if not path.is_file():
+            raise DataError(f"{path} does not exist; run the pipeline's evaluate stage first: `dvc repro`.")
+        run_ids.append(json.loads(path.read_text(encoding="utf-8"))["run_id"])
+    return run_ids
 
 
 def paper_table(runs: pd.DataFrame, pcutoff: float, unit: str = "px") -> pd.DataFrame:
@@ -171,9 +188,9 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, out_dir: Path, *, pcut
     out_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(out_dir / "results.csv")
     has_cm = table_cm is not None and table_cm.notna().any().any()
-    if has_cm:
-        table_cm.to_csv(out_dir / "results_cm.csv")
-    tidy(table).to_csv(out_dir / "mae_vs_frames.csv", index=False)
+    (table_cm if table_cm is not None else table.where(table.isna())).to_csv(out_dir / "results_cm.csv")
+    wide = table.rename(columns=lambda c: c.split(" ")[0].replace(",", "_pcutoff")).rename_axis("labelled_frames")
+    wide.to_csv(out_dir / "mae_vs_frames.csv")  # for `dvc plots`: one column per set, stable names
     wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_"))]
     metrics = {f"frames_{n}": row.dropna().to_dict() for n, row in runs.set_index("labelled_frames")[wanted].iterrows()}
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
@@ -182,8 +199,13 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, out_dir: Path, *, pcut
     plot_mae_vs_frames(table, paper, out_dir / "mae_vs_frames.png")
     if bodyparts is not None and len(bodyparts):
         plot_bodypart_errors(bodyparts, out_dir / "bodypart_errors.png")
+    else:
+        plot_nothing("no errors per bodypart were logged", out_dir / "bodypart_errors.png")
     if losses is not None and len(losses):
         plot_loss_curves(losses, out_dir / "loss_curves.png")
+    else:
+        plot_nothing("no condition was trained (condition 0 only, or reused models without loss history)",
+                     out_dir / "loss_curves.png")
     (out_dir / "results.md").write_text(
         markdown(runs, table, pcutoff, table_cm if has_cm else None, paper, title, sweep_note, out_dir), encoding="utf-8")
     return out_dir
@@ -275,6 +297,15 @@ def plot_bodypart_errors(bodyparts: pd.DataFrame, path: Path) -> Path:
     return path
 
 
+def plot_nothing(message: str, path: Path) -> Path:
+    """A small picture that says why a plot is empty (every plot file the report promises exists)."""
+    fig = plt.figure(figsize=(5, 1), dpi=100)
+    fig.text(0.5, 0.5, message, ha="center", va="center", fontsize=9)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
 def plot_loss_curves(losses: pd.DataFrame, path: Path) -> Path:
     """Training and test loss per epoch, one line per condition."""
     conditions = sorted(losses["labelled_frames"].unique())
@@ -297,8 +328,13 @@ def plot_loss_curves(losses: pd.DataFrame, path: Path) -> Path:
 def report(cfg: DictConfig, attach: bool = True) -> Path:
     """The whole report for a composed config; attaches it to the sweep's parent run; returns the folder."""
     client, experiment_id = open_experiment(cfg.mlflow)
-    parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
-    runs = collect_runs(client, experiment_id, parent.info.run_id)
+    from_pipeline = str(cfg.report.sweep) == "pipeline"
+    if from_pipeline:
+        runs = collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
+        parent = client.get_run(client.get_run(runs["run_id"].iloc[-1]).data.tags["mlflow.parentRunId"])
+    else:
+        parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
+        runs = collect_runs(client, experiment_id, parent.info.run_id)
     pcutoff = float(cfg.report.pcutoff)
     sweep_note = (f"Sweep `{parent.data.tags.get('sweep', '')}`, MLflow parent run `{parent.info.run_id}` "
                   f"({parent.info.status.lower()}), experiment `{cfg.mlflow.experiment}`, store `{cfg.mlflow.tracking_uri}`.")
@@ -310,6 +346,8 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         sweep_note=sweep_note)
     if attach:
         client.log_artifacts(parent.info.run_id, str(out_dir), "report")
+    if from_pipeline:
+        tracking.finish(parent.info.run_id, failed=False)  # the pipeline's parent run ends with its report
     return out_dir
 
 

@@ -52,8 +52,8 @@ def configure(mlflow_cfg: DictConfig) -> str:
         return client.get_experiment_by_name(str(mlflow_cfg.experiment)).experiment_id
 
 
-def flat_params(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, str]:
-    """The composed configuration (or its top-level ``keys``) as MLflow params: dotted keys, resolved values."""
+def flat_params(cfg: DictConfig, keys: list[str] | None = None, exclude: list[str] = ()) -> dict[str, str]:
+    """The composed configuration (its top-level ``keys``, less ``exclude``) as MLflow params: dotted keys."""
     flat: dict[str, str] = {}
 
     def walk(prefix: str, node: Any) -> None:
@@ -64,7 +64,8 @@ def flat_params(cfg: DictConfig, keys: list[str] | None = None) -> dict[str, str
             flat[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    walk("", {k: v for k, v in resolved.items() if k != "hydra" and (keys is None or k in keys)})
+    walk("", {k: v for k, v in resolved.items()
+              if k not in ("hydra", "defaults", *exclude) and (keys is None or k in keys)})
     return flat
 
 
@@ -103,6 +104,21 @@ def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run
         order_by=["attributes.start_time DESC"], max_results=1,
     )
     return runs[0] if runs else None
+
+
+def pipeline_parent_run(experiment_id: str, setup_key: str) -> str:
+    """The parent run of the DVC pipeline's conditions that share one setup (data, model, training, weights).
+
+    Found by its ``pipeline_key`` tag, or created by the first condition; the report stage ends it.
+    """
+    client = MlflowClient()
+    found = client.search_runs([experiment_id], f"tags.pipeline_key = '{setup_key}'",
+                               order_by=["attributes.start_time DESC"], max_results=1)
+    if found:
+        return found[0].info.run_id
+    return client.create_run(experiment_id, run_name="dvc pipeline", tags={
+        "pipeline_key": setup_key, "sweep": "dvc repro (labelled_frames: pipeline.conditions)",
+        "git_commit": git_commit()}).info.run_id
 
 
 def finish(run_id: str, failed: bool) -> None:

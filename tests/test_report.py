@@ -122,9 +122,9 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     for text in [markdown, *(p.read_text() for p in out.glob("*.csv")), (out / "metrics.json").read_text()]:
         assert "P07" not in text                      # no participant or video identifiers
 
-    tidy = pd.read_csv(out / "mae_vs_frames.csv", **EXACT)
-    row = tidy[(tidy.labelled_frames == 2) & (tidy.set == "test") & tidy.with_pcutoff]
-    assert row["mae_px"].tolist() == [logged[2]["mae_test_pcutoff0.8_px"]]
+    plotted = pd.read_csv(out / "mae_vs_frames.csv", index_col="labelled_frames", **EXACT)
+    assert list(plotted.columns) == ["train", "test", "test_pcutoff", "generalisation", "generalisation_pcutoff"]
+    assert plotted.loc[2, "test_pcutoff"] == logged[2]["mae_test_pcutoff0.8_px"]
 
     attached = {Path(a.path).name for a in client.list_artifacts(store["parent"], "report")}
     assert set(REPORT_FILES) <= attached
@@ -165,8 +165,8 @@ def test_sweep_by_id_and_clear_errors(store, tmp_path):
 def test_write_report_without_plots_inputs(store, tmp_path):
     runs = collect_runs(store["client"], store["experiment_id"], store["parent"])
     out = write_report(runs, paper_table(runs, 0.8), tmp_path / "plain")
-    assert (out / "results.md").is_file() and (out / "mae_vs_frames.png").is_file()
-    assert not (out / "loss_curves.png").exists()
+    assert {p.name for p in out.iterdir()} == set(REPORT_FILES)   # what the DVC stage declares, always
+    assert pd.read_csv(out / "results_cm.csv", index_col=0).isna().all().all()
 
 
 REAL_STORE = REPO / "mlruns" / "mlflow.db"

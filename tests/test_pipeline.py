@@ -1,0 +1,151 @@
+"""The DVC pipeline (dvc.yaml) end to end on a tiny configuration, in a private copy of the repository.
+
+Real DVC, real DeepLabCut training, a real MLflow store: cohort -> prepare -> pretrain -> train@n ->
+evaluate@n -> report, then what a user relies on: the table equals MLflow, a second `dvc repro` does
+nothing, an evaluation parameter re-runs evaluation and report only, and the Hydra sweep gives the
+same numbers as the pipeline.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from src.params import write_params
+from tests.conftest import REPO
+
+CONDITIONS = [0, 2]
+TINY = ["synthetic=tiny", "frames.max_train_frames_per_video=4", "training.iterations=6", "training.evaluations=2",
+        "pretraining.iterations=4", "pretraining.frames_per_video=4", f"pipeline.conditions=[{','.join(map(str, CONDITIONS))}]"]
+EXACT = dict(float_precision="round_trip")
+pytestmark = pytest.mark.slow
+
+
+def run(repo: Path, *command: str) -> str:
+    """A command in the copy, with this virtualenv's `python` and `dvc` first on PATH (as `make demo` has)."""
+    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout + done.stderr
+
+
+def copy_repository(target: Path) -> Path:
+    """What a clone holds that the pipeline needs: code, configs, dvc.yaml; a git and DVC repository."""
+    target.mkdir()
+    for name in ("src", "conf"):
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+        shutil.copyfile(REPO / name, target / name)
+    (target / "docs").mkdir()
+    shutil.copyfile(REPO / "docs" / "paper_table1.csv", target / "docs" / "paper_table1.csv")
+    run(target, "git", "init", "-q")
+    run(target, "dvc", "init", "-q")
+    run(target, "dvc", "config", "core.analytics", "false")
+    return target
+
+
+def ran_stages(output: str) -> set[str]:
+    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+
+
+def client_of(repo: Path) -> MlflowClient:
+    return MlflowClient(f"sqlite:///{repo / 'mlruns' / 'mlflow.db'}")
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """The tiny pipeline reproduced once: (repository copy, output of the first and second `dvc repro`)."""
+    repo = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
+    write_params(repo / "params.yaml", TINY)
+    first = run(repo, "dvc", "repro")
+    second = run(repo, "dvc", "repro")
+    return repo, first, second
+
+
+def evaluation_records(repo: Path) -> dict[int, dict]:
+    return {n: json.loads((repo / f"models/pipeline/evaluation/frames_{n}/metrics.json").read_text())
+            for n in CONDITIONS}
+
+
+def test_every_stage_runs_once_and_a_second_repro_is_a_no_op(pipeline):
+    repo, first, second = pipeline
+    expected = {"cohort", "prepare", "pretrain"} | {f"{stage}@{n}" for stage in ("train", "evaluate") for n in CONDITIONS}
+    assert ran_stages(first) == expected | {"report"}
+    assert ran_stages(second) == set()
+    assert "Data and pipelines are up to date" in run(repo, "dvc", "status")
+
+
+def test_report_table_equals_the_mlflow_runs(pipeline):
+    repo, _, _ = pipeline
+    client = client_of(repo)
+    table = pd.read_csv(repo / "reports/results.csv", index_col=0, **EXACT)
+    assert table.index.tolist() == CONDITIONS
+    records = evaluation_records(repo)
+    columns = {"train": "mae_train_px", "test": "mae_test_px", "test, p-cutoff 0.8": "mae_test_pcutoff0.8_px",
+               "generalisation": "mae_generalisation_px", "generalisation, p-cutoff 0.8": "mae_generalisation_pcutoff0.8_px"}
+    compared = 0
+    for n in CONDITIONS:
+        logged = client.get_run(records[n]["run_id"]).data.metrics
+        for column, metric in columns.items():
+            if metric in logged and logged[metric] == logged[metric]:
+                assert table.loc[n, column] == logged[metric], (n, column)
+                compared += 1
+            else:
+                assert pd.isna(table.loc[n, column]), (n, column)
+    assert compared >= 2 * len(CONDITIONS)   # test and generalisation at least (the tiny model rarely passes 0.8)
+    # The same runs are one parent's children; the report is attached to it, which the report stage ended.
+    parents = {client.get_run(r["run_id"]).data.tags["mlflow.parentRunId"] for r in records.values()}
+    assert len(parents) == 1
+    parent = client.get_run(parents.pop())
+    assert parent.info.status == "FINISHED"
+    attached = {Path(a.path).name for a in client.list_artifacts(parent.info.run_id, "report")}
+    assert {"results.md", "results.csv", "metrics.json", "loss_curves.png"} <= attached
+    # The trained condition's run holds its training too: loss curve and model.
+    trained = client.get_run(records[2]["run_id"])
+    assert trained.data.tags["model_source"] == "trained"
+    assert client.get_metric_history(trained.info.run_id, "loss_train")
+    assert {Path(a.path).name for a in client.list_artifacts(trained.info.run_id, "model")} >= {"snapshot-last.pt"}
+    metrics = json.loads(run(repo, "dvc", "metrics", "show", "--json"))
+    assert json.dumps(metrics).count("mae_test_px") == len(CONDITIONS)
+
+
+def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
+    repo, _, _ = pipeline
+    before = evaluation_records(repo)
+    write_params(repo / "params.yaml", [*TINY, "evaluation.pcutoffs=[0.5,0.8]"])
+    rerun = ran_stages(run(repo, "dvc", "repro"))
+    assert rerun == {f"evaluate@{n}" for n in CONDITIONS} | {"report"}
+    after = evaluation_records(repo)
+    client = client_of(repo)
+    for n in CONDITIONS:
+        assert after[n]["run_id"] == before[n]["run_id"]            # evaluated again in the same MLflow run
+        assert "mae_test_pcutoff0.5_px" in client.get_run(after[n]["run_id"]).data.metrics
+        assert after[n]["metrics"]["mae_test_px"] == before[n]["metrics"]["mae_test_px"]
+    write_params(repo / "params.yaml", TINY)                         # back, for the other tests
+    run(repo, "dvc", "repro")
+
+
+def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
+    """`python -m src.train +sweep=frames` with the same configuration reuses the pipeline's models."""
+    repo, _, _ = pipeline
+    records = evaluation_records(repo)
+    swept = ",".join(map(str, CONDITIONS))
+    run(repo, sys.executable, "-m", "src.train", "+sweep=frames", *TINY, f"labelled_frames={swept}")
+    client = client_of(repo)
+    experiment = client.get_experiment_by_name("synthetic_clinical").experiment_id
+    for n in CONDITIONS:
+        newest = client.search_runs([experiment], f"tags.labelled_frames = '{n}'",
+                                    order_by=["attributes.start_time DESC"], max_results=1)[0]
+        assert newest.info.run_id != records[n]["run_id"]
+        if n > 0:
+            assert newest.data.tags["model_source"] == f"reused from run {records[n]['run_id']}"
+        for name, value in records[n]["metrics"].items():   # equal, NaN (no point kept) included
+            assert newest.data.metrics[name] == pytest.approx(value, rel=0, abs=0, nan_ok=True), (n, name)
