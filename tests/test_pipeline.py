@@ -149,3 +149,14 @@ def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
             assert newest.data.tags["model_source"] == f"reused from run {records[n]['run_id']}"
         for name, value in records[n]["metrics"].items():   # equal, NaN (no point kept) included
             assert newest.data.metrics[name] == pytest.approx(value, rel=0, abs=0, nan_ok=True), (n, name)
+
+
+def test_a_new_condition_trains_only_itself(pipeline):
+    repo, _, _ = pipeline
+    before = evaluation_records(repo)
+    grown = [*TINY[:-1], f"pipeline.conditions=[{','.join(map(str, CONDITIONS))},1]"]
+    write_params(repo / "params.yaml", grown)
+    assert ran_stages(run(repo, "dvc", "repro")) == {"train@1", "evaluate@1", "report"}
+    assert evaluation_records(repo) == before                       # the others untouched
+    assert pd.read_csv(repo / "reports/results.csv", index_col=0).index.tolist() == sorted([*CONDITIONS, 1])
+    write_params(repo / "params.yaml", TINY)
