@@ -52,7 +52,7 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
 def main() -> None:
     path = REPO / "params.yaml"
     changed = write_params(path, sys.argv[1:])
-    print(f"{path.name}: {'rewritten from conf/' if changed else 'up to date with conf/'}", flush=True)
+    print(f"{path.name}: {'written' if changed else 'unchanged'} (conf/ composed{' with ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''})", flush=True)
 
 
 if __name__ == "__main__":

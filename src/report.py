@@ -331,7 +331,9 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
     from_pipeline = str(cfg.report.sweep) == "pipeline"
     if from_pipeline:
         runs = collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
-        parent = client.get_run(client.get_run(runs["run_id"].iloc[-1]).data.tags["mlflow.parentRunId"])
+        parent_id = client.get_run(runs["run_id"].iloc[-1]).data.tags["mlflow.parentRunId"]
+        tracking.finish(parent_id, failed=False)  # every condition is evaluated: the pipeline's parent run ends
+        parent = client.get_run(parent_id)
     else:
         parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
         runs = collect_runs(client, experiment_id, parent.info.run_id)
@@ -346,8 +348,6 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         sweep_note=sweep_note)
     if attach:
         client.log_artifacts(parent.info.run_id, str(out_dir), "report")
-    if from_pipeline:
-        tracking.finish(parent.info.run_id, failed=False)  # the pipeline's parent run ends with its report
     return out_dir
 
 
