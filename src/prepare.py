@@ -148,7 +148,6 @@ class Condition:
     labelled_frames: int      # labelled frames per development video (the condition)
     prepared_dir: Path
     facts: dict               # dataset.yaml
-    selection: pd.DataFrame   # selection.csv: every ranked frame
     frames: pd.DataFrame      # the condition's frames, with set = train | test | generalisation
     labels: pd.DataFrame      # labels.csv
 
@@ -165,7 +164,7 @@ def load_condition(cfg: DictConfig) -> Condition:
     if 0 < facts["min_train_frames_per_development_video"] < n_frames:
         log.warning("some development videos have only %d selected frames; they contribute all of them",
                     facts["min_train_frames_per_development_video"])
-    return Condition(n_frames, prepared_dir, facts, selection, condition_frames(selection, n_frames), labels)
+    return Condition(n_frames, prepared_dir, facts, condition_frames(selection, n_frames), labels)
 
 
 def condition_frames(selection: pd.DataFrame, n_frames: int) -> pd.DataFrame:

@@ -65,7 +65,7 @@ def flat_params(cfg: DictConfig, keys: list[str] | None = None, exclude: list[st
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
     walk("", {k: v for k, v in resolved.items()
-              if k not in ("hydra", "defaults", *exclude) and (keys is None or k in keys)})
+              if k not in ("hydra", *exclude) and (keys is None or k in keys)})
     return flat
 
 

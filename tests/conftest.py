@@ -6,6 +6,7 @@ import hashlib
 import shutil
 from pathlib import Path
 
+import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 
@@ -38,3 +39,11 @@ def reaching_copy(tmp_path) -> Path:
     target = tmp_path / "Reaching-Mackenzie-2018-08-30"
     shutil.copytree(REACHING, target)
     return target
+
+
+@pytest.fixture(autouse=True)
+def restore_tracking_uri():
+    """Tests that point MLflow at a store of their own leave the process's tracking URI as they found it."""
+    before = mlflow.get_tracking_uri()
+    yield
+    mlflow.set_tracking_uri(before)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import mlflow
 import pandas as pd
 import pytest
 from mlflow.entities import Metric
@@ -55,13 +54,6 @@ def log_child(client, experiment_id, parent_id, n_frames, start, metrics, tmp_pa
     client.log_artifact(run_id, str(folder / "test.csv"), "predictions")
     client.set_terminated(run_id, status, end_time=start + 50)
     return run_id
-
-
-@pytest.fixture(autouse=True)
-def restore_tracking_uri():
-    before = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(before)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 
-import mlflow
 import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
@@ -21,13 +20,6 @@ CONDITIONS = {0: {"mae_test_px": 12.34, "mae_generalisation_px": 56.78},
                   "mae_generalisation_px": 43.21}}
 needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None,
                                     reason="chromium is not installed (apt-get install chromium)")
-
-
-@pytest.fixture(autouse=True)
-def restore_tracking_uri():
-    before = mlflow.get_tracking_uri()
-    yield
-    mlflow.set_tracking_uri(before)
 
 
 @pytest.fixture(scope="module")
