@@ -189,7 +189,10 @@ def plot_spectra(positions: np.ndarray, bodyparts: list[str], fps: float, segmen
         peak = 1 + int(np.argmax(power[1:]))
         ax.plot(frequencies[peak], power[peak], "o", ms=3, color=line.get_color())
     ax.set(xlabel="frequency (Hz)", ylabel="power (px$^2$/Hz)", title="Movement spectra (dot: dominant frequency)")
-    ax.legend(fontsize=6, ncol=3)
+    if ax.get_lines():
+        ax.legend(fontsize=6, ncol=3)
+    else:  # no point was tracked above the p-cutoff in half of the frames
+        ax.text(0.5, 0.5, "no point tracked in enough frames", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
