@@ -3,13 +3,20 @@
 A Hydra callback: it opens one parent run before the first job, passes its id to the jobs (which
 nest their runs under it), prints one line per finished job, and at the end closes the parent run
 with a summary table, FAILED if any condition failed.
+
+Jobs may run in other processes (``hydra/launcher=parallel``: joblib workers; ``slurm``, ``slurm_local``:
+submitit jobs) with a pickled copy of this callback: the copy sets the parent run id in the job's own
+environment, and each job leaves its line of the summary as a file in the sweep folder (shared with the
+cluster's nodes), which the launching process reads back at the end.
 """
 
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -28,28 +35,40 @@ log = logging.getLogger(__name__)
 class MLflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
-        self.jobs: list[dict[str, Any]] = []
+        self.records: Path | None = None   # <sweep dir>/.sweep_jobs/<parent run id>/: one JSON per finished job
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         experiment_id = tracking.configure(config.mlflow)
+        for run_id in tracking.end_orphaned_runs(experiment_id):
+            print(f"[sweep] marked KILLED: run {run_id}, left RUNNING by a process that is gone", flush=True)
         sweep = ", ".join(f"{k}={v}" for k, v in config.hydra.sweeper.params.items())
-        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags={
+        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags=tracking.process_tags() | {
             "git_commit": tracking.git_commit(), "sweep": sweep,
             "sweep_overrides": " ".join(config.hydra.overrides.task)})
         self.parent_run_id = run.info.run_id
         os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
+        self.records = Path(str(config.hydra.sweep.dir)).resolve() / ".sweep_jobs" / self.parent_run_id
+        self.records.mkdir(parents=True, exist_ok=True)
         atexit.register(self.close)  # a failed job makes Hydra raise before on_multirun_end
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """In the job's process (maybe another one, or another machine): nest its run under the parent."""
+        if self.parent_run_id:
+            os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         swept = config.hydra.sweeper.params or {}
         overrides = " ".join(f"{key}={OmegaConf.select(config, key)}" for key in swept) or " ".join(job_return.overrides or [])
         if job_return.status == JobStatus.COMPLETED:
-            self.jobs.append({"job": overrides, "status": "finished", **(job_return.return_value or {})})
+            record = {"job": overrides, "status": "finished", **(job_return.return_value or {})}
             print(f"[sweep] {overrides}: finished", flush=True)
         else:
             error = job_return._return_value
-            self.jobs.append({"job": overrides, "status": "FAILED", "error": f"{type(error).__name__}: {error}"})
+            record = {"job": overrides, "status": "FAILED", "error": f"{type(error).__name__}: {error}"}
             print(f"[sweep] {overrides}: FAILED ({type(error).__name__}: {error})", flush=True)
+        if self.records is not None:
+            num = int(OmegaConf.select(config, "hydra.job.num", default=0) or 0)
+            (self.records / f"{num:05d}.json").write_text(json.dumps({"num": num, **record}, default=float), encoding="utf-8")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.close()
@@ -60,7 +79,10 @@ class MLflowSweepCallback(Callback):
             return
         run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(tracking.PARENT_RUN_ENV, None)
-        summary = pd.DataFrame(self.jobs)
+        files = sorted(self.records.glob("*.json")) if self.records is not None else []
+        summary = pd.DataFrame([json.loads(f.read_text(encoding="utf-8")) for f in files]).drop(columns="num", errors="ignore")
+        if self.records is not None:
+            shutil.rmtree(self.records, ignore_errors=True)
         failed = summary[summary["status"] == "FAILED"] if len(summary) else summary
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "sweep_summary.csv"
