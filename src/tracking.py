@@ -34,7 +34,12 @@ _TRAINING_METRIC_NAMES = {
 
 
 def configure(mlflow_cfg: DictConfig) -> str:
-    """Point MLflow at the configured store and experiment; returns the experiment id."""
+    """Point MLflow at the configured store and experiment; returns the experiment id.
+
+    Against a tracking server (``http(s)://``) a local ``artifact_location`` folder is ignored: the folder
+    would exist on this machine only, so new experiments take the server's default, its proxied
+    ``--artifacts-destination`` (docs/tracking_server.md). A URI (``s3://...``) is passed on as given.
+    """
     mlflow.set_tracking_uri(str(mlflow_cfg.tracking_uri))
     uri = str(mlflow_cfg.tracking_uri)
     if uri.startswith("sqlite:///"):
@@ -45,7 +50,8 @@ def configure(mlflow_cfg: DictConfig) -> str:
         return experiment.experiment_id
     location = mlflow_cfg.get("artifact_location")
     if location and "://" not in str(location):
-        location = Path(str(location)).resolve().as_uri()
+        server = uri.startswith(("http://", "https://"))
+        location = None if server else Path(str(location)).resolve().as_uri()
     try:
         return client.create_experiment(str(mlflow_cfg.experiment), artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
