@@ -16,7 +16,6 @@ import functools
 import logging
 import math
 import os
-import shutil
 import time
 import zlib
 from concurrent.futures import ProcessPoolExecutor
@@ -28,6 +27,10 @@ import numpy as np
 import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
+
+from src.checks import check_config
+from src.dataset import exit_on_data_error
+from src.files import atomic_directory
 
 log = logging.getLogger(__name__)
 
@@ -576,9 +579,15 @@ def generate_cohort(cohort_cfg, out_dir, workers: int = 1) -> Path:
             log.info("cohort %s is up to date in %s, not regenerated", cfg.name, target)
             return target
         log.info("cohort %s in %s was made with another config: regenerating", cfg.name, target)
-    tmp = target.parent / f".{cfg.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    (tmp / "videos").mkdir(parents=True)
+    with atomic_directory(target, key="synthetic.output_dir") as tmp:
+        _write_cohort(cfg, config, tmp, workers)
+    log.info("wrote cohort %s to %s", cfg.name, target)
+    return target
+
+
+def _write_cohort(cfg, config: dict, tmp: Path, workers: int) -> None:
+    """Render the videos and write the tables of one cohort into the (staging) folder ``tmp``."""
+    (tmp / "videos").mkdir()
     digits = max(2, len(str(cfg.n_participants)))
     jobs, rows = [], []
     for p in range(cfg.n_participants):
@@ -600,13 +609,6 @@ def generate_cohort(cohort_cfg, out_dir, workers: int = 1) -> Path:
             "height_px": cfg.height_px, "frames_per_video": cfg.frames_per_video, "cm_per_px": cfg.cm_per_px,
             "seed": cfg.seed, "generator_config": config}
     (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
-    old = target.parent / f".{cfg.name}.old-{os.getpid()}"
-    if target.exists():  # rename cannot replace a non-empty folder: move the old one aside first
-        os.replace(target, old)
-    os.replace(tmp, target)
-    shutil.rmtree(old, ignore_errors=True)
-    log.info("wrote cohort %s: %d videos to %s", cfg.name, len(jobs), target)
-    return target
 
 
 def generate_all(synthetic_cfg) -> dict[str, Path]:
@@ -619,7 +621,9 @@ def generate_all(synthetic_cfg) -> dict[str, Path]:
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
-    generate_all(cfg.synthetic)
+    with exit_on_data_error():
+        check_config(cfg, "synthetic")
+        generate_all(cfg.synthetic)
     print(f"synthetic cohorts ready in {time.perf_counter() - start:.1f} s")
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -27,9 +28,13 @@ import cv2
 import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image
+from omegaconf.errors import MissingMandatoryValue
+from PIL import Image, UnidentifiedImageError
 
 log = logging.getLogger(__name__)
+# FFmpeg's own messages ("moov atom not found") would precede our one-line error about the same video;
+# read when OpenCV first opens a video. OPENCV_FFMPEG_LOGLEVEL=16 in the environment shows them again.
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 ANNOTATION_COLUMNS = ["participant", "video", "frame", "bodypart", "x", "y"]
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv")
@@ -46,7 +51,11 @@ def exit_on_data_error():
     try:
         yield
     except DataError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, whatever a library said
+        sys.exit(2)
+    except MissingMandatoryValue as error:  # a required key left at ??? in conf/, e.g. data.root
+        print(f"error: {error.full_key} is required but not set (???); give it on the command line, "
+              f"{error.full_key}=...", file=sys.stderr)
         sys.exit(2)
 
 
@@ -109,16 +118,24 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
             "Generate it with `python -m src.cohort`, or point data.root at a cohort folder."
         )
     meta = _read_yaml(meta_path)
-    bodyparts = list(meta["bodyparts"])
+    bodyparts = meta.get("bodyparts")
+    if not isinstance(bodyparts, list) or not bodyparts:
+        raise DataError(f"{meta_path} has no `bodyparts:` list; regenerate the cohort with `python -m src.cohort`.")
+    bodyparts = [str(b) for b in bodyparts]
 
     participants = _read_csv(root / "participants.csv", required=["participant", "video", "session"])
-    truth = _read_csv(root / "ground_truth.csv", required=["video", "frame", "bodypart", "x", "y"])
+    _check_unique(participants, ["video"], root / "participants.csv")
+    truth_path = root / "ground_truth.csv"
+    truth = _read_csv(truth_path, required=["video", "frame", "bodypart", "x", "y"])
+    _check_numeric(truth, ["frame", "x", "y"], truth_path)
+    _check_unique(truth, ["video", "frame", "bodypart"], truth_path)
 
     unknown = sorted(set(truth["bodypart"]) - set(bodyparts))
-    if unknown:
+    absent = [b for b in bodyparts if b not in set(truth["bodypart"])]
+    if unknown or absent:
         raise DataError(
-            f"{root / 'ground_truth.csv'} has bodyparts {unknown} that {meta_path} does not list; "
-            "regenerate the cohort with `python -m src.cohort`."
+            f"{truth_path} has bodyparts that differ from {meta_path} (not listed there: {unknown}, "
+            f"never annotated: {absent}); regenerate the cohort with `python -m src.cohort`."
         )
     videos = []
     for row in participants.itertuples(index=False):
@@ -136,7 +153,7 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
             "does not list; add them to the participants table or regenerate the cohort."
         )
 
-    annotations = truth.merge(videos[["video", "participant"]], on="video")
+    annotations = truth.astype({"frame": int}).merge(videos[["video", "participant"]], on="video")
     annotations = annotations[ANNOTATION_COLUMNS].copy()
     _check_frames_exist(annotations, videos, root / "ground_truth.csv")
     _check_inside_image(annotations, videos.set_index("video")[["width", "height"]], root / "ground_truth.csv")
@@ -289,7 +306,7 @@ def read_collected_data(path: Path) -> pd.DataFrame:
         return pd.read_csv(path, header=[0, 1, 2], index_col=list(range(index_columns)))
     except Exception as error:  # corrupt files raise anything from HDF5, pandas or the csv parser
         raise DataError(
-            f"{path} cannot be read ({type(error).__name__}: {error}); restore it from a backup, or "
+            f"{path} cannot be read ({type(error).__name__}: {_one_line(error)}); restore it from a backup, or "
             "re-save the labels in DeepLabCut's labelling GUI."
         ) from error
 
@@ -364,7 +381,15 @@ def _tidy_collected_data(wide, path, root, folder_name, scorer, bodyparts) -> pd
                 f"{path} labels {image}, but {image_path} does not exist; restore the frame or "
                 "remove its row with deeplabcut.dropannotationfileentriesduetodeletedimages(config)."
             )
-        sizes[image] = Image.open(image_path).size  # reads the header only
+        try:
+            with Image.open(image_path) as frame_image:  # reads the header only
+                sizes[image] = frame_image.size
+        except (OSError, UnidentifiedImageError) as error:
+            raise DataError(
+                f"{image_path} (labelled in {path}) cannot be read as an image ({error}); restore the frame "
+                "from a backup or extract it again from its video, or remove its row with "
+                "deeplabcut.dropannotationfileentriesduetodeletedimages(config)."
+            ) from error
 
     xy = wide[scorer].stack(level="bodyparts", future_stack=True)
     xy = xy.reset_index(level="bodyparts")
@@ -420,7 +445,13 @@ def _participants_for(videos, table, pattern, config_path) -> dict[str, tuple[st
         if unmapped:
             raise DataError(f"{table} does not say whose videos {unmapped} are; add a row (video, participant) each.")
         return {v: known[v] for v in videos}
-    regex = re.compile(pattern or r"^(?P<participant>.+)$")
+    try:
+        regex = re.compile(pattern or r"^(?P<participant>.+)$")
+    except re.error as error:
+        raise DataError(
+            f"data.participants.pattern {pattern!r} is not a valid regular expression ({error}); fix it, e.g. "
+            "'^(?P<participant>[^_]+)_(?P<session>.+)$' (quote it on the command line)."
+        ) from None
     if "participant" not in regex.groupindex:
         raise DataError(
             f"data.participants.pattern {regex.pattern!r} has no (?P<participant>...) group; add one."
@@ -489,12 +520,49 @@ def _check_inside_image(annotations, sizes: pd.DataFrame, source, key="video"):
         )
 
 
+def _check_unique(table: pd.DataFrame, keys: list[str], source: Path) -> None:
+    """One row per key: a repeated row would count a frame (or a video) twice in every result."""
+    repeated = table[table.duplicated(keys, keep=False)]
+    if len(repeated):
+        first = ", ".join(f"{k}={repeated.iloc[0][k]}" for k in keys)
+        raise DataError(
+            f"{source} has {len(repeated)} rows that repeat the same {'/'.join(keys)} (first: {first}); "
+            "keep one row each (remove the duplicates) or regenerate the data set."
+        )
+
+
+def _check_numeric(table: pd.DataFrame, columns: list[str], source: Path) -> None:
+    """Coordinates and frame numbers are numbers (empty cells = not labelled are fine for x and y)."""
+    for column in columns:
+        given = table[column].notna()
+        numbers = pd.to_numeric(table[column], errors="coerce")
+        bad = given & numbers.isna()
+        if column == "frame":
+            bad |= numbers.isna() | (numbers % 1 != 0)
+        if bad.any():
+            raise DataError(
+                f"{source}: column {column!r} holds {bad.sum()} value(s) that are not "
+                f"{'whole numbers' if column == 'frame' else 'numbers'}, first {table.loc[bad, column].iloc[0]!r} "
+                f"in row {int(bad.idxmax()) + 2}; correct them (empty = not labelled) or restore the file."
+            )
+        table[column] = numbers
+
+
+def _one_line(error: Exception) -> str:
+    """The gist of a library's error: HDF5 and YAML errors span many lines."""
+    mark = getattr(error, "problem_mark", None)
+    if isinstance(error, yaml.YAMLError) and mark is not None:
+        return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    return lines[-1] if lines else type(error).__name__
+
+
 def _read_yaml(path: Path) -> dict:
     try:
         with open(path, encoding="utf-8") as handle:
             content = yaml.safe_load(handle)
     except (OSError, yaml.YAMLError) as error:
-        raise DataError(f"{path} cannot be read as YAML ({error}); fix its syntax or restore it.") from error
+        raise DataError(f"{path} cannot be read as YAML ({_one_line(error)}); fix its syntax or restore it.") from error
     if not isinstance(content, dict):
         raise DataError(f"{path} is empty or not a YAML mapping; restore it.")
     return content
@@ -506,7 +574,7 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     try:
         table = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as error:
-        raise DataError(f"{path} cannot be read as CSV ({error}); restore it.") from error
+        raise DataError(f"{path} cannot be read as CSV ({_one_line(error)}); restore it.") from error
     missing = [c for c in required if c not in table.columns]
     if missing:
         raise DataError(f"{path} lacks column(s) {missing}; it needs {required}.")

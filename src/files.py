@@ -3,30 +3,132 @@
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
+import re
 import shutil
 from pathlib import Path
 
+# An output location the user must fix (permissions, read-only or full disk, a file in the way), as
+# opposed to a bug: these become a one-line error naming the folder.
+_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR}
+
 
 @contextlib.contextmanager
-def atomic_directory(target: Path):
+def atomic_directory(target: Path, key: str | None = None):
     """Yield a fresh temporary folder beside ``target`` that replaces ``target`` only on success.
 
     A stage killed half-way leaves its previous output (or nothing) in place, never a half-written
-    folder that a later stage would take as valid.
+    folder that a later stage would take as valid. ``key`` (e.g. ``paths.prepared_dir``) is the setting
+    named when the output cannot be written there.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove_stale_staging(target)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+    except OSError as error:
+        raise _unwritable(target, key, error) from error
     try:
         yield staging
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if error.errno in _USER_ERRNOS and _inside(error.filename, staging):
+            raise _unwritable(target, key, error) from error
+        raise
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     retired = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, retired)
-    os.replace(staging, target)
+    try:
+        if target.exists():
+            os.replace(target, retired)
+        os.replace(staging, target)
+    except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)
+        if retired.exists() and not target.exists():
+            os.replace(retired, target)  # put the previous version back
+        raise _unwritable(target, key, error) from error
     shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_files(target: Path):
+    """Yield a temporary folder inside ``target``; on success each file written there replaces its namesake in ``target``.
+
+    For output folders that also hold files of other tools (``reports/``): no file is ever seen half-written,
+    and a failure leaves every previous file as it was.
+    """
+    target = Path(target)
+    target.mkdir(parents=True, exist_ok=True)
+    staging = target / f".staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        for path in sorted(staging.iterdir()):
+            os.replace(path, target / path.name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def locked(path: Path):
+    """Hold an exclusive lock on the file ``path`` (created if missing) while the block runs.
+
+    Concurrent processes on this machine wait for each other; the lock goes with the process, so a killed
+    holder never leaves it taken.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield path
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Remove ``.<name>.tmp-<pid>`` / ``.old-<pid>`` folders beside ``target`` left by processes that died.
+
+    Folders of processes still running (a concurrent run on this machine) are left alone.
+    """
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(\d+)$")
+    for path in target.parent.iterdir() if target.parent.is_dir() else ():
+        match = pattern.match(path.name)
+        if match and not _alive(int(match.group(2))):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return False  # our own leftover from an earlier call
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's live process
+    return True
+
+
+def _inside(filename, folder: Path) -> bool:
+    return filename is not None and Path(os.fsdecode(filename)).resolve().is_relative_to(folder.resolve())
+
+
+def _unwritable(target: Path, key: str | None, error: OSError):
+    from src.dataset import DataError  # here: src.dataset is heavy and this module is imported everywhere
+
+    setting = f" ({key})" if key else ""
+    return DataError(
+        f"cannot write the output {target}{setting}: {error.strerror or error}"
+        f"{f' ({error.filename})' if error.filename else ''}; make {target.parent} writable (and free some space), "
+        f"or choose another folder{f' with {key}=...' if key else ''}."
+    )

@@ -17,7 +17,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from sklearn.cluster import KMeans
 
 from src.dataset import Dataset, DataError
 from src.split import DEVELOPMENT, GENERALISATION
@@ -75,6 +74,8 @@ def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
     One pick per k-means cluster (the row nearest its centroid), ordered by farthest-point
     traversal starting from the representative of the largest cluster.
     """
+    from sklearn.cluster import KMeans  # here: importing scikit-learn costs seconds, and bad input fails before
+
     n_picks = min(n_picks, len(features))
     centred = features - features.mean(axis=0)
     kmeans = KMeans(n_clusters=n_picks, n_init=3, random_state=seed).fit(centred)
@@ -128,9 +129,11 @@ def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataF
         ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
         if video.set == DEVELOPMENT:
             if len(ranked) < 2:
+                fix = ("label more frames of it in DeepLabCut, or remove its labeled-data folder"
+                       if dataset.kind == "dlc_project" else "use a longer recording, or remove the video from data.root")
                 raise DataError(
                     f"development video {video.video} of {dataset.root} has {len(ranked)} usable frame(s); "
-                    "at least 2 (one train, one test) are needed. Label more frames or drop the video."
+                    f"at least 2 (one train, one test) are needed: {fix}."
                 )
             rng = np.random.default_rng(seeds)
             is_test = np.zeros(len(ranked), bool)
@@ -153,6 +156,11 @@ def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, n
         return video_features(path, size, max_frames)
     labelled = dataset.annotations[dataset.annotations["video"] == video].dropna(subset=["x", "y"])
     images = labelled.drop_duplicates("frame").sort_values("frame")
+    if images.empty:
+        raise DataError(
+            f"{dataset.root / 'labeled-data' / video}: its CollectedData_{dataset.scorer} file labels no point in "
+            "any frame; label some frames in DeepLabCut, or remove the folder from the project (a copy of it)."
+        )
     return images["frame"].to_numpy(), image_features([dataset.root / i for i in images["image"]], size)
 
 

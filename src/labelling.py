@@ -64,6 +64,9 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
     """
     prepared_dir = Path(prepared_dir)
     facts, selection, _ = read_prepared(prepared_dir)
+    if not (Path(project_dir) / "config.yaml").is_file():
+        raise DataError(f"{project_dir} holds no labelling project (no config.yaml); export the frames first "
+                        "(labelling.action=export), label them in DeepLabCut's GUI, then import.")
     labelled = load_dlc_project(Path(project_dir), scorer=scorer).annotations
     if set(labelled["bodypart"]) != set(facts["bodyparts"]):
         raise DataError(f"{project_dir} labels bodyparts {sorted(set(labelled['bodypart']))}, "

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from src.checks import check_config
 from src.dataset import Dataset, DataError, exit_on_data_error, load_dataset, write_collected_data
 from src.files import atomic_directory
 from src.frames import TRAIN, label_frames, select_frames, n_test_frames_per_video
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 
 def prepare(cfg: DictConfig) -> Path:
     """Run the stage for a composed config; returns the prepared folder."""
+    check_config(cfg, "data", "split", "frames")
     dataset = load_dataset(cfg.data)
     out_dir = Path(cfg.paths.prepared_dir) / dataset.name
     if out_dir.resolve().is_relative_to(dataset.root.resolve()):
@@ -48,7 +50,7 @@ def prepare(cfg: DictConfig) -> Path:
     selection = select_frames(dataset, split, cfg.frames)
     labels = label_frames(dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed))
 
-    with atomic_directory(out_dir) as staging:
+    with atomic_directory(out_dir, key="paths.prepared_dir") as staging:
         selection["image"] = write_frame_images(dataset, selection, staging / "labeled-data")
         write_labels(labels, selection, dataset.scorer, dataset.bodyparts, staging / "labeled-data")
         split.to_csv(staging / "split.csv", index=False)
@@ -137,8 +139,19 @@ def read_prepared(prepared_dir: Path) -> tuple[dict, pd.DataFrame, pd.DataFrame]
     meta = Path(prepared_dir) / "dataset.yaml"
     if not meta.is_file():
         raise DataError(f"{meta} does not exist; prepare the frames first: `python -m src.prepare` (or `dvc repro`).")
-    facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
-    return facts, pd.read_csv(meta.parent / "selection.csv"), pd.read_csv(meta.parent / "labels.csv")
+    for path in (meta.parent / "selection.csv", meta.parent / "labels.csv"):
+        if not path.is_file():
+            raise DataError(f"{path} does not exist: {meta.parent} is incomplete (edited or damaged by hand); "
+                            "prepare it again: `python -m src.prepare` (or `dvc repro prepare`).")
+    try:
+        facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
+        tables = pd.read_csv(meta.parent / "selection.csv"), pd.read_csv(meta.parent / "labels.csv")
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        raise DataError(f"{meta.parent} cannot be read ({type(error).__name__}: {error}); "
+                        "prepare it again: `python -m src.prepare` (or `dvc repro prepare`).") from error
+    if not isinstance(facts, dict) or "config" not in facts:
+        raise DataError(f"{meta} is not a dataset.yaml written by src.prepare; prepare again: `python -m src.prepare`.")
+    return (facts, *tables)
 
 
 @dataclass
@@ -153,7 +166,11 @@ class Condition:
 
 
 def load_condition(cfg: DictConfig) -> Condition:
-    """The prepared data of ``cfg.data`` and the frames of condition ``cfg.labelled_frames``, checked."""
+    """The prepared data of ``cfg.data`` and the frames of condition ``cfg.labelled_frames``, checked.
+
+    Checks the settings every stage of a condition reads (src.train, src.evaluate) before any work.
+    """
+    check_config(cfg, "labelled_frames", "training", "evaluation")
     prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
     facts, selection, labels = read_prepared(prepared_dir)
     n_frames = cfg.labelled_frames
@@ -161,6 +178,12 @@ def load_condition(cfg: DictConfig) -> Condition:
     if not isinstance(n_frames, int) or not 0 <= n_frames <= largest:
         raise DataError(f"labelled_frames={n_frames!r} is not an integer from 0 to {largest}, the frames prepared per "
                         f"video (frames.max_train_frames_per_video); choose one, or prepare more frames.")
+    available = [roles["train"]["used"] for roles in facts.get("frames_per_video", {}).values() if "train" in roles]
+    if available and n_frames > max(available):
+        raise DataError(f"labelled_frames={n_frames} asks for more labelled frames than exist: no development video in "
+                        f"{prepared_dir / 'dataset.yaml'} has more than {max(available)} train frame(s) (frames_per_video), "
+                        f"so it would repeat labelled_frames={max(available)}; choose labelled_frames <= {max(available)}, "
+                        "or add longer videos (more labelled frames) and prepare again.")
     if 0 < facts["min_train_frames_per_development_video"] < n_frames:
         log.warning("some development videos have only %d selected frames; they contribute all of them",
                     facts["min_train_frames_per_development_video"])

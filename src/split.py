@@ -7,7 +7,6 @@ honest estimate of how the model does on a patient it has never seen (Haberfehln
 from __future__ import annotations
 
 import pandas as pd
-from sklearn.model_selection import GroupShuffleSplit
 
 from src.dataset import DataError
 
@@ -36,6 +35,8 @@ def split_participants(videos: pd.DataFrame, generalisation_fraction: float, see
             "Add participants (the paper had 33), or change split.generalisation_fraction; check that "
             "data.participants maps videos to participants as intended."
         )
+    from sklearn.model_selection import GroupShuffleSplit  # here: importing scikit-learn costs seconds
+
     splitter = GroupShuffleSplit(n_splits=1, test_size=n_generalisation, random_state=seed)
     _, generalisation_rows = next(splitter.split(videos, groups=videos["participant"]))
     videos["set"] = DEVELOPMENT

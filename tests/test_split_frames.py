@@ -86,21 +86,3 @@ def test_selection_refuses_zero_frames(tmp_path):
     with pytest.raises(DataError, match="frames.generalisation_frames_per_video=0 must be at least 1"):
         select_frames(dataset, split, frames_cfg)
 
-
-def test_cli_reports_too_few_participants_in_one_line(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.conftest import REPO, tree_checksums
-
-    before = tree_checksums(REACHING)
-    result = subprocess.run(
-        [sys.executable, "-m", "src.prepare", "data=dlc_project", f"data.root={REACHING}",
-         f"paths.data_dir={tmp_path}"],
-        cwd=REPO, capture_output=True, text=True, timeout=120,
-    )
-    assert result.returncode == 2
-    assert result.stderr.strip().startswith("error: 1 participant(s) cannot be split")
-    assert "Traceback" not in result.stderr
-    assert not (tmp_path / "prepared").exists()  # nothing half-written
-    assert tree_checksums(REACHING) == before

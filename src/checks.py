@@ -1,0 +1,131 @@
+"""Checks of configuration values before a stage does any work.
+
+Hydra already refuses unknown keys and unknown group options; it does not know which values make
+sense. A bad value (``split.generalisation_fraction=1.5``, ``evaluation.pcutoffs=[80]``) would otherwise
+fail deep inside OpenCV, scikit-learn or DeepLabCut, or worse, run with a meaningless result. Each stage
+checks the sections it reads: ``check_config(cfg, "data", "split", "frames")``. The message names the
+key, the value and what is allowed, in the data layer's style, and the stage exits with status 2.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from omegaconf import OmegaConf
+from omegaconf.errors import MissingMandatoryValue
+
+from src.dataset import DataError
+
+_ABSENT = object()
+
+
+class ConfigError(DataError):
+    """A configuration value outside what the pipeline accepts. Names the key and the allowed values."""
+
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _int_at_least(low: int):
+    return (lambda v: _integer(v) and v >= low), f"an integer >= {low}"
+
+
+def _between(low: float, high: float, open_: bool = False):
+    if open_:
+        return (lambda v: _number(v) and low < v < high), f"a number strictly between {low:g} and {high:g}"
+    return (lambda v: _number(v) and low <= v <= high), f"a number from {low:g} to {high:g}"
+
+
+def _one_of(*choices: str):
+    return (lambda v: v in choices), " | ".join(choices)
+
+
+_POSITIVE = (lambda v: _number(v) and v > 0), "a number > 0"
+_NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
+_OPTIONAL_POSITIVE = (lambda v: v is None or (_number(v) and v > 0)), "null or a number > 0"
+_PROBABILITIES = ((lambda v: isinstance(v, list) and len(v) > 0 and all(_number(c) and 0 <= c <= 1 for c in v)),
+                  "a non-empty list of likelihood cutoffs from 0 to 1, e.g. [0.8]")
+
+# key -> (test, what is allowed). A key a config does not have (e.g. data.cm_per_px of the synthetic data
+# set) is not checked; the conf/ file named in the message comments every key.
+RULES: dict[str, tuple] = {
+    "seed": _int_at_least(0),
+    "labelled_frames": _int_at_least(0),
+    "data.kind": _one_of("synthetic", "dlc_project", "videos"),
+    "data.cm_per_px": _OPTIONAL_POSITIVE,
+    "split.generalisation_fraction": _between(0, 1, open_=True),
+    "split.seed": _int_at_least(0),
+    "frames.max_train_frames_per_video": _int_at_least(1),
+    "frames.test_fraction": _between(0, 1, open_=True),
+    "frames.generalisation_frames_per_video": _int_at_least(1),
+    "frames.label_noise_px": _NON_NEGATIVE,
+    "frames.max_frames_for_clustering": _int_at_least(1),
+    "frames.features.width_px": _int_at_least(4),
+    "frames.features.height_px": _int_at_least(4),
+    "frames.seed": _int_at_least(0),
+    "training.iterations": _int_at_least(1),
+    "training.batch_size": _int_at_least(1),
+    "training.learning_rate": _POSITIVE,
+    "training.evaluations": _int_at_least(1),
+    "training.threads": _int_at_least(0),
+    "training.device": _one_of("cpu", "cuda", "mps", "auto"),
+    "evaluation.pcutoffs": _PROBABILITIES,
+    "evaluation.snapshot": _one_of("last", "best"),
+    "evaluation.plot_frames": _int_at_least(0),
+    "report.pcutoff": _between(0, 1),
+    "synthetic.workers": _int_at_least(0),
+}
+for _cohort in ("clinical", "healthy_adults"):
+    RULES |= {
+        f"synthetic.{_cohort}.n_participants": _int_at_least(1),
+        f"synthetic.{_cohort}.videos_per_participant": _int_at_least(1),
+        f"synthetic.{_cohort}.frames_per_video": _int_at_least(1),
+        f"synthetic.{_cohort}.fps": _POSITIVE,
+        f"synthetic.{_cohort}.width_px": _int_at_least(16),
+        f"synthetic.{_cohort}.height_px": _int_at_least(16),
+        f"synthetic.{_cohort}.cm_per_px": _POSITIVE,
+        f"synthetic.{_cohort}.render_scale": _int_at_least(1),
+        f"synthetic.{_cohort}.subframes": _int_at_least(1),
+        f"synthetic.{_cohort}.toy_prob": _between(0, 1),
+        f"synthetic.{_cohort}.caregiver_prob": _between(0, 1),
+        f"synthetic.{_cohort}.noise_std": _NON_NEGATIVE,
+    }
+
+# Where each section's keys are documented, for the fix in the message.
+_WHERE = {"seed": "conf/config.yaml", "labelled_frames": "conf/config.yaml", "synthetic": "conf/synthetic/default.yaml"}
+
+
+def check_config(cfg, *sections: str) -> None:
+    """Raise ConfigError for the first value of ``sections`` (top-level keys, e.g. "frames") that is not allowed.
+
+    Also turns a required value left at ``???`` (e.g. ``data.root`` of data=dlc_project) into a clear error.
+    """
+    for key, (test, allowed) in RULES.items():
+        if key.split(".")[0] not in sections:
+            continue
+        try:
+            value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
+        except MissingMandatoryValue:
+            raise ConfigError(f"{key} is required but not set (???); give it on the command line, {key}=...") from None
+        if value is _ABSENT:
+            continue
+        if OmegaConf.is_config(value):
+            value = OmegaConf.to_container(value, resolve=True)
+        if not test(value):
+            section = key.split(".")[0]
+            where = _WHERE.get(section, f"conf/{section}/")
+            raise ConfigError(f"{key}={value!r} is not allowed: it must be {allowed}; fix it on the command line "
+                              f"or in {where} (every key is commented there).")
+    for section in sections:  # required values (???) of the sections, e.g. data.root
+        node = OmegaConf.select(cfg, section, default=None)
+        if OmegaConf.is_dict(node):
+            for name in node:
+                if OmegaConf.is_missing(node, name):
+                    raise ConfigError(f"{section}.{name} is required but not set (???); give it on the command line, "
+                                      f"e.g. {section}.{name}=/path/to/your/data.")
