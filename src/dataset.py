@@ -385,8 +385,9 @@ def _tidy_collected_data(wide, path, root, folder_name, scorer, bodyparts) -> pd
             with Image.open(image_path) as frame_image:  # reads the header only
                 sizes[image] = frame_image.size
         except (OSError, UnidentifiedImageError) as error:
+            why = "not an image file" if isinstance(error, UnidentifiedImageError) else error.strerror or str(error)
             raise DataError(
-                f"{image_path} (labelled in {path}) cannot be read as an image ({error}); restore the frame "
+                f"{image_path} (labelled in {path}) cannot be read as an image ({why}); restore the frame "
                 "from a backup or extract it again from its video, or remove its row with "
                 "deeplabcut.dropannotationfileentriesduetodeletedimages(config)."
             ) from error
@@ -554,6 +555,8 @@ def _one_line(error: Exception) -> str:
     if isinstance(error, yaml.YAMLError) and mark is not None:
         return f"{error.problem} at line {mark.line + 1}, column {mark.column + 1}"
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if "End of HDF5 error back trace" in lines:  # the innermost cause is the trace's last line
+        return lines[lines.index("End of HDF5 error back trace") - 1]
     return lines[-1] if lines else type(error).__name__
 
 

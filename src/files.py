@@ -126,9 +126,13 @@ def _inside(filename, folder: Path) -> bool:
 def _unwritable(target: Path, key: str | None, error: OSError):
     from src.dataset import DataError  # here: src.dataset is heavy and this module is imported everywhere
 
+    where = Path(os.fsdecode(error.filename)) if error.filename else target.parent
+    if error.errno in (errno.EEXIST, errno.ENOTDIR):
+        fix = f"{where} is a file where a folder must go; move it away"
+    elif error.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = f"free some space on the disk of {target.parent}"
+    else:
+        fix = f"make {target.parent} writable (chmod u+w, or a folder you own)"
     setting = f" ({key})" if key else ""
-    return DataError(
-        f"cannot write the output {target}{setting}: {error.strerror or error}"
-        f"{f' ({error.filename})' if error.filename else ''}; make {target.parent} writable (and free some space), "
-        f"or choose another folder{f' with {key}=...' if key else ''}."
-    )
+    return DataError(f"cannot write the output {target}{setting}: {error.strerror or error} ({where}); {fix}, "
+                     f"or choose another folder{f' with {key}=...' if key else ''}.")

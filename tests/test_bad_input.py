@@ -38,10 +38,24 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 ANNOTATION = "labeled-data/reachingvideo1/CollectedData_Mackenzie"
 
 
-def run_stage(module: str, *overrides: str, timeout: int = 300) -> subprocess.CompletedProcess:
+def permissions_bind() -> list[str] | None:
+    """A command prefix under which file permissions apply: nothing for an ordinary user; as root (CI
+    containers), setpriv drops the capabilities that let root ignore them. None if neither is possible."""
+    if not IS_ROOT:
+        return []
+    caps = "-dac_override,-dac_read_search,-fowner"
+    prefix = [shutil.which("setpriv") or "setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}", "--"]
+    try:
+        works = subprocess.run([*prefix, "true"], capture_output=True, timeout=30).returncode == 0
+    except OSError:
+        works = False
+    return prefix if works else None
+
+
+def run_stage(module: str, *overrides: str, prefix: list[str] = (), timeout: int = 300) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "HYDRA_FULL_ERROR"}  # what a user sees by default
-    return subprocess.run([sys.executable, "-m", module, *overrides], cwd=REPO, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run([*prefix, sys.executable, "-m", module, *overrides], cwd=REPO, capture_output=True,
+                          text=True, timeout=timeout, env=env)
 
 
 @dataclass
@@ -116,7 +130,7 @@ class Case:
     breaks: Callable[[Path], None] | None = None
     code: int = 2
     slow: bool = True
-    needs: str = ""                  # "non-root": meaningful only when permissions bind (not as root)
+    permissions: bool = False        # run where file permissions bind (as root: without its capabilities)
     extra: dict = field(default_factory=dict)
 
 
@@ -203,7 +217,7 @@ CASES = [
          ["Could not override 'split.generalisation_fractoin'", "Key 'generalisation_fractoin' is not in struct"],
          code=1, slow=False),
     Case("unknown config option", "reaching", "src.prepare", [*DLC, "frames=random"],
-         ["Could not find 'frames/random'", "Available options in 'frames'", "kmeans"], code=1, slow=False),
+         ["Could not find 'frames/random'", "Available options in 'frames'", "kmeans"], code=1),
     Case("split fraction outside (0, 1)", "cohort", "src.prepare", [*COHORT, "split.generalisation_fraction=1.5"],
          ["split.generalisation_fraction=1.5 is not allowed", "strictly between 0 and 1", "conf/split/"]),
     Case("unknown data.kind value", "cohort", "src.prepare", [*COHORT, "data.kind=spreadsheet"],
@@ -216,10 +230,11 @@ CASES = [
     Case("output inside the raw data folder", "cohort", "src.prepare", [*COHORT, "paths.prepared_dir={raw}/prepared"],
          ["inside the raw data folder", "choose a paths.prepared_dir outside it"]),
     Case("output folder is a file", "cohort", "src.prepare", [*COHORT, "paths.prepared_dir={out}/blocked"],
-         ["cannot write the output", "paths.prepared_dir", "choose another folder"],
+         ["cannot write the output", "(paths.prepared_dir): File exists", "is a file where a folder must go",
+          "choose another folder"],
          extra={"blocked": True}),
     Case("read-only output folder", "cohort", "src.prepare", COHORT,
-         ["cannot write the output", "Permission denied", "make", "writable"], needs="non-root"),
+         ["cannot write the output", "(paths.prepared_dir): Permission denied", "make", "writable"], permissions=True),
     # --- conditions and evaluation (on a valid prepared folder)
     Case("condition beyond the prepared frames", "cohort", "src.train", ["labelled_frames=25", "evaluate_only=true"],
          ["labelled_frames=25 is not an integer from 0 to 20", "frames.max_train_frames_per_video"]),
@@ -256,9 +271,9 @@ def _leftovers(folder: Path) -> list[Path]:
 
 @pytest.mark.parametrize("case", [pytest.param(c, id=c.id, marks=[pytest.mark.slow] if c.slow else []) for c in CASES])
 def test_bad_input_stops_with_a_clear_error(case: Case, tmp_path, request):
-    if case.needs == "non-root" and IS_ROOT:
-        pytest.skip("runs as root, which file permissions do not stop; meaningful as any other user "
-                    "(the case 'output folder is a file' covers an unwritable output as root)")
+    prefix = permissions_bind() if case.permissions else []
+    if prefix is None:
+        pytest.skip("runs as root, and setpriv cannot drop root's power to ignore file permissions here")
     sources = request.getfixturevalue("sources") if case.source != "reaching" or case.stage != "src.prepare" else None
     raw = _copy_source(case, sources, tmp_path / "raw data")
     out = tmp_path / "out"
@@ -273,7 +288,7 @@ def test_bad_input_stops_with_a_clear_error(case: Case, tmp_path, request):
     if case.extra.get("blocked"):
         out.mkdir(exist_ok=True)
         (out / "blocked").write_text("a file where the output folder should go\n")
-    if case.needs == "non-root":
+    if case.permissions:
         (out / "prepared").chmod(0o555)
     raw_before = tree_checksums(raw)
     out_before = tree_checksums(out) if out.exists() else {}
@@ -283,10 +298,11 @@ def test_bad_input_stops_with_a_clear_error(case: Case, tmp_path, request):
                  for o in overrides for k, _, v in [o.partition("=")]]  # Hydra needs quotes around spaces
     result = run_stage(case.stage, *overrides, f"paths.data_dir='{out}'", "synthetic=tiny", f"data.name={NAME}",
                        f"mlflow.tracking_uri='sqlite:///{out}/mlruns/mlflow.db'", f"paths.models_dir='{out}/models'",
-                       f"pipeline.dir='{out}/pipeline'")
-    if case.needs == "non-root":
+                       f"pipeline.dir='{out}/pipeline'", prefix=prefix)
+    if case.permissions:
         (out / "prepared").chmod(0o755)
 
+    print(result.stderr, end="")  # what the user saw: pytest -rP shows it (docs/bad_input.md quotes it)
     assert result.returncode == case.code, result.stderr
     for words in case.expect:
         assert words in result.stderr, f"{words!r} not in:\n{result.stderr}"
@@ -325,8 +341,10 @@ def test_path_with_spaces_and_non_ascii_letters_works_end_to_end(sources, tmp_pa
 
 @pytest.mark.slow
 def test_read_only_raw_data_is_read(sources, tmp_path):
-    """Raw data made read-only (as a careful user would) prepares as usual. As root, chmod stops nothing, so
-    there this shows only that the stage works and leaves the data unchanged; the modes are checked too."""
+    """Raw data made read-only (as a careful user would) prepares as usual, run where the permissions bind."""
+    prefix = permissions_bind()
+    if prefix is None:
+        pytest.skip("runs as root, and setpriv cannot drop root's power to ignore file permissions here")
     raw = Path(shutil.copytree(sources.cohort, tmp_path / "readonly"))
     paths = [raw, *raw.rglob("*")]
     for path in paths:
@@ -335,7 +353,7 @@ def test_read_only_raw_data_is_read(sources, tmp_path):
     before = tree_checksums(raw)
     try:
         result = run_stage("src.prepare", f"data.root={raw}", f"paths.data_dir={tmp_path / 'out'}", "synthetic=tiny",
-                           f"data.name={NAME}")
+                           f"data.name={NAME}", prefix=prefix)
         assert result.returncode == 0, result.stderr
         assert (tmp_path / "out" / "prepared" / NAME / "labels.csv").is_file()
         assert tree_checksums(raw) == before
@@ -361,12 +379,15 @@ def test_a_killed_runs_staging_folder_is_cleared_and_never_read(sources, tmp_pat
                                   pd.read_csv(sources.prepared / "selection.csv"))
 
 
-def test_shared_sources_are_unchanged(request):
-    """Runs last in this module: the fixture project was only read by every case (the cohort too, if built)."""
+REACHING_CHECKSUMS = tree_checksums(REACHING)  # at import, before any case ran
+
+
+def test_fixture_project_was_only_read():
+    """Runs after the cases: none of them wrote to the shared DeepLabCut project they copied."""
     assert tree_checksums(REACHING) == REACHING_CHECKSUMS
-    if "sources" in request.fixturenames or request.session.config.getoption("-m") != "not slow":
-        sources = request.getfixturevalue("sources")
-        assert tree_checksums(sources.cohort) == sources.cohort_checksums
 
 
-REACHING_CHECKSUMS = tree_checksums(REACHING)
+@pytest.mark.slow
+def test_generated_cohort_was_only_read(sources):
+    """Runs after the cases: none of them wrote to the cohort they copied."""
+    assert tree_checksums(sources.cohort) == sources.cohort_checksums
