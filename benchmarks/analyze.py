@@ -180,7 +180,7 @@ def main() -> None:
     ]
     target = REPO / "benchmarks" / "results" / "analyze.md"
     existing = target.read_text() if target.is_file() else ""
-    marker = "\n## Angle error"   # the hand-written section below the figures is kept
+    marker = "\n## Reading the figures"   # the hand-written sections below the figures are kept
     kept = existing[existing.index(marker):] if marker in existing else ""
     target.write_text("\n".join(lines) + kept)
     print("\n".join(lines))

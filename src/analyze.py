@@ -446,7 +446,7 @@ def analyze(cfg: DictConfig) -> dict:
                         "analysis.compare_ground_truth=true for its generalisation videos).")
     infos = [read_video_info(v) for v in videos]   # every video checked before the long work starts
     output_root = Path(str(analysis.output_dir)) / model_run.run_id
-    check_output_dir(output_root, videos, cfg.data.get("root") if cfg.data.get("root") != "???" else None)
+    check_output_dir(output_root, videos, cfg.data.get("root"))   # None where data.root is unset (???)
     truth = ground_truth_positions(cfg) if analysis.compare_ground_truth else None
 
     work = Path(tempfile.mkdtemp(prefix="analyze-model-"))
