@@ -391,3 +391,33 @@ def test_fixture_project_was_only_read():
 def test_generated_cohort_was_only_read(sources):
     """Runs after the cases: none of them wrote to the cohort they copied."""
     assert tree_checksums(sources.cohort) == sources.cohort_checksums
+
+
+# ----------------------------------------------------------------------------- configuration values, in-process
+
+@pytest.mark.parametrize("overrides", [[], ["training=paper", "+sweep=cutoff"], ["data=videos", "data.root=/videos"],
+                                       ["data=dlc_project", "data.root=/project", "weights=snapshot", "weights.path=/s.pt"]])
+def test_shipped_configurations_pass_every_check(overrides, tmp_path):
+    from src.checks import check_config
+
+    check_config(compose_config(tmp_path, *overrides), "seed", "labelled_frames", "data", "split", "frames", "training",
+                 "evaluation", "report", "synthetic")
+
+
+@pytest.mark.parametrize("override, words", [
+    ("frames.test_fraction=0", "frames.test_fraction=0 is not allowed: it must be a number strictly between 0 and 1"),
+    ("frames.features.width_px=2", "frames.features.width_px=2 is not allowed: it must be an integer >= 4"),
+    ("training.device=gpu", "training.device='gpu' is not allowed: it must be cpu | cuda | mps | auto"),
+    ("training.batch_size=0", "training.batch_size=0 is not allowed"),
+    ("evaluation.snapshot=first", "evaluation.snapshot='first' is not allowed: it must be last | best"),
+    ("evaluation.pcutoffs=[]", "evaluation.pcutoffs=[] is not allowed: it must be a non-empty list"),
+    ("report.pcutoff=1.5", "report.pcutoff=1.5 is not allowed: it must be a number from 0 to 1"),
+    ("labelled_frames=six", "labelled_frames='six' is not allowed: it must be an integer >= 0"),
+    ("labelled_frames=true", "labelled_frames=True is not allowed: it must be an integer >= 0"),
+])
+def test_config_values_outside_their_range_name_the_key(override, words, tmp_path):
+    from src.checks import ConfigError, check_config
+
+    with pytest.raises(ConfigError) as error:
+        check_config(compose_config(tmp_path, override), "labelled_frames", "frames", "training", "evaluation", "report")
+    assert words in str(error.value) and "conf/" in str(error.value)
