@@ -8,10 +8,13 @@ import fcntl
 import os
 import re
 import shutil
+import socket
 from pathlib import Path
 
 # An output location the user must fix (permissions, read-only or full disk, a file in the way), as
 # opposed to a bug: these become a one-line error naming the folder.
+# Staging folders carry host and pid: on a folder shared by cluster nodes, a pid means something only on its host.
+_PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 _USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR}
 
 
@@ -24,7 +27,7 @@ def atomic_directory(target: Path, key: str | None = None):
     named when the output cannot be written there.
     """
     target = Path(target)
-    staging = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    staging = target.with_name(f".{target.name}.tmp-{_PROCESS}")
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         remove_stale_staging(target)
@@ -42,7 +45,7 @@ def atomic_directory(target: Path, key: str | None = None):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    retired = target.with_name(f".{target.name}.old-{os.getpid()}")
+    retired = target.with_name(f".{target.name}.old-{_PROCESS}")
     try:
         if target.exists():
             os.replace(target, retired)
@@ -93,15 +96,14 @@ def locked(path: Path):
 
 
 def remove_stale_staging(target: Path) -> list[Path]:
-    """Remove ``.<name>.tmp-<pid>`` / ``.old-<pid>`` folders beside ``target`` left by processes that died.
-
-    Folders of processes still running (a concurrent run on this machine) are left alone.
+    """Remove ``.<name>.tmp-<host>-<pid>`` / ``.old-<host>-<pid>`` folders beside ``target`` left by processes
+    of this host that died. Folders of live processes, and of other hosts (a cluster's shared disk), stay.
     """
     removed = []
-    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(\d+)$")
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
     for path in target.parent.iterdir() if target.parent.is_dir() else ():
         match = pattern.match(path.name)
-        if match and not _alive(int(match.group(2))):
+        if match and match["host"] in (None, socket.gethostname()) and not _alive(int(match["pid"])):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

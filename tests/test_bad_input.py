@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -368,13 +369,17 @@ def test_a_killed_runs_staging_folder_is_cleared_and_never_read(sources, tmp_pat
     """A staging folder left by a killed prepare (its process gone) is removed by the next run, which
     replaces the output as a whole; a later stage reads only the finished folder."""
     out = tmp_path / "out"
-    stale = out / "prepared" / f".{NAME}.tmp-999999999"  # a pid no process has
-    stale.mkdir(parents=True)
-    (stale / "selection.csv").write_text("half,written\n")
+    stale = out / "prepared" / f".{NAME}.tmp-{socket.gethostname()}-999999999"  # a pid no process has
+    elsewhere = out / "prepared" / f".{NAME}.tmp-other-node-1"  # another host's: its pid means nothing here
+    for folder in (stale, elsewhere):
+        folder.mkdir(parents=True)
+        (folder / "selection.csv").write_text("half,written\n")
     result = run_stage("src.prepare", f"data.root={sources.cohort}", f"paths.data_dir={out}", "synthetic=tiny",
                        f"data.name={NAME}")
     assert result.returncode == 0, result.stderr
-    assert not stale.exists() and not _leftovers(out)
+    assert not stale.exists() and elsewhere.exists()
+    shutil.rmtree(elsewhere)
+    assert not _leftovers(out)
     pd.testing.assert_frame_equal(pd.read_csv(out / "prepared" / NAME / "selection.csv"),
                                   pd.read_csv(sources.prepared / "selection.csv"))
 
