@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 from PIL import Image
 
 from src.dataset import DataError
 from src.prepare import write_labels
 
 SHUFFLE = 1
+TRAINING_SET_FILE = "training_set.yaml"   # in the project folder: the training set is complete
 
 
 @dataclass
@@ -116,16 +118,32 @@ def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, 
         net_type=net_type, engine=deeplabcut.Engine.PYTORCH, userfeedback=False,
     )
     (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(f"*shuffle{SHUFFLE}")
-    return TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
+    training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
+    # Written last: its presence says the project is complete, so an interrupted training can resume in it.
+    (project_dir / TRAINING_SET_FILE).write_text(yaml.safe_dump({
+        "model_folder": str(model_folder.relative_to(project_dir)), "n_train": len(train), "n_test": len(test)}))
+    return training_set
+
+
+def open_training_set(project_dir: Path) -> TrainingSet | None:
+    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any."""
+    path = Path(project_dir) / TRAINING_SET_FILE
+    if not path.is_file():
+        return None
+    saved = yaml.safe_load(path.read_text())
+    return TrainingSet(Path(project_dir) / "config.yaml", Path(project_dir) / saved["model_folder"],
+                       int(saved["n_train"]), int(saved["n_test"]))
 
 
 def prepare_training(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
-                     project_dir: Path, model_cfg, training_cfg) -> tuple[TrainingSet, dict, dict]:
-    """make_training_set, then the pytorch_config updates for the model and training profile.
+                     project_dir: Path, model_cfg, training_cfg, reuse: bool = False) -> tuple[TrainingSet, dict, dict]:
+    """make_training_set (or, with ``reuse``, the complete one already in ``project_dir``), then the
+    pytorch_config updates for the model and training profile.
 
     Returns the training set, its pytorch_config with the updates applied, and the updates.
     """
-    training_set = make_training_set(prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type)
+    training_set = (open_training_set(project_dir) if reuse else None) or \
+        make_training_set(prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type)
     pose_config = read_pose_config(training_set.pose_config)
     image_wh = image_size(Path(prepared_dir) / selection["image"].iloc[0])
     updates = pose_config_updates(model_cfg, training_cfg, pose_config, image_wh, training_set.n_train)
@@ -190,20 +208,61 @@ def epochs_for(iterations: int, batch_size: int, n_train: int) -> int:
     return max(1, math.ceil(iterations / math.ceil(n_train / batch_size)))
 
 
-def train(training_set: TrainingSet, updates: dict, weight_init: dict | None) -> None:
-    """Train with DeepLabCut's own ``train_network``; snapshots land in the model folder."""
+def train(training_set: TrainingSet, updates: dict, weight_init: dict | None, resume_from: Path | None = None) -> None:
+    """Train with DeepLabCut's own ``train_network``; snapshots land in the model folder.
+
+    ``resume_from``: a snapshot of this training (see :func:`resume_point`); training continues from its
+    epoch, weights, optimizer and scheduler state up to the same total number of epochs.
+    """
     import deeplabcut
 
     updates = dict(updates)
-    if weight_init is not None:
+    if resume_from is not None:
+        # DeepLabCut trains `epochs` more epochs after the snapshot's: ask for what is left.
+        updates["train_settings.epochs"] = max(0, int(updates["train_settings.epochs"]) - snapshot_epoch(resume_from))
+    elif weight_init is not None:
         updates["train_settings.weight_init"] = weight_init
-    deeplabcut.train_network(str(training_set.project_config), shuffle=SHUFFLE, pytorch_cfg_updates=updates)
+    if resume_from is not None:
+        if updates["train_settings.epochs"] == 0:
+            return  # it had finished training; only what came after was interrupted
+        # Epochs after the snapshot are trained again: forget their rows, or DeepLabCut's CSV logger repeats them.
+        stats = Path(training_set.model_folder) / "train" / "learning_stats.csv"
+        if stats.is_file():
+            table = pd.read_csv(stats)
+            table[table["step"] <= snapshot_epoch(resume_from)].to_csv(stats, index=False)
+    deeplabcut.train_network(str(training_set.project_config), shuffle=SHUFFLE, pytorch_cfg_updates=updates,
+                             snapshot_path=str(resume_from) if resume_from else None)
+
+
+def snapshot_epoch(snapshot: Path) -> int:
+    """The epoch a DeepLabCut snapshot was saved at (from its file name, snapshot-[best-]<epoch>.pt)."""
+    return int(Path(snapshot).stem.rsplit("-", 1)[1])
+
+
+def resume_point(model_folder: Path) -> Path | None:
+    """The newest snapshot of an interrupted training that loads and holds the optimizer state, else None.
+
+    A snapshot half-written when the process was killed does not load: it is set aside (renamed
+    ``*.pt.partial``) and the one before it is used.
+    """
+    import torch
+
+    train_dir = Path(model_folder) / "train"
+    for snapshot in sorted(train_dir.glob("snapshot-*.pt"), key=snapshot_epoch, reverse=True):
+        try:
+            state = torch.load(snapshot, map_location="cpu", weights_only=False)
+        except Exception:  # truncated zip, EOF: whatever a kill mid-write leaves
+            snapshot.rename(snapshot.with_name(snapshot.name + ".partial"))
+            continue
+        if "optimizer" in state:
+            return snapshot
+    return None
 
 
 def snapshots(model_folder: Path) -> dict[str, Path]:
     """{'best': ..., 'last': ...} snapshots of a trained model folder (the same file if the last is best)."""
     train_dir = Path(model_folder) / "train"
-    found = sorted(train_dir.glob("snapshot-*.pt"), key=lambda p: int(p.stem.rsplit("-", 1)[1]))
+    found = sorted(train_dir.glob("snapshot-*.pt"), key=snapshot_epoch)
     if not found:
         raise FileNotFoundError(f"no snapshot-*.pt in {train_dir}")
     best = [p for p in found if "-best-" in p.name]

@@ -24,7 +24,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig
 
-from src import dlc, tracking
+from src import dlc, privacy, tracking
 from src.dataset import DataError, exit_on_data_error
 from src.files import atomic_directory
 from src.prepare import Condition, load_condition
@@ -185,11 +185,13 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: dlc.Model) -> d
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
     mlflow.set_tags(tracking.flat_params(cfg, ["evaluation"]))
     mlflow.log_metrics(metrics)
+    pseudonyms = privacy.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for set_name, rows in predictions.groupby("set"):
-            rows.drop(columns=["image"]).to_csv(tmp / f"{set_name}.csv", index=False, float_format="%.3f")
+            pseudonyms.table(rows.drop(columns=["image"])).to_csv(tmp / f"{set_name}.csv", index=False, float_format="%.3f")
         mlflow.log_artifacts(str(tmp), "predictions")
+        pseudonyms.save()
         bodyparts.to_csv(tmp / "bodyparts.csv", index=False, float_format="%.4f")
         mlflow.log_artifact(str(tmp / "bodyparts.csv"), "errors")
         mlflow.log_artifact(str(plot_bodypart_errors(bodyparts, tmp / "bodypart_errors.png")), "plots")
@@ -217,8 +219,8 @@ def pipeline_evaluation_dir(cfg: DictConfig, labelled_frames: int | None = None)
 
 def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     """The evaluate stage: evaluate the model the train stage saved, logging into its MLflow run."""
+    condition = load_condition(cfg)  # checks the configuration first
     dlc.set_threads(int(cfg.training.threads))
-    condition = load_condition(cfg)
     folder = pipeline_model_dir(cfg)
     if not (folder / "run.yaml").is_file():
         raise DataError(f"{folder / 'run.yaml'} does not exist: condition {condition.labelled_frames} was not trained "

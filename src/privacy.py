@@ -10,8 +10,6 @@ the key maps pseudonyms back to identifiers for the people allowed to read the d
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import hmac
 import os
 import secrets
@@ -21,6 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 from omegaconf import DictConfig
+
+from src.files import locked
 
 KEY_FILE = "pseudonym.key"
 MAPPING_FILE = "pseudonyms.csv"
@@ -62,7 +62,7 @@ class Pseudonyms:
         if not self.enabled or not self._new:
             return None
         path = self.key_dir / MAPPING_FILE
-        with _locked(self.key_dir / f".{MAPPING_FILE}.lock"):
+        with locked(self.key_dir / f".{MAPPING_FILE}.lock"):
             known = pd.read_csv(path, dtype=str) if path.is_file() else pd.DataFrame(columns=MAPPING_COLUMNS)
             new = pd.DataFrame([(k, p, i) for (k, p), i in self._new.items()], columns=MAPPING_COLUMNS)
             merged = pd.concat([known, new]).drop_duplicates(["kind", "pseudonym"]).sort_values(["kind", "identifier"])
@@ -92,14 +92,3 @@ def _load_or_create_key(path: Path) -> bytes:
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     return bytes.fromhex(path.read_text(encoding="ascii").strip())
-
-
-@contextlib.contextmanager
-def _locked(lock_path: Path):
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -33,8 +33,10 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
 from src import tracking
+from src.checks import check_config
 from src.dataset import DataError, exit_on_data_error
 from src.evaluate import SETS, pipeline_evaluation_dir
+from src.files import atomic_files
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the Agg backend)
@@ -183,9 +185,17 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, out_dir: Path, *, pcut
                  table_cm: pd.DataFrame | None = None, bodyparts: pd.DataFrame | None = None,
                  losses: pd.DataFrame | None = None, paper: pd.DataFrame | None = None, title: str = "",
                  sweep_note: str = "") -> Path:
-    """Write results.md/.csv, metrics.json, mae_vs_frames.csv and the plots into ``out_dir``; returns it."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write results.md/.csv, metrics.json, mae_vs_frames.csv and the plots into ``out_dir``; returns it.
+
+    Every file is written beside and then renamed into place: an interrupted report leaves the previous one whole.
+    """
+    with atomic_files(Path(out_dir)) as staging:
+        _write_report_files(runs, table, staging, pcutoff, table_cm, bodyparts, losses, paper, title, sweep_note)
+    return Path(out_dir)
+
+
+def _write_report_files(runs, table, out_dir: Path, pcutoff, table_cm, bodyparts, losses, paper, title,
+                        sweep_note) -> None:
     table.to_csv(out_dir / "results.csv")
     has_cm = table_cm is not None and table_cm.notna().any().any()
     (table_cm if table_cm is not None else table.where(table.isna())).to_csv(out_dir / "results_cm.csv")
@@ -208,7 +218,6 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, out_dir: Path, *, pcut
                      out_dir / "loss_curves.png")
     (out_dir / "results.md").write_text(
         markdown(runs, table, pcutoff, table_cm if has_cm else None, paper, title, sweep_note, out_dir), encoding="utf-8")
-    return out_dir
 
 
 def markdown(runs, table, pcutoff, table_cm, paper, title, sweep_note, out_dir: Path) -> str:
@@ -355,6 +364,7 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with exit_on_data_error():
+        check_config(cfg, "report")
         out_dir = report(cfg)
         print(f"results table: {out_dir / 'results.md'} (unrounded: {out_dir / 'results.csv'}); "
               "also attached to the sweep's MLflow parent run under report/")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -112,6 +113,47 @@ def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run
     return runs[0] if runs else None
 
 
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that owns a run, so a later run can tell a live run from one whose process died."""
+    return {"host": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def is_live(run: mlflow.entities.Run) -> bool:
+    """Whether a run may still be written by its process: RUNNING, and on another host or with a live pid here."""
+    if run.info.status != "RUNNING":
+        return False
+    tags = run.data.tags
+    if tags.get("host") != socket.gethostname() or not tags.get("pid"):
+        return True  # cannot check another machine's processes: assume it lives
+    try:
+        os.kill(int(tags["pid"]), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by another user
+    return True
+
+
+def find_interrupted_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
+    """The newest run that began training the model ``model_key`` and never finished (killed or failed)."""
+    runs = MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and attributes.status != 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+    )
+    return next((run for run in runs if not is_live(run)), None)
+
+
+def end_orphaned_runs(experiment_id: str) -> list[str]:
+    """Mark KILLED the RUNNING runs of this host whose process is gone (a sweep killed mid-way); returns their ids."""
+    client = MlflowClient()
+    orphans = [run for run in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'")
+               if not is_live(run)]
+    for run in orphans:
+        client.set_terminated(run.info.run_id, "KILLED")
+    return [run.info.run_id for run in orphans]
+
+
 def pipeline_parent_run(experiment_id: str, setup_key: str) -> str:
     """The parent run of the DVC pipeline's conditions that share one setup (data, model, training, weights).
 
@@ -144,7 +186,9 @@ def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float =
     curves grow. A last pass after training catches the final epoch.
     """
     client = MlflowClient()
-    logged: set[tuple[str, int]] = set()
+    # A continued run (after a kill) already holds the epochs before the kill: each epoch is logged once.
+    logged = {(name, metric.step) for name in _TRAINING_METRIC_NAMES.values()
+              for metric in client.get_metric_history(run_id, name)}
     stop = threading.Event()
 
     def copy_new_rows() -> None:

@@ -26,9 +26,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src import dlc, evaluate, tracking
+from src import dlc, evaluate, privacy, tracking
 from src.dataset import DataError, exit_on_data_error
-from src.files import atomic_directory
+from src.files import atomic_directory, locked
 from src.prepare import Condition, load_condition
 from src.pretrain import ensure_pretrained
 
@@ -42,8 +42,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     With ``evaluate=false`` (the DVC pipeline's train stage) it saves the model and its MLflow run id to
     ``<pipeline.dir>/models/frames_<n>/`` instead, for the evaluate stage (``python -m src.evaluate``).
     """
+    condition = load_condition(cfg)  # checks the configuration first
     dlc.set_threads(int(cfg.training.threads))
-    condition = load_condition(cfg)
     n_frames, facts, prepared_dir = condition.labelled_frames, condition.facts, condition.prepared_dir
     initial = initial_model(cfg) if n_frames == 0 or cfg.weights.kind in ("pretrained", "snapshot") else None
     versions = {
@@ -58,29 +58,54 @@ def train(cfg: DictConfig) -> dict[str, float]:
     model_key = tracking.digest(setup | {"labelled_frames": n_frames})
 
     experiment_id = tracking.configure(cfg.mlflow)
-    previous = None if cfg.retrain or n_frames == 0 else tracking.find_finished_run(experiment_id, model_key)
-    if previous is None and n_frames > 0 and cfg.get("evaluate_only"):
-        raise DataError(f"no finished MLflow run holds a model for labelled_frames={n_frames} with this configuration "
-                        f"and data (model_key {model_key}); train it first, e.g. `python -m src.train +sweep=frames`.")
     work = Path(cfg.paths.models_dir) / cfg.data.name / f"frames{n_frames}-{cfg.model.name}-{model_key}"
-    tags = versions | {"git_commit": tracking.git_commit(), "model_key": model_key, "labelled_frames": str(n_frames)}
-    parent = tracking.parent_run_id()
-    if parent is None and not cfg.evaluate:
-        parent = tracking.pipeline_parent_run(experiment_id, tracking.digest(setup))
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"frames={n_frames}",
-                          parent_run_id=parent, tags=tags) as run:
+    # One process at a time trains a given model in this checkout: a concurrent sweep asking for the same
+    # condition waits, then reuses the finished run instead of training it twice in the same folder.
+    with locked(work.with_name(f".{work.name}.lock")):
+        previous = None if cfg.retrain or n_frames == 0 else tracking.find_finished_run(experiment_id, model_key)
+        if previous is None and n_frames > 0 and cfg.get("evaluate_only"):
+            raise DataError(f"no finished MLflow run holds a model for labelled_frames={n_frames} with this "
+                            f"configuration and data (model_key {model_key}); train it first, e.g. "
+                            "`python -m src.train +sweep=frames`.")
+        interrupted = None if previous or n_frames == 0 else tracking.find_interrupted_run(experiment_id, model_key)
+        parent = tracking.parent_run_id()
+        if parent is None and not cfg.evaluate:
+            parent = tracking.pipeline_parent_run(experiment_id, tracking.digest(setup))
+        tags = versions | tracking.process_tags() | {
+            "git_commit": tracking.git_commit(), "model_key": model_key, "labelled_frames": str(n_frames)}
+        return run_condition(cfg, condition, initial, previous, interrupted, work, experiment_id, parent, tags)
+
+
+def run_condition(cfg: DictConfig, condition: Condition, initial: dlc.Model | None, previous, interrupted, work: Path,
+                  experiment_id: str, parent: str | None, tags: dict[str, str]) -> dict[str, float]:
+    """The MLflow run of one condition: a new run, or the interrupted one continued (same run id)."""
+    n_frames = condition.labelled_frames
+    if n_frames == 0:
+        source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
+    else:
+        source = f"reused from run {previous.info.run_id}" if previous is not None else "trained"
+    tags = tags | {"model_source": source}  # set first: a run killed at once is still found and continued
+    if interrupted is not None:
+        run = mlflow.start_run(run_id=interrupted.info.run_id)
+        attempt = int(interrupted.data.tags.get("attempt", "1")) + 1
+        mlflow.set_tags(tags | {"attempt": str(attempt)} | ({"mlflow.parentRunId": parent} if parent else {}))
+        print(f"labelled_frames={n_frames}: continuing interrupted MLflow run {run.info.run_id} (attempt {attempt})",
+              flush=True)
+    else:
+        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"frames={n_frames}",
+                               parent_run_id=parent, tags=tags | {"attempt": "1"})
+    with run:
         # Evaluation settings are tags, not params: the evaluate stage may re-evaluate this run with others.
-        mlflow.log_params(tracking.flat_params(cfg, exclude=["evaluation", "report"]))
+        params = tracking.flat_params(cfg, exclude=["evaluation", "report"])
+        logged = interrupted.data.params if interrupted is not None else {}
+        mlflow.log_params({k: v for k, v in params.items() if k not in logged})
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
         if n_frames == 0:
-            mlflow.set_tag("model_source", f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained")
             model = initial
         elif previous is not None:
-            mlflow.set_tag("model_source", f"reused from run {previous.info.run_id}")
             model = download_model(previous.info.run_id, work / "reused")
         else:
-            mlflow.set_tag("model_source", "trained")
-            model = train_condition(cfg, condition, initial, work, run.info.run_id)
+            model = train_condition(cfg, condition, initial, work, run.info.run_id, resume=interrupted is not None)
         if cfg.evaluate:
             return evaluate.evaluate_model(cfg, condition, model)
         folder = evaluate.pipeline_model_dir(cfg)
@@ -88,7 +113,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
             dlc.save_model(model, staging)
             (staging / "run.yaml").write_text(yaml.safe_dump({
                 "run_id": run.info.run_id, "experiment_id": experiment_id, "labelled_frames": n_frames,
-                "model_key": model_key}, sort_keys=False), encoding="utf-8")
+                "model_key": tags["model_key"]}, sort_keys=False), encoding="utf-8")
         print(f"labelled_frames={n_frames}: model saved to {folder} (MLflow run {run.info.run_id})", flush=True)
         return {}
 
@@ -113,12 +138,20 @@ def initial_model(cfg: DictConfig) -> dlc.Model:
                     "choose weights=healthy_adults or weights=snapshot for condition 0.")
 
 
-def train_condition(cfg, condition: Condition, initial: dlc.Model | None, work: Path, run_id: str) -> dlc.Model:
-    """Build the DeepLabCut training set of the condition, train it, log the model; returns it."""
+def train_condition(cfg, condition: Condition, initial: dlc.Model | None, work: Path, run_id: str,
+                    resume: bool = False) -> dlc.Model:
+    """Build the DeepLabCut training set of the condition, train it, log the model; returns it.
+
+    ``resume``: continue an interrupted training from its newest snapshot in ``work`` when there is one.
+    """
     facts = condition.facts
     trained_on = condition.frames[condition.frames["set"].isin(["train", "test"])]
     training_set, pose_config, updates = dlc.prepare_training(condition.prepared_dir, facts, trained_on, condition.labels,
-                                                              work / "project", cfg.model, cfg.training)
+                                                              work / "project", cfg.model, cfg.training, reuse=resume)
+    resume_from = dlc.resume_point(training_set.model_folder) if resume else None
+    if resume_from is not None:
+        print(f"labelled_frames={condition.labelled_frames}: resuming training from {resume_from.name} "
+              f"(epoch {dlc.snapshot_epoch(resume_from)} of {updates['train_settings.epochs']})", flush=True)
     mlflow.log_params({"derived.epochs": updates["train_settings.epochs"], "derived.n_train_images": training_set.n_train,
                        "derived.n_test_images": training_set.n_test})
 
@@ -137,7 +170,7 @@ def train_condition(cfg, condition: Condition, initial: dlc.Model | None, work: 
 
     train_dir = training_set.model_folder / "train"
     with tracking.streaming_learning_stats(run_id, train_dir / "learning_stats.csv"):
-        dlc.train(training_set, updates, weight_init)
+        dlc.train(training_set, updates, weight_init, resume_from)
 
     found = dlc.snapshots(training_set.model_folder)
     mlflow.set_tag("best_snapshot", found["best"].name)
@@ -146,13 +179,23 @@ def train_condition(cfg, condition: Condition, initial: dlc.Model | None, work: 
         dlc.save_model(dlc.Model(training_set.pose_config, kept, list(facts["bodyparts"])), export)
         if (train_dir / "learning_stats.csv").is_file():
             shutil.copyfile(train_dir / "learning_stats.csv", export / "learning_stats.csv")
-        shutil.copyfile(training_set.project_config, export / "project_config.yaml")
+        export_project_config(training_set.project_config, export / "project_config.yaml", privacy.from_config(cfg))
     mlflow.log_artifacts(str(work / "model"), artifact_path="model")
     if (work / "model" / "learning_stats.csv").is_file():
         with tempfile.TemporaryDirectory() as tmp:
             stats = pd.read_csv(work / "model" / "learning_stats.csv")
             mlflow.log_artifact(str(evaluate.plot_losses(stats, Path(tmp) / "loss.png")), "plots")
     return dlc.load_model(work / "model")
+
+
+def export_project_config(project_config: Path, path: Path, pseudonyms: privacy.Pseudonyms) -> Path:
+    """DeepLabCut's project config.yaml with its videos named by pseudonym: this copy goes to MLflow."""
+    config = yaml.safe_load(Path(project_config).read_text(encoding="utf-8"))
+    config["video_sets"] = {str(Path(video).with_stem(pseudonyms(Path(video).stem, "video"))): crop
+                            for video, crop in (config.get("video_sets") or {}).items()}
+    path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+    pseudonyms.save()
+    return path
 
 
 def download_model(run_id: str, folder: Path) -> dlc.Model:

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src import dlc, evaluate
+from src import dlc, evaluate, privacy
 from src.cohort import generate_all
 from src.dataset import DataError
 from src.prepare import prepare
@@ -85,8 +85,10 @@ def test_logged_checkpoint_reloads_and_reproduces_logged_predictions(project, tr
     logged = pd.read_csv(client.download_artifacts(run.info.run_id, "predictions/test.csv"))
     cfg = configured(project)
     prepared = Path(cfg.paths.prepared_dir) / cfg.data.name
-    selection = pd.read_csv(prepared / "selection.csv")
+    # MLflow names videos by pseudonym; the same key (in the data folder) maps the prepared frames alike.
+    selection = privacy.from_config(cfg).table(pd.read_csv(prepared / "selection.csv"))
     images = logged.drop_duplicates(["video", "frame"]).merge(selection[["video", "frame", "image"]])["image"]
+    assert len(images) == logged.drop_duplicates(["video", "frame"]).shape[0] > 0
     poses = dlc.predict(model_dir / "pytorch_config.yaml", model_dir / "snapshot-last.pt", [prepared / i for i in images])
     assert poses.reshape(-1, 3)[:, :2] == pytest.approx(logged[["x_pred", "y_pred"]].to_numpy(), abs=1e-3)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
