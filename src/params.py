@@ -10,6 +10,7 @@ read it. Edit conf/ (every key is commented there), not params.yaml, which this 
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -45,7 +46,9 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
     path = Path(path)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    path.write_text(text, encoding="utf-8")
+    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    staging.write_text(text, encoding="utf-8")
+    os.replace(staging, path)  # DVC never reads a half-written params.yaml
     return True
 
 
