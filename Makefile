@@ -50,3 +50,10 @@ tracking-server: setup  ## a shared MLflow server (docs/tracking_server.md): mak
 	@test -n "$(ARTIFACTS)" || (echo "set ARTIFACTS=<shared folder or s3://bucket/prefix>"; exit 2)
 	$(if $(BACKEND),MLFLOW_BACKEND_STORE_URI="$(BACKEND)") $(VENV)/bin/mlflow server --artifacts-destination "$(ARTIFACTS)" \
 	  --serve-artifacts --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),5000)
+
+.PHONY: postgres
+postgres:         ## PostgreSQL's server programs for tests/test_tracking_server.py (Debian's postgresql; installed when missing and we may)
+	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
+	  || apt-get install -y -q postgresql >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) \
+	  || echo "PostgreSQL is missing and could not be installed (not root?): sudo apt-get install postgresql"
