@@ -32,7 +32,7 @@ sweep: setup      ## the same conditions as one Hydra multirun, without DVC (pyt
 ui: setup         ## the MLflow UI over mlruns/, on http://127.0.0.1:5000 (loopback only)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup browser  ## the whole test suite, slow tests included (what CI runs)
+test: setup browser postgres  ## the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"
 
 test-fast: setup  ## the default, fast tests only

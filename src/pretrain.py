@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src import dlc, tracking
 from src.dataset import DataError, exit_on_data_error
-from src.files import atomic_directory
+from src.files import atomic_directory, locked
 from src.prepare import prepare, read_prepared
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,15 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
     folder = Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
     if (folder / "pretrained.yaml").is_file():
         return folder
+    # The parallel jobs of a fresh sweep all need it: one trains it, the others wait for it and take it.
+    with locked(folder.with_name(f".{folder.name}.lock")):
+        if not (folder / "pretrained.yaml").is_file():
+            pretrain(cfg, pre_cfg, folder, key, data_version)
+    return folder
+
+
+def pretrain(cfg: DictConfig, pre_cfg: DictConfig, folder: Path, key: str, data_version: str) -> None:
+    """Train the initial model on the pre-training cohort and save it to ``folder`` (and to MLflow)."""
     if not Path(pre_cfg.data.root).exists():
         raise DataError(f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
                         "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub).")
@@ -86,7 +95,6 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
         mlflow.log_artifacts(str(folder), artifact_path="model")
     shutil.rmtree(work, ignore_errors=True)
     log.info("pre-trained model in %s", folder)
-    return folder
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
