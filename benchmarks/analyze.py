@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,7 +27,8 @@ from pathlib import Path
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+from benchmarks import REPO, timed
+
 
 
 def dlc_project(model_folder: Path, root: Path, video: Path) -> Path:
@@ -56,12 +56,6 @@ def dlc_project(model_folder: Path, root: Path, video: Path) -> Path:
         "dataset": str(root), "num_joints": len(bodyparts), "all_joints": [[i] for i in range(len(bodyparts))],
         "all_joints_names": bodyparts}, sort_keys=False))
     return root / "config.yaml"
-
-
-def timed(command: list[str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.perf_counter() - start
 
 
 def main() -> None:
