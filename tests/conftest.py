@@ -24,6 +24,29 @@ def compose_config(tmp_path: Path, *overrides: str):
         )
 
 
+# Tiny and fast: 4 ranked frames per video, resnet_18, a handful of updates (with compose_config's tiny cohort).
+TINY_TRAINING = ["frames.max_train_frames_per_video=4", "model=resnet_18", "training.iterations=6",
+                 "training.evaluations=2", "pretraining.iterations=4", "pretraining.frames_per_video=4"]
+
+
+def tiny_overrides(root: Path) -> list[str]:
+    """TINY_TRAINING with the working copies and a SQLite MLflow store under ``root``."""
+    return [*TINY_TRAINING, f"paths.models_dir={root / 'models'}",
+            f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+            f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}"]
+
+
+def tiny_project(root: Path, *overrides: str):
+    """The tiny cohorts generated and prepared under ``root``; returns the composed config."""
+    from src.cohort import generate_all
+    from src.prepare import prepare
+
+    cfg = compose_config(root, *tiny_overrides(root), *overrides)
+    generate_all(cfg.synthetic)
+    prepare(cfg)
+    return cfg
+
+
 def tree_checksums(root: Path) -> dict[str, str]:
     """SHA-256 of every file under ``root``, keyed by relative path (to prove raw data is untouched)."""
     return {

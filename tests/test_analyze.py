@@ -18,11 +18,9 @@ from omegaconf import OmegaConf
 
 from src import analyze as analysis_stage
 from src import features
-from src.cohort import generate_all
 from src.dataset import DataError
-from src.prepare import prepare
 from src.train import train
-from tests.conftest import compose_config, tree_checksums
+from tests.conftest import compose_config, tiny_overrides, tiny_project, tree_checksums
 
 BODYPARTS = ["shoulder", "elbow", "wrist", "hip"]
 
@@ -140,24 +138,15 @@ def test_missing_and_corrupt_videos_are_named(tmp_path):
 
 # --- real DeepLabCut, real MLflow ---------------------------------------------------------------------
 
-def tiny_overrides(root: Path) -> list[str]:
-    return ["frames.max_train_frames_per_video=4", "model=resnet_18", "training.iterations=6", "training.evaluations=2",
-            "weights=random", f"paths.models_dir={root / 'models'}",
-            f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-            f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}"]
-
-
 def configured(root: Path, *overrides: str):
-    return compose_config(root, *tiny_overrides(root), *overrides)
+    return compose_config(root, *tiny_overrides(root), "weights=random", *overrides)
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """The tiny cohort, prepared, and condition 2 trained from random weights: (root, training run id, checksums)."""
     root = tmp_path_factory.mktemp("analyze")
-    cfg = configured(root, "labelled_frames=2")
-    generate_all(cfg.synthetic)
-    prepare(cfg)
+    cfg = tiny_project(root, "weights=random", "labelled_frames=2")
     train(cfg)
     client = MlflowClient(str(cfg.mlflow.tracking_uri))
     experiment = client.get_experiment_by_name("synthetic_clinical")

@@ -14,12 +14,10 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.cohort import generate_all
 from src.files import atomic_directory, atomic_files
-from src.prepare import prepare
 from src.pretrain import ensure_pretrained
-from tests.conftest import REPO, compose_config
-from tests.test_train import runs, tiny_overrides
+from tests.conftest import REPO, tiny_overrides, tiny_project
+from tests.test_train import runs
 
 
 def overrides(root: Path, *more: str) -> list[str]:
@@ -30,10 +28,7 @@ def overrides(root: Path, *more: str) -> list[str]:
 def project(tmp_path_factory):
     """The tiny cohort generated, prepared and its initial model pre-trained once (nothing to kill there)."""
     root = tmp_path_factory.mktemp("faults")
-    cfg = compose_config(root, *tiny_overrides(root))
-    generate_all(cfg.synthetic)
-    prepare(cfg)
-    ensure_pretrained(cfg)
+    ensure_pretrained(tiny_project(root))
     return root
 
 

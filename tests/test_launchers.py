@@ -19,11 +19,10 @@ from mlflow.tracking import MlflowClient
 
 from src.cohort import generate_all
 from src.prepare import prepare
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, TINY_TRAINING, compose_config
 
 # The tiny configuration of tests/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
-TINY = ["synthetic=tiny", "frames.max_train_frames_per_video=4", "model=resnet_18", "training.iterations=6",
-        "training.evaluations=2", "pretraining.iterations=4", "pretraining.frames_per_video=4", "training.threads=1"]
+TINY = ["synthetic=tiny", *TINY_TRAINING, "training.threads=1"]
 CONDITIONS = [1, 2]                      # both train (0 only evaluates the initial model)
 EXPERIMENT = "synthetic_clinical"
 METRICS = ["mae_train_px", "mae_test_px", "mae_generalisation_px"]

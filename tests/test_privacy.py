@@ -14,12 +14,9 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.cohort import generate_all
-from src.prepare import prepare
 from src.privacy import MAPPING_FILE, Pseudonyms
 from src.train import train
-from tests.conftest import REPO, compose_config
-from tests.test_train import tiny_overrides
+from tests.conftest import REPO, compose_config, tiny_overrides, tiny_project
 
 MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".mp4", ".avi", ".mov", ".mkv"}
 CHARTS = {"loss.png", "bodypart_errors.png"}   # plots of numbers, not of people: allowed with media off
@@ -58,9 +55,7 @@ def test_the_mlflow_ui_command_binds_to_loopback_only():
 def store(tmp_path_factory):
     """One condition trained with media off, then evaluated again (same model) with media on."""
     root = tmp_path_factory.mktemp("privacy")
-    cfg = compose_config(root, *tiny_overrides(root))
-    generate_all(cfg.synthetic)
-    prepare(cfg)
+    tiny_project(root)
     train(compose_config(root, *tiny_overrides(root), "labelled_frames=1", "data.log_media=false"))
     train(compose_config(root, *tiny_overrides(root), "labelled_frames=1", "data.log_media=true"))
     client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")

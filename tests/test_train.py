@@ -13,29 +13,15 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src import dlc, evaluate, privacy
-from src.cohort import generate_all
 from src.dataset import DataError
-from src.prepare import prepare
 from src.train import train
-from tests.conftest import REPO, compose_config
-
-# Tiny and fast: 4 ranked frames per video, resnet_18, a handful of updates.
-TINY = ["frames.max_train_frames_per_video=4", "model=resnet_18", "training.iterations=6", "training.evaluations=2",
-        "pretraining.iterations=4", "pretraining.frames_per_video=4"]
-
-
-def tiny_overrides(root: Path) -> list[str]:
-    return [*TINY, f"paths.models_dir={root / 'models'}", f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-            f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}"]
-
+from tests.conftest import REPO, compose_config, tiny_overrides, tiny_project
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     """Tiny cohorts generated and prepared once; every test trains into the same MLflow store."""
     root = tmp_path_factory.mktemp("train")
-    cfg = compose_config(root, *tiny_overrides(root))
-    generate_all(cfg.synthetic)
-    prepare(cfg)
+    tiny_project(root)
     return root
 
 
