@@ -228,6 +228,7 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     saved = yaml.safe_load((folder / "run.yaml").read_text(encoding="utf-8"))
     tracking.configure(cfg.mlflow)
     with mlflow.start_run(run_id=saved["run_id"]) as run:
+        mlflow.set_tags(tracking.process_tags())  # this process now owns the run: others see it live
         metrics = evaluate_model(cfg, condition, dlc.load_model(folder))
     with atomic_directory(pipeline_evaluation_dir(cfg)) as staging:
         (staging / "metrics.json").write_text(json.dumps({
