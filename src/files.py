@@ -103,15 +103,17 @@ def remove_stale_staging(target: Path) -> list[Path]:
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
     for path in target.parent.iterdir() if target.parent.is_dir() else ():
         match = pattern.match(path.name)
-        if match and match["host"] in (None, socket.gethostname()) and not _alive(int(match["pid"])):
+        if not match or match["host"] not in (None, socket.gethostname()):
+            continue
+        pid = int(match["pid"])
+        if pid == os.getpid() or not process_alive(pid):  # our own leftover from an earlier call, or a dead run's
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
 
 
-def _alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return False  # our own leftover from an earlier call
+def process_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

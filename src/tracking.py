@@ -23,6 +23,8 @@ from mlflow.entities import Metric, RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from src.files import process_alive
+
 PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"   # set by the sweep callback for the jobs of a multirun
 
 # What DeepLabCut logs each epoch that we stream to MLflow, under our names. Its mAP/mAR are left out:
@@ -125,13 +127,7 @@ def is_live(run: mlflow.entities.Run) -> bool:
     tags = run.data.tags
     if tags.get("host") != socket.gethostname() or not tags.get("pid"):
         return True  # cannot check another machine's processes: assume it lives
-    try:
-        os.kill(int(tags["pid"]), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by another user
-    return True
+    return process_alive(int(tags["pid"]))
 
 
 def find_interrupted_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
