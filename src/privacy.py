@@ -48,9 +48,10 @@ class Pseudonyms:
     def table(self, frame: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
         """A copy of ``frame`` with its identifier columns pseudonymised (column -> kind).
 
-        By default the columns ``video`` and ``participant`` are replaced, where present.
+        By default the columns ``video``, ``participant`` and ``session`` (often a recording date) are replaced,
+        where present.
         """
-        columns = columns or {"video": "video", "participant": "participant"}
+        columns = columns or {"video": "video", "participant": "participant", "session": "session"}
         frame = frame.copy()
         for column, kind in columns.items():
             if column in frame:
