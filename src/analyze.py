@@ -30,15 +30,13 @@ import yaml
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from src import dlc, features, privacy, tracking
-from src.dataset import DataError, exit_on_data_error
+from src import dlc, features, privacy, tracking, train
+from src.dataset import VIDEO_SUFFIXES, DataError, exit_on_data_error, probe_video
 from src.files import atomic_directory
 
 log = logging.getLogger(__name__)
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv"}
-REUSED_PREFIX = "reused from run "
 
 
 @dataclass
@@ -94,21 +92,19 @@ def _with_model(run: mlflow.entities.Run) -> ModelRun:
         raise DataError(f"run {run.info.run_id} ({run.info.run_name}) evaluated the initial model, which is not stored "
                         "in MLflow (condition 0); analyse with a trained condition, e.g. analysis.labelled_frames=20, "
                         "or train one (`python -m src.train labelled_frames=<n>`).")
-    if source.startswith(REUSED_PREFIX):  # same model_key: the weights live in the run that trained them
-        return ModelRun(run, source.removeprefix(REUSED_PREFIX).split()[0])
+    if source.startswith(tracking.REUSED_PREFIX):  # same model_key: the weights live in the run that trained them
+        return ModelRun(run, source.removeprefix(tracking.REUSED_PREFIX).split()[0])
     return ModelRun(run, run.info.run_id)
 
 
 def download_model(model_run: ModelRun, folder: Path) -> tuple[dlc.Model, list[list[str]]]:
     """The run's ``model/`` artifact as a model, and the skeleton of its data set (from its project config)."""
-    folder.mkdir(parents=True, exist_ok=True)
     try:
-        local = mlflow.artifacts.download_artifacts(run_id=model_run.model_run_id, artifact_path="model", dst_path=str(folder))
+        model = train.download_model(model_run.model_run_id, folder)
     except (mlflow.exceptions.MlflowException, OSError):
         raise DataError(f"MLflow run {model_run.model_run_id} has no artifact model/ (its training did not finish, or it "
                         "is not a training run); choose another analysis.run_id or analysis.labelled_frames.") from None
-    model = dlc.load_model(Path(local))
-    project_config = Path(local) / "project_config.yaml"
+    project_config = model.pose_config.parent / "project_config.yaml"
     skeleton = []
     if project_config.is_file():
         skeleton = yaml.safe_load(project_config.read_text(encoding="utf-8")).get("skeleton") or []
@@ -141,22 +137,16 @@ def collect_videos(entries: list[str]) -> list[Path]:
 
 
 def read_video_info(path: Path) -> VideoInfo:
-    """fps, frame count and size of a video; a DataError when it cannot be decoded."""
+    """fps, frame count and size of a video; a DataError when it is missing, empty or cannot be decoded."""
     import cv2
 
+    n_frames, width, height = probe_video(path)
     capture = cv2.VideoCapture(str(path))
-    try:
-        ok, frame = capture.read() if capture.isOpened() else (False, None)
-        fps = capture.get(cv2.CAP_PROP_FPS)
-        n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
-    finally:
-        capture.release()
-    if not ok or frame is None:
-        raise DataError(f"{path} cannot be decoded as a video (corrupt or not a video); re-encode it, e.g. "
-                        f"`ffmpeg -i {path.name} -c:v libx264 fixed.mp4`, or remove it from analysis.videos.")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    capture.release()
     if not fps or fps <= 0 or not np.isfinite(fps):
         raise DataError(f"{path} states no frame rate; re-encode it with one (ffmpeg -r 25 ...).")
-    return VideoInfo(path, float(fps), n_frames, frame.shape[1], frame.shape[0])
+    return VideoInfo(path, float(fps), n_frames, width, height)
 
 
 def check_output_dir(output_dir: Path, videos: list[Path], data_root: str | None) -> None:

@@ -46,7 +46,6 @@ log = logging.getLogger(__name__)
 INDEX = "labelled frames per video"
 PAPER_TABLE = Path(__file__).resolve().parents[1] / "docs" / "paper_table1.csv"
 SWEEP_COMMAND = "python -m src.train +sweep=frames"
-REUSED = "reused from run "
 
 COLUMN_NOTES = {
     "train": "frames the model was trained on (fits the labels; no train set at 0 frames)",
@@ -174,7 +173,8 @@ def loss_histories(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch loss_train and loss_test of every condition (from the training run when the model was reused)."""
     rows = []
     for run in runs.itertuples():
-        source = run.model_source.removeprefix(REUSED) if run.model_source.startswith(REUSED) else run.run_id
+        reused = run.model_source.startswith(tracking.REUSED_PREFIX)
+        source = run.model_source.removeprefix(tracking.REUSED_PREFIX) if reused else run.run_id
         for name in ("loss_train", "loss_test"):
             rows += [{"labelled_frames": run.labelled_frames, "metric": name, "step": m.step, "value": m.value}
                      for m in client.get_metric_history(source, name)]

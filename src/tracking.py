@@ -26,6 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from src.files import process_alive
 
 PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"   # set by the sweep callback for the jobs of a multirun
+REUSED_PREFIX = "reused from run "           # tag model_source of a run whose model another run trained: + its id
 
 # What DeepLabCut logs each epoch that we stream to MLflow, under our names. Its mAP/mAR are left out:
 # they compare individuals, which single-animal projects do not have.

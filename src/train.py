@@ -83,7 +83,7 @@ def run_condition(cfg: DictConfig, condition: Condition, initial: dlc.Model | No
     if n_frames == 0:
         source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
     else:
-        source = f"reused from run {previous.info.run_id}" if previous is not None else "trained"
+        source = tracking.REUSED_PREFIX + previous.info.run_id if previous is not None else "trained"
     tags = tags | {"model_source": source}  # set first: a run killed at once is still found and continued
     if interrupted is not None:
         run = mlflow.start_run(run_id=interrupted.info.run_id)
