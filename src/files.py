@@ -11,10 +11,10 @@ import shutil
 import socket
 from pathlib import Path
 
-# An output location the user must fix (permissions, read-only or full disk, a file in the way), as
-# opposed to a bug: these become a one-line error naming the folder.
 # Staging folders carry host and pid: on a folder shared by cluster nodes, a pid means something only on its host.
 _PROCESS = f"{socket.gethostname()}-{os.getpid()}"
+# An output location the user must fix (permissions, read-only or full disk, a file in the way), as
+# opposed to a bug: these become a one-line error naming the folder.
 _USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR}
 
 
@@ -56,6 +56,18 @@ def atomic_directory(target: Path, key: str | None = None):
             os.replace(retired, target)  # put the previous version back
         raise _unwritable(target, key, error) from error
     shutil.rmtree(retired, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path):
+    """Yield a temporary path beside ``path`` to write; it replaces ``path`` only when the block succeeds."""
+    path = Path(path)
+    staging = path.with_name(f".{path.name}.tmp-{_PROCESS}")
+    try:
+        yield staging
+        os.replace(staging, path)
+    finally:
+        staging.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

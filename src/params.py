@@ -10,13 +10,14 @@ read it. Edit conf/ (every key is commented there), not params.yaml, which this 
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+
+from src.files import atomic_file
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = """\
@@ -46,9 +47,8 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
     path = Path(path)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
-    staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    staging.write_text(text, encoding="utf-8")
-    os.replace(staging, path)  # DVC never reads a half-written params.yaml
+    with atomic_file(path) as staging:  # DVC never reads a half-written params.yaml
+        staging.write_text(text, encoding="utf-8")
     return True
 
 

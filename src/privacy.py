@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 from omegaconf import DictConfig
 
-from src.files import locked
+from src.files import atomic_file, locked
 
 KEY_FILE = "pseudonym.key"
 MAPPING_FILE = "pseudonyms.csv"
@@ -67,9 +67,8 @@ class Pseudonyms:
             known = pd.read_csv(path, dtype=str) if path.is_file() else pd.DataFrame(columns=MAPPING_COLUMNS)
             new = pd.DataFrame([(k, p, i) for (k, p), i in self._new.items()], columns=MAPPING_COLUMNS)
             merged = pd.concat([known, new]).drop_duplicates(["kind", "pseudonym"]).sort_values(["kind", "identifier"])
-            staging = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-            merged.to_csv(staging, index=False)
-            os.replace(staging, path)
+            with atomic_file(path) as staging:
+                merged.to_csv(staging, index=False)
         self._new.clear()
         return path
 
