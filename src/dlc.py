@@ -217,19 +217,20 @@ def train(training_set: TrainingSet, updates: dict, weight_init: dict | None, re
     import deeplabcut
 
     updates = dict(updates)
-    if resume_from is not None:
+    if resume_from is None:
+        if weight_init is not None:
+            updates["train_settings.weight_init"] = weight_init
+    else:
+        resumed_epoch = snapshot_epoch(resume_from)
         # DeepLabCut trains `epochs` more epochs after the snapshot's: ask for what is left.
-        updates["train_settings.epochs"] = max(0, int(updates["train_settings.epochs"]) - snapshot_epoch(resume_from))
-    elif weight_init is not None:
-        updates["train_settings.weight_init"] = weight_init
-    if resume_from is not None:
+        updates["train_settings.epochs"] = max(0, int(updates["train_settings.epochs"]) - resumed_epoch)
         if updates["train_settings.epochs"] == 0:
             return  # it had finished training; only what came after was interrupted
         # Epochs after the snapshot are trained again: forget their rows, or DeepLabCut's CSV logger repeats them.
         stats = Path(training_set.model_folder) / "train" / "learning_stats.csv"
         if stats.is_file():
             table = pd.read_csv(stats)
-            table[table["step"] <= snapshot_epoch(resume_from)].to_csv(stats, index=False)
+            table[table["step"] <= resumed_epoch].to_csv(stats, index=False)
     deeplabcut.train_network(str(training_set.project_config), shuffle=SHUFFLE, pytorch_cfg_updates=updates,
                              snapshot_path=str(resume_from) if resume_from else None)
 

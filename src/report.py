@@ -190,34 +190,29 @@ def write_report(runs: pd.DataFrame, table: pd.DataFrame, out_dir: Path, *, pcut
     Every file is written beside and then renamed into place: an interrupted report leaves the previous one whole.
     """
     with atomic_files(Path(out_dir)) as staging:
-        _write_report_files(runs, table, staging, pcutoff, table_cm, bodyparts, losses, paper, title, sweep_note)
+        table.to_csv(staging / "results.csv")
+        has_cm = table_cm is not None and table_cm.notna().any().any()
+        (table_cm if table_cm is not None else table.where(table.isna())).to_csv(staging / "results_cm.csv")
+        wide = table.rename(columns=lambda c: c.split(" ")[0].replace(",", "_pcutoff")).rename_axis("labelled_frames")
+        wide.to_csv(staging / "mae_vs_frames.csv")  # for `dvc plots`: one column per set, stable names
+        wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_"))]
+        metrics = {f"frames_{n}": row.dropna().to_dict() for n, row in runs.set_index("labelled_frames")[wanted].iterrows()}
+        (staging / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        if paper is not None:
+            paper = paper.reindex(columns=table.columns)  # the paper's cutoff is 0.8: other cutoffs stay empty
+        plot_mae_vs_frames(table, paper, staging / "mae_vs_frames.png")
+        if bodyparts is not None and len(bodyparts):
+            plot_bodypart_errors(bodyparts, staging / "bodypart_errors.png")
+        else:
+            plot_nothing("no errors per bodypart were logged", staging / "bodypart_errors.png")
+        if losses is not None and len(losses):
+            plot_loss_curves(losses, staging / "loss_curves.png")
+        else:
+            plot_nothing("no condition was trained (condition 0 only, or reused models without loss history)",
+                         staging / "loss_curves.png")
+        (staging / "results.md").write_text(
+            markdown(runs, table, pcutoff, table_cm if has_cm else None, paper, title, sweep_note, staging), encoding="utf-8")
     return Path(out_dir)
-
-
-def _write_report_files(runs, table, out_dir: Path, pcutoff, table_cm, bodyparts, losses, paper, title,
-                        sweep_note) -> None:
-    table.to_csv(out_dir / "results.csv")
-    has_cm = table_cm is not None and table_cm.notna().any().any()
-    (table_cm if table_cm is not None else table.where(table.isna())).to_csv(out_dir / "results_cm.csv")
-    wide = table.rename(columns=lambda c: c.split(" ")[0].replace(",", "_pcutoff")).rename_axis("labelled_frames")
-    wide.to_csv(out_dir / "mae_vs_frames.csv")  # for `dvc plots`: one column per set, stable names
-    wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_"))]
-    metrics = {f"frames_{n}": row.dropna().to_dict() for n, row in runs.set_index("labelled_frames")[wanted].iterrows()}
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
-    if paper is not None:
-        paper = paper.reindex(columns=table.columns)  # the paper's cutoff is 0.8: other cutoffs stay empty
-    plot_mae_vs_frames(table, paper, out_dir / "mae_vs_frames.png")
-    if bodyparts is not None and len(bodyparts):
-        plot_bodypart_errors(bodyparts, out_dir / "bodypart_errors.png")
-    else:
-        plot_nothing("no errors per bodypart were logged", out_dir / "bodypart_errors.png")
-    if losses is not None and len(losses):
-        plot_loss_curves(losses, out_dir / "loss_curves.png")
-    else:
-        plot_nothing("no condition was trained (condition 0 only, or reused models without loss history)",
-                     out_dir / "loss_curves.png")
-    (out_dir / "results.md").write_text(
-        markdown(runs, table, pcutoff, table_cm if has_cm else None, paper, title, sweep_note, out_dir), encoding="utf-8")
 
 
 def markdown(runs, table, pcutoff, table_cm, paper, title, sweep_note, out_dir: Path) -> str:
