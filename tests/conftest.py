@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import sys
 from pathlib import Path
 
 import mlflow
@@ -45,6 +47,12 @@ def tiny_project(root: Path, *overrides: str):
     generate_all(cfg.synthetic)
     prepare(cfg)
     return cfg
+
+
+def python_env() -> dict[str, str]:
+    """This virtualenv first on PATH, as `make` has it: `python`, `dvc` and `mlflow` of .venv (submitit and loky
+    also start their jobs with it)."""
+    return os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def tree_checksums(root: Path) -> dict[str, str]:

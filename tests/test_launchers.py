@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from src.cohort import generate_all
 from src.prepare import prepare
-from tests.conftest import REPO, TINY_TRAINING, compose_config
+from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
 
 # The tiny configuration of tests/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
 TINY = ["synthetic=tiny", *TINY_TRAINING, "training.threads=1"]
@@ -27,11 +27,6 @@ CONDITIONS = [1, 2]                      # both train (0 only evaluates the init
 EXPERIMENT = "synthetic_clinical"
 METRICS = ["mae_train_px", "mae_test_px", "mae_generalisation_px"]
 pytestmark = pytest.mark.slow
-
-
-def python_env() -> dict[str, str]:
-    """This virtualenv first on PATH (submitit starts its jobs with `sys.executable`, loky too)."""
-    return os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
 
 
 def store_overrides(root: Path, data_root: Path, tracking_uri: str | None = None) -> list[str]:

@@ -9,7 +9,6 @@ same numbers as the pipeline.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.params import write_params
-from tests.conftest import REPO
+from tests.conftest import REPO, python_env
 
 CONDITIONS = [0, 2]
 TINY = ["synthetic=tiny", "frames.max_train_frames_per_video=4", "training.iterations=6", "training.evaluations=2",
@@ -31,8 +30,7 @@ pytestmark = pytest.mark.slow
 
 def run(repo: Path, *command: str) -> str:
     """A command in the copy, with this virtualenv's `python` and `dvc` first on PATH (as `make demo` has)."""
-    env = os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    done = subprocess.run(command, cwd=repo, env=env, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=repo, env=python_env(), capture_output=True, text=True)
     assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout + done.stderr
 
