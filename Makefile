@@ -22,7 +22,7 @@ browser:          ## Debian's chromium, for the MLflow UI screenshot (installed 
 demo: setup browser  ## the main job: conf/ -> params.yaml, `dvc repro` (cohort ... report), MLflow UI screenshot
 	$(PY) -m src.params
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
-	-$(PY) -m src.ui_screenshot --out reports/mlflow_ui.png
+	-$(PY) -m tools.mlflow_screenshot --out reports/mlflow_ui.png
 	@echo "results table: reports/results.md (unrounded: reports/results.csv; plots: reports/*.png)"
 	@echo "open the MLflow UI: make ui   (then http://127.0.0.1:5000)"
 

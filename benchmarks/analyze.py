@@ -28,7 +28,15 @@ from pathlib import Path
 import yaml
 
 from benchmarks import REPO, timed
-
+from src.analysis.videos import (
+    VideoInfo,
+    download_model_and_skeleton,
+    find_model_run,
+    inference_runner,
+    read_video_info,
+    track_video,
+)
+from src.engine import pytorch as engine
 
 
 def dlc_project(model_folder: Path, root: Path, video: Path) -> Path:
@@ -72,29 +80,29 @@ def main() -> None:
     import mlflow
     from omegaconf import OmegaConf
 
-    from src import analyze, dlc
-    from src.analyze import VideoInfo
+    
+
 
     video = args.video.resolve()
-    info: VideoInfo = analyze.read_video_info(video)
+    info: VideoInfo = read_video_info(video)
     mlflow.set_tracking_uri(f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}")
     experiment = mlflow.tracking.MlflowClient().get_experiment_by_name("synthetic_clinical")
-    model_run = analyze.find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": args.frames,
+    model_run = find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": args.frames,
                                                          "metric": args.metric}), experiment.experiment_id)
     work = Path(tempfile.mkdtemp(prefix="bench-analyze-"))
-    model, _ = analyze.download_model(model_run, work / "download")
+    model, _ = download_model_and_skeleton(model_run, work / "download")
     model_folder = model.pose_config.parent
     config = dlc_project(model_folder, work / "project", video)
     scorer = f"DLC_bench_{model_run.model_run_id[:8]}"
-    pose_config = dlc.read_pose_config(model.pose_config)
+    pose_config = engine.read_pose_config(model.pose_config)
 
     def ours() -> float:
         out = work / "ours"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         start = time.perf_counter()
-        runner = analyze.inference_runner(model, "best", args.batch_size, "cpu")
-        table, _ = analyze.track_video(runner, pose_config, info, out, scorer)
+        runner = inference_runner(model, "best", args.batch_size, "cpu")
+        table, _ = track_video(runner, pose_config, info, out, scorer)
         seconds = time.perf_counter() - start
         assert len(table) == info.n_frames
         return info.n_frames / seconds

@@ -33,10 +33,10 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from scipy.spatial.distance import cdist, pdist
 
-from src.dataset import load_synthetic
-from src.frames import select_frames, video_features
-from src.prepare import write_frame_images
-from src.split import DEVELOPMENT
+from src.data.dataset import load_synthetic
+from src.data.frames import select_frames, video_features
+from src.data.prepared import write_frame_images
+from src.data.split import DEVELOPMENT
 
 REPO = Path(__file__).resolve().parents[1]
 

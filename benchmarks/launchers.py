@@ -27,7 +27,13 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.test_launchers import check_sweep, new_machine, prepare_tiny, python_env, store_overrides
+from tests.test_launchers import (
+    check_sweep,
+    new_machine,
+    prepare_tiny,
+    python_env,
+    store_overrides,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 CONDITIONS = [1, 2, 3, 4]

@@ -29,7 +29,6 @@ from pathlib import Path
 from benchmarks import REPO, timed
 
 
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=2, help="labelled frames per video of the condition")
@@ -58,7 +57,9 @@ def main() -> None:
 
     import yaml
 
-    from src.dlc import read_pose_config  # DeepLabCut's reader: plain YAML 1.1 reads 1e-05 as a string
+    from src.engine.pytorch import (
+        read_pose_config,  # DeepLabCut's reader: YAML 1.1 reads 1e-05 as a string
+    )
 
     pose = read_pose_config(pose_config)
     settings = {

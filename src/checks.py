@@ -15,13 +15,9 @@ from numbers import Real
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from src.dataset import DataError
+from src.errors import ConfigError
 
 _ABSENT = object()
-
-
-class ConfigError(DataError):
-    """A configuration value outside what the pipeline accepts. Names the key and the allowed values."""
 
 
 def _integer(value) -> bool:
@@ -47,10 +43,17 @@ def _one_of(*choices: str):
 
 
 _POSITIVE = (lambda v: _number(v) and v > 0), "a number > 0"
+
+
 _NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
+
+
 _OPTIONAL_POSITIVE = (lambda v: v is None or (_number(v) and v > 0)), "null or a number > 0"
+
+
 _PROBABILITIES = ((lambda v: isinstance(v, list) and len(v) > 0 and all(_number(c) and 0 <= c <= 1 for c in v)),
                   "a non-empty list of likelihood cutoffs from 0 to 1, e.g. [0.8]")
+
 
 # key -> (test, what is allowed). A key a config does not have (e.g. data.cm_per_px of the synthetic data
 # set) is not checked; the conf/ file named in the message comments every key.
@@ -81,6 +84,8 @@ RULES: dict[str, tuple] = {
     "report.pcutoff": _between(0, 1),
     "synthetic.workers": _int_at_least(0),
 }
+
+
 for _cohort in ("clinical", "healthy_adults"):
     RULES |= {
         f"synthetic.{_cohort}.n_participants": _int_at_least(1),
@@ -96,6 +101,7 @@ for _cohort in ("clinical", "healthy_adults"):
         f"synthetic.{_cohort}.caregiver_prob": _between(0, 1),
         f"synthetic.{_cohort}.noise_std": _NON_NEGATIVE,
     }
+
 
 # Where each section's keys are documented, for the fix in the message.
 _WHERE = {"seed": "conf/config.yaml", "labelled_frames": "conf/config.yaml", "synthetic": "conf/synthetic/default.yaml"}

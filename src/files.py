@@ -11,6 +11,8 @@ import shutil
 import socket
 from pathlib import Path
 
+from src.errors import DataError
+
 # Staging folders carry host and pid: on a folder shared by cluster nodes, a pid means something only on its host.
 _PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 # An output location the user must fix (permissions, read-only or full disk, a file in the way), as
@@ -140,8 +142,6 @@ def _inside(filename, folder: Path) -> bool:
 
 
 def _unwritable(target: Path, key: str | None, error: OSError):
-    from src.dataset import DataError  # here: src.dataset is heavy and this module is imported everywhere
-
     where = Path(os.fsdecode(error.filename)) if error.filename else target.parent
     if error.errno in (errno.EEXIST, errno.ENOTDIR):
         fix = f"{where} is a file where a folder must go; move it away"

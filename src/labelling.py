@@ -19,15 +19,19 @@ import pandas as pd
 from omegaconf import DictConfig
 from PIL import Image
 
-from src.dataset import DataError, exit_on_data_error, load_dlc_project
-from src.prepare import read_prepared, write_labels
+from src.data.dataset import load_dlc_project
+from src.data.prepared import read_prepared, write_labels
+from src.errors import DataError, exit_on_data_error
 
 log = logging.getLogger(__name__)
 
 
 def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, include_labels: bool) -> Path:
     """Write the selected frames as a DeepLabCut project for labelling; returns its config.yaml."""
-    from deeplabcut.core.config import ProjectConfig, write_project_config  # heavy import, only here
+    from deeplabcut.core.config import (  # heavy import, only here
+        ProjectConfig,
+        write_project_config,
+    )
 
     prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
     facts, selection, labels = read_prepared(prepared_dir)

@@ -12,6 +12,9 @@ import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 
+from src.data.prepared import prepare
+from src.synthetic.cohort import generate_all
+
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = REPO.parent / "shared" / "fixtures"
 REACHING = FIXTURES / "dlc-reaching"
@@ -40,8 +43,8 @@ def tiny_overrides(root: Path) -> list[str]:
 
 def tiny_project(root: Path, *overrides: str):
     """The tiny cohorts generated and prepared under ``root``; returns the composed config."""
-    from src.cohort import generate_all
-    from src.prepare import prepare
+
+
 
     cfg = compose_config(root, *tiny_overrides(root), *overrides)
     generate_all(cfg.synthetic)

@@ -16,10 +16,20 @@ import pytest
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from src import analyze as analysis_stage
-from src import features
-from src.dataset import DataError
-from src.train import train
+from src.analysis import features
+from src.analysis.videos import (
+    analyze,
+    bodypart_colours,
+    check_output_dir,
+    collect_videos,
+    download_model_and_skeleton,
+    draw_pose,
+    filter_predictions,
+    find_model_run,
+    read_video_info,
+)
+from src.errors import DataError
+from src.training.condition import train
 from tests.conftest import compose_config, tiny_overrides, tiny_project, tree_checksums
 
 BODYPARTS = ["shoulder", "elbow", "wrist", "hip"]
@@ -101,8 +111,8 @@ def test_features_on_ground_truth_tracks_equal_the_angles_of_the_poses():
 def test_points_under_the_pcutoff_are_not_drawn_nor_their_skeleton_lines():
     frame = np.zeros((40, 60, 3), np.uint8)
     pose = np.array([[10, 10, 0.9], [30, 10, 0.9], [50, 30, 0.2]])   # the third point is under the cutoff
-    colours = analysis_stage.bodypart_colours(3)
-    drawn = analysis_stage.draw_pose(frame.copy(), pose, ["a", "b", "c"], [["a", "b"], ["b", "c"]], 0.6, colours)
+    colours = bodypart_colours(3)
+    drawn = draw_pose(frame.copy(), pose, ["a", "b", "c"], [["a", "b"], ["b", "c"]], 0.6, colours)
     assert tuple(drawn[10, 10]) == colours[0] and tuple(drawn[10, 30]) == colours[1]
     assert (drawn[10, 20] > 200).all()                                 # the (anti-aliased) white line a-b
     assert not drawn[27:34, 47:54].any()                               # no point c
@@ -117,23 +127,23 @@ def test_median_filter_is_deeplabcuts_medfilt_and_keeps_likelihoods():
     values = np.column_stack([np.arange(15.0), np.full(15, 4.0), np.linspace(0.1, 1, 15)])
     values[7, 0] = 500                                                   # a one-frame jump
     table = pd.DataFrame(values, columns=columns)
-    filtered = analysis_stage.filter_predictions(table, OmegaConf.create({"type": "median", "window_length": 5}))
+    filtered = filter_predictions(table, OmegaConf.create({"type": "median", "window_length": 5}))
     assert filtered[("DLC_x", "wrist", "x")].to_numpy() == pytest.approx(signal.medfilt(values[:, 0], 5))
     assert filtered[("DLC_x", "wrist", "x")][7] == 8
     assert filtered[("DLC_x", "wrist", "likelihood")].to_numpy() == pytest.approx(values[:, 2])
     with pytest.raises(DataError, match="filter.type"):
-        analysis_stage.filter_predictions(table, OmegaConf.create({"type": "kalman"}))
+        filter_predictions(table, OmegaConf.create({"type": "kalman"}))
 
 
 def test_missing_and_corrupt_videos_are_named(tmp_path):
     with pytest.raises(DataError, match="nowhere.mp4 does not exist"):
-        analysis_stage.collect_videos([str(tmp_path / "nowhere.mp4")])
+        collect_videos([str(tmp_path / "nowhere.mp4")])
     corrupt = tmp_path / "P01_S1.mp4"
     corrupt.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(500))
     with pytest.raises(DataError, match="P01_S1.mp4 cannot be decoded"):
-        analysis_stage.read_video_info(corrupt)
+        read_video_info(corrupt)
     with pytest.raises(DataError, match="inside"):
-        analysis_stage.check_output_dir(tmp_path / "out", [corrupt], None)
+        check_output_dir(tmp_path / "out", [corrupt], None)
 
 
 # --- real DeepLabCut, real MLflow ---------------------------------------------------------------------
@@ -159,7 +169,7 @@ def analysed(trained):
     """The generalisation videos analysed with the best run of condition 2, media allowed, compared with ground truth."""
     root, _, _ = trained
     cfg = configured(root, "analysis.labelled_frames=2", "analysis.compare_ground_truth=true", "analysis.pcutoff=0.01")
-    return cfg, analysis_stage.analyze(cfg)
+    return cfg, analyze(cfg)
 
 
 def artifact_paths(client: MlflowClient, run_id: str, path: str | None = None) -> list[str]:
@@ -231,7 +241,7 @@ def test_media_off_logs_no_movies_or_frames_and_filter_writes_filtered_tracks(tr
     video = Path(configured(root).data.root) / "videos" / "P01_S1.mp4"
     cfg = configured(root, f"analysis.run_id={training_run_id}", f"analysis.videos=[{video}]", "data.log_media=false",
                      "analysis.filter.type=median", "analysis.filter.window_length=3", "analysis.movie.enabled=false")
-    summary = analysis_stage.analyze(cfg)
+    summary = analyze(cfg)
     client = MlflowClient(str(cfg.mlflow.tracking_uri))
     paths = artifact_paths(client, summary["run_id"])
     assert paths and not any(p.endswith((".mp4", "labeled_frame.png")) for p in paths)
@@ -254,19 +264,19 @@ def test_runs_without_a_stored_model_are_refused_with_the_fix(trained):
     experiment_id = client.get_experiment_by_name("synthetic_clinical").experiment_id
     initial = client.create_run(experiment_id, tags={"labelled_frames": "0", "model_source": "initial model (x)"})
     with pytest.raises(DataError, match="initial model.*analysis.labelled_frames=20"):
-        analysis_stage.find_model_run(OmegaConf.create({"run_id": initial.info.run_id}), experiment_id)
+        find_model_run(OmegaConf.create({"run_id": initial.info.run_id}), experiment_id)
     empty = client.create_run(experiment_id, tags={"model_source": "trained"})
     with pytest.raises(DataError, match=f"{empty.info.run_id} has no artifact model/"):
-        analysis_stage.download_model(analysis_stage.find_model_run(OmegaConf.create({"run_id": empty.info.run_id}),
+        download_model_and_skeleton(find_model_run(OmegaConf.create({"run_id": empty.info.run_id}),
                                                                     experiment_id), root / "download")
     # A run that reused the model and scores better is chosen; its weights come from the training run.
     reused = client.create_run(experiment_id, tags={"labelled_frames": "2",
                                                     "model_source": f"reused from run {training_run_id}"})
     client.log_metric(reused.info.run_id, "mae_generalisation_px", -1.0)
     client.set_terminated(reused.info.run_id)
-    chosen = analysis_stage.find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": 2,
+    chosen = find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": 2,
                                                              "metric": "mae_generalisation_px"}), experiment_id)
     assert chosen.run_id == reused.info.run_id and chosen.model_run_id == training_run_id
     with pytest.raises(DataError, match="labelled_frames=7"):
-        analysis_stage.find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": 7,
+        find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": 7,
                                                         "metric": "mae_generalisation_px"}), experiment_id)

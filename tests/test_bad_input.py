@@ -30,8 +30,10 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.cohort import generate_cohort
-from src.prepare import prepare
+from src.checks import check_config
+from src.data.prepared import prepare
+from src.errors import ConfigError
+from src.synthetic.cohort import generate_cohort
 from tests.conftest import REACHING, REPO, compose_config, tree_checksums
 
 NAME = "study"  # data.name of every run: the prepared folder is <out>/prepared/study
@@ -403,7 +405,7 @@ def test_generated_cohort_was_only_read(sources):
 @pytest.mark.parametrize("overrides", [[], ["training=paper", "+sweep=cutoff"], ["data=videos", "data.root=/videos"],
                                        ["data=dlc_project", "data.root=/project", "weights=snapshot", "weights.path=/s.pt"]])
 def test_shipped_configurations_pass_every_check(overrides, tmp_path):
-    from src.checks import check_config
+
 
     check_config(compose_config(tmp_path, *overrides), "seed", "labelled_frames", "data", "split", "frames", "training",
                  "evaluation", "report", "synthetic")
@@ -421,7 +423,7 @@ def test_shipped_configurations_pass_every_check(overrides, tmp_path):
     ("labelled_frames=true", "labelled_frames=True is not allowed: it must be an integer >= 0"),
 ])
 def test_config_values_outside_their_range_name_the_key(override, words, tmp_path):
-    from src.checks import ConfigError, check_config
+
 
     with pytest.raises(ConfigError) as error:
         check_config(compose_config(tmp_path, override), "labelled_frames", "frames", "training", "evaluation", "report")

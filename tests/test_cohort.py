@@ -9,7 +9,18 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from src import cohort
+from src.synthetic.cohort import (
+    BODYPARTS,
+    LOWER,
+    UPPER,
+    Settings,
+    generate_all,
+    generate_cohort,
+    joint_trajectory,
+    make_participant,
+    settings,
+    simulate_poses,
+)
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 COHORTS = ("clinical", "healthy_adults")
@@ -28,7 +39,7 @@ def tiny_cfg(data_dir, *overrides):
 def tiny(tmp_path_factory):
     """Both tiny cohorts, generated once: {name: folder}."""
     cfg = tiny_cfg(tmp_path_factory.mktemp("a"))
-    return cohort.generate_all(cfg.synthetic)
+    return generate_all(cfg.synthetic)
 
 
 def _files(folder: Path):
@@ -49,8 +60,8 @@ def test_layout_and_contents(tiny):
         meta = yaml.safe_load((folder / "dataset.yaml").read_text())
         assert list(meta)[:10] == ["name", "bodyparts", "skeleton", "fps", "width_px", "height_px",
                                    "frames_per_video", "cm_per_px", "seed", "generator_config"]
-        assert meta["bodyparts"] == cohort.BODYPARTS and meta["name"] == name
-        assert all(a in cohort.BODYPARTS and b in cohort.BODYPARTS for a, b in meta["skeleton"])
+        assert meta["bodyparts"] == BODYPARTS and meta["name"] == name
+        assert all(a in BODYPARTS and b in BODYPARTS for a, b in meta["skeleton"])
         parts = pd.read_csv(folder / "participants.csv")
         assert list(parts.columns[:3]) == ["participant", "video", "session"]
         assert {"dystonia_severity", "choreoathetosis_severity", "height_cm"} <= set(parts.columns)
@@ -59,7 +70,7 @@ def test_layout_and_contents(tiny):
         assert parts.video.iloc[0] == "P01_S1"
         gt = pd.read_csv(folder / "ground_truth.csv")
         assert list(gt.columns) == ["video", "frame", "bodypart", "x", "y", "occluded"]
-        assert len(gt) == len(parts) * c.frames_per_video * len(cohort.BODYPARTS)
+        assert len(gt) == len(parts) * c.frames_per_video * len(BODYPARTS)
         assert not gt.duplicated(["video", "frame", "bodypart"]).any()
         assert set(gt.video) == set(parts.video) and set(gt.frame) == set(range(c.frames_per_video))
         assert gt.x.between(0, c.width_px - 1).all() and gt.y.between(0, c.height_px - 1).all()
@@ -81,26 +92,26 @@ def test_layout_and_contents(tiny):
 
 
 def test_same_seed_same_bytes_other_seed_other_truth(tiny, tmp_path):
-    again = cohort.generate_all(tiny_cfg(tmp_path / "b").synthetic)
+    again = generate_all(tiny_cfg(tmp_path / "b").synthetic)
     for name in COHORTS:
         files = _files(tiny[name])
         assert files == _files(again[name]) and len(files) == 3 + 6
         for rel in files:  # includes the mp4 videos: the encoder is deterministic too
             assert (tiny[name] / rel).read_bytes() == (again[name] / rel).read_bytes(), rel
-    other = cohort.generate_cohort(tiny_cfg(tmp_path / "c", "seed=7").synthetic.clinical, tmp_path / "c")
+    other = generate_cohort(tiny_cfg(tmp_path / "c", "seed=7").synthetic.clinical, tmp_path / "c")
     a, b = pd.read_csv(tiny["clinical"] / "ground_truth.csv"), pd.read_csv(other / "ground_truth.csv")
     assert a.shape == b.shape and not np.allclose(a[["x", "y"]], b[["x", "y"]])
 
 
 def test_adding_a_participant_keeps_the_others():
-    cfg = cohort.settings(compose_cfg("synthetic=tiny").synthetic.clinical)
-    more = cohort.Settings(cfg, n_participants=cfg.n_participants + 1)
-    np.testing.assert_array_equal(cohort.simulate_poses(cfg, 1, 1), cohort.simulate_poses(more, 1, 1))
+    cfg = settings(compose_cfg("synthetic=tiny").synthetic.clinical)
+    more = Settings(cfg, n_participants=cfg.n_participants + 1)
+    np.testing.assert_array_equal(simulate_poses(cfg, 1, 1), simulate_poses(more, 1, 1))
 
 
 def test_occlusions_occur(tmp_path):
     cfg = tiny_cfg(tmp_path, "synthetic.clinical.frames_per_video=60", "synthetic.clinical.subframes=1")
-    gt = pd.read_csv(cohort.generate_cohort(cfg.synthetic.clinical, tmp_path) / "ground_truth.csv")
+    gt = pd.read_csv(generate_cohort(cfg.synthetic.clinical, tmp_path) / "ground_truth.csv")
     assert 0 < gt.occluded.mean() < 0.3
 
 
@@ -111,12 +122,12 @@ def _segments_cross(p1, p2, q1, q2):
 
 def test_limbs_cross_in_dyskinetic_movement():
     cfg = compose_cfg().synthetic.clinical  # the default cohort's movement; poses only, no rendering
-    i = {b: k for k, b in enumerate(cohort.BODYPARTS)}
+    i = {b: k for k, b in enumerate(BODYPARTS)}
     limbs = [[(f"{s}_{a}", f"{s}_{b}") for a, b in pairs] for s in ("right", "left")
              for pairs in ([("shoulder", "elbow"), ("elbow", "wrist")], [("hip", "knee"), ("knee", "ankle")])]
     crossing, frames = 0, 0
     for p, s in itertools.product(range(6), range(2)):
-        kp = cohort.simulate_poses(cfg, p, s)
+        kp = simulate_poses(cfg, p, s)
         hit = np.zeros(len(kp), bool)
         for limb_a, limb_b in itertools.combinations(limbs, 2):
             for (a0, a1), (b0, b1) in itertools.product(limb_a, limb_b):
@@ -126,10 +137,10 @@ def test_limbs_cross_in_dyskinetic_movement():
 
 
 def test_joint_angles_stay_within_limits():
-    cfg = cohort.settings(compose_cfg().synthetic.clinical)
-    body = cohort.make_participant(cfg, 0)
-    q = cohort.joint_trajectory(np.random.default_rng(0), np.linspace(0, 30, 3000), body, cfg)
-    assert (q >= cohort.LOWER).all() and (q <= cohort.UPPER).all()
+    cfg = settings(compose_cfg().synthetic.clinical)
+    body = make_participant(cfg, 0)
+    q = joint_trajectory(np.random.default_rng(0), np.linspace(0, 30, 3000), body, cfg)
+    assert (q >= LOWER).all() and (q <= UPPER).all()
     assert (q.std(0) > 0).all()  # every joint moves
 
 
@@ -142,13 +153,13 @@ def test_healthy_adults_differ_from_clinical(tiny):
 
 def test_idempotent_and_regenerates_on_change(tmp_path):
     cfg = tiny_cfg(tmp_path).synthetic.clinical
-    folder = cohort.generate_cohort(cfg, tmp_path)
+    folder = generate_cohort(cfg, tmp_path)
     files = [folder / "dataset.yaml", folder / "ground_truth.csv", folder / "videos" / "P01_S1.mp4"]
     before = [f.stat().st_mtime_ns for f in files]
-    assert cohort.generate_cohort(cfg, tmp_path) == folder
+    assert generate_cohort(cfg, tmp_path) == folder
     assert [f.stat().st_mtime_ns for f in files] == before
     changed = tiny_cfg(tmp_path, "synthetic.clinical.frames_per_video=5").synthetic.clinical
-    assert cohort.generate_cohort(changed, tmp_path) == folder
+    assert generate_cohort(changed, tmp_path) == folder
     assert [f.stat().st_mtime_ns for f in files] != before
     assert yaml.safe_load((folder / "dataset.yaml").read_text())["frames_per_video"] == 5
     assert pd.read_csv(folder / "ground_truth.csv").frame.max() == 4

@@ -7,7 +7,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.dataset import DataError, load_dlc_project, read_collected_data, write_collected_data
+from src.data.dataset import (
+    load_dlc_project,
+    probe_video,
+    read_collected_data,
+    write_collected_data,
+)
+from src.errors import DataError
 from tests.conftest import REACHING, tree_checksums
 
 BODYPARTS = ["Hand", "Finger1", "Tongue", "Joystick1", "Joystick2"]
@@ -144,7 +150,7 @@ def test_multi_animal_project_is_refused(reaching_copy):
 
 
 def test_corrupt_and_empty_video(reaching_copy):
-    from src.dataset import probe_video
+
 
     video = reaching_copy / "videos" / "reachingvideoS.avi"
     assert probe_video(video) == (21, 832, 746)

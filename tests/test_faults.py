@@ -15,7 +15,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.files import atomic_directory, atomic_files
-from src.pretrain import ensure_pretrained
+from src.tracking import store
+from src.training.pretraining import ensure_pretrained
 from tests.conftest import REPO, tiny_overrides, tiny_project
 from tests.test_train import runs
 
@@ -131,19 +132,19 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path):
 
 
 def test_a_run_left_running_by_a_dead_process_is_recognised(tmp_path):
-    from src import tracking
+    
 
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = client.create_experiment("e", artifact_location=(tmp_path / "artifacts").as_uri())
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    orphan = client.create_run(experiment_id, tags=tracking.process_tags() | {"pid": str(dead.pid)})
-    alive = client.create_run(experiment_id, tags=tracking.process_tags() | {"pid": str(os.getpid())})
+    orphan = client.create_run(experiment_id, tags=store.process_tags() | {"pid": str(dead.pid)})
+    alive = client.create_run(experiment_id, tags=store.process_tags() | {"pid": str(os.getpid())})
     elsewhere = client.create_run(experiment_id, tags={"host": "another-machine", "pid": str(dead.pid)})
-    assert [tracking.is_live(client.get_run(r.info.run_id)) for r in (orphan, alive, elsewhere)] == [False, True, True]
+    assert [store.is_live(client.get_run(r.info.run_id)) for r in (orphan, alive, elsewhere)] == [False, True, True]
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlflow.db'}")
-    assert tracking.end_orphaned_runs(experiment_id) == [orphan.info.run_id]
+    assert store.end_orphaned_runs(experiment_id) == [orphan.info.run_id]
     assert client.get_run(orphan.info.run_id).info.status == "KILLED"
     assert client.get_run(alive.info.run_id).info.status == "RUNNING"

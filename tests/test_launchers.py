@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.cohort import generate_all
-from src.prepare import prepare
+from src.data.prepared import prepare
+from src.synthetic.cohort import generate_all
 from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
 
 # The tiny configuration of tests/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).

@@ -11,12 +11,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.cohort import generate_all
-from src.dataset import DataError, load_dlc_project, read_collected_data
-from src.frames import TEST, TRAIN
+from src.data.dataset import load_dlc_project, load_synthetic, read_collected_data
+from src.data.frames import TEST, TRAIN
+from src.data.prepared import prepare, write_labels
+from src.data.split import DEVELOPMENT, GENERALISATION
+from src.errors import DataError
 from src.labelling import export_for_labelling, import_labels
-from src.prepare import prepare, write_labels
-from src.split import DEVELOPMENT, GENERALISATION
+from src.synthetic.cohort import generate_all
 from tests.conftest import compose_config, tree_checksums
 
 
@@ -115,7 +116,9 @@ def test_output_inside_raw_data_is_refused(prepared, tmp_path):
 
 def test_labelling_round_trip_through_deeplabcut(prepared, tmp_path):
     from deeplabcut.core.config import read_config
-    from deeplabcut.generate_training_dataset.trainingsetmanipulation import merge_annotateddatasets
+    from deeplabcut.generate_training_dataset.trainingsetmanipulation import (
+        merge_annotateddatasets,
+    )
 
     cfg, out, _ = prepared
     work = tmp_path / "prepared"
@@ -155,7 +158,7 @@ def cohort_copy(prepared, tmp_path):
 
 
 def test_cohort_with_a_corrupt_video(cohort_copy):
-    from src.dataset import load_synthetic
+
 
     video = sorted((cohort_copy / "videos").glob("*.mp4"))[1]
     video.write_bytes(b"not a video" * 100)
@@ -167,7 +170,7 @@ def test_cohort_with_a_corrupt_video(cohort_copy):
 
 
 def test_cohort_with_bad_ground_truth(cohort_copy):
-    from src.dataset import load_synthetic
+
 
     truth_path = cohort_copy / "ground_truth.csv"
     truth = pd.read_csv(truth_path)

@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.privacy import MAPPING_FILE, Pseudonyms
-from src.train import train
+from src.training.condition import train
 from tests.conftest import REPO, compose_config, tiny_overrides, tiny_project
 
 MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".mp4", ".avi", ".mov", ".mkv"}

@@ -10,8 +10,9 @@ import pytest
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from src.dataset import DataError
-from src.report import collect_runs, find_sweep, loss_histories, open_experiment, paper_table, report, write_report
+from src.errors import DataError
+from src.evaluation.report import loss_histories, paper_table, report, write_report
+from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from tests.conftest import REPO, compose_config
 
 EXPERIMENT = "synthetic_clinical"

@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from src.dataset import DataError, load_dlc_project
-from src.frames import TEST, TRAIN, rank_kmeans, select_frames, n_test_frames_per_video
-from src.split import DEVELOPMENT, GENERALISATION, split_participants
+from src.data.dataset import load_dlc_project
+from src.data.frames import (
+    TEST,
+    TRAIN,
+    n_test_frames_per_video,
+    rank_kmeans,
+    select_frames,
+)
+from src.data.split import DEVELOPMENT, GENERALISATION, split_participants
+from src.errors import DataError
 from tests.conftest import REACHING, compose_config
 
 

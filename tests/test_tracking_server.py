@@ -25,7 +25,14 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, python_env
-from tests.test_launchers import EXPERIMENT, METRICS, new_machine, prepare_tiny, store_overrides, sweep_runs
+from tests.test_launchers import (
+    EXPERIMENT,
+    METRICS,
+    new_machine,
+    prepare_tiny,
+    store_overrides,
+    sweep_runs,
+)
 
 CONDITIONS = [0, 2]            # the initial model (evaluation only) and one trained condition
 PASSWORD = "test-only-secret"  # of the database role `mlflow`; a real server reads it from a file (docs)

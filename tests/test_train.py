@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src import dlc, evaluate, privacy
-from src.dataset import DataError
-from src.train import train
+from src import privacy
+from src.engine import pytorch as engine
+from src.errors import DataError
+from src.evaluation.metrics import bodypart_table, mae_metrics, prediction_table
+from src.training.condition import train
 from tests.conftest import REPO, compose_config, tiny_overrides, tiny_project
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -75,7 +78,7 @@ def test_logged_checkpoint_reloads_and_reproduces_logged_predictions(project, tr
     selection = privacy.from_config(cfg).table(pd.read_csv(prepared / "selection.csv"))
     images = logged.drop_duplicates(["video", "frame"]).merge(selection[["video", "frame", "image"]])["image"]
     assert len(images) == logged.drop_duplicates(["video", "frame"]).shape[0] > 0
-    poses = dlc.predict(model_dir / "pytorch_config.yaml", model_dir / "snapshot-last.pt", [prepared / i for i in images])
+    poses = engine.predict(model_dir / "pytorch_config.yaml", model_dir / "snapshot-last.pt", [prepared / i for i in images])
     assert poses.reshape(-1, 3)[:, :2] == pytest.approx(logged[["x_pred", "y_pred"]].to_numpy(), abs=1e-3)
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
         "plots/loss.png", "plots/bodypart_errors.png", "plots/test_frames.png", "plots/generalisation_frames.png"}
@@ -169,13 +172,13 @@ def test_frames_sweep_nests_runs_and_reports_a_failing_condition(project):
 
 
 def test_iteration_budget_becomes_epochs_for_every_training_set_size():
-    assert dlc.epochs_for(120, 8, 24) == 40     # 3 batches per epoch
-    assert dlc.epochs_for(120, 8, 480) == 2     # 60 batches per epoch
-    assert dlc.epochs_for(400_000, 1, 480) == 834
+    assert engine.epochs_for(120, 8, 24) == 40     # 3 batches per epoch
+    assert engine.epochs_for(120, 8, 480) == 2     # 60 batches per epoch
+    assert engine.epochs_for(400_000, 1, 480) == 834
     cfg = compose_config(Path("/tmp"), "training.iterations=120")
     pose = {"model": {"heads": {"bodypart": {"heatmap_config": {"channels": [2048, 14]},
                                              "locref_config": {"channels": [2048, 28]}}}}}
-    updates = dlc.pose_config_updates(compose_config(Path("/tmp"), "model=resnet_18").model, cfg.training, pose, (200, 160), 24)
+    updates = engine.pose_config_updates(compose_config(Path("/tmp"), "model=resnet_18").model, cfg.training, pose, (200, 160), 24)
     assert updates["train_settings.epochs"] == 40
     assert updates["runner.scheduler"]["params"]["milestones"] == [28, 36]
     assert updates["data.train.crop_sampling"]["width"] == 200 and updates["data.train.crop_sampling"]["height"] == 160
@@ -190,13 +193,13 @@ def test_mae_with_and_without_cutoff_by_hand():
                            "bodypart": ["a", "b", "a", "b", "a"], "x": [0, 0, 0, 0, 0], "y": [0, 0, 0, 0, 0]})
     # Errors 5 (p .9), 10 (p .5), 1 (p .95), unlabelled (b of frame w0), 2 (p .1).
     poses = np.array([[[3, 4, .9], [6, 8, .5]], [[1, 0, .95], [0, 2, .1]], [[0, 0, .99], [9, 9, .99]]], dtype=float)
-    table = evaluate.prediction_table(frames, labels, poses, ["a", "b"])
-    metrics = evaluate.mae_metrics(table, [0.8], cm_per_px=0.5)
+    table = prediction_table(frames, labels, poses, ["a", "b"])
+    metrics = mae_metrics(table, [0.8], cm_per_px=0.5)
     assert metrics["mae_test_px"] == pytest.approx((5 + 10 + 1 + 2) / 4)
     assert metrics["mae_test_pcutoff0.8_px"] == pytest.approx((5 + 1) / 2)
     assert metrics["kept_test_pcutoff0.8"] == pytest.approx(0.5)
     assert metrics["mae_test_cm"] == pytest.approx(4.5 * 0.5)
     assert metrics["mae_generalisation_px"] == 0 and metrics["n_generalisation_points"] == 1
-    per_bodypart = evaluate.bodypart_table(table, [0.8], 0.5)
+    per_bodypart = bodypart_table(table, [0.8], 0.5)
     test_all = per_bodypart[(per_bodypart["set"] == "test") & per_bodypart["pcutoff"].isna()].set_index("bodypart")
     assert test_all.loc["a", "mae_px"] == pytest.approx(3) and test_all.loc["b", "mae_px"] == pytest.approx(6)

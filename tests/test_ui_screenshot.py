@@ -9,7 +9,15 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from src.ui_screenshot import capture, compare_runs_url, main, render, runs_table_url, start_ui, table_columns
+from tools.mlflow_screenshot import (
+    capture,
+    compare_runs_url,
+    main,
+    render,
+    runs_table_url,
+    start_ui,
+    table_columns,
+)
 
 EXPERIMENT = "ui_test"
 # per condition: MAE values that appear nowhere else on the page

@@ -142,8 +142,6 @@ def usable_angles(definitions: dict[str, list[str]], bodyparts: list[str]) -> tu
     return usable, [name for name in definitions if name not in usable]
 
 
-# --- plots -----------------------------------------------------------------------------------------
-
 def plot_time_series(positions: np.ndarray, bodyparts: list[str], features: pd.DataFrame, path: Path) -> Path:
     """Three panels over time: x and y of every point, joint angles, normalised distances."""
     import matplotlib

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import pandas as pd
 
-from src.dataset import DataError
+from src.errors import DataError
 
 DEVELOPMENT = "development"
+
+
 GENERALISATION = "generalisation"
 
 
@@ -35,7 +37,9 @@ def split_participants(videos: pd.DataFrame, generalisation_fraction: float, see
             "Add participants (the paper had 33), or change split.generalisation_fraction; check that "
             "data.participants maps videos to participants as intended."
         )
-    from sklearn.model_selection import GroupShuffleSplit  # here: importing scikit-learn costs seconds
+    from sklearn.model_selection import (
+        GroupShuffleSplit,  # here: importing scikit-learn costs seconds
+    )
 
     splitter = GroupShuffleSplit(n_splits=1, test_size=n_generalisation, random_state=seed)
     _, generalisation_rows = next(splitter.split(videos, groups=videos["participant"]))

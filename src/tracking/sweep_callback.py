@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from src import tracking
+from src.tracking import store
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +38,15 @@ class MLflowSweepCallback(Callback):
         self.records: Path | None = None   # <sweep dir>/.sweep_jobs/<parent run id>/: one JSON per finished job
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        experiment_id = tracking.configure(config.mlflow)
-        for run_id in tracking.end_orphaned_runs(experiment_id):
+        experiment_id = store.configure(config.mlflow)
+        for run_id in store.end_orphaned_runs(experiment_id):
             print(f"[sweep] marked KILLED: run {run_id}, left RUNNING by a process that is gone", flush=True)
         sweep = ", ".join(f"{k}={v}" for k, v in config.hydra.sweeper.params.items())
-        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags=tracking.process_tags() | {
-            "git_commit": tracking.git_commit(), "sweep": sweep,
+        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags=store.process_tags() | {
+            "git_commit": store.git_commit(), "sweep": sweep,
             "sweep_overrides": " ".join(config.hydra.overrides.task)})
         self.parent_run_id = run.info.run_id
-        os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
+        os.environ[store.PARENT_RUN_ENV] = self.parent_run_id
         self.records = Path(str(config.hydra.sweep.dir)).resolve() / ".sweep_jobs" / self.parent_run_id
         self.records.mkdir(parents=True, exist_ok=True)
         atexit.register(self.close)  # a failed job makes Hydra raise before on_multirun_end
@@ -54,7 +54,7 @@ class MLflowSweepCallback(Callback):
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         """In the job's process (maybe another one, or another machine): nest its run under the parent."""
         if self.parent_run_id:
-            os.environ[tracking.PARENT_RUN_ENV] = self.parent_run_id
+            os.environ[store.PARENT_RUN_ENV] = self.parent_run_id
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         swept = config.hydra.sweeper.params or {}
@@ -78,7 +78,7 @@ class MLflowSweepCallback(Callback):
         if self.parent_run_id is None:
             return
         run_id, self.parent_run_id = self.parent_run_id, None
-        os.environ.pop(tracking.PARENT_RUN_ENV, None)
+        os.environ.pop(store.PARENT_RUN_ENV, None)
         files = sorted(self.records.glob("*.json")) if self.records is not None else []
         summary = pd.DataFrame([json.loads(f.read_text(encoding="utf-8")) for f in files]).drop(columns="num", errors="ignore")
         if self.records is not None:
@@ -88,7 +88,7 @@ class MLflowSweepCallback(Callback):
             path = Path(tmp) / "sweep_summary.csv"
             summary.to_csv(path, index=False, float_format="%.4f")
             MlflowClient().log_artifact(run_id, str(path))
-        tracking.finish(run_id, failed=len(failed) > 0 or len(summary) == 0)
+        store.finish(run_id, failed=len(failed) > 0 or len(summary) == 0)
         print(f"[sweep] {len(summary) - len(failed)} of {len(summary)} jobs finished; MLflow parent run {run_id}", flush=True)
         for row in failed.itertuples():
             print(f"[sweep] FAILED {row.job}: {row.error}", flush=True)

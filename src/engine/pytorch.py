@@ -17,10 +17,12 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from src.dataset import DataError
-from src.prepare import write_labels
+from src.data.prepared import write_labels
+from src.errors import DataError
 
 SHUFFLE = 1
+
+
 TRAINING_SET_FILE = "training_set.yaml"   # in the project folder: the training set is complete
 
 
@@ -103,7 +105,9 @@ def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, 
     write_project_config(project_dir / "config.yaml", config)
 
     # Indices refer to rows of the table DeepLabCut merges from labeled-data: ask it for that table.
-    from deeplabcut.generate_training_dataset.trainingsetmanipulation import merge_annotateddatasets
+    from deeplabcut.generate_training_dataset.trainingsetmanipulation import (
+        merge_annotateddatasets,
+    )
     from deeplabcut.utils.auxiliaryfunctions import get_training_set_folder, read_config
 
     project_cfg = read_config(str(project_dir / "config.yaml"))

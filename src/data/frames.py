@@ -18,12 +18,16 @@ import cv2
 import numpy as np
 import pandas as pd
 
-from src.dataset import Dataset, DataError
-from src.split import DEVELOPMENT, GENERALISATION
+from src.data.dataset import Dataset
+from src.data.split import DEVELOPMENT, GENERALISATION
+from src.errors import DataError
 
 log = logging.getLogger(__name__)
 
+
 TRAIN, TEST = "train", "test"
+
+
 SELECTION_COLUMNS = ["participant", "video", "session", "set", "role", "rank", "frame"]
 
 
@@ -74,7 +78,9 @@ def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
     One pick per k-means cluster (the row nearest its centroid), ordered by farthest-point
     traversal starting from the representative of the largest cluster.
     """
-    from sklearn.cluster import KMeans  # here: importing scikit-learn costs seconds, and bad input fails before
+    from sklearn.cluster import (
+        KMeans,  # here: importing scikit-learn costs seconds, and bad input fails before
+    )
 
     n_picks = min(n_picks, len(features))
     centred = features - features.mean(axis=0)

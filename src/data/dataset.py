@@ -16,11 +16,9 @@ Raw data is only ever read: nothing under a data set's root is written, moved or
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import re
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,35 +26,25 @@ import cv2
 import numpy as np
 import pandas as pd
 import yaml
-from omegaconf.errors import MissingMandatoryValue
 from PIL import Image, UnidentifiedImageError
 
+from src.errors import DataError
+
 log = logging.getLogger(__name__)
+
+
 # FFmpeg's own messages ("moov atom not found") would precede our one-line error about the same video;
 # read when OpenCV first opens a video. OPENCV_FFMPEG_LOGLEVEL=16 in the environment shows them again.
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+
 ANNOTATION_COLUMNS = ["participant", "video", "frame", "bodypart", "x", "y"]
+
+
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv")
+
+
 DLC_PLACEHOLDER = "WILL BE AUTOMATICALLY UPDATED"
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file or key at fault and how to fix it."""
-
-
-@contextlib.contextmanager
-def exit_on_data_error():
-    """In an entry point: show a DataError as one clear line and exit with status 2, no traceback."""
-    try:
-        yield
-    except DataError as error:
-        print(f"error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, whatever a library said
-        sys.exit(2)
-    except MissingMandatoryValue as error:  # a required key left at ??? in conf/, e.g. data.root
-        print(f"error: {error.full_key} is required but not set (???); give it on the command line, "
-              f"{error.full_key}=...", file=sys.stderr)
-        sys.exit(2)
 
 
 @dataclass
@@ -103,9 +91,6 @@ def load_dataset(data_cfg) -> Dataset:
             cm_per_px=data_cfg.get("cm_per_px"),
         )
     raise DataError(f"data.kind={kind!r} is unknown; choose synthetic, dlc_project or videos (conf/data/).")
-
-
-# --------------------------------------------------------------------------- synthetic cohort
 
 
 def load_synthetic(root: Path, name: str | None = None) -> Dataset:
@@ -170,9 +155,6 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
     )
 
 
-# --------------------------------------------------------------------------- videos not yet labelled
-
-
 def load_videos(
     root: Path,
     name: str,
@@ -202,9 +184,6 @@ def load_videos(
         cm_per_px=float(cm_per_px) if cm_per_px else None, scorer="manual",
         videos=pd.DataFrame(videos), annotations=pd.DataFrame(columns=ANNOTATION_COLUMNS),
     )
-
-
-# --------------------------------------------------------------------------- DeepLabCut project
 
 
 def load_dlc_project(
@@ -468,9 +447,6 @@ def _participants_for(videos, table, pattern, config_path) -> dict[str, tuple[st
         session = match.groupdict().get("session") or video
         result[video] = (match.group("participant"), session)
     return result
-
-
-# --------------------------------------------------------------------------- shared checks
 
 
 def probe_video(path: Path) -> tuple[int, int, int]:

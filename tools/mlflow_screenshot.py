@@ -1,6 +1,6 @@
 """A screenshot of the MLflow UI with a sweep's labelled-frames conditions side by side.
 
-    python -m src.ui_screenshot [--tracking-uri sqlite:///mlruns/mlflow.db] [--experiment synthetic_clinical]
+    python -m tools.mlflow_screenshot [--tracking-uri sqlite:///mlruns/mlflow.db] [--experiment synthetic_clinical]
                                 [--sweep latest|<parent run id>] [--out reports/mlflow_ui.png] [--port 0]
                                 [--view table|compare] [--size 1600x640] [--metrics mae_test_px,...]
 
@@ -40,15 +40,21 @@ from urllib.parse import quote, urlencode, urlsplit
 
 from omegaconf import OmegaConf
 
-from src.dataset import DataError
-from src.report import collect_runs, find_sweep, open_experiment
+from src.errors import DataError
+from src.tracking.queries import collect_runs, find_sweep, open_experiment
 
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                   "--disable-background-networking", "--disable-component-update", "--disable-sync",
                   "--hide-scrollbars"]
+
+
 METRICS = ["mae_train_px", "mae_test_px", "mae_test_pcutoff0.8_px", "mae_generalisation_px",
            "mae_generalisation_pcutoff0.8_px"]
+
+
 SIZE = (1600, 640)
+
+
 # localStorage entries that keep MLflow's assistant side panel closed (it opens itself on a first visit)
 CLOSED_ASSISTANT = {"mlflow.assistant.panelOpen_v1": "false", "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
 
@@ -308,7 +314,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m src.ui_screenshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.mlflow_screenshot", description=__doc__.splitlines()[0])
     parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
     parser.add_argument("--experiment", default="synthetic_clinical")
     parser.add_argument("--sweep", default="latest", help="latest, or a sweep's parent run id")
@@ -332,7 +338,3 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     print(f"wrote {args.out} in {time.monotonic() - started:.1f} s: {args.view} view of {url}")
-
-
-if __name__ == "__main__":
-    main()
