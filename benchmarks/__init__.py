@@ -12,5 +12,7 @@ REPO = Path(__file__).resolve().parents[1]
 def timed(command: list[str]) -> float:
     """Wall seconds of a command run in the repository, its output discarded."""
     start = time.perf_counter()
-    subprocess.run(command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        command, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     return time.perf_counter() - start

@@ -51,28 +51,48 @@ def dlc_project(model_folder: Path, root: Path, video: Path) -> Path:
     project_cfg["snapshotindex"] = -1
     project_cfg["batch_size"] = 8
     (root / "config.yaml").write_text(yaml.safe_dump(project_cfg, sort_keys=False))
-    folder = root / get_model_folder(project_cfg["TrainingFraction"][0], 1, project_cfg, engine=Engine.PYTORCH)
+    folder = root / get_model_folder(
+        project_cfg["TrainingFraction"][0], 1, project_cfg, engine=Engine.PYTORCH
+    )
     (folder / "train").mkdir(parents=True)
     (folder / "test").mkdir()
     pose_config = read_plainconfig(str(model_folder / "pytorch_config.yaml"))
     pose_config["metadata"]["project_path"] = str(root)
-    (folder / "train" / "pytorch_config.yaml").write_text(yaml.safe_dump(pose_config, sort_keys=False))
+    (folder / "train" / "pytorch_config.yaml").write_text(
+        yaml.safe_dump(pose_config, sort_keys=False)
+    )
     which = "best" if (model_folder / "snapshot-best.pt").is_file() else "last"
     shutil.copyfile(model_folder / f"snapshot-{which}.pt", folder / "train" / "snapshot-001.pt")
     bodyparts = pose_config["metadata"]["bodyparts"]
-    (folder / "test" / "pose_cfg.yaml").write_text(yaml.safe_dump({
-        "dataset": str(root), "num_joints": len(bodyparts), "all_joints": [[i] for i in range(len(bodyparts))],
-        "all_joints_names": bodyparts}, sort_keys=False))
+    (folder / "test" / "pose_cfg.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "dataset": str(root),
+                "num_joints": len(bodyparts),
+                "all_joints": [[i] for i in range(len(bodyparts))],
+                "all_joints_names": bodyparts,
+            },
+            sort_keys=False,
+        )
+    )
     return root / "config.yaml"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=20, help="labelled-frames condition whose best run is used")
+    parser.add_argument(
+        "--frames", type=int, default=20, help="labelled-frames condition whose best run is used"
+    )
     parser.add_argument("--metric", default="mae_generalisation_px")
-    parser.add_argument("--video", type=Path, default=REPO / "data/synthetic/clinical/videos/P02_S1.mp4")
-    parser.add_argument("--repeats", type=int, default=5, help="repeats of the in-process analysis timing")
-    parser.add_argument("--command-repeats", type=int, default=3, help="repeats of the whole-command timing")
+    parser.add_argument(
+        "--video", type=Path, default=REPO / "data/synthetic/clinical/videos/P02_S1.mp4"
+    )
+    parser.add_argument(
+        "--repeats", type=int, default=5, help="repeats of the in-process analysis timing"
+    )
+    parser.add_argument(
+        "--command-repeats", type=int, default=3, help="repeats of the whole-command timing"
+    )
     parser.add_argument("--batch-size", type=int, default=8)
     args = parser.parse_args()
 
@@ -80,15 +100,14 @@ def main() -> None:
     import mlflow
     from omegaconf import OmegaConf
 
-    
-
-
     video = args.video.resolve()
     info: VideoInfo = read_video_info(video)
     mlflow.set_tracking_uri(f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}")
     experiment = mlflow.tracking.MlflowClient().get_experiment_by_name("synthetic_clinical")
-    model_run = find_model_run(OmegaConf.create({"run_id": None, "labelled_frames": args.frames,
-                                                         "metric": args.metric}), experiment.experiment_id)
+    model_run = find_model_run(
+        OmegaConf.create({"run_id": None, "labelled_frames": args.frames, "metric": args.metric}),
+        experiment.experiment_id,
+    )
     work = Path(tempfile.mkdtemp(prefix="bench-analyze-"))
     model, _ = download_model_and_skeleton(model_run, work / "download")
     model_folder = model.pose_config.parent
@@ -111,13 +130,20 @@ def main() -> None:
         out = work / "theirs"
         shutil.rmtree(out, ignore_errors=True)
         start = time.perf_counter()
-        deeplabcut.analyze_videos(str(config), [str(video)], destfolder=str(out), batch_size=args.batch_size,
-                                  device="cpu", save_as_csv=True, overwrite=True)
+        deeplabcut.analyze_videos(
+            str(config),
+            [str(video)],
+            destfolder=str(out),
+            batch_size=args.batch_size,
+            device="cpu",
+            save_as_csv=True,
+            overwrite=True,
+        )
         seconds = time.perf_counter() - start
         assert list(out.glob("*.h5"))
         return info.n_frames / seconds
 
-    ours(), theirs()   # warm-up: first model load, file caches
+    ours(), theirs()  # warm-up: first model load, file caches
     fps = {"src.analyze": [], "deeplabcut.analyze_videos": []}
     for _ in range(args.repeats):
         fps["deeplabcut.analyze_videos"].append(theirs())
@@ -128,23 +154,43 @@ def main() -> None:
 
     (ours_h5,) = (work / "ours").glob("*.h5")
     (theirs_h5,) = (work / "theirs").glob("*.h5")
-    max_difference = float(abs(pd.read_hdf(ours_h5).to_numpy() - pd.read_hdf(theirs_h5).to_numpy()).max())
+    max_difference = float(
+        abs(pd.read_hdf(ours_h5).to_numpy() - pd.read_hdf(theirs_h5).to_numpy()).max()
+    )
 
     # Whole commands, each a fresh process; src.analyze logs into a temporary store holding a copy of the model run.
     store = work / "store"
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
-    store_experiment = mlflow.create_experiment("bench", artifact_location=(store / "artifacts").as_uri())
-    with mlflow.start_run(experiment_id=store_experiment, run_name="frames=20",
-                          tags={"labelled_frames": str(args.frames), "model_source": "trained"}) as run:
+    store_experiment = mlflow.create_experiment(
+        "bench", artifact_location=(store / "artifacts").as_uri()
+    )
+    with mlflow.start_run(
+        experiment_id=store_experiment,
+        run_name="frames=20",
+        tags={"labelled_frames": str(args.frames), "model_source": "trained"},
+    ) as run:
         mlflow.log_artifacts(str(model_folder), "model")
     python = sys.executable
-    ours_command = [python, "-m", "src.analyze", f"analysis.run_id={run.info.run_id}", f"analysis.videos=[{video}]",
-                    f"analysis.output_dir={work / 'command-out'}", f"analysis.batch_size={args.batch_size}",
-                    "analysis.device=cpu", f"mlflow.tracking_uri=sqlite:///{store / 'mlflow.db'}",
-                    "mlflow.experiment=bench", f"privacy.key_dir={work / 'privacy'}"]
-    theirs_command = [python, "-c", "import deeplabcut; deeplabcut.analyze_videos("
-                      f"{str(config)!r}, [{str(video)!r}], destfolder={str(work / 'command-theirs')!r}, "
-                      f"batch_size={args.batch_size}, device='cpu', save_as_csv=True, overwrite=True)"]
+    ours_command = [
+        python,
+        "-m",
+        "src.analyze",
+        f"analysis.run_id={run.info.run_id}",
+        f"analysis.videos=[{video}]",
+        f"analysis.output_dir={work / 'command-out'}",
+        f"analysis.batch_size={args.batch_size}",
+        "analysis.device=cpu",
+        f"mlflow.tracking_uri=sqlite:///{store / 'mlflow.db'}",
+        "mlflow.experiment=bench",
+        f"privacy.key_dir={work / 'privacy'}",
+    ]
+    theirs_command = [
+        python,
+        "-c",
+        "import deeplabcut; deeplabcut.analyze_videos("
+        f"{str(config)!r}, [{str(video)!r}], destfolder={str(work / 'command-theirs')!r}, "
+        f"batch_size={args.batch_size}, device='cpu', save_as_csv=True, overwrite=True)",
+    ]
     seconds = {"src.analyze": [], "deeplabcut.analyze_videos": []}
     for _ in range(args.command_repeats):
         seconds["deeplabcut.analyze_videos"].append(timed(theirs_command))
@@ -167,7 +213,10 @@ def main() -> None:
         "",
         "| method | frames/s (median) | all repeats |",
         "|---|---:|---|",
-        *[f"| {k} | {median_fps[k]:.1f} | {', '.join(f'{x:.1f}' for x in v)} |" for k, v in fps.items()],
+        *[
+            f"| {k} | {median_fps[k]:.1f} | {', '.join(f'{x:.1f}' for x in v)} |"
+            for k, v in fps.items()
+        ],
         "",
         f"Ratio src.analyze / analyze_videos: **{ratio:.2f}** (1 = as fast; above 1 = faster). Largest difference "
         f"between the two H5 files: {max_difference:.2g} (same predictions).",
@@ -177,13 +226,16 @@ def main() -> None:
         "",
         "| command | seconds (median) | all repeats |",
         "|---|---:|---|",
-        *[f"| {k} | {median_s[k]:.1f} | {', '.join(f'{x:.1f}' for x in v)} |" for k, v in seconds.items()],
+        *[
+            f"| {k} | {median_s[k]:.1f} | {', '.join(f'{x:.1f}' for x in v)} |"
+            for k, v in seconds.items()
+        ],
         "",
     ]
     target = REPO / "benchmarks" / "results" / "analyze.md"
     existing = target.read_text() if target.is_file() else ""
-    marker = "\n## Reading the figures"   # the hand-written sections below the figures are kept
-    kept = existing[existing.index(marker):] if marker in existing else ""
+    marker = "\n## Reading the figures"  # the hand-written sections below the figures are kept
+    kept = existing[existing.index(marker) :] if marker in existing else ""
     target.write_text("\n".join(lines) + kept)
     print("\n".join(lines))
 

@@ -53,7 +53,9 @@ def deeplabcuts(config_path: Path, video: str) -> list[int]:
 
     shutil.rmtree(config_path.parent / "labeled-data" / video, ignore_errors=True)
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        deeplabcut.extract_frames(str(config_path), mode="automatic", algo="kmeans", userfeedback=False, crop=False)
+        deeplabcut.extract_frames(
+            str(config_path), mode="automatic", algo="kmeans", userfeedback=False, crop=False
+        )
     names = (config_path.parent / "labeled-data" / video).glob("img*.png")
     return sorted(int(p.stem[3:]) for p in names)
 
@@ -62,7 +64,9 @@ def diversity(frames: list[int], poses: np.ndarray, thumbnails: np.ndarray) -> d
     n_points = poses.shape[1] // 2
     return {
         "pose_spread_px": float(pdist(poses[frames]).mean() / np.sqrt(n_points)),
-        "pose_coverage_px": float(cdist(poses, poses[frames]).min(axis=1).mean() / np.sqrt(n_points)),
+        "pose_coverage_px": float(
+            cdist(poses, poses[frames]).min(axis=1).mean() / np.sqrt(n_points)
+        ),
         "image_spread": float(pdist(thumbnails[frames]).mean()),
     }
 
@@ -76,7 +80,9 @@ def main() -> None:
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose(config_name="config")
     dataset = load_synthetic(REPO / cfg.data.root)
-    n_frames = int(cfg.frames.max_train_frames_per_video) + 1  # what src.prepare picks per development video
+    n_frames = (
+        int(cfg.frames.max_train_frames_per_video) + 1
+    )  # what src.prepare picks per development video
     truth = pd.read_csv(REPO / cfg.data.root / "ground_truth.csv")
 
     import deeplabcut  # imported before timing starts
@@ -84,29 +90,58 @@ def main() -> None:
     rows = []
     for video_row in dataset.videos.head(args.videos).to_dict("records"):
         video = video_row["video"]
-        xy = truth[truth["video"] == video].pivot(index="frame", columns="bodypart", values=["x", "y"])
+        xy = truth[truth["video"] == video].pivot(
+            index="frame", columns="bodypart", values=["x", "y"]
+        )
         poses = xy.to_numpy().reshape(len(xy), 2, -1)
         poses = (poses - poses.mean(axis=2, keepdims=True)).reshape(len(xy), -1)  # body-centred
         _, thumbnails = video_features(video_row["path"], (32, 24), 10**6)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             with contextlib.redirect_stdout(io.StringIO()):
-                config_path = Path(deeplabcut.create_new_project("bench", "bench", [video_row["path"]],
-                                                                 working_directory=str(tmp), copy_videos=False))
-            deeplabcut.auxiliaryfunctions.edit_config(str(config_path), {"numframes2pick": n_frames})
-            for method, run in (("ours", lambda: ours(dataset, video_row, cfg.frames, tmp / "ours")),
-                                ("deeplabcut", lambda: deeplabcuts(config_path, video))):
+                config_path = Path(
+                    deeplabcut.create_new_project(
+                        "bench",
+                        "bench",
+                        [video_row["path"]],
+                        working_directory=str(tmp),
+                        copy_videos=False,
+                    )
+                )
+            deeplabcut.auxiliaryfunctions.edit_config(
+                str(config_path), {"numframes2pick": n_frames}
+            )
+            for method, run in (
+                ("ours", lambda: ours(dataset, video_row, cfg.frames, tmp / "ours")),
+                ("deeplabcut", lambda: deeplabcuts(config_path, video)),
+            ):
                 for repeat in range(args.repeats):
                     started = time.perf_counter()
                     frames = run()
                     seconds = time.perf_counter() - started
-                    rows.append(dict(video=video, method=method, repeat=repeat, seconds=seconds,
-                                     n_frames=len(frames), **diversity(frames, poses, thumbnails)))
+                    rows.append(
+                        dict(
+                            video=video,
+                            method=method,
+                            repeat=repeat,
+                            seconds=seconds,
+                            n_frames=len(frames),
+                            **diversity(frames, poses, thumbnails),
+                        )
+                    )
         rng = np.random.default_rng(0)
         for repeat in range(args.repeats):
             frames = sorted(rng.choice(len(poses), n_frames, replace=False))
-            rows.append(dict(video=video, method="uniform random (reference)", repeat=repeat, seconds=np.nan,
-                             n_frames=n_frames, **diversity(frames, poses, thumbnails)))
+            rows.append(
+                dict(
+                    video=video,
+                    method="uniform random (reference)",
+                    repeat=repeat,
+                    seconds=np.nan,
+                    n_frames=n_frames,
+                    **diversity(frames, poses, thumbnails),
+                )
+            )
     results = pd.DataFrame(rows)
     summary = results.groupby("method").median(numeric_only=True).drop(columns="repeat")
     ratio = summary.loc["deeplabcut", "seconds"] / summary.loc["ours", "seconds"]

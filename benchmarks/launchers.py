@@ -39,23 +39,39 @@ REPO = Path(__file__).resolve().parents[1]
 CONDITIONS = [1, 2, 3, 4]
 CONFIGS = {
     "sequential, threads=2": ["training.threads=2"],
-    "parallel 2 x threads=1": ["hydra/launcher=parallel", "hydra.launcher.n_jobs=2", "training.threads=1"],
+    "parallel 2 x threads=1": [
+        "hydra/launcher=parallel",
+        "hydra.launcher.n_jobs=2",
+        "training.threads=1",
+    ],
     "sequential, threads=1": ["training.threads=1"],
 }
 
 
-def timed_sweep(machine: Path, data_root: Path, overrides: list[str], iterations: int) -> tuple[float, float, dict]:
+def timed_sweep(
+    machine: Path, data_root: Path, overrides: list[str], iterations: int
+) -> tuple[float, float, dict]:
     """One sweep: (wall s, CPU s of the sweep's processes, metrics by condition)."""
     # store_overrides sets training.threads=1; the configuration's own value comes after it and wins.
-    command = [sys.executable, "-m", "src.train", "+sweep=frames", *store_overrides(machine, data_root),
-               f"training.iterations={iterations}", f"labelled_frames={','.join(map(str, CONDITIONS))}", *overrides]
+    command = [
+        sys.executable,
+        "-m",
+        "src.train",
+        "+sweep=frames",
+        *store_overrides(machine, data_root),
+        f"training.iterations={iterations}",
+        f"labelled_frames={','.join(map(str, CONDITIONS))}",
+        *overrides,
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(command, cwd=REPO, env=python_env(), capture_output=True, text=True)
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if done.returncode != 0:
-        raise SystemExit(f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}")
+        raise SystemExit(
+            f"{' '.join(command)} failed:\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+        )
     metrics = check_sweep(MlflowClient(f"sqlite:///{machine / 'mlruns' / 'mlflow.db'}"), CONDITIONS)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, metrics
@@ -64,8 +80,12 @@ def timed_sweep(machine: Path, data_root: Path, overrides: list[str], iterations
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--iterations", type=int, default=24, help="training.iterations per condition")
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "launchers.md")
+    parser.add_argument(
+        "--iterations", type=int, default=24, help="training.iterations per condition"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=REPO / "benchmarks" / "results" / "launchers.md"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-launchers-") as tmp:
@@ -77,9 +97,14 @@ def main() -> None:
             for index, (name, overrides) in enumerate(CONFIGS.items()):
                 load = os.getloadavg()[0]
                 machine = new_machine(data_root / f"r{repeat}-c{index}", pretrained)
-                wall, cpu, metrics[name] = timed_sweep(machine, data_root, overrides, args.iterations)
+                wall, cpu, metrics[name] = timed_sweep(
+                    machine, data_root, overrides, args.iterations
+                )
                 results[name].append((wall, cpu, load))
-                print(f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU (load before {load:.2f})", flush=True)
+                print(
+                    f"{name}: {wall:.1f} s wall, {cpu:.1f} s CPU (load before {load:.2f})",
+                    flush=True,
+                )
 
     median = {name: statistics.median(w for w, _, _ in runs) for name, runs in results.items()}
     base = median["sequential, threads=2"]
@@ -98,11 +123,17 @@ def main() -> None:
         walls = ", ".join(f"{w:.1f}" for w, _, _ in runs)
         loads = ", ".join(f"{l:.2f}" for _, _, l in runs)
         cpu = statistics.median(c for _, c, _ in runs)
-        lines.append(f"| {name} | {walls} | {median[name]:.1f} | {median[name] / base:.2f} | {cpu:.1f} | {loads} |")
+        lines.append(
+            f"| {name} | {walls} | {median[name]:.1f} | {median[name] / base:.2f} | {cpu:.1f} | {loads} |"
+        )
     same = metrics["parallel 2 x threads=1"] == metrics["sequential, threads=1"]
-    lines += ["", f"Parallel and sequential with threads=1 gave identical MAE metrics: {same}. "
-              f"Sequential threads=2 against threads=1 identical: "
-              f"{metrics['sequential, threads=2'] == metrics['sequential, threads=1']}.", ""]
+    lines += [
+        "",
+        f"Parallel and sequential with threads=1 gave identical MAE metrics: {same}. "
+        f"Sequential threads=2 against threads=1 identical: "
+        f"{metrics['sequential, threads=2'] == metrics['sequential, threads=1']}.",
+        "",
+    ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))
 

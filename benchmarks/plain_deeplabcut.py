@@ -16,9 +16,17 @@ import deeplabcut
 config, settings = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
 for folder in ("training-datasets", "dlc-models-pytorch", "evaluation-results-pytorch"):
     shutil.rmtree(config.parent / folder, ignore_errors=True)
-deeplabcut.create_training_dataset(str(config), Shuffles=[1], trainIndices=[settings["train_indices"]],
-                                   testIndices=[settings["test_indices"]], net_type=settings["net_type"],
-                                   engine=deeplabcut.Engine.PYTORCH, userfeedback=False)
-updates = dict(settings["pytorch_cfg_updates"], **{"train_settings.weight_init": settings["weight_init"]})
+deeplabcut.create_training_dataset(
+    str(config),
+    Shuffles=[1],
+    trainIndices=[settings["train_indices"]],
+    testIndices=[settings["test_indices"]],
+    net_type=settings["net_type"],
+    engine=deeplabcut.Engine.PYTORCH,
+    userfeedback=False,
+)
+updates = dict(
+    settings["pytorch_cfg_updates"], **{"train_settings.weight_init": settings["weight_init"]}
+)
 deeplabcut.train_network(str(config), shuffle=1, pytorch_cfg_updates=updates)
 deeplabcut.evaluate_network(str(config), Shuffles=[1], pcutoff=0.8)

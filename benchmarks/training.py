@@ -31,16 +31,25 @@ from benchmarks import REPO, timed
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=2, help="labelled frames per video of the condition")
-    parser.add_argument("--iterations", type=int, default=60, help="training iterations (weight updates)")
+    parser.add_argument(
+        "--frames", type=int, default=2, help="labelled frames per video of the condition"
+    )
+    parser.add_argument(
+        "--iterations", type=int, default=60, help="training iterations (weight updates)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--model", default="resnet_18")
     args = parser.parse_args()
 
     store = Path(tempfile.mkdtemp(prefix="bench-training-"))
-    overrides = [f"labelled_frames={args.frames}", f"model={args.model}", f"training.iterations={args.iterations}",
-                 f"paths.models_dir={store / 'models'}", f"mlflow.tracking_uri=sqlite:///{store / 'mlflow.db'}",
-                 f"mlflow.artifact_location={store / 'artifacts'}"]
+    overrides = [
+        f"labelled_frames={args.frames}",
+        f"model={args.model}",
+        f"training.iterations={args.iterations}",
+        f"paths.models_dir={store / 'models'}",
+        f"mlflow.tracking_uri=sqlite:///{store / 'mlflow.db'}",
+        f"mlflow.artifact_location={store / 'artifacts'}",
+    ]
     ours = [sys.executable, "-m", "src.train", *overrides]
     # The pre-trained model is shared with the repository's models/ so it is not re-made here.
     pretrained = REPO / "models" / "pretrained"
@@ -48,7 +57,9 @@ def main() -> None:
     if pretrained.exists():
         (store / "models" / "pretrained").symlink_to(pretrained)
 
-    subprocess.run([*ours, "retrain=true"], cwd=REPO, check=True, capture_output=True)  # warm-up, and the project to copy
+    subprocess.run(
+        [*ours, "retrain=true"], cwd=REPO, check=True, capture_output=True
+    )  # warm-up, and the project to copy
     (work,) = (store / "models" / "synthetic_clinical").glob(f"frames{args.frames}-*")
     project = work / "project"
     pose_config = next(project.glob("dlc-models-pytorch/**/train/pytorch_config.yaml"))
@@ -63,13 +74,18 @@ def main() -> None:
 
     pose = read_pose_config(pose_config)
     settings = {
-        "train_indices": [int(i) for i in train_indices], "test_indices": [int(i) for i in test_indices],
-        "net_type": pose["net_type"], "weight_init": pose["train_settings"]["weight_init"],
+        "train_indices": [int(i) for i in train_indices],
+        "test_indices": [int(i) for i in test_indices],
+        "net_type": pose["net_type"],
+        "weight_init": pose["train_settings"]["weight_init"],
         "pytorch_cfg_updates": {
-            "model": pose["model"], "data.train": pose["data"]["train"], "runner": pose["runner"],
+            "model": pose["model"],
+            "data.train": pose["data"]["train"],
+            "runner": pose["runner"],
             "train_settings.epochs": pose["train_settings"]["epochs"],
             "train_settings.batch_size": pose["train_settings"]["batch_size"],
-            "train_settings.display_iters": pose["train_settings"]["display_iters"], "device": "cpu",
+            "train_settings.display_iters": pose["train_settings"]["display_iters"],
+            "device": "cpu",
         },
     }
     plain_project = store / "plain"
@@ -78,15 +94,29 @@ def main() -> None:
     config["project_path"] = str(plain_project)
     (plain_project / "config.yaml").write_text(yaml.safe_dump(config))
     (store / "settings.json").write_text(json.dumps(settings))
-    plain = [sys.executable, "-m", "benchmarks.plain_deeplabcut", str(plain_project / "config.yaml"), str(store / "settings.json")]
+    plain = [
+        sys.executable,
+        "-m",
+        "benchmarks.plain_deeplabcut",
+        str(plain_project / "config.yaml"),
+        str(store / "settings.json"),
+    ]
 
-    times = {"src.train (train + evaluate)": [], "plain DeepLabCut (train + evaluate)": [], "src.train cutoff re-evaluation": []}
+    times = {
+        "src.train (train + evaluate)": [],
+        "plain DeepLabCut (train + evaluate)": [],
+        "src.train cutoff re-evaluation": [],
+    }
     for repeat in range(args.repeats):  # interleaved, so drifts of the machine hit both alike
         times["src.train (train + evaluate)"].append(timed([*ours, "retrain=true"]))
         times["plain DeepLabCut (train + evaluate)"].append(timed(plain))
-        times["src.train cutoff re-evaluation"].append(timed([*ours, f"evaluation.pcutoffs=[0.{5 + repeat}]"]))
+        times["src.train cutoff re-evaluation"].append(
+            timed([*ours, f"evaluation.pcutoffs=[0.{5 + repeat}]"])
+        )
     medians = {name: statistics.median(values) for name, values in times.items()}
-    overhead = medians["src.train (train + evaluate)"] / medians["plain DeepLabCut (train + evaluate)"] - 1
+    overhead = (
+        medians["src.train (train + evaluate)"] / medians["plain DeepLabCut (train + evaluate)"] - 1
+    )
     share = medians["src.train cutoff re-evaluation"] / medians["src.train (train + evaluate)"]
 
     lines = [
@@ -99,7 +129,10 @@ def main() -> None:
         "",
         "| what | median (s) | runs (s) |",
         "|---|---|---|",
-        *[f"| {name} | {medians[name]:.1f} | {', '.join(f'{v:.1f}' for v in values)} |" for name, values in times.items()],
+        *[
+            f"| {name} | {medians[name]:.1f} | {', '.join(f'{v:.1f}' for v in values)} |"
+            for name, values in times.items()
+        ],
         "",
         f"- Overhead of src.train over plain DeepLabCut: **{overhead:+.1%}** (aim: at most +5 %).",
         f"- A p-cutoff re-evaluation costs **{share:.1%}** of a training run (aim: under 5 %).",

@@ -34,7 +34,9 @@ def _int_at_least(low: int):
 
 def _between(low: float, high: float, open_: bool = False):
     if open_:
-        return (lambda v: _number(v) and low < v < high), f"a number strictly between {low:g} and {high:g}"
+        return (
+            lambda v: _number(v) and low < v < high
+        ), f"a number strictly between {low:g} and {high:g}"
     return (lambda v: _number(v) and low <= v <= high), f"a number from {low:g} to {high:g}"
 
 
@@ -51,8 +53,10 @@ _NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
 _OPTIONAL_POSITIVE = (lambda v: v is None or (_number(v) and v > 0)), "null or a number > 0"
 
 
-_PROBABILITIES = ((lambda v: isinstance(v, list) and len(v) > 0 and all(_number(c) and 0 <= c <= 1 for c in v)),
-                  "a non-empty list of likelihood cutoffs from 0 to 1, e.g. [0.8]")
+_PROBABILITIES = (
+    (lambda v: isinstance(v, list) and len(v) > 0 and all(_number(c) and 0 <= c <= 1 for c in v)),
+    "a non-empty list of likelihood cutoffs from 0 to 1, e.g. [0.8]",
+)
 
 
 # key -> (test, what is allowed). A key a config does not have (e.g. data.cm_per_px of the synthetic data
@@ -104,7 +108,11 @@ for _cohort in ("clinical", "healthy_adults"):
 
 
 # Where each section's keys are documented, for the fix in the message.
-_WHERE = {"seed": "conf/config.yaml", "labelled_frames": "conf/config.yaml", "synthetic": "conf/synthetic/default.yaml"}
+_WHERE = {
+    "seed": "conf/config.yaml",
+    "labelled_frames": "conf/config.yaml",
+    "synthetic": "conf/synthetic/default.yaml",
+}
 
 
 def check_config(cfg, *sections: str) -> None:
@@ -118,7 +126,9 @@ def check_config(cfg, *sections: str) -> None:
         try:
             value = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=True)
         except MissingMandatoryValue:
-            raise ConfigError(f"{key} is required but not set (???); give it on the command line, {key}=...") from None
+            raise ConfigError(
+                f"{key} is required but not set (???); give it on the command line, {key}=..."
+            ) from None
         if value is _ABSENT:
             continue
         if OmegaConf.is_config(value):
@@ -126,12 +136,16 @@ def check_config(cfg, *sections: str) -> None:
         if not test(value):
             section = key.split(".")[0]
             where = _WHERE.get(section, f"conf/{section}/")
-            raise ConfigError(f"{key}={value!r} is not allowed: it must be {allowed}; fix it on the command line "
-                              f"or in {where} (every key is commented there).")
+            raise ConfigError(
+                f"{key}={value!r} is not allowed: it must be {allowed}; fix it on the command line "
+                f"or in {where} (every key is commented there)."
+            )
     for section in sections:  # required values (???) of the sections, e.g. data.root
         node = OmegaConf.select(cfg, section, default=None)
         if OmegaConf.is_dict(node):
             for name in node:
                 if OmegaConf.is_missing(node, name):
-                    raise ConfigError(f"{section}.{name} is required but not set (???); give it on the command line, "
-                                      f"e.g. {section}.{name}=/path/to/your/data.")
+                    raise ConfigError(
+                        f"{section}.{name} is required but not set (???); give it on the command line, "
+                        f"e.g. {section}.{name}=/path/to/your/data."
+                    )

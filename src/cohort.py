@@ -1,5 +1,4 @@
-"""Pipeline stage: generate the embedded synthetic cohorts (``python -m src.cohort``).
-"""
+"""Pipeline stage: generate the embedded synthetic cohorts (``python -m src.cohort``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Errors a user can fix, and how entry points show them: one line, exit status 2.
-"""
+"""Errors a user can fix, and how entry points show them: one line, exit status 2."""
 
 from __future__ import annotations
 
@@ -22,11 +21,16 @@ def exit_on_data_error():
     try:
         yield
     except DataError as error:
-        print(f"error: {' '.join(str(error).splitlines())}", file=sys.stderr)  # one line, whatever a library said
+        print(
+            f"error: {' '.join(str(error).splitlines())}", file=sys.stderr
+        )  # one line, whatever a library said
         sys.exit(2)
     except MissingMandatoryValue as error:  # a required key left at ??? in conf/, e.g. data.root
-        print(f"error: {error.full_key} is required but not set (???); give it on the command line, "
-              f"{error.full_key}=...", file=sys.stderr)
+        print(
+            f"error: {error.full_key} is required but not set (???); give it on the command line, "
+            f"{error.full_key}=...",
+            file=sys.stderr,
+        )
         sys.exit(2)
 
 

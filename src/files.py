@@ -17,7 +17,15 @@ from src.errors import DataError
 _PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 # An output location the user must fix (permissions, read-only or full disk, a file in the way), as
 # opposed to a bug: these become a one-line error naming the folder.
-_USER_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.EEXIST, errno.ENOTDIR}
+_USER_ERRNOS = {
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EEXIST,
+    errno.ENOTDIR,
+}
 
 
 @contextlib.contextmanager
@@ -120,7 +128,9 @@ def remove_stale_staging(target: Path) -> list[Path]:
         if not match or match["host"] not in (None, socket.gethostname()):
             continue
         pid = int(match["pid"])
-        if pid == os.getpid() or not process_alive(pid):  # our own leftover from an earlier call, or a dead run's
+        if pid == os.getpid() or not process_alive(
+            pid
+        ):  # our own leftover from an earlier call, or a dead run's
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed
@@ -138,7 +148,9 @@ def process_alive(pid: int) -> bool:
 
 
 def _inside(filename, folder: Path) -> bool:
-    return filename is not None and Path(os.fsdecode(filename)).resolve().is_relative_to(folder.resolve())
+    return filename is not None and Path(os.fsdecode(filename)).resolve().is_relative_to(
+        folder.resolve()
+    )
 
 
 def _unwritable(target: Path, key: str | None, error: OSError):
@@ -150,5 +162,7 @@ def _unwritable(target: Path, key: str | None, error: OSError):
     else:
         fix = f"make {target.parent} writable (chmod u+w, or a folder you own)"
     setting = f" ({key})" if key else ""
-    return DataError(f"cannot write the output {target}{setting}: {error.strerror or error} ({where}); {fix}, "
-                     f"or choose another folder{f' with {key}=...' if key else ''}.")
+    return DataError(
+        f"cannot write the output {target}{setting}: {error.strerror or error} ({where}); {fix}, "
+        f"or choose another folder{f' with {key}=...' if key else ''}."
+    )

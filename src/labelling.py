@@ -26,7 +26,9 @@ from src.errors import DataError, exit_on_data_error
 log = logging.getLogger(__name__)
 
 
-def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, include_labels: bool) -> Path:
+def export_for_labelling(
+    prepared_dir: Path, project_dir: Path, scorer: str, include_labels: bool
+) -> Path:
     """Write the selected frames as a DeepLabCut project for labelling; returns its config.yaml."""
     from deeplabcut.core.config import (  # heavy import, only here
         ProjectConfig,
@@ -50,10 +52,17 @@ def export_for_labelling(prepared_dir: Path, project_dir: Path, scorer: str, inc
             shutil.copyfile(prepared_dir / image, folder / Path(image).name)
         # DeepLabCut finds a labeled-data folder through the stem of its video_sets key.
         width, height = Image.open(folder / Path(rows["image"].iloc[0]).name).size
-        video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {"crop": f"0, {width}, 0, {height}"}
+        video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {
+            "crop": f"0, {width}, 0, {height}"
+        }
     config = ProjectConfig(
-        Task=facts["name"], scorer=scorer, date="", project_path=project_dir.resolve(),
-        video_sets=video_sets, bodyparts=facts["bodyparts"], skeleton=facts["skeleton"],
+        Task=facts["name"],
+        scorer=scorer,
+        date="",
+        project_path=project_dir.resolve(),
+        video_sets=video_sets,
+        bodyparts=facts["bodyparts"],
+        skeleton=facts["skeleton"],
     )
     write_project_config(project_dir / "config.yaml", config)
     log.info("exported %d frames for labelling to %s", len(selection), project_dir)
@@ -69,20 +78,32 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
     prepared_dir = Path(prepared_dir)
     facts, selection, _ = read_prepared(prepared_dir)
     if not (Path(project_dir) / "config.yaml").is_file():
-        raise DataError(f"{project_dir} holds no labelling project (no config.yaml); export the frames first "
-                        "(labelling.action=export), label them in DeepLabCut's GUI, then import.")
+        raise DataError(
+            f"{project_dir} holds no labelling project (no config.yaml); export the frames first "
+            "(labelling.action=export), label them in DeepLabCut's GUI, then import."
+        )
     labelled = load_dlc_project(Path(project_dir), scorer=scorer).annotations
     if set(labelled["bodypart"]) != set(facts["bodyparts"]):
-        raise DataError(f"{project_dir} labels bodyparts {sorted(set(labelled['bodypart']))}, "
-                        f"the prepared data {facts['bodyparts']}; label the project's own bodyparts.")
+        raise DataError(
+            f"{project_dir} labels bodyparts {sorted(set(labelled['bodypart']))}, "
+            f"the prepared data {facts['bodyparts']}; label the project's own bodyparts."
+        )
     keys = selection[["participant", "video", "frame"]].drop_duplicates()
-    labels = keys.merge(labelled.drop(columns=["participant", "image"]), on=["video", "frame"], how="left")
+    labels = keys.merge(
+        labelled.drop(columns=["participant", "image"]), on=["video", "frame"], how="left"
+    )
     unlabelled = labels[labels["bodypart"].isna()][["video", "frame"]].drop_duplicates()
     if len(unlabelled):
-        log.warning("%d selected frame(s) have no labels in %s, e.g. %s", len(unlabelled), project_dir,
-                    unlabelled.head(3).values.tolist())
+        log.warning(
+            "%d selected frame(s) have no labels in %s, e.g. %s",
+            len(unlabelled),
+            project_dir,
+            unlabelled.head(3).values.tolist(),
+        )
         labels = labels.dropna(subset=["bodypart"])
-    labels = labels.sort_values(["video", "frame"], kind="stable")[["participant", "video", "frame", "bodypart", "x", "y"]]
+    labels = labels.sort_values(["video", "frame"], kind="stable")[
+        ["participant", "video", "frame", "bodypart", "x", "y"]
+    ]
 
     staging = prepared_dir / ".labeled-data.import"
     shutil.rmtree(staging, ignore_errors=True)
@@ -102,13 +123,19 @@ def main(cfg: DictConfig) -> None:
     project_dir = Path(cfg.paths.labelling_dir) / cfg.data.name
     with exit_on_data_error():
         if cfg.labelling.action == "export":
-            config = export_for_labelling(prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels)
-            print(f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\"")
+            config = export_for_labelling(
+                prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels
+            )
+            print(
+                f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\""
+            )
         elif cfg.labelling.action == "import":
             labels = import_labels(project_dir, prepared_dir, cfg.labelling.scorer)
             print(f"imported {len(labels)} labels into {prepared_dir}")
         else:
-            raise DataError(f"labelling.action={cfg.labelling.action!r} is unknown; use export or import.")
+            raise DataError(
+                f"labelling.action={cfg.labelling.action!r} is unknown; use export or import."
+            )
 
 
 if __name__ == "__main__":

@@ -42,8 +42,12 @@ def composed(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> dic
 
 def write_params(path: Path, overrides: list[str] = ()) -> bool:
     """Write the composed configuration to ``path``; returns whether its content changed."""
-    text = HEADER + yaml.safe_dump(HYDRA_SETTINGS | composed(overrides), sort_keys=False, allow_unicode=True,
-                                          default_flow_style=None)
+    text = HEADER + yaml.safe_dump(
+        HYDRA_SETTINGS | composed(overrides),
+        sort_keys=False,
+        allow_unicode=True,
+        default_flow_style=None,
+    )
     path = Path(path)
     if path.is_file() and path.read_text(encoding="utf-8") == text:
         return False
@@ -55,7 +59,10 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
 def main() -> None:
     path = REPO / "params.yaml"
     changed = write_params(path, sys.argv[1:])
-    print(f"{path.name}: {'written' if changed else 'unchanged'} (conf/ composed{' with ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''})", flush=True)
+    print(
+        f"{path.name}: {'written' if changed else 'unchanged'} (conf/ composed{' with ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''})",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,4 @@
-"""Where the DVC pipeline's stages keep their outputs (``pipeline.dir``).
-"""
+"""Where the DVC pipeline's stages keep their outputs (``pipeline.dir``)."""
 
 from __future__ import annotations
 

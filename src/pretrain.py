@@ -32,7 +32,9 @@ def main(cfg: DictConfig) -> None:
         folder = ensure_pretrained(cfg)
     with atomic_directory(Path(cfg.pipeline.dir) / "pretrained") as staging:
         for path in folder.iterdir():
-            os.link(path, staging / path.name)  # a second name for the same bytes: no copy of the weights
+            os.link(
+                path, staging / path.name
+            )  # a second name for the same bytes: no copy of the weights
     print(f"pre-trained model: {folder} (linked as {Path(cfg.pipeline.dir) / 'pretrained'})")
 
 

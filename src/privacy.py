@@ -64,9 +64,19 @@ class Pseudonyms:
             return None
         path = self.key_dir / MAPPING_FILE
         with locked(self.key_dir / f".{MAPPING_FILE}.lock"):
-            known = pd.read_csv(path, dtype=str) if path.is_file() else pd.DataFrame(columns=MAPPING_COLUMNS)
-            new = pd.DataFrame([(k, p, i) for (k, p), i in self._new.items()], columns=MAPPING_COLUMNS)
-            merged = pd.concat([known, new]).drop_duplicates(["kind", "pseudonym"]).sort_values(["kind", "identifier"])
+            known = (
+                pd.read_csv(path, dtype=str)
+                if path.is_file()
+                else pd.DataFrame(columns=MAPPING_COLUMNS)
+            )
+            new = pd.DataFrame(
+                [(k, p, i) for (k, p), i in self._new.items()], columns=MAPPING_COLUMNS
+            )
+            merged = (
+                pd.concat([known, new])
+                .drop_duplicates(["kind", "pseudonym"])
+                .sort_values(["kind", "identifier"])
+            )
             with atomic_file(path) as staging:
                 merged.to_csv(staging, index=False)
         self._new.clear()

@@ -1,5 +1,4 @@
-"""Pipeline stage: the results table of a study, from the MLflow store (``python -m src.report``).
-"""
+"""Pipeline stage: the results table of a study, from the MLflow store (``python -m src.report``)."""
 
 from __future__ import annotations
 
@@ -22,8 +21,10 @@ def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
         check_config(cfg, "report")
         out_dir = report(cfg)
-        print(f"results table: {out_dir / 'results.md'} (unrounded: {out_dir / 'results.csv'}); "
-              "also attached to the sweep's MLflow parent run under report/")
+        print(
+            f"results table: {out_dir / 'results.md'} (unrounded: {out_dir / 'results.csv'}); "
+            "also attached to the sweep's MLflow parent run under report/"
+        )
         print("compare the runs in the MLflow UI: make ui   (then open http://127.0.0.1:5000)")
 
 

@@ -28,7 +28,9 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict[str, float]:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return train(cfg)  # exceptions go to Hydra, which reports the failed job and goes on with the others
+        return train(
+            cfg
+        )  # exceptions go to Hydra, which reports the failed job and goes on with the others
     with exit_on_data_error():
         return train(cfg)
 

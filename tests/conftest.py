@@ -30,21 +30,28 @@ def compose_config(tmp_path: Path, *overrides: str):
 
 
 # Tiny and fast: 4 ranked frames per video, resnet_18, a handful of updates (with compose_config's tiny cohort).
-TINY_TRAINING = ["frames.max_train_frames_per_video=4", "model=resnet_18", "training.iterations=6",
-                 "training.evaluations=2", "pretraining.iterations=4", "pretraining.frames_per_video=4"]
+TINY_TRAINING = [
+    "frames.max_train_frames_per_video=4",
+    "model=resnet_18",
+    "training.iterations=6",
+    "training.evaluations=2",
+    "pretraining.iterations=4",
+    "pretraining.frames_per_video=4",
+]
 
 
 def tiny_overrides(root: Path) -> list[str]:
     """TINY_TRAINING with the working copies and a SQLite MLflow store under ``root``."""
-    return [*TINY_TRAINING, f"paths.models_dir={root / 'models'}",
-            f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
-            f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}"]
+    return [
+        *TINY_TRAINING,
+        f"paths.models_dir={root / 'models'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}",
+    ]
 
 
 def tiny_project(root: Path, *overrides: str):
     """The tiny cohorts generated and prepared under ``root``; returns the composed config."""
-
-
 
     cfg = compose_config(root, *tiny_overrides(root), *overrides)
     generate_all(cfg.synthetic)

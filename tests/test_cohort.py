@@ -1,4 +1,5 @@
 """Tests of the synthetic cohort generator (src/cohort.py) on the tiny configuration."""
+
 import itertools
 from pathlib import Path
 
@@ -49,8 +50,13 @@ def _files(folder: Path):
 def head_direction(gt: pd.DataFrame) -> np.ndarray:
     """Unit vectors (n_frames, 2) from mid-hips to the head, in image coordinates (y down)."""
     xy = gt.pivot_table(index=["video", "frame"], columns="bodypart", values=["x", "y"])
-    d = np.stack([xy["x"]["head"] - xy["x"][["left_hip", "right_hip"]].mean(1),
-                  xy["y"]["head"] - xy["y"][["left_hip", "right_hip"]].mean(1)], 1)
+    d = np.stack(
+        [
+            xy["x"]["head"] - xy["x"][["left_hip", "right_hip"]].mean(1),
+            xy["y"]["head"] - xy["y"][["left_hip", "right_hip"]].mean(1),
+        ],
+        1,
+    )
     return d / np.linalg.norm(d, axis=1, keepdims=True)
 
 
@@ -58,15 +64,27 @@ def test_layout_and_contents(tiny):
     for name in COHORTS:
         folder, c = tiny[name], compose_cfg("synthetic=tiny").synthetic[name]
         meta = yaml.safe_load((folder / "dataset.yaml").read_text())
-        assert list(meta)[:10] == ["name", "bodyparts", "skeleton", "fps", "width_px", "height_px",
-                                   "frames_per_video", "cm_per_px", "seed", "generator_config"]
+        assert list(meta)[:10] == [
+            "name",
+            "bodyparts",
+            "skeleton",
+            "fps",
+            "width_px",
+            "height_px",
+            "frames_per_video",
+            "cm_per_px",
+            "seed",
+            "generator_config",
+        ]
         assert meta["bodyparts"] == BODYPARTS and meta["name"] == name
         assert all(a in BODYPARTS and b in BODYPARTS for a, b in meta["skeleton"])
         parts = pd.read_csv(folder / "participants.csv")
         assert list(parts.columns[:3]) == ["participant", "video", "session"]
         assert {"dystonia_severity", "choreoathetosis_severity", "height_cm"} <= set(parts.columns)
-        assert parts.participant.nunique() == c.n_participants and len(parts) == c.n_participants * \
-            c.videos_per_participant
+        assert (
+            parts.participant.nunique() == c.n_participants
+            and len(parts) == c.n_participants * c.videos_per_participant
+        )
         assert parts.video.iloc[0] == "P01_S1"
         gt = pd.read_csv(folder / "ground_truth.csv")
         assert list(gt.columns) == ["video", "frame", "bodypart", "x", "y", "occluded"]
@@ -99,7 +117,10 @@ def test_same_seed_same_bytes_other_seed_other_truth(tiny, tmp_path):
         for rel in files:  # includes the mp4 videos: the encoder is deterministic too
             assert (tiny[name] / rel).read_bytes() == (again[name] / rel).read_bytes(), rel
     other = generate_cohort(tiny_cfg(tmp_path / "c", "seed=7").synthetic.clinical, tmp_path / "c")
-    a, b = pd.read_csv(tiny["clinical"] / "ground_truth.csv"), pd.read_csv(other / "ground_truth.csv")
+    a, b = (
+        pd.read_csv(tiny["clinical"] / "ground_truth.csv"),
+        pd.read_csv(other / "ground_truth.csv"),
+    )
     assert a.shape == b.shape and not np.allclose(a[["x", "y"]], b[["x", "y"]])
 
 
@@ -110,21 +131,33 @@ def test_adding_a_participant_keeps_the_others():
 
 
 def test_occlusions_occur(tmp_path):
-    cfg = tiny_cfg(tmp_path, "synthetic.clinical.frames_per_video=60", "synthetic.clinical.subframes=1")
+    cfg = tiny_cfg(
+        tmp_path, "synthetic.clinical.frames_per_video=60", "synthetic.clinical.subframes=1"
+    )
     gt = pd.read_csv(generate_cohort(cfg.synthetic.clinical, tmp_path) / "ground_truth.csv")
     assert 0 < gt.occluded.mean() < 0.3
 
 
 def _segments_cross(p1, p2, q1, q2):
-    side = lambda a, b, c: (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])  # noqa
+    side = lambda a, b, c: (
+        (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+    )  # noqa
     return (side(p1, p2, q1) * side(p1, p2, q2) < 0) & (side(q1, q2, p1) * side(q1, q2, p2) < 0)
 
 
 def test_limbs_cross_in_dyskinetic_movement():
-    cfg = compose_cfg().synthetic.clinical  # the default cohort's movement; poses only, no rendering
+    cfg = (
+        compose_cfg().synthetic.clinical
+    )  # the default cohort's movement; poses only, no rendering
     i = {b: k for k, b in enumerate(BODYPARTS)}
-    limbs = [[(f"{s}_{a}", f"{s}_{b}") for a, b in pairs] for s in ("right", "left")
-             for pairs in ([("shoulder", "elbow"), ("elbow", "wrist")], [("hip", "knee"), ("knee", "ankle")])]
+    limbs = [
+        [(f"{s}_{a}", f"{s}_{b}") for a, b in pairs]
+        for s in ("right", "left")
+        for pairs in (
+            [("shoulder", "elbow"), ("elbow", "wrist")],
+            [("hip", "knee"), ("knee", "ankle")],
+        )
+    ]
     crossing, frames = 0, 0
     for p, s in itertools.product(range(6), range(2)):
         kp = simulate_poses(cfg, p, s)

@@ -29,7 +29,9 @@ UP_TO_DATE = "Data and pipelines are up to date"
 
 def remote_objects(storage: Path) -> set[str]:
     """The md5 of every object in a local DVC remote (files/md5/ab/cdef... -> abcdef...)."""
-    return {p.parent.name + p.name.removesuffix(".dir") for p in (storage / "files" / "md5").glob("*/*")}
+    return {
+        p.parent.name + p.name.removesuffix(".dir") for p in (storage / "files" / "md5").glob("*/*")
+    }
 
 
 def md5s(root: Path) -> set[str]:
@@ -54,8 +56,10 @@ def test_committed_default_remote_is_a_folder_beside_the_repository():
     config = ConfigObj(str(REPO / ".dvc" / "config"))
     name = config["core"]["remote"]
     url = config[f'remote "{name}"']["url"]
-    assert "://" not in url and not Path(url).is_absolute(), url  # relative: every clone gets its own
-    storage = (REPO / ".dvc" / url).resolve()                        # DVC resolves it against .dvc/
+    assert "://" not in url and not Path(url).is_absolute(), (
+        url
+    )  # relative: every clone gets its own
+    storage = (REPO / ".dvc" / url).resolve()  # DVC resolves it against .dvc/
     assert storage == REPO.resolve().parent / "dvc-storage"
     assert not storage.is_relative_to(REPO.resolve())
 
@@ -100,17 +104,25 @@ def test_push_then_pull_restores_the_project_byte_for_byte(tmp_path):
 
 @pytest.mark.slow
 def test_own_deeplabcut_project_through_the_prepare_stage(tmp_path):
-    overrides = ["data=dlc_project", f"data.root={RAW}", "data.name=reaching",
-                 "data.participants.pattern='^(?P<participant>reachingvideo[0-9]+)$'",  # Hydra needs the quotes
-                 "split.generalisation_fraction=0.5"]
+    overrides = [
+        "data=dlc_project",
+        f"data.root={RAW}",
+        "data.name=reaching",
+        "data.participants.pattern='^(?P<participant>reachingvideo[0-9]+)$'",  # Hydra needs the quotes
+        "split.generalisation_fraction=0.5",
+    ]
     repo, project = versioned_copy(tmp_path, *overrides)
     # The fixture labels one video, and the split needs a participant in each set: a second session of it.
-    shutil.copytree(project / "labeled-data" / "reachingvideo1", project / "labeled-data" / "reachingvideo2")
+    shutil.copytree(
+        project / "labeled-data" / "reachingvideo1", project / "labeled-data" / "reachingvideo2"
+    )
     run(repo, "dvc", "add", RAW)
     before = tree_checksums(project)
 
     output = run(repo, "dvc", "repro", "prepare")
-    assert ran_stages(output) == {"prepare"}  # prepare depends on the project, not on the synthetic cohort
+    assert ran_stages(output) == {
+        "prepare"
+    }  # prepare depends on the project, not on the synthetic cohort
 
     prepared = repo / "data" / "prepared" / "reaching"
     selection = pd.read_csv(prepared / "selection.csv")

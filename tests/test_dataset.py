@@ -35,7 +35,9 @@ def test_real_project_loads_with_its_quirks_and_stays_untouched():
     # same numbers as DeepLabCut's own file, read directly
     raw = pd.read_hdf(REACHING / "labeled-data/reachingvideo1/CollectedData_Mackenzie.h5")
     hand = table[table["bodypart"] == "Hand"].sort_values("frame")["x"].to_numpy()
-    np.testing.assert_allclose(np.sort(hand[~np.isnan(hand)]), np.sort(raw["Mackenzie"]["Hand"]["x"].dropna()))
+    np.testing.assert_allclose(
+        np.sort(hand[~np.isnan(hand)]), np.sort(raw["Mackenzie"]["Hand"]["x"].dropna())
+    )
 
 
 def test_csv_and_h5_give_the_same_table(reaching_copy):
@@ -50,18 +52,24 @@ def test_participants_from_table_and_pattern(reaching_copy, tmp_path):
     table.write_text("video,participant,session\nreachingvideo1,mouse7,day1\n")
     dataset = load_dlc_project(reaching_copy, participants_table=str(table))
     assert dataset.videos[["participant", "session"]].values.tolist() == [["mouse7", "day1"]]
-    dataset = load_dlc_project(reaching_copy, participant_pattern=r"^(?P<participant>[a-z]+)video(?P<session>\d+)$")
+    dataset = load_dlc_project(
+        reaching_copy, participant_pattern=r"^(?P<participant>[a-z]+)video(?P<session>\d+)$"
+    )
     assert dataset.videos[["participant", "session"]].values.tolist() == [["reaching", "1"]]
     with pytest.raises(DataError, match="does not match data.participants.pattern"):
         load_dlc_project(reaching_copy, participant_pattern=r"^(?P<participant>P\d+)_")
     table.write_text("video,participant\nothervideo,mouse7\n")
-    with pytest.raises(DataError, match=r"participants.csv does not say whose videos \['reachingvideo1'\]"):
+    with pytest.raises(
+        DataError, match=r"participants.csv does not say whose videos \['reachingvideo1'\]"
+    ):
         load_dlc_project(reaching_copy, participants_table=str(table))
 
 
 def test_written_collected_data_reads_back_identically(tmp_path):
     labels = load_dlc_project(REACHING).annotations
-    images = labels.drop_duplicates("frame").set_index("frame")["image"].map(lambda i: i.split("/")[-1])
+    images = (
+        labels.drop_duplicates("frame").set_index("frame")["image"].map(lambda i: i.split("/")[-1])
+    )
     folder = tmp_path / "labeled-data" / "reachingvideo1"
     write_collected_data(labels, images, "Mackenzie", BODYPARTS, folder)
     for name in ("CollectedData_Mackenzie.h5", "CollectedData_Mackenzie.csv"):
@@ -72,6 +80,7 @@ def test_written_collected_data_reads_back_identically(tmp_path):
 
 
 # ----------------------------------------------------------------------------- bad input
+
 
 def _edit_config(project, **changes):
     path = project / "config.yaml"
@@ -93,13 +102,18 @@ def test_missing_config_names_the_file(tmp_path):
 
 def test_bodyparts_differing_from_config(reaching_copy):
     _edit_config(reaching_copy, bodyparts=["Hand", "Finger1", "Nose", "Joystick1", "Joystick2"])
-    with pytest.raises(DataError, match=r"CollectedData_Mackenzie.h5 has bodyparts that differ.*\['Nose'\].*\['Tongue'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"CollectedData_Mackenzie.h5 has bodyparts that differ.*\['Nose'\].*\['Tongue'\]",
+    ):
         load_dlc_project(reaching_copy)
 
 
 def test_wrong_scorer_lists_the_scorers_found(reaching_copy):
     _edit_config(reaching_copy, scorer="Alex")
-    with pytest.raises(DataError, match=r"labels by scorer\(s\) \['Mackenzie'\], not by 'Alex'; set data.scorer"):
+    with pytest.raises(
+        DataError, match=r"labels by scorer\(s\) \['Mackenzie'\], not by 'Alex'; set data.scorer"
+    ):
         load_dlc_project(reaching_copy)
     assert len(load_dlc_project(reaching_copy, scorer="Mackenzie").annotations) == 275
 
@@ -111,13 +125,17 @@ def test_label_outside_the_image(reaching_copy):
     cells[1] = "5000"  # Hand x of img005.png, an 832 px wide frame
     lines[3] = ",".join(cells)
     csv.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"outside the image, first Hand at \(5000.0.*img005.png of size 832x747"):
+    with pytest.raises(
+        DataError, match=r"outside the image, first Hand at \(5000.0.*img005.png of size 832x747"
+    ):
         load_dlc_project(reaching_copy)
 
 
 def test_labelled_frame_missing(reaching_copy):
     (reaching_copy / "labeled-data/reachingvideo1/img020.png").unlink()
-    with pytest.raises(DataError, match=r"labels labeled-data/reachingvideo1/img020.png, but .*does not exist"):
+    with pytest.raises(
+        DataError, match=r"labels labeled-data/reachingvideo1/img020.png, but .*does not exist"
+    ):
         load_dlc_project(reaching_copy)
 
 
@@ -125,7 +143,10 @@ def test_duplicated_frame_rows(reaching_copy):
     csv = _csv_only(reaching_copy)
     lines = csv.read_text().splitlines()
     csv.write_text("\n".join(lines + [lines[3]]) + "\n")
-    with pytest.raises(DataError, match=r"labels the same frame more than once: \['labeled-data/reachingvideo1/img005.png'\]"):
+    with pytest.raises(
+        DataError,
+        match=r"labels the same frame more than once: \['labeled-data/reachingvideo1/img005.png'\]",
+    ):
         load_dlc_project(reaching_copy)
 
 
@@ -139,7 +160,9 @@ def test_corrupt_annotation_file(reaching_copy):
 def test_unlabelled_project(reaching_copy):
     for f in (reaching_copy / "labeled-data/reachingvideo1").glob("CollectedData_*"):
         f.unlink()
-    with pytest.raises(DataError, match=r"no folder under .*labeled-data holds CollectedData_Mackenzie"):
+    with pytest.raises(
+        DataError, match=r"no folder under .*labeled-data holds CollectedData_Mackenzie"
+    ):
         load_dlc_project(reaching_copy)
 
 
@@ -150,7 +173,6 @@ def test_multi_animal_project_is_refused(reaching_copy):
 
 
 def test_corrupt_and_empty_video(reaching_copy):
-
 
     video = reaching_copy / "videos" / "reachingvideoS.avi"
     assert probe_video(video) == (21, 832, 746)
@@ -169,5 +191,8 @@ def test_scorer_in_header_differs_from_file_name(reaching_copy):
     lines = csv.read_text().splitlines()
     lines[0] = lines[0].replace("Mackenzie", "Bob")
     csv.write_text("\n".join(lines) + "\n")
-    with pytest.raises(DataError, match=r"labelled by scorer\(s\) \['Bob'\] in its header but its name says 'Mackenzie'"):
+    with pytest.raises(
+        DataError,
+        match=r"labelled by scorer\(s\) \['Bob'\] in its header but its name says 'Mackenzie'",
+    ):
         load_dlc_project(reaching_copy)

@@ -23,7 +23,7 @@ from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
 
 # The tiny configuration of tests/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
 TINY = ["synthetic=tiny", *TINY_TRAINING, "training.threads=1"]
-CONDITIONS = [1, 2]                      # both train (0 only evaluates the initial model)
+CONDITIONS = [1, 2]  # both train (0 only evaluates the initial model)
 EXPERIMENT = "synthetic_clinical"
 METRICS = ["mae_train_px", "mae_test_px", "mae_generalisation_px"]
 pytestmark = pytest.mark.slow
@@ -32,9 +32,13 @@ pytestmark = pytest.mark.slow
 def store_overrides(root: Path, data_root: Path, tracking_uri: str | None = None) -> list[str]:
     """One 'machine': its own models_dir (working copies, sweep folder) and MLflow store, shared data."""
     tracking_uri = tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
-    return [*TINY, f"paths.data_dir={data_root / 'data'}", f"paths.models_dir={root / 'models'}",
-            f"mlflow.tracking_uri={tracking_uri}",
-            f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}"]
+    return [
+        *TINY,
+        f"paths.data_dir={data_root / 'data'}",
+        f"paths.models_dir={root / 'models'}",
+        f"mlflow.tracking_uri={tracking_uri}",
+        f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}",
+    ]
 
 
 def prepare_tiny(data_root: Path) -> Path:
@@ -42,9 +46,20 @@ def prepare_tiny(data_root: Path) -> Path:
     cfg = compose_config(data_root, *store_overrides(data_root, data_root))
     generate_all(cfg.synthetic)
     prepare(cfg)
-    done = subprocess.run([sys.executable, "-m", "src.pretrain", *store_overrides(data_root, data_root),
-                           f"pipeline.dir={data_root / 'pipeline'}"],
-                          cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.pretrain",
+            *store_overrides(data_root, data_root),
+            f"pipeline.dir={data_root / 'pipeline'}",
+        ],
+        cwd=REPO,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return data_root / "models" / "pretrained"
 
@@ -55,28 +70,54 @@ def new_machine(root: Path, pretrained: Path) -> Path:
     return root
 
 
-def sweep(root: Path, data_root: Path, *overrides: str, tracking_uri: str | None = None,
-          conditions=CONDITIONS) -> subprocess.CompletedProcess:
+def sweep(
+    root: Path,
+    data_root: Path,
+    *overrides: str,
+    tracking_uri: str | None = None,
+    conditions=CONDITIONS,
+) -> subprocess.CompletedProcess:
     """`python -m src.train +sweep=frames` over ``conditions``; asserts that it exited 0."""
-    command = [sys.executable, "-m", "src.train", "+sweep=frames", *store_overrides(root, data_root, tracking_uri),
-               f"labelled_frames={','.join(map(str, conditions))}", *overrides]
-    done = subprocess.run(command, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, f"{' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
-    assert f"[sweep] {len(conditions)} of {len(conditions)} jobs finished" in done.stdout, done.stdout[-3000:]
+    command = [
+        sys.executable,
+        "-m",
+        "src.train",
+        "+sweep=frames",
+        *store_overrides(root, data_root, tracking_uri),
+        f"labelled_frames={','.join(map(str, conditions))}",
+        *overrides,
+    ]
+    done = subprocess.run(
+        command, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, (
+        f"{' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
+    )
+    assert f"[sweep] {len(conditions)} of {len(conditions)} jobs finished" in done.stdout, (
+        done.stdout[-3000:]
+    )
     return done
 
 
-def sweep_runs(client: MlflowClient, parent_id: str | None = None) -> tuple[object, dict[int, object]]:
+def sweep_runs(
+    client: MlflowClient, parent_id: str | None = None
+) -> tuple[object, dict[int, object]]:
     """The newest sweep parent run (or ``parent_id``) and its children by labelled_frames."""
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     if parent_id is None:
-        parent_id = client.search_runs([experiment_id], "tags.sweep LIKE 'labelled_frames=%'",
-                                       order_by=["attributes.start_time DESC"], max_results=1)[0].info.run_id
+        parent_id = client.search_runs(
+            [experiment_id],
+            "tags.sweep LIKE 'labelled_frames=%'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )[0].info.run_id
     children = client.search_runs([experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
     return client.get_run(parent_id), {int(r.data.tags["labelled_frames"]): r for r in children}
 
 
-def check_sweep(client: MlflowClient, conditions=CONDITIONS, parent_id: str | None = None) -> dict[int, dict]:
+def check_sweep(
+    client: MlflowClient, conditions=CONDITIONS, parent_id: str | None = None
+) -> dict[int, dict]:
     """One FINISHED parent with one FINISHED, trained child per condition; returns the children's MAE metrics."""
     parent, children = sweep_runs(client, parent_id)
     assert parent.info.status == "FINISHED"
@@ -106,7 +147,9 @@ def test_sequential_training_is_deterministic(tiny):
     data_root, pretrained, reference = tiny
     again = new_machine(data_root / "again", pretrained)
     sweep(again, data_root, conditions=[2])
-    metrics = check_sweep(MlflowClient(f"sqlite:///{again / 'mlruns' / 'mlflow.db'}"), conditions=[2])
+    metrics = check_sweep(
+        MlflowClient(f"sqlite:///{again / 'mlruns' / 'mlflow.db'}"), conditions=[2]
+    )
     assert metrics[2] == reference[2]
 
 
@@ -117,21 +160,25 @@ def test_launcher_runs_every_condition_under_one_parent_with_the_sequential_numb
     started = time.time()
     done = sweep(machine, data_root, f"hydra/launcher={launcher}")
     client = MlflowClient(f"sqlite:///{machine / 'mlruns' / 'mlflow.db'}")
-    assert check_sweep(client) == reference          # exactly: same config, same data, deterministic on CPU
+    assert check_sweep(client) == reference  # exactly: same config, same data, deterministic on CPU
     # The jobs ran in other processes than the launching one (loky workers, submitit jobs).
     _, children = sweep_runs(client)
     assert all(run.data.params["training.threads"] == "1" for run in children.values())
     multirun = machine / "models" / "multirun"
     assert (multirun / "multirun.yaml").is_file()
-    assert not list((multirun / ".sweep_jobs").glob("*/*.json"))    # the job records were read and removed
+    assert not list(
+        (multirun / ".sweep_jobs").glob("*/*.json")
+    )  # the job records were read and removed
     if launcher == "slurm_local":
         logs = list((multirun / ".submitit").glob("*/*_log.out"))
-        assert len(logs) == len(CONDITIONS), logs                   # one submitit job (and log) per condition
+        assert len(logs) == len(CONDITIONS), logs  # one submitit job (and log) per condition
         assert "Joblib" not in done.stderr
     else:
         assert "Joblib.Parallel(n_jobs=2" in done.stdout + done.stderr
     # Nothing of the launchers lands in the repository.
-    assert not written_since(REPO, started, (".submitit", "multirun.yaml", ".sweep_jobs", "outputs"))
+    assert not written_since(
+        REPO, started, (".submitit", "multirun.yaml", ".sweep_jobs", "outputs")
+    )
 
 
 def written_since(root: Path, since: float, names: tuple[str, ...]) -> list[Path]:
@@ -139,5 +186,9 @@ def written_since(root: Path, since: float, names: tuple[str, ...]) -> list[Path
     found = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in (".venv", ".git", ".dvc")]
-        found += [Path(folder) / n for n in [*dirs, *files] if n in names and (Path(folder) / n).stat().st_mtime >= since]
+        found += [
+            Path(folder) / n
+            for n in [*dirs, *files]
+            if n in names and (Path(folder) / n).stat().st_mtime >= since
+        ]
     return found

@@ -11,7 +11,9 @@ from tests.conftest import REPO
 
 def test_committed_params_yaml_is_conf_composed():
     committed = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    assert committed == HYDRA_SETTINGS | composed(), "params.yaml is stale: run `python -m src.params` and commit it"
+    assert committed == HYDRA_SETTINGS | composed(), (
+        "params.yaml is stale: run `python -m src.params` and commit it"
+    )
 
 
 def test_the_frames_sweep_and_the_pipeline_have_the_same_conditions():
@@ -25,6 +27,8 @@ def test_write_params_applies_overrides_and_reports_changes(tmp_path):
     assert write_params(path, ["evaluation.pcutoffs=[0.5]", "model=resnet_50"])
     written = yaml.safe_load(path.read_text(encoding="utf-8"))
     assert written["evaluation"]["pcutoffs"] == [0.5] and written["model"]["name"] == "resnet_50"
-    assert written["mlflow"]["experiment"] == written["data"]["name"]       # interpolations resolved
-    assert not write_params(path, ["evaluation.pcutoffs=[0.5]", "model=resnet_50"])   # unchanged: not rewritten
+    assert written["mlflow"]["experiment"] == written["data"]["name"]  # interpolations resolved
+    assert not write_params(
+        path, ["evaluation.pcutoffs=[0.5]", "model=resnet_50"]
+    )  # unchanged: not rewritten
     assert write_params(path, [])

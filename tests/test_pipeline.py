@@ -22,8 +22,15 @@ from src.params import write_params
 from tests.conftest import REPO, python_env
 
 CONDITIONS = [0, 2]
-TINY = ["synthetic=tiny", "frames.max_train_frames_per_video=4", "training.iterations=6", "training.evaluations=2",
-        "pretraining.iterations=4", "pretraining.frames_per_video=4", f"pipeline.conditions=[{','.join(map(str, CONDITIONS))}]"]
+TINY = [
+    "synthetic=tiny",
+    "frames.max_train_frames_per_video=4",
+    "training.iterations=6",
+    "training.evaluations=2",
+    "pretraining.iterations=4",
+    "pretraining.frames_per_video=4",
+    f"pipeline.conditions=[{','.join(map(str, CONDITIONS))}]",
+]
 EXACT = dict(float_precision="round_trip")
 pytestmark = pytest.mark.slow
 
@@ -31,7 +38,9 @@ pytestmark = pytest.mark.slow
 def run(repo: Path, *command: str) -> str:
     """A command in the copy, with this virtualenv's `python` and `dvc` first on PATH (as `make demo` has)."""
     done = subprocess.run(command, cwd=repo, env=python_env(), capture_output=True, text=True)
-    assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert done.returncode == 0, (
+        f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
     return done.stdout + done.stderr
 
 
@@ -51,7 +60,9 @@ def copy_repository(target: Path) -> Path:
 
 
 def ran_stages(output: str) -> set[str]:
-    return {line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")}
+    return {
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    }
 
 
 def client_of(repo: Path) -> MlflowClient:
@@ -69,13 +80,17 @@ def pipeline(tmp_path_factory):
 
 
 def evaluation_records(repo: Path) -> dict[int, dict]:
-    return {n: json.loads((repo / f"models/pipeline/evaluation/frames_{n}/metrics.json").read_text())
-            for n in CONDITIONS}
+    return {
+        n: json.loads((repo / f"models/pipeline/evaluation/frames_{n}/metrics.json").read_text())
+        for n in CONDITIONS
+    }
 
 
 def test_every_stage_runs_once_and_a_second_repro_is_a_no_op(pipeline):
     repo, first, second = pipeline
-    expected = {"cohort", "prepare", "pretrain"} | {f"{stage}@{n}" for stage in ("train", "evaluate") for n in CONDITIONS}
+    expected = {"cohort", "prepare", "pretrain"} | {
+        f"{stage}@{n}" for stage in ("train", "evaluate") for n in CONDITIONS
+    }
     assert ran_stages(first) == expected | {"report"}
     assert ran_stages(second) == set()
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status")
@@ -87,8 +102,13 @@ def test_report_table_equals_the_mlflow_runs(pipeline):
     table = pd.read_csv(repo / "reports/results.csv", index_col=0, **EXACT)
     assert table.index.tolist() == CONDITIONS
     records = evaluation_records(repo)
-    columns = {"train": "mae_train_px", "test": "mae_test_px", "test, p-cutoff 0.8": "mae_test_pcutoff0.8_px",
-               "generalisation": "mae_generalisation_px", "generalisation, p-cutoff 0.8": "mae_generalisation_pcutoff0.8_px"}
+    columns = {
+        "train": "mae_train_px",
+        "test": "mae_test_px",
+        "test, p-cutoff 0.8": "mae_test_pcutoff0.8_px",
+        "generalisation": "mae_generalisation_px",
+        "generalisation, p-cutoff 0.8": "mae_generalisation_pcutoff0.8_px",
+    }
     compared = 0
     for n in CONDITIONS:
         logged = client.get_run(records[n]["run_id"]).data.metrics
@@ -98,9 +118,13 @@ def test_report_table_equals_the_mlflow_runs(pipeline):
                 compared += 1
             else:
                 assert pd.isna(table.loc[n, column]), (n, column)
-    assert compared >= 2 * len(CONDITIONS)   # test and generalisation at least (the tiny model rarely passes 0.8)
+    assert compared >= 2 * len(
+        CONDITIONS
+    )  # test and generalisation at least (the tiny model rarely passes 0.8)
     # The same runs are one parent's children; the report is attached to it, which the report stage ended.
-    parents = {client.get_run(r["run_id"]).data.tags["mlflow.parentRunId"] for r in records.values()}
+    parents = {
+        client.get_run(r["run_id"]).data.tags["mlflow.parentRunId"] for r in records.values()
+    }
     assert len(parents) == 1
     parent = client.get_run(parents.pop())
     assert parent.info.status == "FINISHED"
@@ -110,7 +134,9 @@ def test_report_table_equals_the_mlflow_runs(pipeline):
     trained = client.get_run(records[2]["run_id"])
     assert trained.data.tags["model_source"] == "trained"
     assert client.get_metric_history(trained.info.run_id, "loss_train")
-    assert {Path(a.path).name for a in client.list_artifacts(trained.info.run_id, "model")} >= {"snapshot-last.pt"}
+    assert {Path(a.path).name for a in client.list_artifacts(trained.info.run_id, "model")} >= {
+        "snapshot-last.pt"
+    }
     metrics = json.loads(run(repo, "dvc", "metrics", "show", "--json"))
     assert json.dumps(metrics).count("mae_test_px") == len(CONDITIONS)
 
@@ -124,10 +150,10 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
     after = evaluation_records(repo)
     client = client_of(repo)
     for n in CONDITIONS:
-        assert after[n]["run_id"] == before[n]["run_id"]            # evaluated again in the same MLflow run
+        assert after[n]["run_id"] == before[n]["run_id"]  # evaluated again in the same MLflow run
         assert "mae_test_pcutoff0.5_px" in client.get_run(after[n]["run_id"]).data.metrics
         assert after[n]["metrics"]["mae_test_px"] == before[n]["metrics"]["mae_test_px"]
-    write_params(repo / "params.yaml", TINY)                         # back, for the other tests
+    write_params(repo / "params.yaml", TINY)  # back, for the other tests
     run(repo, "dvc", "repro")
 
 
@@ -140,13 +166,20 @@ def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
     client = client_of(repo)
     experiment = client.get_experiment_by_name("synthetic_clinical").experiment_id
     for n in CONDITIONS:
-        newest = client.search_runs([experiment], f"tags.labelled_frames = '{n}'",
-                                    order_by=["attributes.start_time DESC"], max_results=1)[0]
+        newest = client.search_runs(
+            [experiment],
+            f"tags.labelled_frames = '{n}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )[0]
         assert newest.info.run_id != records[n]["run_id"]
         if n > 0:
             assert newest.data.tags["model_source"] == f"reused from run {records[n]['run_id']}"
-        for name, value in records[n]["metrics"].items():   # equal, NaN (no point kept) included
-            assert newest.data.metrics[name] == pytest.approx(value, rel=0, abs=0, nan_ok=True), (n, name)
+        for name, value in records[n]["metrics"].items():  # equal, NaN (no point kept) included
+            assert newest.data.metrics[name] == pytest.approx(value, rel=0, abs=0, nan_ok=True), (
+                n,
+                name,
+            )
 
 
 def test_a_new_condition_trains_only_itself(pipeline):
@@ -155,6 +188,8 @@ def test_a_new_condition_trains_only_itself(pipeline):
     grown = [*TINY[:-1], f"pipeline.conditions=[{','.join(map(str, CONDITIONS))},1]"]
     write_params(repo / "params.yaml", grown)
     assert ran_stages(run(repo, "dvc", "repro")) == {"train@1", "evaluate@1", "report"}
-    assert evaluation_records(repo) == before                       # the others untouched
-    assert pd.read_csv(repo / "reports/results.csv", index_col=0).index.tolist() == sorted([*CONDITIONS, 1])
+    assert evaluation_records(repo) == before  # the others untouched
+    assert pd.read_csv(repo / "reports/results.csv", index_col=0).index.tolist() == sorted(
+        [*CONDITIONS, 1]
+    )
     write_params(repo / "params.yaml", TINY)

@@ -52,15 +52,19 @@ def test_split_and_selection(prepared):
             wanted = cfg.frames.max_train_frames_per_video + 1
             assert roles[TEST] == 1
             assert roles[TRAIN] == min(wanted, frames_per_video) - 1
-            assert sorted(rows.loc[rows["role"] == TRAIN, "rank"]) == list(range(1, roles[TRAIN] + 1))
+            assert sorted(rows.loc[rows["role"] == TRAIN, "rank"]) == list(
+                range(1, roles[TRAIN] + 1)
+            )
         else:
             assert roles == {GENERALISATION: cfg.frames.generalisation_frames_per_video}
 
     facts = yaml.safe_load((out / "dataset.yaml").read_text())
     used = facts["frames_per_video"]
     dev_video = split.loc[split["set"] == DEVELOPMENT, "video"].iloc[0]
-    assert used[dev_video]["train"] == {"asked": cfg.frames.max_train_frames_per_video,
-                                        "used": int(((selection["video"] == dev_video) & (selection["role"] == TRAIN)).sum())}
+    assert used[dev_video]["train"] == {
+        "asked": cfg.frames.max_train_frames_per_video,
+        "used": int(((selection["video"] == dev_video) & (selection["role"] == TRAIN)).sum()),
+    }
     assert facts["cm_per_px"] == cfg.synthetic.clinical.cm_per_px and len(facts["bodyparts"]) == 14
 
 
@@ -85,9 +89,13 @@ def test_frames_are_the_video_frames_in_deeplabcuts_layout(prepared):
         ok, frame = capture.read()
     np.testing.assert_array_equal(image, frame)  # PNG is lossless: the exact decoded frame
 
-    collected = read_collected_data(out / "labeled-data" / row["video"] / "CollectedData_ground_truth.h5")
+    collected = read_collected_data(
+        out / "labeled-data" / row["video"] / "CollectedData_ground_truth.h5"
+    )
     labels = pd.read_csv(out / "labels.csv")
-    mine = labels[(labels["video"] == row["video"]) & (labels["frame"] == row["frame"])].set_index("bodypart")
+    mine = labels[(labels["video"] == row["video"]) & (labels["frame"] == row["frame"])].set_index(
+        "bodypart"
+    )
     image_name = row["image"].split("/")[-1]
     stored = collected.loc[("labeled-data", row["video"], image_name)]["ground_truth"]
     np.testing.assert_allclose(stored.xs("x", level="coords")[mine.index], mine["x"], atol=1e-3)
@@ -98,18 +106,25 @@ def test_same_seed_same_bytes_other_seed_other_selection(prepared, tmp_path):
     again = prepare(compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}"))
     for name in ("split.csv", "selection.csv", "labels.csv", "dataset.yaml"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
-    for h5 in out.glob("labeled-data/*/CollectedData_*.h5"):  # HDF5 stores write times: compare content
+    for h5 in out.glob(
+        "labeled-data/*/CollectedData_*.h5"
+    ):  # HDF5 stores write times: compare content
         pd.testing.assert_frame_equal(pd.read_hdf(again / h5.relative_to(out)), pd.read_hdf(h5))
         csv = h5.with_suffix(".csv")
         assert (again / csv.relative_to(out)).read_bytes() == csv.read_bytes(), csv
-    other = prepare(compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}", "frames.seed=5"))
+    other = prepare(
+        compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}", "frames.seed=5")
+    )
     assert (other / "labels.csv").read_bytes() != (out / "labels.csv").read_bytes()
 
 
 def test_output_inside_raw_data_is_refused(prepared, tmp_path):
     cfg, _, _ = prepared
-    inside = compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}",
-                            f"paths.prepared_dir={cfg.paths.synthetic_dir}/clinical/prepared")
+    inside = compose_config(
+        tmp_path,
+        f"paths.synthetic_dir={cfg.paths.synthetic_dir}",
+        f"paths.prepared_dir={cfg.paths.synthetic_dir}/clinical/prepared",
+    )
     with pytest.raises(DataError, match="inside the raw data folder"):
         prepare(inside)
 
@@ -127,7 +142,8 @@ def test_labelling_round_trip_through_deeplabcut(prepared, tmp_path):
     config_path = export_for_labelling(work, project, scorer="Ana", include_labels=False)
     selection = pd.read_csv(work / "selection.csv")
     assert sorted(p.name for p in project.glob("labeled-data/*/*.png")) == sorted(
-        i.split("/")[-1] for i in selection["image"])
+        i.split("/")[-1] for i in selection["image"]
+    )
     with pytest.raises(DataError, match="already holds a labelling project"):
         export_for_labelling(work, project, scorer="Ana", include_labels=False)
 
@@ -159,7 +175,6 @@ def cohort_copy(prepared, tmp_path):
 
 def test_cohort_with_a_corrupt_video(cohort_copy):
 
-
     video = sorted((cohort_copy / "videos").glob("*.mp4"))[1]
     video.write_bytes(b"not a video" * 100)
     with pytest.raises(DataError, match=rf"{video.name} cannot be decoded by OpenCV"):
@@ -171,12 +186,14 @@ def test_cohort_with_a_corrupt_video(cohort_copy):
 
 def test_cohort_with_bad_ground_truth(cohort_copy):
 
-
     truth_path = cohort_copy / "ground_truth.csv"
     truth = pd.read_csv(truth_path)
     truth.loc[len(truth)] = [truth["video"].iloc[0], 999, "head", 10.0, 10.0, 0]
     truth.to_csv(truth_path, index=False)
-    with pytest.raises(DataError, match=r"ground_truth.csv annotates frame 999 of video P01_S1, which has \d+ frames"):
+    with pytest.raises(
+        DataError,
+        match=r"ground_truth.csv annotates frame 999 of video P01_S1, which has \d+ frames",
+    ):
         load_synthetic(cohort_copy)
     truth_path.unlink()
     with pytest.raises(DataError, match=r"ground_truth.csv does not exist"):
@@ -193,7 +210,9 @@ def test_new_videos_are_selected_exported_labelled_and_imported(prepared, tmp_pa
         shutil.copyfile(source, recordings / f"{target}.mp4")
     before = tree_checksums(recordings)
 
-    run_cfg = compose_config(tmp_path, "data=videos", f"data.root='{recordings}'", "data.name=new")  # Hydra needs quotes around spaces
+    run_cfg = compose_config(
+        tmp_path, "data=videos", f"data.root='{recordings}'", "data.name=new"
+    )  # Hydra needs quotes around spaces
     out = prepare(run_cfg)
     split = pd.read_csv(out / "split.csv")
     assert split.groupby("participant").size().to_dict() == {"Kind Ä": 2, "Kind B": 1, "Kind C": 1}

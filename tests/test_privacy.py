@@ -18,29 +18,57 @@ from src.privacy import MAPPING_FILE, Pseudonyms
 from src.training.condition import train
 from tests.conftest import REPO, compose_config, tiny_overrides, tiny_project
 
-MEDIA_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".gif", ".mp4", ".avi", ".mov", ".mkv"}
-CHARTS = {"loss.png", "bodypart_errors.png"}   # plots of numbers, not of people: allowed with media off
+MEDIA_SUFFIXES = {
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".gif",
+    ".mp4",
+    ".avi",
+    ".mov",
+    ".mkv",
+}
+CHARTS = {
+    "loss.png",
+    "bodypart_errors.png",
+}  # plots of numbers, not of people: allowed with media off
 
 
 def test_pseudonyms_are_stable_per_key_and_mapped_back_in_the_data_folder(tmp_path):
-    first, again, other = Pseudonyms(tmp_path / "a"), Pseudonyms(tmp_path / "a"), Pseudonyms(tmp_path / "b")
+    first, again, other = (
+        Pseudonyms(tmp_path / "a"),
+        Pseudonyms(tmp_path / "a"),
+        Pseudonyms(tmp_path / "b"),
+    )
     name = first("Jane_Doe_2024-03-01", "video")
     assert name.startswith("video-") and "Jane" not in name
-    assert again("Jane_Doe_2024-03-01", "video") == name          # same key: comparable across runs
-    assert other("Jane_Doe_2024-03-01", "video") != name          # another data folder's key: unlinkable
+    assert again("Jane_Doe_2024-03-01", "video") == name  # same key: comparable across runs
+    assert other("Jane_Doe_2024-03-01", "video") != name  # another data folder's key: unlinkable
     assert first("Jane_Doe", "participant") != first("Jane_Doe", "video")
     first.save()
     mapping = pd.read_csv(tmp_path / "a" / MAPPING_FILE)
     assert set(zip(mapping["kind"], mapping["pseudonym"], mapping["identifier"])) == {
-        ("video", name, "Jane_Doe_2024-03-01"), ("participant", first("Jane_Doe", "participant"), "Jane_Doe"),
-        ("video", first("Jane_Doe", "video"), "Jane_Doe")}
-    assert Pseudonyms(tmp_path / "c", enabled=False)("P01_S1") == "P01_S1"   # privacy.pseudonymise=false
+        ("video", name, "Jane_Doe_2024-03-01"),
+        ("participant", first("Jane_Doe", "participant"), "Jane_Doe"),
+        ("video", first("Jane_Doe", "video"), "Jane_Doe"),
+    }
+    assert (
+        Pseudonyms(tmp_path / "c", enabled=False)("P01_S1") == "P01_S1"
+    )  # privacy.pseudonymise=false
 
 
 def test_concurrent_runs_lose_no_pseudonym_from_the_mapping(tmp_path):
-    script = ("import sys; from src.privacy import Pseudonyms; p = Pseudonyms(sys.argv[1]); "
-              "[p(f'{sys.argv[2]}{i}') for i in range(200)]; p.save()")
-    jobs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path), prefix], cwd=REPO) for prefix in "AB"]
+    script = (
+        "import sys; from src.privacy import Pseudonyms; p = Pseudonyms(sys.argv[1]); "
+        "[p(f'{sys.argv[2]}{i}') for i in range(200)]; p.save()"
+    )
+    jobs = [
+        subprocess.Popen([sys.executable, "-c", script, str(tmp_path), prefix], cwd=REPO)
+        for prefix in "AB"
+    ]
     assert [job.wait(timeout=120) for job in jobs] == [0, 0]
     mapping = pd.read_csv(tmp_path / MAPPING_FILE)
     assert sorted(mapping["identifier"]) == sorted(f"{p}{i}" for p in "AB" for i in range(200))
@@ -74,9 +102,14 @@ def artifact_files(client: MlflowClient, run_id: str, path: str = "") -> list[st
 @pytest.mark.slow
 def test_with_media_off_no_frame_or_movie_reaches_mlflow(store):
     _, client, media_off, media_on = store
-    assert media_off.data.params["data.log_media"] == "False" and media_on.data.params["data.log_media"] == "True"
+    assert (
+        media_off.data.params["data.log_media"] == "False"
+        and media_on.data.params["data.log_media"] == "True"
+    )
     off = artifact_files(client, media_off.info.run_id)
-    assert "model/snapshot-last.pt" in off and "predictions/test.csv" in off   # the run did log its artifacts
+    assert (
+        "model/snapshot-last.pt" in off and "predictions/test.csv" in off
+    )  # the run did log its artifacts
     assert {Path(f).name for f in off if Path(f).suffix.lower() in MEDIA_SUFFIXES} <= CHARTS
     # The check sees frames when they are there: the media-on evaluation of the same model logs them.
     on = artifact_files(client, media_on.info.run_id)
@@ -91,16 +124,22 @@ def test_no_participant_or_video_name_is_anywhere_in_the_mlflow_store(store):
     for participants in cohorts.glob("*/participants.csv"):
         table = pd.read_csv(participants, dtype=str)
         identifiers |= set(table["participant"]) | set(table["video"])
-    assert len(identifiers) >= 9   # 3 participants, 6 videos
+    assert len(identifiers) >= 9  # 3 participants, 6 videos
     searched = 0
     for path in (root / "mlruns").rglob("*"):
-        if path.is_file() and path.suffix != ".pt":   # weights are numbers; everything else is searched
+        if (
+            path.is_file() and path.suffix != ".pt"
+        ):  # weights are numbers; everything else is searched
             content = path.read_bytes()
             searched += 1
             found = [name for name in identifiers if name.encode() in content]
             assert not found, f"{path.relative_to(root)} contains {found}"
     assert searched >= 10
     # The pseudonyms the predictions use map back to the real videos, in the data folder only.
-    logged = pd.read_csv(client.download_artifacts(media_off.info.run_id, "predictions/generalisation.csv"))
-    mapping = pd.read_csv(root / "data" / "privacy" / MAPPING_FILE).set_index("pseudonym")["identifier"]
+    logged = pd.read_csv(
+        client.download_artifacts(media_off.info.run_id, "predictions/generalisation.csv")
+    )
+    mapping = pd.read_csv(root / "data" / "privacy" / MAPPING_FILE).set_index("pseudonym")[
+        "identifier"
+    ]
     assert set(logged["video"].map(mapping)) <= identifiers

@@ -22,8 +22,11 @@ from tests.conftest import REACHING, compose_config
 
 def _videos(n_participants: int, sessions: int = 3) -> pd.DataFrame:
     return pd.DataFrame(
-        [dict(participant=f"P{p:02d}", video=f"P{p:02d}_S{s}", session=f"S{s}")
-         for p in range(1, n_participants + 1) for s in range(1, sessions + 1)]
+        [
+            dict(participant=f"P{p:02d}", video=f"P{p:02d}_S{s}", session=f"S{s}")
+            for p in range(1, n_participants + 1)
+            for s in range(1, sessions + 1)
+        ]
     )
 
 
@@ -40,12 +43,16 @@ def test_split_keeps_participants_whole_and_is_seeded():
 
 @pytest.mark.parametrize("n_participants, fraction", [(1, 0.2), (2, 0.2), (4, 0.9)])
 def test_split_refuses_too_few_participants(n_participants, fraction):
-    with pytest.raises(DataError, match=rf"{n_participants} participant\(s\) cannot be split.*Add participants"):
+    with pytest.raises(
+        DataError, match=rf"{n_participants} participant\(s\) cannot be split.*Add participants"
+    ):
         split_participants(_videos(n_participants), fraction, seed=0)
 
 
 def test_split_refuses_fractions_outside_0_1():
-    with pytest.raises(DataError, match="generalisation_fraction=1.0 must lie strictly between 0 and 1"):
+    with pytest.raises(
+        DataError, match="generalisation_fraction=1.0 must lie strictly between 0 and 1"
+    ):
         split_participants(_videos(10), 1.0, seed=0)
 
 
@@ -53,7 +60,9 @@ def test_ranked_kmeans_covers_clusters_first():
     rng = np.random.default_rng(0)
     centres = rng.normal(0, 10, size=(6, 20))
     sizes = [40, 30, 20, 10, 5, 5]
-    features = np.concatenate([c + rng.normal(0, 0.1, size=(n, 20)) for c, n in zip(centres, sizes)])
+    features = np.concatenate(
+        [c + rng.normal(0, 0.1, size=(n, 20)) for c, n in zip(centres, sizes)]
+    )
     cluster_of = np.repeat(np.arange(6), sizes)
     picks = rank_kmeans(features, 6, seed=1)
     assert sorted(cluster_of[picks]) == list(range(6))  # one pick per true cluster
@@ -63,7 +72,9 @@ def test_ranked_kmeans_covers_clusters_first():
 
 
 def test_number_of_test_frames_per_video():
-    assert n_test_frames_per_video(20, 0.05) == 1  # 1 of 21 labelled frames, about 5 % as in the paper
+    assert (
+        n_test_frames_per_video(20, 0.05) == 1
+    )  # 1 of 21 labelled frames, about 5 % as in the paper
     assert n_test_frames_per_video(20, 0.2) == 5
     assert n_test_frames_per_video(1, 0.05) == 1
     with pytest.raises(DataError, match="test_fraction=0 must lie strictly between 0 and 1"):
@@ -89,7 +100,10 @@ def test_selection_from_a_real_project_uses_its_labelled_frames(tmp_path):
 def test_selection_refuses_zero_frames(tmp_path):
     dataset = load_dlc_project(REACHING)
     split = dataset.videos[["participant", "video", "session"]].assign(set=DEVELOPMENT)
-    frames_cfg = OmegaConf.merge(compose_config(tmp_path).frames, {"generalisation_frames_per_video": 0})
-    with pytest.raises(DataError, match="frames.generalisation_frames_per_video=0 must be at least 1"):
+    frames_cfg = OmegaConf.merge(
+        compose_config(tmp_path).frames, {"generalisation_frames_per_video": 0}
+    )
+    with pytest.raises(
+        DataError, match="frames.generalisation_frames_per_video=0 must be at least 1"
+    ):
         select_frames(dataset, split, frames_cfg)
-

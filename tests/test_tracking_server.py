@@ -34,8 +34,10 @@ from tests.test_launchers import (
     sweep_runs,
 )
 
-CONDITIONS = [0, 2]            # the initial model (evaluation only) and one trained condition
-PASSWORD = "test-only-secret"  # of the database role `mlflow`; a real server reads it from a file (docs)
+CONDITIONS = [0, 2]  # the initial model (evaluation only) and one trained condition
+PASSWORD = (
+    "test-only-secret"  # of the database role `mlflow`; a real server reads it from a file (docs)
+)
 pytestmark = pytest.mark.slow
 
 
@@ -50,7 +52,9 @@ def postgres_bin() -> Path | None:
     found = shutil.which("pg_ctl")
     if found and Path(found).with_name("initdb").exists():
         return Path(found).resolve().parent
-    versions = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4]))
+    versions = sorted(
+        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
+    )
     return Path(versions[-1]).parent if versions else None
 
 
@@ -64,12 +68,20 @@ def postgres():
     """A throw-away PostgreSQL server on 127.0.0.1 with a database `mlflow`; yields its SQLAlchemy URI."""
     bin_dir = postgres_bin()
     if bin_dir is None:
-        pytest.skip("no PostgreSQL server programs (initdb, pg_ctl) on this machine: apt-get install postgresql")
+        pytest.skip(
+            "no PostgreSQL server programs (initdb, pg_ctl) on this machine: apt-get install postgresql"
+        )
     owner = None
-    if os.geteuid() == 0:  # PostgreSQL will not run as root: its files and processes belong to an ordinary user
+    if (
+        os.geteuid() == 0
+    ):  # PostgreSQL will not run as root: its files and processes belong to an ordinary user
         owner = next((name for name in ("postgres", "nobody") if _user_exists(name)), None)
-        assert owner, "running as root, and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL"
-    base = Path(tempfile.mkdtemp(prefix="mlflow-pg-"))  # not under pytest's tmp_path: its parents are root-only
+        assert owner, (
+            "running as root, and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL"
+        )
+    base = Path(
+        tempfile.mkdtemp(prefix="mlflow-pg-")
+    )  # not under pytest's tmp_path: its parents are root-only
     (base / "pwfile").write_text(PASSWORD + "\n")
     if owner:
         user = pwd.getpwnam(owner)
@@ -77,20 +89,67 @@ def postgres():
             os.chown(path, user.pw_uid, user.pw_gid)
     port = free_port()
     data = base / "data"
-    subprocess.run(as_owner([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--pwfile", str(base / "pwfile"),
-                             "--auth-host=scram-sha-256", "--auth-local=trust", "-E", "UTF8", "--no-locale"], owner),
-                   check=True, capture_output=True, timeout=120)
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base}"   # TCP on loopback only; its socket in base/
-    subprocess.run(as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(base / "postgres.log"), "-o", options,
-                             "-w", "-t", "120", "start"], owner), check=True, capture_output=True, timeout=180)
+    subprocess.run(
+        as_owner(
+            [
+                str(bin_dir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                "mlflow",
+                "--pwfile",
+                str(base / "pwfile"),
+                "--auth-host=scram-sha-256",
+                "--auth-local=trust",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ],
+            owner,
+        ),
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base}"  # TCP on loopback only; its socket in base/
+    subprocess.run(
+        as_owner(
+            [
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(data),
+                "-l",
+                str(base / "postgres.log"),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "120",
+                "start",
+            ],
+            owner,
+        ),
+        check=True,
+        capture_output=True,
+        timeout=180,
+    )
     try:
-        with psycopg.connect(host="127.0.0.1", port=port, user="mlflow", password=PASSWORD, dbname="postgres",
-                             autocommit=True) as admin:
+        with psycopg.connect(
+            host="127.0.0.1",
+            port=port,
+            user="mlflow",
+            password=PASSWORD,
+            dbname="postgres",
+            autocommit=True,
+        ) as admin:
             admin.execute("CREATE DATABASE mlflow")
         yield f"postgresql://mlflow:{PASSWORD}@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run(as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], owner),
-                       capture_output=True, timeout=120)
+        subprocess.run(
+            as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], owner),
+            capture_output=True,
+            timeout=120,
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -109,10 +168,26 @@ def server(postgres, tmp_path_factory):
     artifacts, port = root / "artifacts", free_port()
     log = open(root / "server.log", "w")
     process = subprocess.Popen(
-        [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri", postgres,
-         "--artifacts-destination", str(artifacts), "--serve-artifacts", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True, env=python_env())
+        [
+            str(Path(sys.executable).with_name("mlflow")),
+            "server",
+            "--backend-store-uri",
+            postgres,
+            "--artifacts-destination",
+            str(artifacts),
+            "--serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+        env=python_env(),
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 180
@@ -124,7 +199,10 @@ def server(postgres, tmp_path_factory):
                         break
             except OSError:
                 pass
-            assert time.time() < deadline, "mlflow server did not answer /health:\n" + (root / "server.log").read_text()[-3000:]
+            assert time.time() < deadline, (
+                "mlflow server did not answer /health:\n"
+                + (root / "server.log").read_text()[-3000:]
+            )
             time.sleep(1)
         yield url, artifacts
     finally:
@@ -155,10 +233,24 @@ def two_machines(server, tmp_path_factory):
     machines = [new_machine(data_root / name, pretrained) for name in ("machine-a", "machine-b")]
     started = []
     for machine in machines:
-        command = [sys.executable, "-m", "src.train", "+sweep=frames", *store_overrides(machine, data_root, url),
-                   f"labelled_frames={','.join(map(str, CONDITIONS))}"]
-        started.append(subprocess.Popen(command, cwd=REPO, env=python_env(), stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True))
+        command = [
+            sys.executable,
+            "-m",
+            "src.train",
+            "+sweep=frames",
+            *store_overrides(machine, data_root, url),
+            f"labelled_frames={','.join(map(str, CONDITIONS))}",
+        ]
+        started.append(
+            subprocess.Popen(
+                command,
+                cwd=REPO,
+                env=python_env(),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+        )
     for process in started:
         out, err = process.communicate(timeout=900)
         assert process.returncode == 0, f"{out[-3000:]}\n{err[-5000:]}"
@@ -166,11 +258,15 @@ def two_machines(server, tmp_path_factory):
     return machines
 
 
-def test_sweeps_from_two_machines_land_in_one_experiment_without_colliding(server, postgres, two_machines):
+def test_sweeps_from_two_machines_land_in_one_experiment_without_colliding(
+    server, postgres, two_machines
+):
     url, artifacts = server
     client = MlflowClient(url)
     experiment = client.get_experiment_by_name(EXPERIMENT)
-    assert experiment.artifact_location.startswith("mlflow-artifacts:")   # the server's store, not a client folder
+    assert experiment.artifact_location.startswith(
+        "mlflow-artifacts:"
+    )  # the server's store, not a client folder
     parents = client.search_runs([experiment.experiment_id], "tags.sweep LIKE 'labelled_frames=%'")
     assert len(parents) == 2 and all(p.info.status == "FINISHED" for p in parents)
     seen: set[str] = set()
@@ -187,14 +283,24 @@ def test_sweeps_from_two_machines_land_in_one_experiment_without_colliding(serve
             assert run.info.run_id not in seen
             seen.add(run.info.run_id)
         trained = children[2]
-        assert trained.data.tags["model_source"] == "trained" or trained.data.tags["model_source"].startswith("reused from run ")
-        if trained.data.tags["model_source"] == "trained":   # its own loss curve, one point per epoch, not two jobs' mixed
+        assert trained.data.tags["model_source"] == "trained" or trained.data.tags[
+            "model_source"
+        ].startswith("reused from run ")
+        if (
+            trained.data.tags["model_source"] == "trained"
+        ):  # its own loss curve, one point per epoch, not two jobs' mixed
             history = client.get_metric_history(trained.info.run_id, "loss_train")
-            assert [m.step for m in history] == list(range(1, int(trained.data.params["derived.epochs"]) + 1))
+            assert [m.step for m in history] == list(
+                range(1, int(trained.data.params["derived.epochs"]) + 1)
+            )
         # Artifacts through the server's proxy; they live in its --artifacts-destination, not on the machine.
-        summary = Path(client.download_artifacts(parent.info.run_id, "sweep_summary.csv")).read_text()
+        summary = Path(
+            client.download_artifacts(parent.info.run_id, "sweep_summary.csv")
+        ).read_text()
         assert summary.count("finished") == len(CONDITIONS)
-        config = Path(client.download_artifacts(children[0].info.run_id, "config/config.yaml")).read_text()
+        config = Path(
+            client.download_artifacts(children[0].info.run_id, "config/config.yaml")
+        ).read_text()
         assert str(machine / "models") in config
         assert not (machine / "mlruns" / "artifacts").exists()
         for run in (parent, *children.values()):
@@ -202,25 +308,48 @@ def test_sweeps_from_two_machines_land_in_one_experiment_without_colliding(serve
     assert len(seen) == 2 * len(CONDITIONS)
     # The runs are rows of PostgreSQL (the backend store), 2 parents and their children.
     with psycopg.connect(postgres) as connection:
-        count = connection.execute("SELECT count(*) FROM runs WHERE experiment_id = %s",
-                                   (int(experiment.experiment_id),)).fetchone()[0]
+        count = connection.execute(
+            "SELECT count(*) FROM runs WHERE experiment_id = %s", (int(experiment.experiment_id),)
+        ).fetchone()[0]
     assert count == 2 + 2 * len(CONDITIONS)
 
 
-def test_a_model_trained_by_one_machine_is_downloaded_by_another_through_the_server(server, two_machines, tmp_path):
+def test_a_model_trained_by_one_machine_is_downloaded_by_another_through_the_server(
+    server, two_machines, tmp_path
+):
     """A third machine reuses the finished condition through the server (model artifact proxied), trains nothing."""
     url, _ = server
     data_root = two_machines[0].parent
     third = new_machine(tmp_path / "machine-c", data_root / "models" / "pretrained")
-    done = subprocess.run([sys.executable, "-m", "src.train", *store_overrides(third, data_root, url), "labelled_frames=2"],
-                          cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            *store_overrides(third, data_root, url),
+            "labelled_frames=2",
+        ],
+        cwd=REPO,
+        env=python_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     client = MlflowClient(url)
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
-    newest = client.search_runs([experiment_id], "tags.labelled_frames = '2'",
-                                order_by=["attributes.start_time DESC"], max_results=1)[0]
+    newest = client.search_runs(
+        [experiment_id],
+        "tags.labelled_frames = '2'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )[0]
     assert newest.data.tags["model_source"].startswith("reused from run ")
     source = client.get_run(newest.data.tags["model_source"].removeprefix("reused from run "))
     assert source.data.params["paths.models_dir"] in {str(m / "models") for m in two_machines}
-    assert {m: newest.data.metrics[m] for m in METRICS} == {m: source.data.metrics[m] for m in METRICS}
-    assert any((third / "models").rglob("snapshot-last.pt"))   # downloaded from the server into its own folder
+    assert {m: newest.data.metrics[m] for m in METRICS} == {
+        m: source.data.metrics[m] for m in METRICS
+    }
+    assert any(
+        (third / "models").rglob("snapshot-last.pt")
+    )  # downloaded from the server into its own folder

@@ -35,14 +35,18 @@ def configured(root: Path, *overrides: str):
 def runs(root: Path, experiment: str = "synthetic_clinical", filter_string: str = ""):
     client = MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
     experiment_id = client.get_experiment_by_name(experiment).experiment_id
-    return client, client.search_runs([experiment_id], filter_string=filter_string, order_by=["attributes.start_time ASC"])
+    return client, client.search_runs(
+        [experiment_id], filter_string=filter_string, order_by=["attributes.start_time ASC"]
+    )
 
 
 @pytest.fixture(scope="module")
 def trained(project):
     """Condition 2 trained once: (metrics returned, its MLflow run)."""
     metrics = train(configured(project, "labelled_frames=2"))
-    _, found = runs(project, filter_string="tags.labelled_frames = '2' and tags.model_source = 'trained'")
+    _, found = runs(
+        project, filter_string="tags.labelled_frames = '2' and tags.model_source = 'trained'"
+    )
     return metrics, found[-1]
 
 
@@ -51,12 +55,20 @@ def test_condition_run_logs_config_tags_metrics_and_curves(project, trained):
     client, _ = runs(project)
     assert run.info.run_name == "frames=2" and run.info.status == "FINISHED"
     params = run.data.params
-    assert params["labelled_frames"] == "2" and params["model.name"] == "resnet_18" and params["training.iterations"] == "6"
+    assert (
+        params["labelled_frames"] == "2"
+        and params["model.name"] == "resnet_18"
+        and params["training.iterations"] == "6"
+    )
     for tag in ("git_commit", "data_version", "prepared_version", "split", "model_key"):
         assert len(run.data.tags[tag]) >= 7
     for set_name in ("train", "test", "generalisation"):
-        assert run.data.metrics[f"mae_{set_name}_px"] == pytest.approx(metrics[f"mae_{set_name}_px"])
-        assert run.data.metrics[f"mae_{set_name}_cm"] == pytest.approx(metrics[f"mae_{set_name}_px"] * 3.5)
+        assert run.data.metrics[f"mae_{set_name}_px"] == pytest.approx(
+            metrics[f"mae_{set_name}_px"]
+        )
+        assert run.data.metrics[f"mae_{set_name}_cm"] == pytest.approx(
+            metrics[f"mae_{set_name}_px"] * 3.5
+        )
         assert 0 <= run.data.metrics[f"kept_{set_name}_pcutoff0.8"] <= 1
     # The loss curve has one point per epoch, logged while DeepLabCut trained.
     epochs = int(run.data.params["derived.epochs"])
@@ -76,13 +88,28 @@ def test_logged_checkpoint_reloads_and_reproduces_logged_predictions(project, tr
     prepared = Path(cfg.paths.prepared_dir) / cfg.data.name
     # MLflow names videos by pseudonym; the same key (in the data folder) maps the prepared frames alike.
     selection = privacy.from_config(cfg).table(pd.read_csv(prepared / "selection.csv"))
-    images = logged.drop_duplicates(["video", "frame"]).merge(selection[["video", "frame", "image"]])["image"]
+    images = logged.drop_duplicates(["video", "frame"]).merge(
+        selection[["video", "frame", "image"]]
+    )["image"]
     assert len(images) == logged.drop_duplicates(["video", "frame"]).shape[0] > 0
-    poses = engine.predict(model_dir / "pytorch_config.yaml", model_dir / "snapshot-last.pt", [prepared / i for i in images])
-    assert poses.reshape(-1, 3)[:, :2] == pytest.approx(logged[["x_pred", "y_pred"]].to_numpy(), abs=1e-3)
+    poses = engine.predict(
+        model_dir / "pytorch_config.yaml",
+        model_dir / "snapshot-last.pt",
+        [prepared / i for i in images],
+    )
+    assert poses.reshape(-1, 3)[:, :2] == pytest.approx(
+        logged[["x_pred", "y_pred"]].to_numpy(), abs=1e-3
+    )
     assert {a.path for a in client.list_artifacts(run.info.run_id, "plots")} >= {
-        "plots/loss.png", "plots/bodypart_errors.png", "plots/test_frames.png", "plots/generalisation_frames.png"}
-    assert "labelled_frames: 2" in Path(client.download_artifacts(run.info.run_id, "config/config.yaml")).read_text()
+        "plots/loss.png",
+        "plots/bodypart_errors.png",
+        "plots/test_frames.png",
+        "plots/generalisation_frames.png",
+    }
+    assert (
+        "labelled_frames: 2"
+        in Path(client.download_artifacts(run.info.run_id, "config/config.yaml")).read_text()
+    )
 
 
 def test_test_mae_is_deeplabcuts_evaluate_network(project, trained):
@@ -90,31 +117,44 @@ def test_test_mae_is_deeplabcuts_evaluate_network(project, trained):
     import deeplabcut
 
     metrics, run = trained
-    work = next((project / "models" / "synthetic_clinical").glob(f"frames2-*-{run.data.tags['model_key']}"))
+    work = next(
+        (project / "models" / "synthetic_clinical").glob(f"frames2-*-{run.data.tags['model_key']}")
+    )
     config = work / "project" / "config.yaml"
     deeplabcut.evaluate_network(str(config), Shuffles=[1], snapshotindex="all", pcutoff=0.8)
-    (combined,) = (work / "project").glob("evaluation-results-pytorch/*/CombinedEvaluation-results.csv")
+    (combined,) = (work / "project").glob(
+        "evaluation-results-pytorch/*/CombinedEvaluation-results.csv"
+    )
     results = pd.read_csv(combined)
-    last = results[results["Training epochs"] == int(run.data.params["derived.epochs"])].iloc[0]  # evaluation.snapshot=last
+    last = results[results["Training epochs"] == int(run.data.params["derived.epochs"])].iloc[
+        0
+    ]  # evaluation.snapshot=last
     # DeepLabCut writes its results rounded to 2 decimals.
     assert last["test rmse"] == pytest.approx(metrics["mae_test_px"], abs=0.0051)
     assert last["train rmse"] == pytest.approx(metrics["mae_train_px"], abs=0.0051)
     if np.isnan(metrics["mae_test_pcutoff0.8_px"]):
         assert np.isnan(last["test rmse_pcutoff"])
     else:
-        assert last["test rmse_pcutoff"] == pytest.approx(metrics["mae_test_pcutoff0.8_px"], abs=0.0051)
+        assert last["test rmse_pcutoff"] == pytest.approx(
+            metrics["mae_test_pcutoff0.8_px"], abs=0.0051
+        )
 
 
 def test_same_configuration_reuses_the_model_at_new_cutoffs(project, trained):
     metrics, first = trained
     again = train(configured(project, "labelled_frames=2", "evaluation.pcutoffs=[0.0,0.05]"))
-    client, found = runs(project, filter_string=f"tags.model_key = '{first.data.tags['model_key']}'")
+    client, found = runs(
+        project, filter_string=f"tags.model_key = '{first.data.tags['model_key']}'"
+    )
     latest = found[-1]
     assert latest.data.tags["model_source"] == f"reused from run {first.info.run_id}"
     assert "loss_train" not in latest.data.metrics  # nothing was trained
     assert again["mae_test_px"] == pytest.approx(metrics["mae_test_px"], abs=1e-3)
     # A cutoff of 0 keeps every point, so it equals the MAE without a cutoff.
-    assert again["mae_test_pcutoff0_px"] == pytest.approx(again["mae_test_px"]) and again["kept_test_pcutoff0"] == 1.0
+    assert (
+        again["mae_test_pcutoff0_px"] == pytest.approx(again["mae_test_px"])
+        and again["kept_test_pcutoff0"] == 1.0
+    )
     # Runs that reused a model store none: a third evaluation still fetches the trained run's model.
     train(configured(project, "labelled_frames=2", "evaluation.pcutoffs=[0.5]"))
     _, found = runs(project, filter_string=f"tags.model_key = '{first.data.tags['model_key']}'")
@@ -145,9 +185,23 @@ def test_random_weights_cannot_be_evaluated_at_zero_frames(project):
 
 def test_hub_weights_offline_fail_with_a_fix_not_a_traceback(project):
     env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HOME=str(project / "empty-hub-cache"))
-    result = subprocess.run([sys.executable, "-m", "src.train", *tiny_overrides(project), f"paths.data_dir={project / 'data'}",
-                             "synthetic=tiny", "labelled_frames=1", "weights=hub"],
-                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            *tiny_overrides(project),
+            f"paths.data_dir={project / 'data'}",
+            "synthetic=tiny",
+            "labelled_frames=1",
+            "weights=hub",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 2, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     assert "cache" in result.stderr and "weights=healthy_adults" in result.stderr
@@ -156,43 +210,94 @@ def test_hub_weights_offline_fail_with_a_fix_not_a_traceback(project):
 @pytest.mark.slow
 def test_frames_sweep_nests_runs_and_reports_a_failing_condition(project):
     """A multirun with one impossible condition: the others finish, the sweep exits non-zero."""
-    result = subprocess.run([sys.executable, "-m", "src.train", *tiny_overrides(project), f"paths.data_dir={project / 'data'}",
-                             "synthetic=tiny", "+sweep=frames", "labelled_frames=1,9,0"],
-                            cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "src.train",
+            *tiny_overrides(project),
+            f"paths.data_dir={project / 'data'}",
+            "synthetic=tiny",
+            "+sweep=frames",
+            "labelled_frames=1,9,0",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode != 0
-    assert "[sweep] 2 of 3 jobs finished" in result.stdout and "FAILED labelled_frames=9" in result.stdout
+    assert (
+        "[sweep] 2 of 3 jobs finished" in result.stdout
+        and "FAILED labelled_frames=9" in result.stdout
+    )
     client, found = runs(project, filter_string="tags.sweep = 'labelled_frames=0,1,2,6,10,15,20'")
     parent = found[-1]
     assert parent.info.status == "FAILED"
-    children = {r.info.run_name: r for r in runs(project, filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[1]}
+    children = {
+        r.info.run_name: r
+        for r in runs(project, filter_string=f"tags.mlflow.parentRunId = '{parent.info.run_id}'")[1]
+    }
     assert set(children) == {"frames=0", "frames=1"}
-    assert all(r.info.status == "FINISHED" and "mae_generalisation_px" in r.data.metrics for r in children.values())
+    assert all(
+        r.info.status == "FINISHED" and "mae_generalisation_px" in r.data.metrics
+        for r in children.values()
+    )
     summary = pd.read_csv(client.download_artifacts(parent.info.run_id, "sweep_summary.csv"))
     assert sorted(summary["status"]) == ["FAILED", "finished", "finished"]
 
 
 def test_iteration_budget_becomes_epochs_for_every_training_set_size():
-    assert engine.epochs_for(120, 8, 24) == 40     # 3 batches per epoch
-    assert engine.epochs_for(120, 8, 480) == 2     # 60 batches per epoch
+    assert engine.epochs_for(120, 8, 24) == 40  # 3 batches per epoch
+    assert engine.epochs_for(120, 8, 480) == 2  # 60 batches per epoch
     assert engine.epochs_for(400_000, 1, 480) == 834
     cfg = compose_config(Path("/tmp"), "training.iterations=120")
-    pose = {"model": {"heads": {"bodypart": {"heatmap_config": {"channels": [2048, 14]},
-                                             "locref_config": {"channels": [2048, 28]}}}}}
-    updates = engine.pose_config_updates(compose_config(Path("/tmp"), "model=resnet_18").model, cfg.training, pose, (200, 160), 24)
+    pose = {
+        "model": {
+            "heads": {
+                "bodypart": {
+                    "heatmap_config": {"channels": [2048, 14]},
+                    "locref_config": {"channels": [2048, 28]},
+                }
+            }
+        }
+    }
+    updates = engine.pose_config_updates(
+        compose_config(Path("/tmp"), "model=resnet_18").model, cfg.training, pose, (200, 160), 24
+    )
     assert updates["train_settings.epochs"] == 40
     assert updates["runner.scheduler"]["params"]["milestones"] == [28, 36]
-    assert updates["data.train.crop_sampling"]["width"] == 200 and updates["data.train.crop_sampling"]["height"] == 160
+    assert (
+        updates["data.train.crop_sampling"]["width"] == 200
+        and updates["data.train.crop_sampling"]["height"] == 160
+    )
     assert updates["model.heads.bodypart.heatmap_config.channels"] == [512, 14]
     assert updates["model.heads.bodypart.locref_config.channels"] == [512, 28]
 
 
 def test_mae_with_and_without_cutoff_by_hand():
-    frames = pd.DataFrame({"video": ["v", "v", "w"], "frame": [0, 1, 0], "set": ["test", "test", "generalisation"],
-                           "image": ["a", "b", "c"]})
-    labels = pd.DataFrame({"video": ["v", "v", "v", "v", "w"], "frame": [0, 0, 1, 1, 0],
-                           "bodypart": ["a", "b", "a", "b", "a"], "x": [0, 0, 0, 0, 0], "y": [0, 0, 0, 0, 0]})
+    frames = pd.DataFrame(
+        {
+            "video": ["v", "v", "w"],
+            "frame": [0, 1, 0],
+            "set": ["test", "test", "generalisation"],
+            "image": ["a", "b", "c"],
+        }
+    )
+    labels = pd.DataFrame(
+        {
+            "video": ["v", "v", "v", "v", "w"],
+            "frame": [0, 0, 1, 1, 0],
+            "bodypart": ["a", "b", "a", "b", "a"],
+            "x": [0, 0, 0, 0, 0],
+            "y": [0, 0, 0, 0, 0],
+        }
+    )
     # Errors 5 (p .9), 10 (p .5), 1 (p .95), unlabelled (b of frame w0), 2 (p .1).
-    poses = np.array([[[3, 4, .9], [6, 8, .5]], [[1, 0, .95], [0, 2, .1]], [[0, 0, .99], [9, 9, .99]]], dtype=float)
+    poses = np.array(
+        [[[3, 4, 0.9], [6, 8, 0.5]], [[1, 0, 0.95], [0, 2, 0.1]], [[0, 0, 0.99], [9, 9, 0.99]]],
+        dtype=float,
+    )
     table = prediction_table(frames, labels, poses, ["a", "b"])
     metrics = mae_metrics(table, [0.8], cm_per_px=0.5)
     assert metrics["mae_test_px"] == pytest.approx((5 + 10 + 1 + 2) / 4)
@@ -201,5 +306,9 @@ def test_mae_with_and_without_cutoff_by_hand():
     assert metrics["mae_test_cm"] == pytest.approx(4.5 * 0.5)
     assert metrics["mae_generalisation_px"] == 0 and metrics["n_generalisation_points"] == 1
     per_bodypart = bodypart_table(table, [0.8], 0.5)
-    test_all = per_bodypart[(per_bodypart["set"] == "test") & per_bodypart["pcutoff"].isna()].set_index("bodypart")
-    assert test_all.loc["a", "mae_px"] == pytest.approx(3) and test_all.loc["b", "mae_px"] == pytest.approx(6)
+    test_all = per_bodypart[
+        (per_bodypart["set"] == "test") & per_bodypart["pcutoff"].isna()
+    ].set_index("bodypart")
+    assert test_all.loc["a", "mae_px"] == pytest.approx(3) and test_all.loc[
+        "b", "mae_px"
+    ] == pytest.approx(6)

@@ -21,13 +21,24 @@ from tools.mlflow_screenshot import (
 
 EXPERIMENT = "ui_test"
 # per condition: MAE values that appear nowhere else on the page
-CONDITIONS = {0: {"mae_test_px": 12.34, "mae_generalisation_px": 56.78},
-              1: {"mae_train_px": 1.23, "mae_test_px": 23.45, "mae_test_pcutoff0.8_px": 21.09,
-                  "mae_generalisation_px": 45.67},
-              2: {"mae_train_px": 2.34, "mae_test_px": 34.56, "mae_test_pcutoff0.8_px": 31.98,
-                  "mae_generalisation_px": 43.21}}
-needs_chromium = pytest.mark.skipif(shutil.which("chromium") is None,
-                                    reason="chromium is not installed (apt-get install chromium)")
+CONDITIONS = {
+    0: {"mae_test_px": 12.34, "mae_generalisation_px": 56.78},
+    1: {
+        "mae_train_px": 1.23,
+        "mae_test_px": 23.45,
+        "mae_test_pcutoff0.8_px": 21.09,
+        "mae_generalisation_px": 45.67,
+    },
+    2: {
+        "mae_train_px": 2.34,
+        "mae_test_px": 34.56,
+        "mae_test_pcutoff0.8_px": 31.98,
+        "mae_generalisation_px": 43.21,
+    },
+}
+needs_chromium = pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+)
 
 
 @pytest.fixture(scope="module")
@@ -36,13 +47,21 @@ def store(tmp_path_factory):
     tmp_path = tmp_path_factory.mktemp("store")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
-    experiment_id = client.create_experiment(EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri())
-    parent = client.create_run(experiment_id, start_time=1_000_000, run_name="sweep labelled_frames=0,1,2").info.run_id
+    experiment_id = client.create_experiment(
+        EXPERIMENT, artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    parent = client.create_run(
+        experiment_id, start_time=1_000_000, run_name="sweep labelled_frames=0,1,2"
+    ).info.run_id
     run_ids = {}
     for n, metrics in CONDITIONS.items():
         start = 1_000_000 + 1000 * (n + 1)
-        run_id = client.create_run(experiment_id, start_time=start, run_name=f"frames={n}", tags={
-            "labelled_frames": str(n), "mlflow.parentRunId": parent}).info.run_id
+        run_id = client.create_run(
+            experiment_id,
+            start_time=start,
+            run_name=f"frames={n}",
+            tags={"labelled_frames": str(n), "mlflow.parentRunId": parent},
+        ).info.run_id
         metrics = {**metrics, "kept_test_pcutoff0.8": 0.5}  # not an MAE: no column
         client.log_batch(run_id, metrics=[Metric(k, v, start, 0) for k, v in metrics.items()])
         client.set_terminated(run_id, "FINISHED", end_time=start + 500)
@@ -65,13 +84,18 @@ def test_screenshot_shows_every_condition_with_its_mae(store, tmp_path):
     url, text = capture(store["uri"], EXPERIMENT, "latest", out, size=(1400, 700))
     assert all(run_id in url for run_id in store["run_ids"].values())
     assert_shows(text, CONDITIONS)
-    for metric in ["mae_train_px", "mae_test_px", "mae_test_pcutoff0.8_px", "mae_generalisation_px"]:
-        assert metric in text                                     # the columns chosen ...
-    assert "kept_test_pcutoff0.8" not in text                     # ... and only those
+    for metric in [
+        "mae_train_px",
+        "mae_test_px",
+        "mae_test_pcutoff0.8_px",
+        "mae_generalisation_px",
+    ]:
+        assert metric in text  # the columns chosen ...
+    assert "kept_test_pcutoff0.8" not in text  # ... and only those
     with Image.open(out) as image:
         assert image.format == "PNG" and image.size == (1400, 700)
-        colors = image.convert("RGB").getcolors(1 << 16)             # None: more than 65536
-        assert colors is None or len(colors) > 20                     # not a blank page
+        colors = image.convert("RGB").getcolors(1 << 16)  # None: more than 65536
+        assert colors is None or len(colors) > 20  # not a blank page
 
 
 @pytest.mark.slow
@@ -79,11 +103,15 @@ def test_screenshot_shows_every_condition_with_its_mae(store, tmp_path):
 def test_the_pages_show_exactly_the_runs_of_their_url(store):
     experiment_id, run_ids = store["experiment_id"], store["run_ids"]
     with start_ui(store["uri"]) as base:
-        compared = render(compare_runs_url(base, experiment_id, list(run_ids.values())),
-                          wait_for=[f"frames={n}" for n in run_ids])
-        without_2 = render(runs_table_url(base, experiment_id, [run_ids[0], run_ids[1]]),
-                           wait_for=["frames=0", "frames=1"], local_storage=table_columns(
-                               experiment_id, ["mae_test_px"], expand=[store["parent"]]))
+        compared = render(
+            compare_runs_url(base, experiment_id, list(run_ids.values())),
+            wait_for=[f"frames={n}" for n in run_ids],
+        )
+        without_2 = render(
+            runs_table_url(base, experiment_id, [run_ids[0], run_ids[1]]),
+            wait_for=["frames=0", "frames=1"],
+            local_storage=table_columns(experiment_id, ["mae_test_px"], expand=[store["parent"]]),
+        )
     assert "Comparing 3 Runs" in compared
     assert_shows(compared, CONDITIONS)
     assert "frames=0" in without_2 and "12.34" in without_2 and "23.45" in without_2

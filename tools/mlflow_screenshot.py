@@ -43,20 +43,36 @@ from omegaconf import OmegaConf
 from src.errors import DataError
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                  "--hide-scrollbars"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--hide-scrollbars",
+]
 
 
-METRICS = ["mae_train_px", "mae_test_px", "mae_test_pcutoff0.8_px", "mae_generalisation_px",
-           "mae_generalisation_pcutoff0.8_px"]
+METRICS = [
+    "mae_train_px",
+    "mae_test_px",
+    "mae_test_pcutoff0.8_px",
+    "mae_generalisation_px",
+    "mae_generalisation_pcutoff0.8_px",
+]
 
 
 SIZE = (1600, 640)
 
 
 # localStorage entries that keep MLflow's assistant side panel closed (it opens itself on a first visit)
-CLOSED_ASSISTANT = {"mlflow.assistant.panelOpen_v1": "false", "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true"}
+CLOSED_ASSISTANT = {
+    "mlflow.assistant.panelOpen_v1": "false",
+    "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
+}
 
 
 class ScreenshotError(RuntimeError):
@@ -100,29 +116,56 @@ def start_ui(tracking_uri: str, port: int = 0, timeout: float = 60):
     if tracking_uri.startswith("sqlite:///"):
         db = Path(tracking_uri.removeprefix("sqlite:///"))
         if not db.is_file():  # mlflow would create an empty store there
-            raise DataError(f"the MLflow store {tracking_uri} does not exist; run the sweep first: "
-                            "`python -m src.train +sweep=frames`.")
+            raise DataError(
+                f"the MLflow store {tracking_uri} does not exist; run the sweep first: "
+                "`python -m src.train +sweep=frames`."
+            )
         # only for experiments created through the UI; existing runs keep their artifact locations
         args += ["--default-artifact-root", str(db.resolve().parent / "artifacts")]
     port = port or _free_port()
     log_fd, log_path = tempfile.mkstemp(prefix="mlflow-ui-", suffix=".log")
     # a viewer: no telemetry, no background job runner (its periodic tasks could write to the store)
-    env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-           "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
-    server = subprocess.Popen([sys.executable, "-m", "mlflow", "ui", *args, "--no-serve-artifacts",
-                               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-                              stdin=subprocess.DEVNULL, stdout=log_fd, stderr=subprocess.STDOUT, env=env,
-                              start_new_session=True)
+    env = {
+        **os.environ,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false",
+    }
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlflow",
+            "ui",
+            *args,
+            "--no-serve-artifacts",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        stdin=subprocess.DEVNULL,
+        stdout=log_fd,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     os.close(log_fd)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while not _answers(f"{base}/health"):
             if server.poll() is not None:
-                raise ScreenshotError(f"`mlflow ui` exited with status {server.returncode}; see {log_path}.")
+                raise ScreenshotError(
+                    f"`mlflow ui` exited with status {server.returncode}; see {log_path}."
+                )
             if time.monotonic() > deadline:
-                raise ScreenshotError(f"`mlflow ui` did not answer on {base}/health within {timeout:g} s; "
-                                      f"see {log_path} (pass another --port if {port} is taken).")
+                raise ScreenshotError(
+                    f"`mlflow ui` did not answer on {base}/health within {timeout:g} s; "
+                    f"see {log_path} (pass another --port if {port} is taken)."
+                )
             time.sleep(0.25)
     except BaseException:
         _stop(server)
@@ -144,14 +187,19 @@ def _answers(url: str) -> bool:
 
 def compare_runs_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
     """MLflow's compare-runs page for ``run_ids``: ``<base>/#/compare-runs?runs=[...]&experiments=[...]``."""
-    runs, experiments = (json.dumps(ids, separators=(",", ":")) for ids in (list(run_ids), [str(experiment_id)]))
+    runs, experiments = (
+        json.dumps(ids, separators=(",", ":")) for ids in (list(run_ids), [str(experiment_id)])
+    )
     return f"{base}/#/compare-runs?runs={quote(runs, safe='')}&experiments={quote(experiments, safe='')}"
 
 
 def runs_table_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
     """The experiment's runs table showing only ``run_ids``, oldest first (the order a sweep runs them)."""
-    query = {"searchFilter": "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids)),
-             "orderByKey": "attributes.start_time", "orderByAsc": "true"}
+    query = {
+        "searchFilter": "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids)),
+        "orderByKey": "attributes.start_time",
+        "orderByAsc": "true",
+    }
     return f"{base}/#/experiments/{experiment_id}/runs?{urlencode(query, quote_via=quote)}"
 
 
@@ -159,11 +207,18 @@ def table_columns(experiment_id: str, metrics: list[str], expand: list[str] = ()
     """localStorage entries that make the runs table show ``metrics`` as columns, expand the parent runs
     ``expand`` (so their children, the conditions, are visible) and keep the assistant panel closed."""
     columns = [f"metrics.`{m}`" for m in metrics]
-    state = {"selectedColumns": columns, "columnOrder": columns,
-             "columnWidths": {c: max(160, 8 * len(m) + 24) for c, m in zip(columns, metrics)},
-             "runsExpanded": {run_id: True for run_id in expand}}
-    return {f"MLflowLocalStorage-1.1-ExperimentPage-{json.dumps([str(experiment_id)])}-ReactComponentState":
-            json.dumps(state), **CLOSED_ASSISTANT}
+    state = {
+        "selectedColumns": columns,
+        "columnOrder": columns,
+        "columnWidths": {c: max(160, 8 * len(m) + 24) for c, m in zip(columns, metrics)},
+        "runsExpanded": {run_id: True for run_id in expand},
+    }
+    return {
+        f"MLflowLocalStorage-1.1-ExperimentPage-{json.dumps([str(experiment_id)])}-ReactComponentState": json.dumps(
+            state
+        ),
+        **CLOSED_ASSISTANT,
+    }
 
 
 class _DevTools:
@@ -180,10 +235,21 @@ class _DevTools:
             os.dup2(high[1], 4)
 
         self.proc = subprocess.Popen(
-            [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={self.profile}", f"--window-size={size[0]},{size[1]}",
-             "--remote-debugging-pipe", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            preexec_fn=as_fd_3_and_4, close_fds=False, start_new_session=True)
+            [
+                chromium(),
+                *CHROMIUM_FLAGS,
+                f"--user-data-dir={self.profile}",
+                f"--window-size={size[0]},{size[1]}",
+                "--remote-debugging-pipe",
+                "about:blank",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            preexec_fn=as_fd_3_and_4,
+            close_fds=False,
+            start_new_session=True,
+        )
         os.close(to_chrome)
         os.close(from_chrome)
         self._buffer, self._id, self.session = b"", 0, None
@@ -207,20 +273,31 @@ class _DevTools:
                 if reply.get("id") == self._id:
                     break
         except BrokenPipeError:
-            raise ScreenshotError(f"chromium quit unexpectedly (during {method}); try `{chromium()} --headless "
-                                  "--no-sandbox --screenshot about:blank` to see why.") from None
+            raise ScreenshotError(
+                f"chromium quit unexpectedly (during {method}); try `{chromium()} --headless "
+                "--no-sandbox --screenshot about:blank` to see why."
+            ) from None
         if "error" in reply:
             raise ScreenshotError(f"chromium: {method} failed: {reply['error'].get('message')}")
         return reply["result"]
 
     def open_page(self, size: tuple[int, int]) -> None:
         target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
-        self.send("Emulation.setDeviceMetricsOverride", width=size[0], height=size[1], deviceScaleFactor=1,
-                  mobile=False)
+        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
+            "sessionId"
+        ]
+        self.send(
+            "Emulation.setDeviceMetricsOverride",
+            width=size[0],
+            height=size[1],
+            deviceScaleFactor=1,
+            mobile=False,
+        )
 
     def evaluate(self, expression: str):
-        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)[
+            "result"
+        ].get("value")
 
     def goto(self, url: str, timeout: float) -> None:
         """Navigate and wait until the new document has loaded."""
@@ -248,8 +325,15 @@ class _DevTools:
 TEXT = "document.body ? document.body.innerText : ''"
 
 
-def render(url: str, screenshot: str | Path | None = None, *, size: tuple[int, int] = SIZE,
-           wait_for: list[str] = (), local_storage: dict[str, str] | None = None, timeout: float = 60) -> str:
+def render(
+    url: str,
+    screenshot: str | Path | None = None,
+    *,
+    size: tuple[int, int] = SIZE,
+    wait_for: list[str] = (),
+    local_storage: dict[str, str] | None = None,
+    timeout: float = 60,
+) -> str:
     """Open ``url`` in headless Chromium and return the text the page shows (``document.body.innerText``).
 
     Waits until every string of ``wait_for`` is on the page and the text stops changing; ``local_storage``
@@ -260,7 +344,9 @@ def render(url: str, screenshot: str | Path | None = None, *, size: tuple[int, i
         browser.open_page(size)
         if local_storage:
             origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-            browser.goto(f"{origin}/health", timeout)  # any page of the origin, to reach its localStorage
+            browser.goto(
+                f"{origin}/health", timeout
+            )  # any page of the origin, to reach its localStorage
             for key, value in local_storage.items():
                 browser.evaluate(f"localStorage.setItem({json.dumps(key)}, {json.dumps(value)})")
         browser.goto(url, timeout)
@@ -272,8 +358,10 @@ def render(url: str, screenshot: str | Path | None = None, *, size: tuple[int, i
             if not missing and text == previous:
                 break
             if time.monotonic() > deadline:
-                raise ScreenshotError(f"the page {url} did not show {missing or 'a steady text'} within {timeout:g} s; "
-                                      "is the run id / experiment right?")
+                raise ScreenshotError(
+                    f"the page {url} did not show {missing or 'a steady text'} within {timeout:g} s; "
+                    "is the run id / experiment right?"
+                )
             previous = text
         if screenshot is not None:
             png = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
@@ -284,17 +372,29 @@ def render(url: str, screenshot: str | Path | None = None, *, size: tuple[int, i
         browser.close()
 
 
-def capture(tracking_uri: str, experiment: str, sweep: str = "latest", out: str | Path = "reports/mlflow_ui.png",
-            *, port: int = 0, view: str = "table", size: tuple[int, int] = SIZE,
-            metrics: list[str] = METRICS) -> tuple[str, str]:
+def capture(
+    tracking_uri: str,
+    experiment: str,
+    sweep: str = "latest",
+    out: str | Path = "reports/mlflow_ui.png",
+    *,
+    port: int = 0,
+    view: str = "table",
+    size: tuple[int, int] = SIZE,
+    metrics: list[str] = METRICS,
+) -> tuple[str, str]:
     """Screenshot the sweep's conditions side by side into ``out``; returns (page URL, text the page shows)."""
-    client, experiment_id = open_experiment(OmegaConf.create({"tracking_uri": tracking_uri, "experiment": experiment}))
+    client, experiment_id = open_experiment(
+        OmegaConf.create({"tracking_uri": tracking_uri, "experiment": experiment})
+    )
     parent = find_sweep(client, experiment_id, sweep)
     runs = collect_runs(client, experiment_id, parent.info.run_id)
     shown = [m for m in metrics if m in runs.columns]
     if not shown:
-        raise DataError(f"the runs of sweep {parent.info.run_id} have none of the metrics {metrics}; "
-                        "choose others with --metrics.")
+        raise DataError(
+            f"the runs of sweep {parent.info.run_id} have none of the metrics {metrics}; "
+            "choose others with --metrics."
+        )
     run_ids, names = list(runs["run_id"]), list(runs["run_name"])
     chromium()  # fail before starting the server
     with start_ui(tracking_uri, port) as base:
@@ -303,8 +403,13 @@ def capture(tracking_uri: str, experiment: str, sweep: str = "latest", out: str 
             text = render(url, out, size=size, wait_for=names, local_storage=CLOSED_ASSISTANT)
         else:
             url = runs_table_url(base, experiment_id, run_ids)
-            text = render(url, out, size=size, wait_for=names + shown,
-                          local_storage=table_columns(experiment_id, shown, expand=[parent.info.run_id]))
+            text = render(
+                url,
+                out,
+                size=size,
+                wait_for=names + shown,
+                local_storage=table_columns(experiment_id, shown, expand=[parent.info.run_id]),
+            )
     return url, text
 
 
@@ -314,23 +419,45 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tools.mlflow_screenshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m tools.mlflow_screenshot", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
     parser.add_argument("--experiment", default="synthetic_clinical")
     parser.add_argument("--sweep", default="latest", help="latest, or a sweep's parent run id")
     parser.add_argument("--out", default="reports/mlflow_ui.png")
-    parser.add_argument("--port", type=int, default=0, help="port of the MLflow UI (default: a free one)")
-    parser.add_argument("--view", choices=["table", "compare"], default="table",
-                        help="runs table with MAE columns, or MLflow's compare-runs page")
-    parser.add_argument("--size", type=_size, default=SIZE, metavar="WxH", help="window size (default: 1600x640)")
-    parser.add_argument("--metrics", type=lambda s: s.split(","), default=METRICS,
-                        help="metric columns of the table view, comma-separated")
+    parser.add_argument(
+        "--port", type=int, default=0, help="port of the MLflow UI (default: a free one)"
+    )
+    parser.add_argument(
+        "--view",
+        choices=["table", "compare"],
+        default="table",
+        help="runs table with MAE columns, or MLflow's compare-runs page",
+    )
+    parser.add_argument(
+        "--size", type=_size, default=SIZE, metavar="WxH", help="window size (default: 1600x640)"
+    )
+    parser.add_argument(
+        "--metrics",
+        type=lambda s: s.split(","),
+        default=METRICS,
+        help="metric columns of the table view, comma-separated",
+    )
     args = parser.parse_args(argv)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the clean-up on `kill` too
     try:
         started = time.monotonic()
-        url, _ = capture(args.tracking_uri, args.experiment, args.sweep, args.out, port=args.port,
-                         view=args.view, size=args.size, metrics=args.metrics)
+        url, _ = capture(
+            args.tracking_uri,
+            args.experiment,
+            args.sweep,
+            args.out,
+            port=args.port,
+            view=args.view,
+            size=args.size,
+            metrics=args.metrics,
+        )
     except (DataError, ScreenshotError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

@@ -26,7 +26,9 @@ def _points(xy: np.ndarray, bodyparts: list[str], names: list[str]) -> list[np.n
     return [xy[:, bodyparts.index(name)] for name in names]
 
 
-def joint_angle(xy: np.ndarray, bodyparts: list[str], proximal: str, joint: str, distal: str) -> np.ndarray:
+def joint_angle(
+    xy: np.ndarray, bodyparts: list[str], proximal: str, joint: str, distal: str
+) -> np.ndarray:
     """Angle at ``joint`` between the segments to ``proximal`` and ``distal``, in degrees (0 ... 180).
 
     Unsigned, so it is the same seen from above or below (a mirrored video gives the same angle):
@@ -40,9 +42,13 @@ def joint_angle(xy: np.ndarray, bodyparts: list[str], proximal: str, joint: str,
     return np.degrees(np.arctan2(np.abs(cross), dot))
 
 
-def joint_angles(xy: np.ndarray, bodyparts: list[str], definitions: dict[str, list[str]]) -> pd.DataFrame:
+def joint_angles(
+    xy: np.ndarray, bodyparts: list[str], definitions: dict[str, list[str]]
+) -> pd.DataFrame:
     """One column ``<name>`` (degrees) per angle of ``definitions`` (name -> [proximal, joint, distal])."""
-    return pd.DataFrame({name: joint_angle(xy, bodyparts, *points) for name, points in definitions.items()})
+    return pd.DataFrame(
+        {name: joint_angle(xy, bodyparts, *points) for name, points in definitions.items()}
+    )
 
 
 def angular_velocity(angles_deg: np.ndarray, fps: float) -> np.ndarray:
@@ -65,14 +71,20 @@ def body_size(xy: np.ndarray, bodyparts: list[str], segments: list[list[str]]) -
     One number per video, so a distance divided by it keeps the frame-to-frame movement and only loses the
     scale (participant size, camera distance); the median ignores frames with a mistracked point.
     """
-    lengths = np.stack([np.linalg.norm(a - b, axis=1) for a, b in (_points(xy, bodyparts, pair) for pair in segments)])
+    lengths = np.stack(
+        [
+            np.linalg.norm(a - b, axis=1)
+            for a, b in (_points(xy, bodyparts, pair) for pair in segments)
+        ]
+    )
     per_frame = lengths.mean(axis=0)
     per_frame = per_frame[np.isfinite(per_frame)]
     return float(np.median(per_frame)) if len(per_frame) else float("nan")
 
 
-def normalised_distances(xy: np.ndarray, bodyparts: list[str], centre_points: list[str],
-                         size_segments: list[list[str]]) -> pd.DataFrame:
+def normalised_distances(
+    xy: np.ndarray, bodyparts: list[str], centre_points: list[str], size_segments: list[list[str]]
+) -> pd.DataFrame:
     """Distance of every point to the body centre divided by the body size (dimensionless), one column per point."""
     centre = body_centre(xy, bodyparts, centre_points)
     size = body_size(xy, bodyparts, size_segments)
@@ -90,7 +102,9 @@ def _filled(series: np.ndarray) -> np.ndarray | None:
     return np.interp(index, index[valid], series[valid])
 
 
-def power_spectrum(xy_point: np.ndarray, fps: float, segment_s: float) -> tuple[np.ndarray, np.ndarray] | None:
+def power_spectrum(
+    xy_point: np.ndarray, fps: float, segment_s: float
+) -> tuple[np.ndarray, np.ndarray] | None:
     """Welch power spectral density of one point's movement: x and y detrended, their spectra summed.
 
     Returns (frequencies in Hz, power in px^2/Hz), or None when less than half of the frames hold the point.
@@ -102,12 +116,16 @@ def power_spectrum(xy_point: np.ndarray, fps: float, segment_s: float) -> tuple[
     power = None
     for column in columns:
         # Linear detrend: a slow drift across the whole video would otherwise dominate the lowest bins.
-        frequencies, density = signal.welch(signal.detrend(column), fs=fps, nperseg=n_per_segment, detrend="constant")
+        frequencies, density = signal.welch(
+            signal.detrend(column), fs=fps, nperseg=n_per_segment, detrend="constant"
+        )
         power = density if power is None else power + density
     return frequencies, power
 
 
-def dominant_frequencies(xy: np.ndarray, bodyparts: list[str], fps: float, segment_s: float = 4.0) -> pd.DataFrame:
+def dominant_frequencies(
+    xy: np.ndarray, bodyparts: list[str], fps: float, segment_s: float = 4.0
+) -> pd.DataFrame:
     """Per point: the frequency (Hz) of the highest peak of its power spectrum above 0 Hz, and that power."""
     rows = []
     for j, name in enumerate(bodyparts):
@@ -117,13 +135,24 @@ def dominant_frequencies(xy: np.ndarray, bodyparts: list[str], fps: float, segme
             continue
         frequencies, power = spectrum
         peak = 1 + int(np.argmax(power[1:]))  # bin 0 (the mean) carries no movement
-        rows.append({"bodypart": name, "dominant_frequency_hz": float(frequencies[peak]),
-                     "peak_power": float(power[peak])})
+        rows.append(
+            {
+                "bodypart": name,
+                "dominant_frequency_hz": float(frequencies[peak]),
+                "peak_power": float(power[peak]),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def feature_table(xy: np.ndarray, bodyparts: list[str], fps: float, angle_definitions: dict[str, list[str]],
-                  centre_points: list[str], size_segments: list[list[str]]) -> pd.DataFrame:
+def feature_table(
+    xy: np.ndarray,
+    bodyparts: list[str],
+    fps: float,
+    angle_definitions: dict[str, list[str]],
+    centre_points: list[str],
+    size_segments: list[list[str]],
+) -> pd.DataFrame:
     """Per frame: ``time_s``, ``angle_<joint>_deg``, ``angular_velocity_<joint>_deg_s``, ``distance_<point>_norm``."""
     table = pd.DataFrame({"frame": np.arange(len(xy)), "time_s": np.arange(len(xy)) / fps})
     angles = joint_angles(xy, bodyparts, angle_definitions)
@@ -136,13 +165,19 @@ def feature_table(xy: np.ndarray, bodyparts: list[str], fps: float, angle_defini
     return table
 
 
-def usable_angles(definitions: dict[str, list[str]], bodyparts: list[str]) -> tuple[dict[str, list[str]], list[str]]:
+def usable_angles(
+    definitions: dict[str, list[str]], bodyparts: list[str]
+) -> tuple[dict[str, list[str]], list[str]]:
     """The angle definitions whose three points the model tracks, and the names of those it cannot compute."""
-    usable = {name: list(points) for name, points in definitions.items() if set(points) <= set(bodyparts)}
+    usable = {
+        name: list(points) for name, points in definitions.items() if set(points) <= set(bodyparts)
+    }
     return usable, [name for name in definitions if name not in usable]
 
 
-def plot_time_series(positions: np.ndarray, bodyparts: list[str], features: pd.DataFrame, path: Path) -> Path:
+def plot_time_series(
+    positions: np.ndarray, bodyparts: list[str], features: pd.DataFrame, path: Path
+) -> Path:
     """Three panels over time: x and y of every point, joint angles, normalised distances."""
     import matplotlib
 
@@ -152,17 +187,31 @@ def plot_time_series(positions: np.ndarray, bodyparts: list[str], features: pd.D
     time_s = features["time_s"].to_numpy()
     fig, axes = plt.subplots(3, 1, figsize=(9, 9), dpi=100, sharex=True)
     for j, name in enumerate(bodyparts):
-        line, = axes[0].plot(time_s, positions[:, j, 0], lw=0.8, label=name)
+        (line,) = axes[0].plot(time_s, positions[:, j, 0], lw=0.8, label=name)
         axes[0].plot(time_s, positions[:, j, 1], lw=0.8, ls="--", color=line.get_color())
     axes[0].set(ylabel="position (px)", title="Positions (solid: x, dashed: y)")
     axes[0].legend(fontsize=6, ncol=4, loc="upper right")
     for column in [c for c in features if c.startswith("angle_")]:
-        axes[1].plot(time_s, features[column], lw=0.9, label=column.removeprefix("angle_").removesuffix("_deg"))
+        axes[1].plot(
+            time_s,
+            features[column],
+            lw=0.9,
+            label=column.removeprefix("angle_").removesuffix("_deg"),
+        )
     axes[1].set(ylabel="angle (deg)", title="Joint angles")
     axes[1].legend(fontsize=6, ncol=4, loc="upper right")
     for column in [c for c in features if c.startswith("distance_")]:
-        axes[2].plot(time_s, features[column], lw=0.8, label=column.removeprefix("distance_").removesuffix("_norm"))
-    axes[2].set(xlabel="time (s)", ylabel="distance / body size", title="Distance to the body centre, normalised")
+        axes[2].plot(
+            time_s,
+            features[column],
+            lw=0.8,
+            label=column.removeprefix("distance_").removesuffix("_norm"),
+        )
+    axes[2].set(
+        xlabel="time (s)",
+        ylabel="distance / body size",
+        title="Distance to the body centre, normalised",
+    )
     axes[2].legend(fontsize=6, ncol=4, loc="upper right")
     fig.tight_layout()
     fig.savefig(path)
@@ -170,7 +219,9 @@ def plot_time_series(positions: np.ndarray, bodyparts: list[str], features: pd.D
     return path
 
 
-def plot_spectra(positions: np.ndarray, bodyparts: list[str], fps: float, segment_s: float, path: Path) -> Path:
+def plot_spectra(
+    positions: np.ndarray, bodyparts: list[str], fps: float, segment_s: float, path: Path
+) -> Path:
     """Welch power spectra of every point's movement (log scale), the dominant frequency marked."""
     import matplotlib
 
@@ -183,10 +234,14 @@ def plot_spectra(positions: np.ndarray, bodyparts: list[str], fps: float, segmen
         if spectrum is None:
             continue
         frequencies, power = spectrum
-        line, = ax.semilogy(frequencies[1:], power[1:], lw=0.9, label=name)
+        (line,) = ax.semilogy(frequencies[1:], power[1:], lw=0.9, label=name)
         peak = 1 + int(np.argmax(power[1:]))
         ax.plot(frequencies[peak], power[peak], "o", ms=3, color=line.get_color())
-    ax.set(xlabel="frequency (Hz)", ylabel="power (px$^2$/Hz)", title="Movement spectra (dot: dominant frequency)")
+    ax.set(
+        xlabel="frequency (Hz)",
+        ylabel="power (px$^2$/Hz)",
+        title="Movement spectra (dot: dominant frequency)",
+    )
     if ax.get_lines():
         ax.legend(fontsize=6, ncol=3)
     else:  # no point was tracked above the p-cutoff in half of the frames

@@ -23,15 +23,15 @@ from src.errors import DataError
 SHUFFLE = 1
 
 
-TRAINING_SET_FILE = "training_set.yaml"   # in the project folder: the training set is complete
+TRAINING_SET_FILE = "training_set.yaml"  # in the project folder: the training set is complete
 
 
 @dataclass
 class TrainingSet:
     """A DeepLabCut project with one shuffle whose train/test frames are the ones we chose."""
 
-    project_config: Path   # <project>/config.yaml
-    model_folder: Path     # <project>/dlc-models-pytorch/iteration-0/<task>-trainset<pct>shuffle1
+    project_config: Path  # <project>/config.yaml
+    model_folder: Path  # <project>/dlc-models-pytorch/iteration-0/<task>-trainset<pct>shuffle1
     n_train: int
     n_test: int
 
@@ -68,13 +68,23 @@ def load_model(folder: Path) -> Model:
     snapshots = {which: Path(folder) / f"snapshot-{which}.pt" for which in ("last", "best")}
     snapshots = {which: path for which, path in snapshots.items() if path.is_file()}
     if not pose_config.is_file() or "last" not in snapshots:
-        raise DataError(f"{folder} holds no model (pytorch_config.yaml and snapshot-last.pt); train it again "
-                        "(`dvc repro` re-runs its train stage).")
-    return Model(pose_config, snapshots, list(read_pose_config(pose_config)["metadata"]["bodyparts"]))
+        raise DataError(
+            f"{folder} holds no model (pytorch_config.yaml and snapshot-last.pt); train it again "
+            "(`dvc repro` re-runs its train stage)."
+        )
+    return Model(
+        pose_config, snapshots, list(read_pose_config(pose_config)["metadata"]["bodyparts"])
+    )
 
 
-def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
-                      project_dir: Path, net_type: str) -> TrainingSet:
+def make_training_set(
+    prepared_dir: Path,
+    facts: dict,
+    selection: pd.DataFrame,
+    labels: pd.DataFrame,
+    project_dir: Path,
+    net_type: str,
+) -> TrainingSet:
     """Write a DeepLabCut project holding exactly the ``selection`` rows and make its training set.
 
     Rows whose ``role`` is ``test`` become DeepLabCut's test split, all others its train split.
@@ -88,18 +98,32 @@ def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, 
     for image in selection["image"]:
         (labeled / Path(image).parent.name).mkdir(parents=True, exist_ok=True)
         shutil.copyfile(prepared_dir / image, project_dir / image)
-    write_labels(labels.merge(selection[["video", "frame"]]), selection, facts["scorer"], facts["bodyparts"], labeled)
+    write_labels(
+        labels.merge(selection[["video", "frame"]]),
+        selection,
+        facts["scorer"],
+        facts["bodyparts"],
+        labeled,
+    )
 
     # DeepLabCut finds labeled-data/<video> through the stem of each video_sets key; the videos
     # themselves are not needed to train.
     width, height = image_size(project_dir / selection["image"].iloc[0])
-    video_sets = {str(project_dir / "videos" / f"{video}.mp4"): {"crop": f"0, {width}, 0, {height}"}
-                  for video in sorted(selection["video"].unique())}
+    video_sets = {
+        str(project_dir / "videos" / f"{video}.mp4"): {"crop": f"0, {width}, 0, {height}"}
+        for video in sorted(selection["video"].unique())
+    }
     is_test = (selection["role"] == "test").to_numpy()
     train_fraction = round(int((~is_test).sum()) / len(selection), 2)
     config = ProjectConfig(
-        Task=facts["name"], scorer=facts["scorer"], date="", project_path=project_dir.resolve(), iteration=0,
-        video_sets=video_sets, bodyparts=facts["bodyparts"], skeleton=facts["skeleton"],
+        Task=facts["name"],
+        scorer=facts["scorer"],
+        date="",
+        project_path=project_dir.resolve(),
+        iteration=0,
+        video_sets=video_sets,
+        bodyparts=facts["bodyparts"],
+        skeleton=facts["skeleton"],
         TrainingFraction=[train_fraction],
     )
     write_project_config(project_dir / "config.yaml", config)
@@ -118,14 +142,28 @@ def make_training_set(prepared_dir: Path, facts: dict, selection: pd.DataFrame, 
     train = sorted(position[i] for i in selection.loc[~is_test, "image"])
     test = sorted(position[i] for i in selection.loc[is_test, "image"])
     deeplabcut.create_training_dataset(
-        str(project_dir / "config.yaml"), Shuffles=[SHUFFLE], trainIndices=[train], testIndices=[test],
-        net_type=net_type, engine=deeplabcut.Engine.PYTORCH, userfeedback=False,
+        str(project_dir / "config.yaml"),
+        Shuffles=[SHUFFLE],
+        trainIndices=[train],
+        testIndices=[test],
+        net_type=net_type,
+        engine=deeplabcut.Engine.PYTORCH,
+        userfeedback=False,
     )
-    (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(f"*shuffle{SHUFFLE}")
+    (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(
+        f"*shuffle{SHUFFLE}"
+    )
     training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
     # Written last: its presence says the project is complete, so an interrupted training can resume in it.
-    (project_dir / TRAINING_SET_FILE).write_text(yaml.safe_dump({
-        "model_folder": str(model_folder.relative_to(project_dir)), "n_train": len(train), "n_test": len(test)}))
+    (project_dir / TRAINING_SET_FILE).write_text(
+        yaml.safe_dump(
+            {
+                "model_folder": str(model_folder.relative_to(project_dir)),
+                "n_train": len(train),
+                "n_test": len(test),
+            }
+        )
+    )
     return training_set
 
 
@@ -135,22 +173,37 @@ def open_training_set(project_dir: Path) -> TrainingSet | None:
     if not path.is_file():
         return None
     saved = yaml.safe_load(path.read_text())
-    return TrainingSet(Path(project_dir) / "config.yaml", Path(project_dir) / saved["model_folder"],
-                       int(saved["n_train"]), int(saved["n_test"]))
+    return TrainingSet(
+        Path(project_dir) / "config.yaml",
+        Path(project_dir) / saved["model_folder"],
+        int(saved["n_train"]),
+        int(saved["n_test"]),
+    )
 
 
-def prepare_training(prepared_dir: Path, facts: dict, selection: pd.DataFrame, labels: pd.DataFrame,
-                     project_dir: Path, model_cfg, training_cfg, reuse: bool = False) -> tuple[TrainingSet, dict, dict]:
+def prepare_training(
+    prepared_dir: Path,
+    facts: dict,
+    selection: pd.DataFrame,
+    labels: pd.DataFrame,
+    project_dir: Path,
+    model_cfg,
+    training_cfg,
+    reuse: bool = False,
+) -> tuple[TrainingSet, dict, dict]:
     """make_training_set (or, with ``reuse``, the complete one already in ``project_dir``), then the
     pytorch_config updates for the model and training profile.
 
     Returns the training set, its pytorch_config with the updates applied, and the updates.
     """
-    training_set = (open_training_set(project_dir) if reuse else None) or \
-        make_training_set(prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type)
+    training_set = (open_training_set(project_dir) if reuse else None) or make_training_set(
+        prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type
+    )
     pose_config = read_pose_config(training_set.pose_config)
     image_wh = image_size(Path(prepared_dir) / selection["image"].iloc[0])
-    updates = pose_config_updates(model_cfg, training_cfg, pose_config, image_wh, training_set.n_train)
+    updates = pose_config_updates(
+        model_cfg, training_cfg, pose_config, image_wh, training_set.n_train
+    )
     return training_set, apply_updates(pose_config, updates), updates
 
 
@@ -160,7 +213,9 @@ def image_size(path: Path) -> tuple[int, int]:
         return image.size
 
 
-def pose_config_updates(model_cfg, training_cfg, pose_config: dict, image_wh: tuple[int, int], n_train: int) -> dict:
+def pose_config_updates(
+    model_cfg, training_cfg, pose_config: dict, image_wh: tuple[int, int], n_train: int
+) -> dict:
     """Dotted-key updates of DeepLabCut's pytorch_config.yaml for a model and a training profile.
 
     The budget is given in iterations (batches), as in the paper, and turned into epochs for this
@@ -176,11 +231,22 @@ def pose_config_updates(model_cfg, training_cfg, pose_config: dict, image_wh: tu
         "train_settings.seed": int(training_cfg.seed),
         "train_settings.display_iters": 10**9,  # per-epoch losses are logged; no per-batch prints
         # Default crops are 448 x 448 whatever the image size; crop to the image instead.
-        "data.train.crop_sampling": {"width": width, "height": height, "max_shift": 0.1, "method": "hybrid"},
+        "data.train.crop_sampling": {
+            "width": width,
+            "height": height,
+            "max_shift": 0.1,
+            "method": "hybrid",
+        },
         "runner.optimizer": {"type": "AdamW", "params": {"lr": float(training_cfg.learning_rate)}},
-        "runner.scheduler": {"type": "LRListScheduler", "params": {
-            "milestones": [max(1, round(f * epochs)) for f in training_cfg.lr_drops.at_fraction],
-            "lr_list": [[float(lr)] for lr in training_cfg.lr_drops.learning_rates]}},
+        "runner.scheduler": {
+            "type": "LRListScheduler",
+            "params": {
+                "milestones": [
+                    max(1, round(f * epochs)) for f in training_cfg.lr_drops.at_fraction
+                ],
+                "lr_list": [[float(lr)] for lr in training_cfg.lr_drops.learning_rates],
+            },
+        },
         # The default key metric, test mAP, stays 0 for a young model; lower rmse is better.
         "runner.key_metric": "test.rmse",
         "runner.key_metric_asc": False,
@@ -199,11 +265,17 @@ def backbone_updates(model_cfg, pose_config: dict) -> dict:
     if not model_cfg.get("backbone"):
         return {}
     channels = int(model_cfg.backbone_output_channels)
-    updates = {"model.backbone.model_name": str(model_cfg.backbone), "model.backbone_output_channels": channels}
+    updates = {
+        "model.backbone.model_name": str(model_cfg.backbone),
+        "model.backbone_output_channels": channels,
+    }
     for head_name, head in pose_config["model"]["heads"].items():
         for part in ("heatmap_config", "locref_config"):
             if part in head:
-                updates[f"model.heads.{head_name}.{part}.channels"] = [channels, *head[part]["channels"][1:]]
+                updates[f"model.heads.{head_name}.{part}.channels"] = [
+                    channels,
+                    *head[part]["channels"][1:],
+                ]
     return updates
 
 
@@ -212,7 +284,12 @@ def epochs_for(iterations: int, batch_size: int, n_train: int) -> int:
     return max(1, math.ceil(iterations / math.ceil(n_train / batch_size)))
 
 
-def train(training_set: TrainingSet, updates: dict, weight_init: dict | None, resume_from: Path | None = None) -> None:
+def train(
+    training_set: TrainingSet,
+    updates: dict,
+    weight_init: dict | None,
+    resume_from: Path | None = None,
+) -> None:
     """Train with DeepLabCut's own ``train_network``; snapshots land in the model folder.
 
     ``resume_from``: a snapshot of this training (see :func:`resume_point`); training continues from its
@@ -227,7 +304,9 @@ def train(training_set: TrainingSet, updates: dict, weight_init: dict | None, re
     else:
         resumed_epoch = snapshot_epoch(resume_from)
         # DeepLabCut trains `epochs` more epochs after the snapshot's: ask for what is left.
-        updates["train_settings.epochs"] = max(0, int(updates["train_settings.epochs"]) - resumed_epoch)
+        updates["train_settings.epochs"] = max(
+            0, int(updates["train_settings.epochs"]) - resumed_epoch
+        )
         if updates["train_settings.epochs"] == 0:
             return  # it had finished training; only what came after was interrupted
         # Epochs after the snapshot are trained again: forget their rows, or DeepLabCut's CSV logger repeats them.
@@ -235,8 +314,12 @@ def train(training_set: TrainingSet, updates: dict, weight_init: dict | None, re
         if stats.is_file():
             table = pd.read_csv(stats)
             table[table["step"] <= resumed_epoch].to_csv(stats, index=False)
-    deeplabcut.train_network(str(training_set.project_config), shuffle=SHUFFLE, pytorch_cfg_updates=updates,
-                             snapshot_path=str(resume_from) if resume_from else None)
+    deeplabcut.train_network(
+        str(training_set.project_config),
+        shuffle=SHUFFLE,
+        pytorch_cfg_updates=updates,
+        snapshot_path=str(resume_from) if resume_from else None,
+    )
 
 
 def snapshot_epoch(snapshot: Path) -> int:
@@ -280,8 +363,12 @@ def weight_init(snapshot: Path, conversion: list[int] | None) -> dict:
     ``conversion`` maps our bodyparts to the snapshot's heatmap channels and loads the heads too;
     None loads the backbone only (different bodyparts).
     """
-    return {"snapshot_path": str(snapshot), "with_decoder": conversion is not None,
-            "conversion_array": conversion, "dataset": Path(snapshot).parent.name}
+    return {
+        "snapshot_path": str(snapshot),
+        "with_decoder": conversion is not None,
+        "conversion_array": conversion,
+        "dataset": Path(snapshot).parent.name,
+    }
 
 
 def random_weight_init(pose_config: dict, path: Path, seed: int) -> dict:
@@ -343,13 +430,19 @@ def set_threads(threads: int) -> None:
         torch.set_num_threads(threads)
 
 
-def predict(pose_config: Path | dict, snapshot: Path, images: list[Path], device: str = "cpu") -> np.ndarray:
+def predict(
+    pose_config: Path | dict, snapshot: Path, images: list[Path], device: str = "cpu"
+) -> np.ndarray:
     """DeepLabCut's inference on image files; returns (n_images, n_bodyparts, 3) of x, y, likelihood."""
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_inference_runners
 
-    runner, _ = get_inference_runners(pose_config, snapshot_path=snapshot, max_individuals=1, device=device)
+    runner, _ = get_inference_runners(
+        pose_config, snapshot_path=snapshot, max_individuals=1, device=device
+    )
     predictions = runner.inference(images=[str(p) for p in images])
-    return np.stack([p["bodyparts"][0] for p in predictions]) if predictions else np.empty((0, 0, 3))
+    return (
+        np.stack([p["bodyparts"][0] for p in predictions]) if predictions else np.empty((0, 0, 3))
+    )
 
 
 def read_pose_config(path: Path) -> dict:

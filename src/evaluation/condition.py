@@ -1,5 +1,4 @@
-"""Evaluate one condition's model on its frames and log the metrics into its MLflow run.
-"""
+"""Evaluate one condition's model on its frames and log the metrics into its MLflow run."""
 
 from __future__ import annotations
 
@@ -29,12 +28,16 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     """
     facts = condition.facts
     if list(model.bodyparts) != list(facts["bodyparts"]):
-        raise DataError(f"the model predicts bodyparts {model.bodyparts}, the data set labels {facts['bodyparts']}; "
-                        "condition 0 needs an initial model with the same bodyparts in the same order "
-                        "(train a condition > 0 instead, which transfers what matches).")
+        raise DataError(
+            f"the model predicts bodyparts {model.bodyparts}, the data set labels {facts['bodyparts']}; "
+            "condition 0 needs an initial model with the same bodyparts in the same order "
+            "(train a condition > 0 instead, which transfers what matches)."
+        )
     device = None if cfg.training.device == "auto" else str(cfg.training.device)
     images = [condition.prepared_dir / i for i in condition.frames["image"]]
-    poses = engine.predict(model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device)
+    poses = engine.predict(
+        model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device
+    )
     predictions = prediction_table(condition.frames, condition.labels, poses, facts["bodyparts"])
     pcutoffs = [float(c) for c in cfg.evaluation.pcutoffs]
     metrics = mae_metrics(predictions, pcutoffs, facts.get("cm_per_px"))
@@ -45,20 +48,34 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for set_name, rows in predictions.groupby("set"):
-            pseudonyms.table(rows.drop(columns=["image"])).to_csv(tmp / f"{set_name}.csv", index=False, float_format="%.3f")
+            pseudonyms.table(rows.drop(columns=["image"])).to_csv(
+                tmp / f"{set_name}.csv", index=False, float_format="%.3f"
+            )
         mlflow.log_artifacts(str(tmp), "predictions")
         pseudonyms.save()
         bodyparts.to_csv(tmp / "bodyparts.csv", index=False, float_format="%.4f")
         mlflow.log_artifact(str(tmp / "bodyparts.csv"), "errors")
-        mlflow.log_artifact(str(plot_bodypart_errors_of_run(bodyparts, tmp / "bodypart_errors.png")), "plots")
+        mlflow.log_artifact(
+            str(plot_bodypart_errors_of_run(bodyparts, tmp / "bodypart_errors.png")), "plots"
+        )
         if cfg.data.get("log_media", False):
             for set_name in ("test", "generalisation"):
-                drawn = draw_frames(predictions[predictions["set"] == set_name], condition.prepared_dir,
-                                    tmp / f"{set_name}_frames.png", int(cfg.evaluation.plot_frames), pcutoffs[0])
+                drawn = draw_frames(
+                    predictions[predictions["set"] == set_name],
+                    condition.prepared_dir,
+                    tmp / f"{set_name}_frames.png",
+                    int(cfg.evaluation.plot_frames),
+                    pcutoffs[0],
+                )
                 if drawn:
                     mlflow.log_artifact(str(drawn), "plots")
-    print(f"labelled_frames={condition.labelled_frames}: " + ", ".join(
-        f"{k}={v:.2f}" for k, v in metrics.items() if k.startswith("mae_") and k.endswith("_px")), flush=True)
+    print(
+        f"labelled_frames={condition.labelled_frames}: "
+        + ", ".join(
+            f"{k}={v:.2f}" for k, v in metrics.items() if k.startswith("mae_") and k.endswith("_px")
+        ),
+        flush=True,
+    )
     return metrics
 
 
@@ -68,16 +85,27 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     engine.set_threads(int(cfg.training.threads))
     folder = pipeline_model_dir(cfg)
     if not (folder / "run.yaml").is_file():
-        raise DataError(f"{folder / 'run.yaml'} does not exist: condition {condition.labelled_frames} was not trained "
-                        f"by the pipeline; run `dvc repro train@{condition.labelled_frames}` (or `dvc repro`).")
+        raise DataError(
+            f"{folder / 'run.yaml'} does not exist: condition {condition.labelled_frames} was not trained "
+            f"by the pipeline; run `dvc repro train@{condition.labelled_frames}` (or `dvc repro`)."
+        )
     saved = yaml.safe_load((folder / "run.yaml").read_text(encoding="utf-8"))
     store.configure(cfg.mlflow)
     with mlflow.start_run(run_id=saved["run_id"]) as run:
         mlflow.set_tags(store.process_tags())  # this process now owns the run: others see it live
         metrics = evaluate_model(cfg, condition, engine.load_model(folder))
     with atomic_directory(pipeline_evaluation_dir(cfg)) as staging:
-        (staging / "metrics.json").write_text(json.dumps({
-            "labelled_frames": condition.labelled_frames, "run_id": saved["run_id"],
-            "parent_run_id": run.data.tags.get("mlflow.parentRunId"), "metrics": metrics}, indent=2) + "\n",
-            encoding="utf-8")
+        (staging / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "labelled_frames": condition.labelled_frames,
+                    "run_id": saved["run_id"],
+                    "parent_run_id": run.data.tags.get("mlflow.parentRunId"),
+                    "metrics": metrics,
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
     return metrics

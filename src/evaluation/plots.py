@@ -1,5 +1,4 @@
-"""Pictures of a run (loss, error per bodypart, predicted frames) and of a study (MAE against frames, losses).
-"""
+"""Pictures of a run (loss, error per bodypart, predicted frames) and of a study (MAE against frames, losses)."""
 
 from __future__ import annotations
 
@@ -25,7 +24,9 @@ def plot_losses(learning_stats: pd.DataFrame, path: Path) -> Path:
     for column, label in [("losses/train.total_loss", "train"), ("losses/eval.total_loss", "test")]:
         if column in learning_stats:
             series = learning_stats[["step", column]].dropna()
-            ax.plot(series["step"], series[column], marker="." if label == "test" else None, label=label)
+            ax.plot(
+                series["step"], series[column], marker="." if label == "test" else None, label=label
+            )
     ax.set(xlabel="epoch", ylabel="loss", yscale="log", title="DeepLabCut training loss")
     ax.legend()
     fig.tight_layout()
@@ -38,7 +39,9 @@ def plot_bodypart_errors_of_run(table: pd.DataFrame, path: Path) -> Path:
     """Bar chart of MAE per bodypart for each set (all predictions)."""
 
     wide = table[table["pcutoff"].isna()].pivot(index="bodypart", columns="set", values="mae_px")
-    wide = wide.reindex(index=table["bodypart"].drop_duplicates(), columns=[s for s in SETS if s in wide])
+    wide = wide.reindex(
+        index=table["bodypart"].drop_duplicates(), columns=[s for s in SETS if s in wide]
+    )
     fig, ax = plt.subplots(figsize=(7, 3.5), dpi=120)
     wide.plot.bar(ax=ax, width=0.8)
     ax.set(ylabel="MAE (px)", xlabel="", title="Error per bodypart")
@@ -48,7 +51,9 @@ def plot_bodypart_errors_of_run(table: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def draw_frames(predictions: pd.DataFrame, image_root: Path, path: Path, n_frames: int, pcutoff: float) -> Path | None:
+def draw_frames(
+    predictions: pd.DataFrame, image_root: Path, path: Path, n_frames: int, pcutoff: float
+) -> Path | None:
     """A strip of frames with labelled (green circles) and predicted (red crosses) points.
 
     Predictions below ``pcutoff`` are drawn hollow grey. Returns None when there is nothing to draw.
@@ -62,17 +67,35 @@ def draw_frames(predictions: pd.DataFrame, image_root: Path, path: Path, n_frame
         if image is None:
             continue
         image = cv2.resize(image, None, fx=2, fy=2, interpolation=cv2.INTER_NEAREST)
-        points = predictions[(predictions["video"] == frame.video) & (predictions["frame"] == frame.frame)]
+        points = predictions[
+            (predictions["video"] == frame.video) & (predictions["frame"] == frame.frame)
+        ]
         for point in points.itertuples():
             if not np.isnan(point.x_label):
-                cv2.circle(image, (round(2 * point.x_label), round(2 * point.y_label)), 4, (0, 200, 0), 1, cv2.LINE_AA)
+                cv2.circle(
+                    image,
+                    (round(2 * point.x_label), round(2 * point.y_label)),
+                    4,
+                    (0, 200, 0),
+                    1,
+                    cv2.LINE_AA,
+                )
             colour = (0, 0, 230) if point.likelihood >= pcutoff else (150, 150, 150)
-            cv2.drawMarker(image, (round(2 * point.x_pred), round(2 * point.y_pred)), colour, cv2.MARKER_CROSS, 7, 1)
+            cv2.drawMarker(
+                image,
+                (round(2 * point.x_pred), round(2 * point.y_pred)),
+                colour,
+                cv2.MARKER_CROSS,
+                7,
+                1,
+            )
         tiles.append(image)
     if not tiles:
         return None
     height = max(t.shape[0] for t in tiles)
-    strip = np.hstack([cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 4, cv2.BORDER_CONSTANT) for t in tiles])
+    strip = np.hstack(
+        [cv2.copyMakeBorder(t, 0, height - t.shape[0], 0, 4, cv2.BORDER_CONSTANT) for t in tiles]
+    )
     cv2.imwrite(str(path), strip)
     return path
 
@@ -84,16 +107,31 @@ def plot_mae_vs_frames(table: pd.DataFrame, paper: pd.DataFrame | None, path: Pa
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120, sharey=True, layout="constrained")
     for ax, with_cutoff in zip(axes, (False, True)):
         for colour, set_name in zip(("C0", "C1", "C2"), SETS):
-            for data, style, label in ((ours, "-o", set_name), (theirs, "--", f"{set_name} (paper)")):
+            for data, style, label in (
+                (ours, "-o", set_name),
+                (theirs, "--", f"{set_name} (paper)"),
+            ):
                 if data is None:
                     continue
                 rows = data[(data["set"] == set_name) & (data["with_pcutoff"] == with_cutoff)]
                 if len(rows):
-                    ax.plot(rows["labelled_frames"], rows["mae_px"], style, color=colour, label=label,
-                            alpha=1 if style == "-o" else 0.6)
+                    ax.plot(
+                        rows["labelled_frames"],
+                        rows["mae_px"],
+                        style,
+                        color=colour,
+                        label=label,
+                        alpha=1 if style == "-o" else 0.6,
+                    )
         cutoff = next((col.split("p-cutoff ")[1] for col in table.columns if "p-cutoff" in col), "")
-        ax.set(title=f"p-cutoff {cutoff}" if with_cutoff else "all predictions", xlabel="labelled frames per video",
-               xscale="symlog", yscale="log", xticks=conditions, xticklabels=[str(n) for n in conditions])
+        ax.set(
+            title=f"p-cutoff {cutoff}" if with_cutoff else "all predictions",
+            xlabel="labelled frames per video",
+            xscale="symlog",
+            yscale="log",
+            xticks=conditions,
+            xticklabels=[str(n) for n in conditions],
+        )
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("MAE (px)")
     fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
@@ -107,19 +145,42 @@ def plot_bodypart_errors_by_condition(bodyparts: pd.DataFrame, path: Path) -> Pa
     rows = bodyparts[bodyparts["pcutoff"].isna()]
     order = rows["bodypart"].drop_duplicates()
     sets = [s for s in ("test", "generalisation") if s in set(rows["set"])]
-    wide = {s: rows[rows["set"] == s].pivot(index="bodypart", columns="labelled_frames", values="mae_px").reindex(order)
-            for s in sets}
+    wide = {
+        s: rows[rows["set"] == s]
+        .pivot(index="bodypart", columns="labelled_frames", values="mae_px")
+        .reindex(order)
+        for s in sets
+    }
     vmax = max(w.max().max() for w in wide.values())
-    fig, axes = plt.subplots(1, len(sets), figsize=(4.5 * len(sets) + 2, 0.3 * len(order) + 1.6), dpi=120,
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(sets),
+        figsize=(4.5 * len(sets) + 2, 0.3 * len(order) + 1.6),
+        dpi=120,
+        sharey=True,
+        squeeze=False,
+    )
     for ax, (set_name, w) in zip(axes[0], wide.items()):
         image = ax.imshow(w, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
         for (i, j), value in np.ndenumerate(w.to_numpy()):
             if value == value:
-                ax.text(j, i, f"{value:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if value > 0.6 * vmax else "black")
-        ax.set(title=set_name, xlabel="labelled frames per video", xticks=range(w.shape[1]), yticks=range(w.shape[0]),
-               xticklabels=w.columns, yticklabels=w.index)
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.6 * vmax else "black",
+                )
+        ax.set(
+            title=set_name,
+            xlabel="labelled frames per video",
+            xticks=range(w.shape[1]),
+            yticks=range(w.shape[0]),
+            xticklabels=w.columns,
+            yticklabels=w.index,
+        )
     fig.colorbar(image, ax=axes[0].tolist(), label="MAE (px)")
     fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
@@ -142,8 +203,13 @@ def plot_loss_curves(losses: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), dpi=120, sharey=True)
     for ax, name in zip(axes, ("loss_train", "loss_test")):
         for n, rows in losses[losses["metric"] == name].groupby("labelled_frames"):
-            ax.plot(rows["step"], rows["value"], marker="." if name == "loss_test" else None, color=colours[n],
-                    label=str(n))
+            ax.plot(
+                rows["step"],
+                rows["value"],
+                marker="." if name == "loss_test" else None,
+                color=colours[n],
+                label=str(n),
+            )
         ax.set(title=name.replace("loss_", "") + " loss", xlabel="epoch", yscale="log")
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("loss")

@@ -1,5 +1,4 @@
-"""Live training curves: DeepLabCut's learning_stats.csv streamed into an MLflow run while it trains.
-"""
+"""Live training curves: DeepLabCut's learning_stats.csv streamed into an MLflow run while it trains."""
 
 from __future__ import annotations
 
@@ -31,8 +30,11 @@ def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float =
     """
     client = MlflowClient()
     # A continued run (after a kill) already holds the epochs before the kill: each epoch is logged once.
-    logged = {(name, metric.step) for name in _TRAINING_METRIC_NAMES.values()
-              for metric in client.get_metric_history(run_id, name)}
+    logged = {
+        (name, metric.step)
+        for name in _TRAINING_METRIC_NAMES.values()
+        for metric in client.get_metric_history(run_id, name)
+    }
     stop = threading.Event()
 
     def copy_new_rows() -> None:
@@ -45,11 +47,13 @@ def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float =
             step = int(row.pop("step"))
             for name, value in row.items():
                 name = _TRAINING_METRIC_NAMES.get(name)
-                if name and value == value and (name, step) not in logged:  # NaN: not measured this epoch
+                if (
+                    name and value == value and (name, step) not in logged
+                ):  # NaN: not measured this epoch
                     batch.append(Metric(name, float(value), int(time.time() * 1000), step))
                     logged.add((name, step))
         for start in range(0, len(batch), 1000):
-            client.log_batch(run_id, metrics=batch[start:start + 1000])
+            client.log_batch(run_id, metrics=batch[start : start + 1000])
 
     def follow() -> None:
         while not stop.wait(every_s):

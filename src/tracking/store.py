@@ -21,10 +21,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.files import process_alive
 
-PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"   # set by the sweep callback for the jobs of a multirun
+PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"  # set by the sweep callback for the jobs of a multirun
 
 
-REUSED_PREFIX = "reused from run "           # tag model_source of a run whose model another run trained: + its id
+REUSED_PREFIX = (
+    "reused from run "  # tag model_source of a run whose model another run trained: + its id
+)
 
 
 def configure(mlflow_cfg: DictConfig) -> str:
@@ -52,7 +54,9 @@ def configure(mlflow_cfg: DictConfig) -> str:
         return client.get_experiment_by_name(str(mlflow_cfg.experiment)).experiment_id
 
 
-def flat_params(cfg: DictConfig, keys: list[str] | None = None, exclude: list[str] = ()) -> dict[str, str]:
+def flat_params(
+    cfg: DictConfig, keys: list[str] | None = None, exclude: list[str] = ()
+) -> dict[str, str]:
     """The composed configuration (its top-level ``keys``, less ``exclude``) as MLflow params: dotted keys."""
     flat: dict[str, str] = {}
 
@@ -64,8 +68,14 @@ def flat_params(cfg: DictConfig, keys: list[str] | None = None, exclude: list[st
             flat[prefix] = json.dumps(node) if isinstance(node, (list, dict)) else str(node)
 
     resolved = OmegaConf.to_container(cfg, resolve=True)
-    walk("", {k: v for k, v in resolved.items()
-              if k not in ("hydra", *exclude) and (keys is None or k in keys)})
+    walk(
+        "",
+        {
+            k: v
+            for k, v in resolved.items()
+            if k not in ("hydra", *exclude) and (keys is None or k in keys)
+        },
+    )
     return flat
 
 
@@ -77,7 +87,11 @@ def digest(obj: Any) -> str:
 def folder_version(root: Path, pattern: str = "**/*") -> str:
     """Hash of the relative paths and contents of every non-hidden file under ``root``."""
     root = Path(root)
-    files = sorted(p for p in root.glob(pattern) if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts))
+    files = sorted(
+        p
+        for p in root.glob(pattern)
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    )
     sha = hashlib.sha256()
     for path in files:
         sha.update(str(path.relative_to(root)).encode())
@@ -89,8 +103,12 @@ def folder_version(root: Path, pattern: str = "**/*") -> str:
 def git_commit() -> str:
     """The current commit, with ``-dirty`` when tracked files differ from it; 'unknown' outside git."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
     return commit + ("-dirty" if dirty else "")
@@ -101,7 +119,8 @@ def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run
     runs = MlflowClient().search_runs(
         [experiment_id],
         filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and attributes.status = 'FINISHED'",
-        order_by=["attributes.start_time DESC"], max_results=1,
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
     )
     return runs[0] if runs else None
 
@@ -134,8 +153,14 @@ def find_interrupted_run(experiment_id: str, model_key: str) -> mlflow.entities.
 def end_orphaned_runs(experiment_id: str) -> list[str]:
     """Mark KILLED the RUNNING runs of this host whose process is gone (a sweep killed mid-way); returns their ids."""
     client = MlflowClient()
-    orphans = [run for run in client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'")
-               if not is_live(run)]
+    orphans = [
+        run
+        for run in client.search_runs(
+            [experiment_id],
+            f"attributes.status = 'RUNNING' and tags.host = '{socket.gethostname()}'",
+        )
+        if not is_live(run)
+    ]
     for run in orphans:
         client.set_terminated(run.info.run_id, "KILLED")
     return [run.info.run_id for run in orphans]
@@ -147,17 +172,29 @@ def pipeline_parent_run(experiment_id: str, setup_key: str) -> str:
     Found by its ``pipeline_key`` tag, or created by the first condition; the report stage ends it.
     """
     client = MlflowClient()
-    found = client.search_runs([experiment_id], f"tags.pipeline_key = '{setup_key}'",
-                               order_by=["attributes.start_time DESC"], max_results=1)
+    found = client.search_runs(
+        [experiment_id],
+        f"tags.pipeline_key = '{setup_key}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if found:
         return found[0].info.run_id
-    return client.create_run(experiment_id, run_name="dvc pipeline", tags={
-        "pipeline_key": setup_key, "sweep": "dvc repro (labelled_frames: pipeline.conditions)",
-        "git_commit": git_commit()}).info.run_id
+    return client.create_run(
+        experiment_id,
+        run_name="dvc pipeline",
+        tags={
+            "pipeline_key": setup_key,
+            "sweep": "dvc repro (labelled_frames: pipeline.conditions)",
+            "git_commit": git_commit(),
+        },
+    ).info.run_id
 
 
 def finish(run_id: str, failed: bool) -> None:
-    MlflowClient().set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED))
+    MlflowClient().set_terminated(
+        run_id, RunStatus.to_string(RunStatus.FAILED if failed else RunStatus.FINISHED)
+    )
 
 
 def parent_run_id() -> str | None:

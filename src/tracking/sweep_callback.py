@@ -35,19 +35,33 @@ log = logging.getLogger(__name__)
 class MLflowSweepCallback(Callback):
     def __init__(self) -> None:
         self.parent_run_id: str | None = None
-        self.records: Path | None = None   # <sweep dir>/.sweep_jobs/<parent run id>/: one JSON per finished job
+        self.records: Path | None = (
+            None  # <sweep dir>/.sweep_jobs/<parent run id>/: one JSON per finished job
+        )
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         experiment_id = store.configure(config.mlflow)
         for run_id in store.end_orphaned_runs(experiment_id):
-            print(f"[sweep] marked KILLED: run {run_id}, left RUNNING by a process that is gone", flush=True)
+            print(
+                f"[sweep] marked KILLED: run {run_id}, left RUNNING by a process that is gone",
+                flush=True,
+            )
         sweep = ", ".join(f"{k}={v}" for k, v in config.hydra.sweeper.params.items())
-        run = MlflowClient().create_run(experiment_id, run_name=f"sweep {sweep}", tags=store.process_tags() | {
-            "git_commit": store.git_commit(), "sweep": sweep,
-            "sweep_overrides": " ".join(config.hydra.overrides.task)})
+        run = MlflowClient().create_run(
+            experiment_id,
+            run_name=f"sweep {sweep}",
+            tags=store.process_tags()
+            | {
+                "git_commit": store.git_commit(),
+                "sweep": sweep,
+                "sweep_overrides": " ".join(config.hydra.overrides.task),
+            },
+        )
         self.parent_run_id = run.info.run_id
         os.environ[store.PARENT_RUN_ENV] = self.parent_run_id
-        self.records = Path(str(config.hydra.sweep.dir)).resolve() / ".sweep_jobs" / self.parent_run_id
+        self.records = (
+            Path(str(config.hydra.sweep.dir)).resolve() / ".sweep_jobs" / self.parent_run_id
+        )
         self.records.mkdir(parents=True, exist_ok=True)
         atexit.register(self.close)  # a failed job makes Hydra raise before on_multirun_end
 
@@ -58,17 +72,25 @@ class MLflowSweepCallback(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         swept = config.hydra.sweeper.params or {}
-        overrides = " ".join(f"{key}={OmegaConf.select(config, key)}" for key in swept) or " ".join(job_return.overrides or [])
+        overrides = " ".join(f"{key}={OmegaConf.select(config, key)}" for key in swept) or " ".join(
+            job_return.overrides or []
+        )
         if job_return.status == JobStatus.COMPLETED:
             record = {"job": overrides, "status": "finished", **(job_return.return_value or {})}
             print(f"[sweep] {overrides}: finished", flush=True)
         else:
             error = job_return._return_value
-            record = {"job": overrides, "status": "FAILED", "error": f"{type(error).__name__}: {error}"}
+            record = {
+                "job": overrides,
+                "status": "FAILED",
+                "error": f"{type(error).__name__}: {error}",
+            }
             print(f"[sweep] {overrides}: FAILED ({type(error).__name__}: {error})", flush=True)
         if self.records is not None:
             num = int(OmegaConf.select(config, "hydra.job.num", default=0) or 0)
-            (self.records / f"{num:05d}.json").write_text(json.dumps({"num": num, **record}, default=float), encoding="utf-8")
+            (self.records / f"{num:05d}.json").write_text(
+                json.dumps({"num": num, **record}, default=float), encoding="utf-8"
+            )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         self.close()
@@ -80,7 +102,9 @@ class MLflowSweepCallback(Callback):
         run_id, self.parent_run_id = self.parent_run_id, None
         os.environ.pop(store.PARENT_RUN_ENV, None)
         files = sorted(self.records.glob("*.json")) if self.records is not None else []
-        summary = pd.DataFrame([json.loads(f.read_text(encoding="utf-8")) for f in files]).drop(columns="num", errors="ignore")
+        summary = pd.DataFrame([json.loads(f.read_text(encoding="utf-8")) for f in files]).drop(
+            columns="num", errors="ignore"
+        )
         if self.records is not None:
             shutil.rmtree(self.records, ignore_errors=True)
         failed = summary[summary["status"] == "FAILED"] if len(summary) else summary
@@ -89,6 +113,9 @@ class MLflowSweepCallback(Callback):
             summary.to_csv(path, index=False, float_format="%.4f")
             MlflowClient().log_artifact(run_id, str(path))
         store.finish(run_id, failed=len(failed) > 0 or len(summary) == 0)
-        print(f"[sweep] {len(summary) - len(failed)} of {len(summary)} jobs finished; MLflow parent run {run_id}", flush=True)
+        print(
+            f"[sweep] {len(summary) - len(failed)} of {len(summary)} jobs finished; MLflow parent run {run_id}",
+            flush=True,
+        )
         for row in failed.itertuples():
             print(f"[sweep] FAILED {row.job}: {row.error}", flush=True)

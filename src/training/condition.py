@@ -49,56 +49,111 @@ def train(cfg: DictConfig) -> dict[str, float]:
     """
     condition = load_condition(cfg)  # checks the configuration first
     engine.set_threads(int(cfg.training.threads))
-    n_frames, facts, prepared_dir = condition.labelled_frames, condition.facts, condition.prepared_dir
-    initial = initial_model(cfg) if n_frames == 0 or cfg.weights.kind in ("pretrained", "snapshot") else None
+    n_frames, facts, prepared_dir = (
+        condition.labelled_frames,
+        condition.facts,
+        condition.prepared_dir,
+    )
+    initial = (
+        initial_model(cfg)
+        if n_frames == 0 or cfg.weights.kind in ("pretrained", "snapshot")
+        else None
+    )
     versions = {
         "data_version": store.folder_version(Path(facts["source"])),
         "prepared_version": store.folder_version(prepared_dir, "*.csv"),
         "split": store.folder_version(prepared_dir, "split.csv"),
     }
     # What every condition of a sweep shares; with the condition it identifies the trained model.
-    setup = versions | {name: OmegaConf.to_container(cfg[name], resolve=True) for name in ("model", "training", "weights")}
+    setup = versions | {
+        name: OmegaConf.to_container(cfg[name], resolve=True)
+        for name in ("model", "training", "weights")
+    }
     snapshot = initial.snapshot("last") if initial else None
-    setup["initial_snapshot"] = store.folder_version(snapshot.parent, snapshot.name) if snapshot else None
+    setup["initial_snapshot"] = (
+        store.folder_version(snapshot.parent, snapshot.name) if snapshot else None
+    )
     model_key = store.digest(setup | {"labelled_frames": n_frames})
 
     experiment_id = store.configure(cfg.mlflow)
-    work = Path(cfg.paths.models_dir) / cfg.data.name / f"frames{n_frames}-{cfg.model.name}-{model_key}"
+    work = (
+        Path(cfg.paths.models_dir)
+        / cfg.data.name
+        / f"frames{n_frames}-{cfg.model.name}-{model_key}"
+    )
     # One process at a time trains a given model in this checkout: a concurrent sweep asking for the same
     # condition waits, then reuses the finished run instead of training it twice in the same folder.
     with locked(work.with_name(f".{work.name}.lock")):
-        previous = None if cfg.retrain or n_frames == 0 else store.find_finished_run(experiment_id, model_key)
+        previous = (
+            None
+            if cfg.retrain or n_frames == 0
+            else store.find_finished_run(experiment_id, model_key)
+        )
         if previous is None and n_frames > 0 and cfg.get("evaluate_only"):
-            raise DataError(f"no finished MLflow run holds a model for labelled_frames={n_frames} with this "
-                            f"configuration and data (model_key {model_key}); train it first, e.g. "
-                            "`python -m src.train +sweep=frames`.")
-        interrupted = None if previous or n_frames == 0 else store.find_interrupted_run(experiment_id, model_key)
+            raise DataError(
+                f"no finished MLflow run holds a model for labelled_frames={n_frames} with this "
+                f"configuration and data (model_key {model_key}); train it first, e.g. "
+                "`python -m src.train +sweep=frames`."
+            )
+        interrupted = (
+            None
+            if previous or n_frames == 0
+            else store.find_interrupted_run(experiment_id, model_key)
+        )
         parent = store.parent_run_id()
         if parent is None and not cfg.evaluate:
             parent = store.pipeline_parent_run(experiment_id, store.digest(setup))
-        tags = versions | store.process_tags() | {
-            "git_commit": store.git_commit(), "model_key": model_key, "labelled_frames": str(n_frames)}
-        return run_condition(cfg, condition, initial, previous, interrupted, work, experiment_id, parent, tags)
+        tags = (
+            versions
+            | store.process_tags()
+            | {
+                "git_commit": store.git_commit(),
+                "model_key": model_key,
+                "labelled_frames": str(n_frames),
+            }
+        )
+        return run_condition(
+            cfg, condition, initial, previous, interrupted, work, experiment_id, parent, tags
+        )
 
 
-def run_condition(cfg: DictConfig, condition: Condition, initial: engine.Model | None, previous, interrupted, work: Path,
-                  experiment_id: str, parent: str | None, tags: dict[str, str]) -> dict[str, float]:
+def run_condition(
+    cfg: DictConfig,
+    condition: Condition,
+    initial: engine.Model | None,
+    previous,
+    interrupted,
+    work: Path,
+    experiment_id: str,
+    parent: str | None,
+    tags: dict[str, str],
+) -> dict[str, float]:
     """The MLflow run of one condition: a new run, or the interrupted one continued (same run id)."""
     n_frames = condition.labelled_frames
     if n_frames == 0:
         source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
     else:
         source = store.REUSED_PREFIX + previous.info.run_id if previous is not None else "trained"
-    tags = tags | {"model_source": source}  # set first: a run killed at once is still found and continued
+    tags = tags | {
+        "model_source": source
+    }  # set first: a run killed at once is still found and continued
     if interrupted is not None:
         run = mlflow.start_run(run_id=interrupted.info.run_id)
         attempt = int(interrupted.data.tags.get("attempt", "1")) + 1
-        mlflow.set_tags(tags | {"attempt": str(attempt)} | ({"mlflow.parentRunId": parent} if parent else {}))
-        print(f"labelled_frames={n_frames}: continuing interrupted MLflow run {run.info.run_id} (attempt {attempt})",
-              flush=True)
+        mlflow.set_tags(
+            tags | {"attempt": str(attempt)} | ({"mlflow.parentRunId": parent} if parent else {})
+        )
+        print(
+            f"labelled_frames={n_frames}: continuing interrupted MLflow run {run.info.run_id} (attempt {attempt})",
+            flush=True,
+        )
     else:
-        run = mlflow.start_run(experiment_id=experiment_id, run_name=f"frames={n_frames}",
-                               parent_run_id=parent, tags=tags | {"attempt": "1"})
+        run = mlflow.start_run(
+            experiment_id=experiment_id,
+            run_name=f"frames={n_frames}",
+            parent_run_id=parent,
+            tags=tags | {"attempt": "1"},
+        )
     with run:
         # Evaluation settings are tags, not params: the evaluate stage may re-evaluate this run with others.
         params = store.flat_params(cfg, exclude=["evaluation", "report"])
@@ -110,16 +165,30 @@ def run_condition(cfg: DictConfig, condition: Condition, initial: engine.Model |
         elif previous is not None:
             model = download_model(previous.info.run_id, work / "reused")
         else:
-            model = train_condition(cfg, condition, initial, work, run.info.run_id, resume=interrupted is not None)
+            model = train_condition(
+                cfg, condition, initial, work, run.info.run_id, resume=interrupted is not None
+            )
         if cfg.evaluate:
             return evaluate_model(cfg, condition, model)
         folder = pipeline_model_dir(cfg)
         with atomic_directory(folder) as staging:
             engine.save_model(model, staging)
-            (staging / "run.yaml").write_text(yaml.safe_dump({
-                "run_id": run.info.run_id, "experiment_id": experiment_id, "labelled_frames": n_frames,
-                "model_key": tags["model_key"]}, sort_keys=False), encoding="utf-8")
-        print(f"labelled_frames={n_frames}: model saved to {folder} (MLflow run {run.info.run_id})", flush=True)
+            (staging / "run.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "run_id": run.info.run_id,
+                        "experiment_id": experiment_id,
+                        "labelled_frames": n_frames,
+                        "model_key": tags["model_key"],
+                    },
+                    sort_keys=False,
+                ),
+                encoding="utf-8",
+            )
+        print(
+            f"labelled_frames={n_frames}: model saved to {folder} (MLflow run {run.info.run_id})",
+            flush=True,
+        )
         return {}
 
 
@@ -129,49 +198,92 @@ def initial_model(cfg: DictConfig) -> engine.Model:
     if kind == "pretrained":
         folder = ensure_pretrained(cfg)
         meta = yaml.safe_load((folder / "pretrained.yaml").read_text(encoding="utf-8"))
-        return engine.Model(folder / "pytorch_config.yaml", {"last": folder / "snapshot.pt"}, list(meta["bodyparts"]))
+        return engine.Model(
+            folder / "pytorch_config.yaml",
+            {"last": folder / "snapshot.pt"},
+            list(meta["bodyparts"]),
+        )
     if kind == "snapshot":
         snapshot = Path(cfg.weights.path)
         pose_config = snapshot.parent / "pytorch_config.yaml"
-        for path, what in ((snapshot, "weights.path"), (pose_config, "the snapshot's pytorch_config.yaml")):
+        for path, what in (
+            (snapshot, "weights.path"),
+            (pose_config, "the snapshot's pytorch_config.yaml"),
+        ):
             if not path.is_file():
-                raise DataError(f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
-                                "inside its model's train/ folder.")
+                raise DataError(
+                    f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
+                    "inside its model's train/ folder."
+                )
         bodyparts = engine.read_pose_config(pose_config)["metadata"]["bodyparts"]
         return engine.Model(pose_config, {"last": snapshot}, list(bodyparts))
-    raise DataError(f"labelled_frames=0 evaluates the initial model, but weights={kind} has no trained pose heads; "
-                    "choose weights=healthy_adults or weights=snapshot for condition 0.")
+    raise DataError(
+        f"labelled_frames=0 evaluates the initial model, but weights={kind} has no trained pose heads; "
+        "choose weights=healthy_adults or weights=snapshot for condition 0."
+    )
 
 
-def train_condition(cfg, condition: Condition, initial: engine.Model | None, work: Path, run_id: str,
-                    resume: bool = False) -> engine.Model:
+def train_condition(
+    cfg,
+    condition: Condition,
+    initial: engine.Model | None,
+    work: Path,
+    run_id: str,
+    resume: bool = False,
+) -> engine.Model:
     """Build the DeepLabCut training set of the condition, train it, log the model; returns it.
 
     ``resume``: continue an interrupted training from its newest snapshot in ``work`` when there is one.
     """
     facts = condition.facts
     trained_on = condition.frames[condition.frames["set"].isin(["train", "test"])]
-    training_set, pose_config, updates = engine.prepare_training(condition.prepared_dir, facts, trained_on, condition.labels,
-                                                              work / "project", cfg.model, cfg.training, reuse=resume)
+    training_set, pose_config, updates = engine.prepare_training(
+        condition.prepared_dir,
+        facts,
+        trained_on,
+        condition.labels,
+        work / "project",
+        cfg.model,
+        cfg.training,
+        reuse=resume,
+    )
     resume_from = engine.resume_point(training_set.model_folder) if resume else None
     if resume_from is not None:
-        print(f"labelled_frames={condition.labelled_frames}: resuming training from {resume_from.name} "
-              f"(epoch {engine.snapshot_epoch(resume_from)} of {updates['train_settings.epochs']})", flush=True)
-    mlflow.log_params({"derived.epochs": updates["train_settings.epochs"], "derived.n_train_images": training_set.n_train,
-                       "derived.n_test_images": training_set.n_test})
+        print(
+            f"labelled_frames={condition.labelled_frames}: resuming training from {resume_from.name} "
+            f"(epoch {engine.snapshot_epoch(resume_from)} of {updates['train_settings.epochs']})",
+            flush=True,
+        )
+    mlflow.log_params(
+        {
+            "derived.epochs": updates["train_settings.epochs"],
+            "derived.n_train_images": training_set.n_train,
+            "derived.n_test_images": training_set.n_test,
+        }
+    )
 
     kind = cfg.weights.kind
     if kind in ("pretrained", "snapshot"):
-        conversion = [initial.bodyparts.index(b) for b in facts["bodyparts"]] \
-            if set(facts["bodyparts"]) <= set(initial.bodyparts) else None
+        conversion = (
+            [initial.bodyparts.index(b) for b in facts["bodyparts"]]
+            if set(facts["bodyparts"]) <= set(initial.bodyparts)
+            else None
+        )
         if conversion is None:
-            log.warning("the initial model predicts %s, the data %s: only its backbone is transferred",
-                        initial.bodyparts, facts["bodyparts"])
+            log.warning(
+                "the initial model predicts %s, the data %s: only its backbone is transferred",
+                initial.bodyparts,
+                facts["bodyparts"],
+            )
         weight_init = engine.weight_init(initial.snapshot("last"), conversion)
     elif kind in ("random", "hub"):
-        weight_init = engine.fresh_weight_init(kind, pose_config, work / "random-init.pt", int(cfg.seed))
+        weight_init = engine.fresh_weight_init(
+            kind, pose_config, work / "random-init.pt", int(cfg.seed)
+        )
     else:
-        raise DataError(f"weights.kind={kind!r} is unknown; use weights=healthy_adults|snapshot|random|hub.")
+        raise DataError(
+            f"weights.kind={kind!r} is unknown; use weights=healthy_adults|snapshot|random|hub."
+        )
 
     train_dir = training_set.model_folder / "train"
     with live_curves.streaming_learning_stats(run_id, train_dir / "learning_stats.csv"):
@@ -179,12 +291,20 @@ def train_condition(cfg, condition: Condition, initial: engine.Model | None, wor
 
     found = engine.snapshots(training_set.model_folder)
     mlflow.set_tag("best_snapshot", found["best"].name)
-    kept = {"last": found["last"]} | ({"best": found["best"]} if found["best"] != found["last"] else {})
-    with atomic_directory(work / "model") as export:  # the MLflow artifact model/: weights without optimizer state
-        engine.save_model(engine.Model(training_set.pose_config, kept, list(facts["bodyparts"])), export)
+    kept = {"last": found["last"]} | (
+        {"best": found["best"]} if found["best"] != found["last"] else {}
+    )
+    with atomic_directory(
+        work / "model"
+    ) as export:  # the MLflow artifact model/: weights without optimizer state
+        engine.save_model(
+            engine.Model(training_set.pose_config, kept, list(facts["bodyparts"])), export
+        )
         if (train_dir / "learning_stats.csv").is_file():
             shutil.copyfile(train_dir / "learning_stats.csv", export / "learning_stats.csv")
-        export_project_config(training_set.project_config, export / "project_config.yaml", privacy.from_config(cfg))
+        export_project_config(
+            training_set.project_config, export / "project_config.yaml", privacy.from_config(cfg)
+        )
     mlflow.log_artifacts(str(work / "model"), artifact_path="model")
     if (work / "model" / "learning_stats.csv").is_file():
         with tempfile.TemporaryDirectory() as tmp:
@@ -196,8 +316,10 @@ def train_condition(cfg, condition: Condition, initial: engine.Model | None, wor
 def export_project_config(project_config: Path, path: Path, pseudonyms: privacy.Pseudonyms) -> Path:
     """DeepLabCut's project config.yaml with its videos named by pseudonym: this copy goes to MLflow."""
     config = yaml.safe_load(Path(project_config).read_text(encoding="utf-8"))
-    config["video_sets"] = {str(Path(video).with_stem(pseudonyms(Path(video).stem, "video"))): crop
-                            for video, crop in (config.get("video_sets") or {}).items()}
+    config["video_sets"] = {
+        str(Path(video).with_stem(pseudonyms(Path(video).stem, "video"))): crop
+        for video, crop in (config.get("video_sets") or {}).items()
+    }
     path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     pseudonyms.save()
     return path

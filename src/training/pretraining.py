@@ -30,17 +30,22 @@ log = logging.getLogger(__name__)
 def pretraining_config(cfg: DictConfig) -> DictConfig:
     """The config of the pre-training: the pre-training data and frames, the conditions' model and profile."""
     pre = cfg.pretraining
-    return OmegaConf.merge(cfg, {
-        "data": OmegaConf.to_container(pre.data, resolve=True),
-        "frames": {"max_train_frames_per_video": int(pre.frames_per_video)},
-        "training": {"iterations": int(pre.iterations)},
-    })
+    return OmegaConf.merge(
+        cfg,
+        {
+            "data": OmegaConf.to_container(pre.data, resolve=True),
+            "frames": {"max_train_frames_per_video": int(pre.frames_per_video)},
+            "training": {"iterations": int(pre.iterations)},
+        },
+    )
 
 
 def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
     """What identifies a pre-trained model: its settings and the hash of its raw data."""
-    settings = {name: OmegaConf.to_container(pre_cfg[name], resolve=True)
-                for name in ("pretraining", "frames", "split", "model", "training")}
+    settings = {
+        name: OmegaConf.to_container(pre_cfg[name], resolve=True)
+        for name in ("pretraining", "frames", "split", "model", "training")
+    }
     return store.digest(settings | {"data_version": data_version})
 
 
@@ -49,7 +54,9 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
     pre_cfg = pretraining_config(cfg)
     data_version = store.folder_version(Path(pre_cfg.data.root))
     key = pretrained_key(pre_cfg, data_version)
-    folder = Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
+    folder = (
+        Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
+    )
     if (folder / "pretrained.yaml").is_file():
         return folder
     # The parallel jobs of a fresh sweep all need it: one trains it, the others wait for it and take it.
@@ -59,11 +66,15 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
     return folder
 
 
-def pretrain(cfg: DictConfig, pre_cfg: DictConfig, folder: Path, key: str, data_version: str) -> None:
+def pretrain(
+    cfg: DictConfig, pre_cfg: DictConfig, folder: Path, key: str, data_version: str
+) -> None:
     """Train the initial model on the pre-training cohort and save it to ``folder`` (and to MLflow)."""
     if not Path(pre_cfg.data.root).exists():
-        raise DataError(f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
-                        "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub).")
+        raise DataError(
+            f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
+            "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub)."
+        )
     prepared_dir = prepare(pre_cfg)
     facts, selection, labels = read_prepared(prepared_dir)
     # Everything selected trains except DeepLabCut's test frames (development test + generalisation).
@@ -71,26 +82,53 @@ def pretrain(cfg: DictConfig, pre_cfg: DictConfig, folder: Path, key: str, data_
 
     work = folder.with_name(folder.name + ".work")
     if pre_cfg.pretraining.weights not in ("random", "hub"):
-        raise DataError(f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub.")
-    training_set, pose_config, updates = engine.prepare_training(prepared_dir, facts, selection, labels, work / "project",
-                                                              pre_cfg.model, pre_cfg.training)
-    weight_init = engine.fresh_weight_init(pre_cfg.pretraining.weights, pose_config, work / "random-init.pt", int(cfg.seed))
+        raise DataError(
+            f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub."
+        )
+    training_set, pose_config, updates = engine.prepare_training(
+        prepared_dir, facts, selection, labels, work / "project", pre_cfg.model, pre_cfg.training
+    )
+    weight_init = engine.fresh_weight_init(
+        pre_cfg.pretraining.weights, pose_config, work / "random-init.pt", int(cfg.seed)
+    )
 
-    experiment_id = store.configure(OmegaConf.merge(cfg.mlflow, {"experiment": f"pretraining-{facts['name']}"}))
-    with mlflow.start_run(experiment_id=experiment_id, run_name=f"pretrain {cfg.model.name}",
-                          tags={"git_commit": store.git_commit(), "pretrained_key": key,
-                                "data_version": data_version}) as run:
-        mlflow.log_params(store.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"]))
-        with live_curves.streaming_learning_stats(run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"):
+    experiment_id = store.configure(
+        OmegaConf.merge(cfg.mlflow, {"experiment": f"pretraining-{facts['name']}"})
+    )
+    with mlflow.start_run(
+        experiment_id=experiment_id,
+        run_name=f"pretrain {cfg.model.name}",
+        tags={
+            "git_commit": store.git_commit(),
+            "pretrained_key": key,
+            "data_version": data_version,
+        },
+    ) as run:
+        mlflow.log_params(
+            store.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"])
+        )
+        with live_curves.streaming_learning_stats(
+            run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"
+        ):
             engine.train(training_set, updates, weight_init)
         snapshot = engine.snapshots(training_set.model_folder)["last"]
         with atomic_directory(folder) as staging:
             shutil.copyfile(training_set.pose_config, staging / "pytorch_config.yaml")
             engine.save_weights_only(snapshot, staging / "snapshot.pt")
-            (staging / "pretrained.yaml").write_text(yaml.safe_dump({
-                "bodyparts": facts["bodyparts"], "key": key, "mlflow_run_id": run.info.run_id,
-                "data": facts["name"], "model": cfg.model.name, "iterations": int(pre_cfg.training.iterations),
-            }, sort_keys=False), encoding="utf-8")
+            (staging / "pretrained.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "bodyparts": facts["bodyparts"],
+                        "key": key,
+                        "mlflow_run_id": run.info.run_id,
+                        "data": facts["name"],
+                        "model": cfg.model.name,
+                        "iterations": int(pre_cfg.training.iterations),
+                    },
+                    sort_keys=False,
+                ),
+                encoding="utf-8",
+            )
         mlflow.log_artifacts(str(folder), artifact_path="model")
     shutil.rmtree(work, ignore_errors=True)
     log.info("pre-trained model in %s", folder)
