@@ -1,18 +1,23 @@
-"""Video analysis throughput of src.analyze against DeepLabCut's own analyze_videos, same model and video.
+"""Video analysis throughput of src.analyze against DeepLabCut's analyze_videos, same model, video.
 
-    .venv/bin/python -m benchmarks.analyze --frames 20 --video data/synthetic/clinical/videos/P02_S1.mp4 --repeats 5
+    .venv/bin/python -m benchmarks.analyze --frames 20 \\
+        --video data/synthetic/clinical/videos/P02_S1.mp4 --repeats 5
 
-The model is the best FINISHED run of condition ``--frames`` in the repository's MLflow store (its artifact
-``model/``). DeepLabCut needs a project: one is written in a temporary folder around the same snapshot
-(config.yaml, dlc-models-pytorch/.../train/pytorch_config.yaml + snapshot, test/pose_cfg.yaml). Two timings:
+The model is the best FINISHED run of condition ``--frames`` in the repository's MLflow store (its
+artifact ``model/``). DeepLabCut needs a project: one is written in a temporary folder around the
+same snapshot (config.yaml, dlc-models-pytorch/.../train/pytorch_config.yaml + snapshot,
+test/pose_cfg.yaml). Two timings:
 
-* analysis: in one process, after imports, alternating; DeepLabCut's ``analyze_videos(config, [video],
-  destfolder=tmp, batch_size=8)`` against src.analyze's ``inference_runner`` + ``track_video`` (the same
-  work: build the runner, run the video, write H5 + CSV). Frames per second, median of the repeats.
-* whole command: ``python -m src.analyze`` (model download, tracking, result movie, features, plots, a new
-  MLflow run in a temporary store) against a ``python -c`` that runs ``deeplabcut.analyze_videos`` alone.
+* analysis: in one process, after imports, alternating; DeepLabCut's ``analyze_videos(config,
+  [video], destfolder=tmp, batch_size=8)`` against src.analyze's
+  ``engine.video_inference_runner`` + ``track_video`` (the same work: build the runner, run the
+  video, write H5 + CSV). Frames per second, median of the repeats.
+* whole command: ``python -m src.analyze`` (model download, tracking, result movie, features,
+  plots, a new MLflow run in a temporary store) against a ``python -c`` that runs
+  ``deeplabcut.analyze_videos`` alone.
 
-Writes benchmarks/results/analyze.md. Nothing is written beside the video or into the repository's store.
+Writes benchmarks/results/analyze.md. Nothing is written beside the video or into the repository's
+store.
 """
 
 from __future__ import annotations
@@ -28,14 +33,9 @@ from pathlib import Path
 import yaml
 
 from benchmarks import REPO, timed
-from src.analysis.videos import (
-    VideoInfo,
-    download_model_and_skeleton,
-    find_model_run,
-    inference_runner,
-    read_video_info,
-    track_video,
-)
+from src.analysis.model_choice import download_model_and_skeleton, find_model_run
+from src.analysis.per_video import Tracker, track_video
+from src.analysis.videos import VideoInfo, read_video_info
 from src.engine import pytorch as engine
 
 
@@ -120,8 +120,8 @@ def main() -> None:
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir()
         start = time.perf_counter()
-        runner = inference_runner(model, "best", args.batch_size, "cpu")
-        table, _ = track_video(runner, pose_config, info, out, scorer)
+        runner = engine.video_inference_runner(model, "best", args.batch_size, "cpu")
+        table, _ = track_video(Tracker(runner, pose_config, scorer), info, out)
         seconds = time.perf_counter() - start
         assert len(table) == info.n_frames
         return info.n_frames / seconds

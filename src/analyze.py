@@ -1,15 +1,23 @@
-"""Analyse videos with a trained model: DeepLabCut's predictions, result movies, time series and features.
+"""Analyse videos with a trained model: DeepLabCut's predictions, result movies, time series and
+features.
 
-    python -m src.analyze analysis.labelled_frames=20 'analysis.videos=[/path/to/videos]'   # best run of a condition
-    python -m src.analyze analysis.run_id=<MLflow run id> 'analysis.videos=[a.mp4,b.mp4]'   # one model run
-    python -m src.analyze analysis.labelled_frames=20 analysis.compare_ground_truth=true    # synthetic: angle errors
+    # the best run of a condition
+    python -m src.analyze analysis.labelled_frames=20 'analysis.videos=[/path/to/videos]'
+    # one model run
+    python -m src.analyze analysis.run_id=<MLflow run id> 'analysis.videos=[a.mp4,b.mp4]'
+    # synthetic: angle errors
+    python -m src.analyze analysis.labelled_frames=20 analysis.compare_ground_truth=true
 
-Per video, under ``<analysis.output_dir>/<model run id>/<video name>/`` (the data folder: names there may
-identify people): DeepLabCut's predictions ``<video>DLC_<scorer>.h5/.csv`` (and ``_filtered`` with a filter),
-the result movie ``<video>DLC_<scorer>_labeled.mp4``, ``features.csv`` (joint angles, angular velocities,
-normalised distances per frame), ``frequencies.csv`` and plots. One new MLflow run per analysis, in the model's
-experiment, tagged ``model_run_id`` (not nested: the report reads a sweep's children as its conditions); what it
-logs names videos only by pseudonym, and movies and frames only when ``data.log_media`` is true.
+Per video, under ``<analysis.output_dir>/<model run id>/<video name>/`` (the data folder: names
+there may identify people): DeepLabCut's predictions ``<video>DLC_<scorer>.h5/.csv`` (and
+``_filtered`` with a filter), the result movie ``<video>DLC_<scorer>_labeled.mp4``,
+``features.csv`` (joint angles, angular velocities, normalised distances per frame),
+``frequencies.csv`` and plots. One new MLflow run per analysis, in the model's experiment, tagged
+``model_run_id`` (not nested: the report reads a sweep's children as its conditions); what it logs
+names videos only by pseudonym, and movies and frames only when ``data.log_media`` is true.
+
+The work is done in src/analysis: ``run`` (the steps and the MLflow run), ``model_choice``,
+``videos``, ``per_video``, ``movies``, ``features`` and ``ground_truth``.
 """
 
 from __future__ import annotations
@@ -19,7 +27,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from src.analysis.videos import analyze
+from src.analysis.run import analyze
 from src.errors import exit_on_data_error
 
 log = logging.getLogger(__name__)

@@ -1,8 +1,10 @@
-"""src.analyze and src.features: features on known geometry, and real video analysis of a tiny trained model.
+"""src.analyze and src.analysis: features on known geometry, and real video analysis of a tiny
+trained model.
 
-The fast tests check the features and the drawing on arrays whose answer is known. The slow ones train a tiny
-model with real DeepLabCut into a real MLflow store under tmp_path, analyse the tiny cohort's real videos and
-check the files, the MLflow run and what it must not contain (real video names, media when not allowed).
+The fast tests check the features and the drawing on arrays whose answer is known. The slow ones
+train a tiny model with real DeepLabCut into a real MLflow store under tmp_path, analyse the tiny
+cohort's real videos and check the files, the MLflow run and what it must not contain (real video
+names, media when not allowed).
 """
 
 from __future__ import annotations
@@ -17,17 +19,11 @@ from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
 from src.analysis import features
-from src.analysis.videos import (
-    analyze,
-    bodypart_colours,
-    check_output_dir,
-    collect_videos,
-    download_model_and_skeleton,
-    draw_pose,
-    filter_predictions,
-    find_model_run,
-    read_video_info,
-)
+from src.analysis.model_choice import download_model_and_skeleton, find_model_run
+from src.analysis.movies import MovieStyle, bodypart_colours, draw_pose
+from src.analysis.run import analyze
+from src.analysis.videos import check_output_dir, collect_videos, read_video_info
+from src.engine.pytorch import filter_predictions
 from src.errors import DataError
 from src.training.condition import train
 from tests.conftest import compose_config, tiny_overrides, tiny_project, tree_checksums
@@ -35,11 +31,12 @@ from tests.conftest import compose_config, tiny_overrides, tiny_project, tree_ch
 BODYPARTS = ["shoulder", "elbow", "wrist", "hip"]
 
 
-# --- features on known geometry -----------------------------------------------------------------------
+# --- features on known geometry -------------------------------------------------------------------
 
 
 def test_joint_angle_of_known_geometry_and_invariant_to_scale_rotation_shift():
-    # frame 0: right angle at the elbow; frame 1: straight arm; frame 2: 45 degrees; frame 3: wrist missing
+    # frame 0: right angle at the elbow; frame 1: straight arm; frame 2: 45 degrees;
+    # frame 3: wrist missing
     xy = np.array(
         [
             [[0, 0], [10, 0], [10, 10], [0, 20]],
@@ -66,7 +63,8 @@ def test_angular_velocity_in_degrees_per_second():
 
 
 def test_normalised_distances_known_and_unchanged_when_the_body_is_scaled():
-    # shoulders at y=0, hips at y=20 (body size 20), centre (5, 10); the wrist 20 px right of the centre.
+    # shoulders at y=0, hips at y=20 (body size 20), centre (5, 10); the wrist 20 px right of the
+    # centre.
     names = ["right_shoulder", "left_shoulder", "right_hip", "left_hip", "wrist"]
     xy = np.array([[[0, 0], [10, 0], [0, 20], [10, 20], [25, 10]]] * 5, dtype=float)
     args = (
@@ -97,7 +95,8 @@ def test_dominant_frequency_of_a_sinusoid_with_drift_and_a_gap():
 
 
 def test_features_on_ground_truth_tracks_equal_the_angles_of_the_poses():
-    """feature_table puts joint_angle's values in the named columns, with velocity and distances beside."""
+    """feature_table puts joint_angle's values in the named columns, with velocity and distances
+    beside."""
     names = [
         "right_shoulder",
         "right_elbow",
@@ -129,7 +128,7 @@ def test_features_on_ground_truth_tracks_equal_the_angles_of_the_poses():
     assert {f"distance_{n}_norm" for n in names} <= set(table)
 
 
-# --- drawing, filtering, bad input ----------------------------------------------------------------------
+# --- drawing, filtering, bad input ----------------------------------------------------------------
 
 
 def test_points_under_the_pcutoff_are_not_drawn_nor_their_skeleton_lines():
@@ -138,7 +137,8 @@ def test_points_under_the_pcutoff_are_not_drawn_nor_their_skeleton_lines():
         [[10, 10, 0.9], [30, 10, 0.9], [50, 30, 0.2]]
     )  # the third point is under the cutoff
     colours = bodypart_colours(3)
-    drawn = draw_pose(frame.copy(), pose, ["a", "b", "c"], [["a", "b"], ["b", "c"]], 0.6, colours)
+    style = MovieStyle(["a", "b", "c"], [["a", "b"], ["b", "c"]], 0.6, colours)
+    drawn = draw_pose(frame.copy(), pose, style)
     assert tuple(drawn[10, 10]) == colours[0] and tuple(drawn[10, 30]) == colours[1]
     assert (drawn[10, 20] > 200).all()  # the (anti-aliased) white line a-b
     assert not drawn[27:34, 47:54].any()  # no point c
@@ -175,7 +175,7 @@ def test_missing_and_corrupt_videos_are_named(tmp_path):
         check_output_dir(tmp_path / "out", [corrupt], None)
 
 
-# --- real DeepLabCut, real MLflow ---------------------------------------------------------------------
+# --- real DeepLabCut, real MLflow -----------------------------------------------------------------
 
 
 def configured(root: Path, *overrides: str):
@@ -184,7 +184,8 @@ def configured(root: Path, *overrides: str):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    """The tiny cohort, prepared, and condition 2 trained from random weights: (root, training run id, checksums)."""
+    """The tiny cohort, prepared, and condition 2 trained from random weights: (root, training
+    run id, checksums)."""
     root = tmp_path_factory.mktemp("analyze")
     cfg = tiny_project(root, "weights=random", "labelled_frames=2")
     train(cfg)
@@ -196,7 +197,8 @@ def trained(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def analysed(trained):
-    """The generalisation videos analysed with the best run of condition 2, media allowed, compared with ground truth."""
+    """The generalisation videos analysed with the best run of condition 2, media allowed,
+    compared with ground truth."""
     root, _, _ = trained
     cfg = configured(
         root,
@@ -329,7 +331,8 @@ def test_runs_without_a_stored_model_are_refused_with_the_fix(trained):
             find_model_run(OmegaConf.create({"run_id": empty.info.run_id}), experiment_id),
             root / "download",
         )
-    # A run that reused the model and scores better is chosen; its weights come from the training run.
+    # A run that reused the model and scores better is chosen; its weights come from the training
+    # run.
     reused = client.create_run(
         experiment_id,
         tags={"labelled_frames": "2", "model_source": f"reused from run {training_run_id}"},

@@ -1,0 +1,196 @@
+"""One video's analysis: DeepLabCut's predictions (filtered on request), its features, plots and
+result movie, written atomically into the video's output folder."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from omegaconf import DictConfig, OmegaConf
+
+from src.analysis import features
+from src.analysis.movies import MovieStyle, write_movie
+from src.analysis.videos import VideoInfo
+from src.engine import pytorch as engine
+from src.errors import DataError
+from src.files import atomic_directory
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Points:
+    """What is computed from the model's points: its bodyparts, the skeleton drawn between them
+    and the joint angles (name: [proximal, joint, distal]) that only use tracked points."""
+
+    bodyparts: list[str]
+    skeleton: list[list[str]]
+    angles: dict[str, list[str]]
+
+
+def points_for(
+    analysis: DictConfig, bodyparts: list[str], model_skeleton: list[list[str]]
+) -> Points:
+    """``analysis.skeleton`` (default: the model's) and ``analysis.joint_angles`` for a model
+    tracking ``bodyparts``; a DataError when a setting names points the model does not track
+    (joint angles that do are left out with a warning)."""
+    skeleton = (
+        [list(p) for p in analysis.skeleton] if analysis.skeleton is not None else model_skeleton
+    )
+    unknown = sorted({b for pair in skeleton for b in pair} - set(bodyparts))
+    if unknown:
+        raise DataError(
+            f"analysis.skeleton names {unknown}, which the model does not track ({bodyparts}); "
+            "fix it."
+        )
+    angles, skipped = features.usable_angles(
+        OmegaConf.to_container(analysis.joint_angles, resolve=True), bodyparts
+    )
+    if skipped:
+        log.warning("joint angles %s need points the model does not track; left out", skipped)
+    for name in ("body_centre", "body_size"):
+        points = (
+            set(analysis[name])
+            if name == "body_centre"
+            else {b for pair in analysis[name] for b in pair}
+        )
+        if not points <= set(bodyparts):
+            raise DataError(
+                f"analysis.{name} names {sorted(points - set(bodyparts))}, which the model does "
+                f"not track ({bodyparts}); set analysis.{name} to tracked points."
+            )
+    return Points(bodyparts, skeleton, angles)
+
+
+@dataclass
+class Tracker:
+    """DeepLabCut's inference runner of one model snapshot, the model's pose config and the scorer
+    that names its predictions."""
+
+    runner: object
+    pose_config: dict
+    scorer: str
+
+    @classmethod
+    def for_model(cls, model: engine.Model, analysis: DictConfig, scorer: str) -> Tracker:
+        """The runner for ``analysis.snapshot``, ``analysis.batch_size`` and ``analysis.device``."""
+        pose_config = engine.read_pose_config(model.pose_config)
+        runner = engine.video_inference_runner(
+            model, str(analysis.snapshot), int(analysis.batch_size), str(analysis.device)
+        )
+        return cls(runner, pose_config, scorer)
+
+
+def track_video(tracker: Tracker, video: VideoInfo, folder: Path) -> tuple[pd.DataFrame, float]:
+    """DeepLabCut's video inference (with its tqdm progress bar) and its H5 + CSV writer.
+
+    Returns the predictions (DeepLabCut's scorer/bodyparts/coords columns, one row per frame) and
+    frames/s.
+    """
+    start = time.perf_counter()
+    predictions = engine.video_inference(tracker.runner, video.path)
+    seconds = time.perf_counter() - start
+    if not predictions:
+        raise DataError(
+            f"{video.path}: DeepLabCut decoded no frame; re-encode the video (ffmpeg -c:v libx264)."
+        )
+    table = engine.predictions_table(
+        predictions, tracker.scorer, tracker.pose_config, folder, video.path.stem + tracker.scorer
+    )
+    return table, len(predictions) / seconds
+
+
+def poses_of(table: pd.DataFrame, bodyparts: list[str]) -> np.ndarray:
+    """(n_frames, n_bodyparts, 3) of x, y, likelihood from a DeepLabCut predictions table."""
+    scorer = table.columns.get_level_values("scorer")[0]
+    return np.stack(
+        [
+            table[scorer][bodypart][["x", "y", "likelihood"]].to_numpy(dtype=float)
+            for bodypart in bodyparts
+        ],
+        axis=1,
+    )
+
+
+def analyse_video(
+    analysis: DictConfig, tracker: Tracker, points: Points, video: VideoInfo, folder: Path
+) -> dict:
+    """Track one video into ``folder`` (written atomically) and compute its features; returns
+    what was made."""
+    with atomic_directory(folder) as staging:
+        table, frames_per_s = track_video(tracker, video, staging)
+        stem = video.path.stem + tracker.scorer
+        if str(analysis.filter.type) != "none":
+            table = engine.filter_predictions(table, analysis.filter)
+            table.to_hdf(
+                staging / f"{stem}_filtered.h5", key="df_with_missing", format="table", mode="w"
+            )
+            table.to_csv(staging / f"{stem}_filtered.csv")
+        poses = poses_of(table, points.bodyparts)
+        feature_table, frequencies = write_features(analysis, points, video, poses, staging)
+        movie_frames = None
+        if analysis.movie.enabled:
+            style = MovieStyle.rainbow(
+                points.bodyparts,
+                points.skeleton,
+                float(analysis.pcutoff),
+                int(analysis.movie.point_radius),
+                int(analysis.movie.line_width),
+            )
+            movie_frames = write_movie(video, poses, style, staging / f"{stem}_labeled.mp4")
+    return {
+        "video": video,
+        "folder": folder,
+        "scorer": tracker.scorer,
+        "poses": poses,
+        "features": feature_table,
+        "frequencies": frequencies,
+        "frames_per_s": frames_per_s,
+        "movie_frames": movie_frames,
+        "stem": stem,
+    }
+
+
+def write_features(
+    analysis: DictConfig, points: Points, video: VideoInfo, poses: np.ndarray, folder: Path
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """features.csv, frequencies.csv and their plots in ``folder`` from the points that pass
+    ``analysis.pcutoff``; returns the features and the frequencies."""
+    bodyparts = points.bodyparts
+    xy = features.masked_positions(poses, float(analysis.pcutoff))
+    feature_table = features.feature_table(
+        xy,
+        bodyparts,
+        video.fps,
+        points.angles,
+        list(analysis.body_centre),
+        [list(pair) for pair in analysis.body_size],
+    )
+    feature_table.to_csv(folder / "features.csv", index=False, float_format="%.4f")
+    segment_s = float(analysis.spectrum_segment_s)
+    frequencies = features.dominant_frequencies(xy, bodyparts, video.fps, segment_s)
+    frequencies.to_csv(folder / "frequencies.csv", index=False, float_format="%.4f")
+    features.plot_time_series(xy, bodyparts, feature_table, folder / "timeseries.png")
+    features.plot_spectra(xy, bodyparts, video.fps, segment_s, folder / "spectra.png")
+    return feature_table, frequencies
+
+
+def summary_row(result: dict) -> dict:
+    """One video's features in one row: mean, SD of each angle, mean |angular velocity|, dominant
+    frequencies."""
+    table = result["features"]
+    row = {"video": result["video"].path.stem, "n_frames": len(table), "fps": result["video"].fps}
+    for column in [c for c in table if c.startswith("angle_")]:
+        name = column.removeprefix("angle_").removesuffix("_deg")
+        row[f"{name}_mean_deg"] = table[column].mean()
+        row[f"{name}_sd_deg"] = table[column].std()
+        row[f"{name}_abs_velocity_mean_deg_s"] = (
+            table[f"angular_velocity_{name}_deg_s"].abs().mean()
+        )
+    for item in result["frequencies"].itertuples():
+        row[f"{item.bodypart}_dominant_frequency_hz"] = item.dominant_frequency_hz
+    return row

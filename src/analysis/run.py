@@ -1,0 +1,234 @@
+"""One analysis: choose the model, check the videos, track and analyse each, compare with the
+ground truth on request, and log it all to a new MLflow run.
+
+Per video, under ``<analysis.output_dir>/<model run id>/<video name>/`` (the data folder: names
+there may identify people): DeepLabCut's predictions ``<video>DLC_<scorer>.h5/.csv`` (and
+``_filtered`` with a filter), the result movie ``<video>DLC_<scorer>_labeled.mp4``,
+``features.csv`` (joint angles, angular velocities, normalised distances per frame),
+``frequencies.csv`` and plots. One new MLflow run per analysis, in the model's experiment, tagged
+``model_run_id`` (not nested: the report reads a sweep's children as its conditions); what it logs
+names videos only by pseudonym, and movies and frames only when ``data.log_media`` is true.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from src import privacy
+from src.analysis.ground_truth import (
+    AngleErrors,
+    angle_error_metrics,
+    compare_with_ground_truth,
+    ground_truth_positions,
+)
+from src.analysis.model_choice import (
+    ModelRun,
+    download_model_and_skeleton,
+    find_model_run,
+    scorer_name,
+)
+from src.analysis.movies import movie_still
+from src.analysis.per_video import Points, Tracker, analyse_video, points_for, summary_row
+from src.analysis.videos import VideoInfo, check_output_dir, read_video_info, videos_to_analyse
+from src.engine import pytorch as engine
+from src.tracking import store
+
+
+@dataclass
+class Outcome:
+    """What one analysis made: logged to MLflow, printed and returned."""
+
+    model_run: ModelRun
+    scorer: str
+    output_root: Path  # <analysis.output_dir>/<model run id>
+    results: list[dict]  # per video, from analyse_video
+    metrics: dict[str, float]
+    errors: AngleErrors | None  # with analysis.compare_ground_truth
+
+
+def analyze(cfg: DictConfig) -> dict:
+    """Analyse ``analysis.videos`` with the chosen model, log it all to a new MLflow run; returns
+    a summary."""
+    analysis = cfg.analysis
+    engine.set_threads(int(analysis.threads))
+    model_run = find_model_run(analysis, store.configure(cfg.mlflow))
+    videos = videos_to_analyse(cfg)
+    infos = [read_video_info(v) for v in videos]  # every video checked before the long work starts
+    output_root = Path(str(analysis.output_dir)) / model_run.run_id
+    check_output_dir(output_root, videos, cfg.data.get("root"))  # None where data.root is unset
+    truth = ground_truth_positions(cfg) if analysis.compare_ground_truth else None
+    scorer = scorer_name(cfg, model_run, str(analysis.snapshot))
+
+    results, points = track_videos(analysis, model_run, infos, output_root, scorer)
+
+    pseudonyms = privacy.from_config(cfg)
+    summary = pseudonyms.table(pd.DataFrame([summary_row(r) for r in results]))
+    done = Outcome(model_run, scorer, output_root, results, throughput_metrics(results), None)
+    if truth is not None:
+        pcutoff = float(analysis.pcutoff)
+        done.errors = compare_with_ground_truth(
+            results, truth, points, pcutoff, output_root / "ground_truth"
+        )
+        done.metrics |= angle_error_metrics(done.errors.summary, pcutoff)
+
+    run_id = log_analysis(cfg, done, summary, pseudonyms)
+    pseudonyms.save()
+    print_outcome(done, run_id)
+    return {
+        "run_id": run_id,
+        "output_dir": output_root,
+        "metrics": done.metrics,
+        "results": results,
+        "angle_errors": done.errors.summary if done.errors is not None else None,
+    }
+
+
+def track_videos(
+    analysis: DictConfig,
+    model_run: ModelRun,
+    infos: list[VideoInfo],
+    output_root: Path,
+    scorer: str,
+) -> tuple[list[dict], Points]:
+    """Download the model into a temporary folder, check the points the settings name against it
+    and analyse every video into ``<output_root>/<video name>``."""
+    work = Path(tempfile.mkdtemp(prefix="analyze-model-"))
+    try:
+        model, model_skeleton = download_model_and_skeleton(model_run, work)
+        points = points_for(analysis, list(model.bodyparts), model_skeleton)
+        tracker = Tracker.for_model(model, analysis, scorer)
+        results = [
+            analyse_video(analysis, tracker, points, info, output_root / info.path.stem)
+            for info in infos
+        ]
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return results, points
+
+
+def throughput_metrics(results: list[dict]) -> dict[str, float]:
+    """Videos, frames and the median tracking speed (frames/s) over the videos."""
+    return {
+        "n_videos": float(len(results)),
+        "n_frames": float(sum(len(r["poses"]) for r in results)),
+        "frames_per_second": float(np.median([r["frames_per_s"] for r in results])),
+    }
+
+
+def run_tags(cfg: DictConfig, done: Outcome) -> dict[str, str]:
+    """The analysis run's MLflow tags: the model run it used and how it was chosen."""
+    analysis, model_run = cfg.analysis, done.model_run
+    return {
+        "model_run_id": model_run.run_id,
+        "model_run_name": model_run.run.info.run_name or "",
+        "model_weights_run_id": model_run.model_run_id,
+        "model_snapshot": str(analysis.snapshot),
+        "scorer": done.scorer,
+        "model_labelled_frames": model_run.run.data.tags.get("labelled_frames", ""),
+        "model_selection": (
+            "run_id"
+            if analysis.run_id
+            else f"best FINISHED run of labelled_frames={analysis.labelled_frames} by lowest "
+            f"{analysis.metric}"
+        ),
+        "git_commit": store.git_commit(),
+        "media_logged": str(bool(cfg.data.get("log_media", False))),
+    }
+
+
+def log_analysis(
+    cfg: DictConfig, done: Outcome, summary: pd.DataFrame, pseudonyms: privacy.Pseudonyms
+) -> str:
+    """A new MLflow run in the model run's experiment: config and params (videos as pseudonyms),
+    metrics, tables and each video's files; returns its id."""
+    log_media = bool(cfg.data.get("log_media", False))
+    tags = run_tags(cfg, done)
+    run_name = (
+        f"analyze frames={tags['model_labelled_frames']}"
+        if tags["model_labelled_frames"]
+        else "analyze"
+    )
+    with mlflow.start_run(
+        experiment_id=done.model_run.run.info.experiment_id, run_name=run_name, tags=tags
+    ) as run:
+        logged_cfg = OmegaConf.to_container(cfg, resolve=True)
+        # Video paths name participants: the config and params carry pseudonyms instead.
+        logged_cfg["analysis"]["videos"] = [
+            pseudonyms(r["video"].path.stem, "video") for r in done.results
+        ]
+        logged_cfg["analysis"]["output_dir"] = "<data folder>"
+        mlflow.log_text(yaml.safe_dump(logged_cfg, sort_keys=False), "config/config.yaml")
+        mlflow.log_params(
+            store.flat_params(
+                OmegaConf.create({"analysis": logged_cfg["analysis"]}), exclude=["videos"]
+            )
+        )
+        mlflow.log_metrics(done.metrics)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            _log_tables(done.errors, summary, pseudonyms, tmp)
+            for result in done.results:
+                _log_video(result, pseudonyms(result["video"].path.stem, "video"), tmp, log_media)
+    return run.info.run_id
+
+
+def _log_tables(
+    errors: AngleErrors | None, summary: pd.DataFrame, pseudonyms: privacy.Pseudonyms, tmp: Path
+) -> None:
+    """``tables/``: the features summary and, with the ground truth, the angle errors."""
+    summary.to_csv(tmp / "features_summary.csv", index=False, float_format="%.4f")
+    mlflow.log_artifact(str(tmp / "features_summary.csv"), "tables")
+    if errors is not None:
+        errors.summary.to_csv(tmp / "angle_errors.csv", index=False, float_format="%.4f")
+        mlflow.log_artifact(str(tmp / "angle_errors.csv"), "tables")
+        pseudonyms.table(errors.per_video).to_csv(
+            tmp / "angle_errors_by_video.csv", index=False, float_format="%.4f"
+        )
+        mlflow.log_artifact(str(tmp / "angle_errors_by_video.csv"), "tables")
+
+
+def _log_video(result: dict, pseudonym: str, tmp: Path, log_media: bool) -> None:
+    """One video's files as MLflow artifacts under ``videos/<pseudonym>/``, renamed from the
+    video's name."""
+    folder, stem = result["folder"], result["stem"]
+    target = tmp / pseudonym
+    target.mkdir()
+    renamed_stem = pseudonym + result["scorer"]
+    for path in folder.iterdir():
+        is_media = path.suffix == ".mp4"
+        if is_media and not log_media:
+            continue
+        name = path.name.replace(stem, renamed_stem) if path.name.startswith(stem) else path.name
+        shutil.copyfile(path, target / name)
+    if log_media and result["movie_frames"]:
+        movie_still(folder / f"{stem}_labeled.mp4", target / "labeled_frame.png")
+    mlflow.log_artifacts(str(target), f"videos/{pseudonym}")
+
+
+def print_outcome(done: Outcome, run_id: str) -> None:
+    """What was analysed, where its files are, the MLflow run and, with the ground truth, the
+    angle errors."""
+    n_frames = sum(len(r["poses"]) for r in done.results)
+    print(
+        f"analysed {len(done.results)} video(s), {n_frames} frames at "
+        f"{done.metrics['frames_per_second']:.1f} frames/s (median): {done.output_root}; MLflow "
+        f"run {run_id} (model run {done.model_run.run_id})",
+        flush=True,
+    )
+    if done.errors is not None:
+        print(
+            "angle error vs ground truth (deg): "
+            + ", ".join(
+                f"{row.joint}={row.angle_error_deg:.2f}" for row in done.errors.summary.itertuples()
+            ),
+            flush=True,
+        )
