@@ -1,4 +1,4 @@
-"""Tests of the synthetic cohort generator (src/cohort.py) on the tiny configuration."""
+"""Tests of the synthetic cohort generator (src/synthetic/) on the tiny configuration."""
 
 import itertools
 from pathlib import Path
@@ -10,18 +10,10 @@ import pytest
 import yaml
 from hydra import compose, initialize_config_dir
 
-from src.synthetic.cohort import (
-    BODYPARTS,
-    LOWER,
-    UPPER,
-    Settings,
-    generate_all,
-    generate_cohort,
-    joint_trajectory,
-    make_participant,
-    settings,
-    simulate_poses,
-)
+from src.synthetic.body import BODYPARTS, LOWER, UPPER, make_participant
+from src.synthetic.cohort import generate_all, generate_cohort
+from src.synthetic.motion import joint_trajectory, simulate_poses
+from src.synthetic.settings import Settings, settings
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 COHORTS = ("clinical", "healthy_adults")
@@ -139,16 +131,14 @@ def test_occlusions_occur(tmp_path):
 
 
 def _segments_cross(p1, p2, q1, q2):
-    side = lambda a, b, c: (
-        (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
-    )  # noqa
+    def side(a, b, c):  # its sign tells on which side of the line a -> b the point c lies
+        return (b[:, 0] - a[:, 0]) * (c[:, 1] - a[:, 1]) - (b[:, 1] - a[:, 1]) * (c[:, 0] - a[:, 0])
+
     return (side(p1, p2, q1) * side(p1, p2, q2) < 0) & (side(q1, q2, p1) * side(q1, q2, p2) < 0)
 
 
 def test_limbs_cross_in_dyskinetic_movement():
-    cfg = (
-        compose_cfg().synthetic.clinical
-    )  # the default cohort's movement; poses only, no rendering
+    cfg = compose_cfg().synthetic.clinical  # the default cohort's movement; poses only
     i = {b: k for k, b in enumerate(BODYPARTS)}
     limbs = [
         [(f"{s}_{a}", f"{s}_{b}") for a, b in pairs]
