@@ -14,10 +14,11 @@ $(STAMP): requirements.lock
 	$(PY) -m pip install --quiet -r requirements.lock
 	touch $(STAMP)
 
-browser:          ## Debian's chromium, for the MLflow UI screenshot (installed when missing and we may)
-	@command -v chromium >/dev/null 2>&1 || apt-get install -y -q chromium >/dev/null 2>&1 \
-	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium >/dev/null 2>&1) \
-	  || echo "chromium is missing and could not be installed (not root?): sudo apt-get install chromium"
+browser:          ## Debian's chromium and chromedriver, for the MLflow UI screenshot (installed when missing and we may)
+	@(command -v chromium && command -v chromedriver) >/dev/null 2>&1 \
+	  || apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 \
+	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) \
+	  || echo "chromium or chromedriver is missing and could not be installed (not root?): sudo apt-get install chromium chromium-driver"
 
 demo: setup browser  ## the main job: conf/ -> params.yaml, `dvc repro` (cohort ... report), MLflow UI screenshot
 	$(PY) -m src.params

@@ -166,48 +166,47 @@ def server(postgres, tmp_path_factory):
     """`mlflow server` over the PostgreSQL store, proxying artifacts to a shared folder: (URL, artifacts folder)."""
     root = tmp_path_factory.mktemp("server")
     artifacts, port = root / "artifacts", free_port()
-    log = open(root / "server.log", "w")
-    process = subprocess.Popen(
-        [
-            str(Path(sys.executable).with_name("mlflow")),
-            "server",
-            "--backend-store-uri",
-            postgres,
-            "--artifacts-destination",
-            str(artifacts),
-            "--serve-artifacts",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "1",
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-        env=python_env(),
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 180
-        while True:
-            assert process.poll() is None, (root / "server.log").read_text()[-3000:]
-            try:
-                with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                    if answer.status == 200:
-                        break
-            except OSError:
-                pass
-            assert time.time() < deadline, (
-                "mlflow server did not answer /health:\n"
-                + (root / "server.log").read_text()[-3000:]
-            )
-            time.sleep(1)
-        yield url, artifacts
-    finally:
-        stop_session(process)
-        log.close()
+    with open(root / "server.log", "w") as log:
+        process = subprocess.Popen(
+            [
+                str(Path(sys.executable).with_name("mlflow")),
+                "server",
+                "--backend-store-uri",
+                postgres,
+                "--artifacts-destination",
+                str(artifacts),
+                "--serve-artifacts",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "1",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=python_env(),
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 180
+            while True:
+                assert process.poll() is None, (root / "server.log").read_text()[-3000:]
+                try:
+                    with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
+                        if answer.status == 200:
+                            break
+                except OSError:
+                    pass
+                assert time.time() < deadline, (
+                    "mlflow server did not answer /health:\n"
+                    + (root / "server.log").read_text()[-3000:]
+                )
+                time.sleep(1)
+            yield url, artifacts
+        finally:
+            stop_session(process)
 
 
 def stop_session(process: subprocess.Popen) -> None:
@@ -276,7 +275,7 @@ def test_sweeps_from_two_machines_land_in_one_experiment_without_colliding(
         assert len(mine) == 1, [p.data.tags["sweep_overrides"] for p in parents]
         parent, children = sweep_runs(client, mine[0].info.run_id)
         assert sorted(children) == CONDITIONS
-        for n, run in children.items():
+        for run in children.values():
             assert run.info.status == "FINISHED"
             assert run.data.params["paths.models_dir"] == str(machine / "models")
             assert {"mae_test_px", "mae_generalisation_px"} <= set(run.data.metrics)

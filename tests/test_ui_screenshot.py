@@ -1,8 +1,12 @@
-"""src.ui_screenshot against its own small MLflow store: the real MLflow UI in headless Chromium."""
+"""tools.mlflow_screenshot against its own small MLflow store: the real MLflow UI in headless
+Chromium, driven by Selenium through chromedriver."""
 
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from mlflow.entities import Metric
@@ -37,8 +41,10 @@ CONDITIONS = {
     },
 }
 needs_chromium = pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium is not installed (apt-get install chromium)"
+    shutil.which("chromium") is None or shutil.which("chromedriver") is None,
+    reason="chromium or chromedriver is not installed (apt-get install chromium chromium-driver)",
 )
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -118,11 +124,35 @@ def test_the_pages_show_exactly_the_runs_of_their_url(store):
     assert "frames=2" not in without_2 and "34.56" not in without_2
 
 
-def test_a_missing_store_is_one_clear_line_and_status_2(tmp_path, capsys):
+def test_a_missing_store_is_one_clear_line_and_status_2(tmp_path):
     missing = tmp_path / "none.db"
-    with pytest.raises(SystemExit) as exit_:
-        main(["--tracking-uri", f"sqlite:///{missing}", "--out", str(tmp_path / "ui.png")])
-    assert exit_.value.code == 2
-    error = capsys.readouterr().err
+    command = ["--tracking-uri", f"sqlite:///{missing}", "--out", str(tmp_path / "ui.png")]
+    done = subprocess.run(
+        [sys.executable, "-m", "tools.mlflow_screenshot", *command],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    error = done.stderr
     assert error.startswith("error: ") and "does not exist" in error and error.count("\n") == 1
     assert not missing.exists() and not (tmp_path / "ui.png").exists()
+
+
+def test_a_missing_chromedriver_is_one_clear_line_naming_the_package(
+    store, tmp_path, monkeypatch, capsys
+):
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    (bin_ / "chromium").write_text("#!/bin/sh\nexit 1\n")
+    (bin_ / "chromium").chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_))  # chromium, but no chromedriver
+    out = tmp_path / "ui.png"
+    with pytest.raises(SystemExit) as exit_:
+        main(["--tracking-uri", store["uri"], "--experiment", EXPERIMENT, "--out", str(out)])
+    assert exit_.value.code == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: chromedriver is not installed") and error.count("\n") == 1
+    assert "apt-get install chromium chromium-driver" in error and "make browser" in error
+    assert not out.exists()

@@ -1,30 +1,32 @@
 """A screenshot of the MLflow UI with a sweep's labelled-frames conditions side by side.
 
-    python -m tools.mlflow_screenshot [--tracking-uri sqlite:///mlruns/mlflow.db] [--experiment synthetic_clinical]
-                                [--sweep latest|<parent run id>] [--out reports/mlflow_ui.png] [--port 0]
-                                [--view table|compare] [--size 1600x640] [--metrics mae_test_px,...]
+    python -m tools.mlflow_screenshot [--tracking-uri sqlite:///mlruns/mlflow.db]
+        [--experiment synthetic_clinical] [--sweep latest|<parent run id>]
+        [--out reports/mlflow_ui.png] [--port 0] [--view table|compare] [--size 1600x640]
+        [--metrics mae_test_px,...]
 
-Starts ``mlflow ui`` (this venv's) on 127.0.0.1 over the store, opens a page in headless Chromium, saves a
-PNG and always stops the server again. The pages (hash routes of MLflow 3.17's React UI):
+Starts ``mlflow ui`` (this venv's) on 127.0.0.1 over the store, opens a page in headless Chromium,
+saves a PNG and always stops the server again. The pages (hash routes of MLflow 3.17's React UI):
 
-* ``table`` (default): the experiment's runs table, ``/#/experiments/<id>/runs?searchFilter=attributes.run_id
-  IN (...)&orderByKey=attributes.start_time&orderByAsc=true``, one row per condition and one column per MAE
-  metric. MLflow keeps the chosen columns in the browser's localStorage, not in the URL, so they are written
-  there before the page is opened (a fresh Chromium profile each time; the MLflow store is only read).
-* ``compare``: MLflow's compare-runs page, ``/#/compare-runs?runs=[<run ids>]&experiments=[<id>]``. Its metric
-  table is a small scrolled box listing every metric alphabetically, so with the ~100 metrics of a real
-  sweep the MAE rows are not in view; fine for stores with few metrics.
+* ``table`` (default): the experiment's runs table, ``/#/experiments/<id>/runs?searchFilter=
+  attributes.run_id IN (...)&orderByKey=attributes.start_time&orderByAsc=true``, one row per
+  condition and one column per MAE metric. MLflow keeps the chosen columns in the browser's
+  localStorage, not in the URL, so they are written there before the page is opened (a fresh
+  Chromium profile each time; the MLflow store is only read).
+* ``compare``: MLflow's compare-runs page, ``/#/compare-runs?runs=[<run ids>]&experiments=[<id>]``.
+  Its metric table is a small scrolled box listing every metric alphabetically, so with the ~100
+  metrics of a real sweep the MAE rows are not in view; fine for stores with few metrics.
 
-Chromium is driven over the DevTools protocol on a pipe (standard library only), so the script waits until
-the runs are on the page instead of guessing a time budget, and ``render`` returns the page's text.
+Chromium is driven by Selenium through Debian's chromedriver (``apt-get install chromium
+chromium-driver``, or ``make browser``), so the script waits until the runs are on the page instead
+of guessing a time budget, and ``render`` returns the page's text. Both programs are found on PATH;
+Selenium Manager, which would download a driver, is never used.
 """
 
 from __future__ import annotations
 
 import argparse
-import base64
 import contextlib
-import fcntl
 import json
 import os
 import shutil
@@ -39,6 +41,10 @@ from pathlib import Path
 from urllib.parse import quote, urlencode, urlsplit
 
 from omegaconf import OmegaConf
+from selenium import webdriver
+from selenium.common.exceptions import TimeoutException, WebDriverException
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.support.wait import WebDriverWait
 
 from src.errors import DataError
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
@@ -68,7 +74,8 @@ METRICS = [
 SIZE = (1600, 640)
 
 
-# localStorage entries that keep MLflow's assistant side panel closed (it opens itself on a first visit)
+# localStorage entries that keep MLflow's assistant side panel closed (it opens itself on a first
+# visit)
 CLOSED_ASSISTANT = {
     "mlflow.assistant.panelOpen_v1": "false",
     "mlflow.assistant.fab.autoOpenedOnFirstLoad_v1": "true",
@@ -76,15 +83,22 @@ CLOSED_ASSISTANT = {
 
 
 class ScreenshotError(RuntimeError):
-    """Something outside the data went wrong (no Chromium, server or page did not come up); one line, with a fix."""
+    """Something outside the data went wrong (no Chromium, server or page did not come up); one
+    line, with a fix."""
 
 
-def chromium() -> str:
-    """Path of the Chromium executable."""
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        raise ScreenshotError("chromium is not installed; install it: `apt-get install chromium`.")
-    return path
+INSTALL = "install them: `sudo apt-get install chromium chromium-driver` (or `make browser`)"
+
+
+def chromium() -> tuple[str, str]:
+    """Paths of the Chromium executable and of its chromedriver."""
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    driver = shutil.which("chromedriver")
+    missing = [name for name, path in [("chromium", browser), ("chromedriver", driver)] if not path]
+    if missing:
+        verb = "are" if len(missing) > 1 else "is"
+        raise ScreenshotError(f"{' and '.join(missing)} {verb} not installed; {INSTALL}.")
+    return browser, driver
 
 
 def _free_port() -> int:
@@ -94,7 +108,8 @@ def _free_port() -> int:
 
 
 def _stop(proc: subprocess.Popen) -> None:
-    """Stop a process started in its own session, with whatever it started (SIGTERM, then SIGKILL)."""
+    """Stop a process started in its own session, with whatever it started (SIGTERM, then
+    SIGKILL)."""
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
@@ -108,9 +123,11 @@ def _stop(proc: subprocess.Popen) -> None:
 
 @contextlib.contextmanager
 def start_ui(tracking_uri: str, port: int = 0, timeout: float = 60):
-    """Run ``mlflow ui`` over the store on 127.0.0.1:``port`` (0: a free one); yields its base URL, then stops it.
+    """Run ``mlflow ui`` over the store on 127.0.0.1:``port`` (0: a free one); yields its base URL,
+    then stops it.
 
-    Its output goes to a temporary log, kept (and named in the error) only when the server does not come up.
+    Its output goes to a temporary log, kept (and named in the error) only when the server does not
+    come up.
     """
     args = ["--backend-store-uri", tracking_uri]
     if tracking_uri.startswith("sqlite:///"):
@@ -186,7 +203,8 @@ def _answers(url: str) -> bool:
 
 
 def compare_runs_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
-    """MLflow's compare-runs page for ``run_ids``: ``<base>/#/compare-runs?runs=[...]&experiments=[...]``."""
+    """MLflow's compare-runs page for ``run_ids``:
+    ``<base>/#/compare-runs?runs=[...]&experiments=[...]``."""
     runs, experiments = (
         json.dumps(ids, separators=(",", ":")) for ids in (list(run_ids), [str(experiment_id)])
     )
@@ -194,7 +212,8 @@ def compare_runs_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
 
 
 def runs_table_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
-    """The experiment's runs table showing only ``run_ids``, oldest first (the order a sweep runs them)."""
+    """The experiment's runs table showing only ``run_ids``, oldest first (the order a sweep runs
+    them)."""
     query = {
         "searchFilter": "attributes.run_id IN ({})".format(", ".join(f"'{r}'" for r in run_ids)),
         "orderByKey": "attributes.start_time",
@@ -204,8 +223,9 @@ def runs_table_url(base: str, experiment_id: str, run_ids: list[str]) -> str:
 
 
 def table_columns(experiment_id: str, metrics: list[str], expand: list[str] = ()) -> dict[str, str]:
-    """localStorage entries that make the runs table show ``metrics`` as columns, expand the parent runs
-    ``expand`` (so their children, the conditions, are visible) and keep the assistant panel closed."""
+    """localStorage entries that make the runs table show ``metrics`` as columns, expand the parent
+    runs ``expand`` (so their children, the conditions, are visible) and keep the assistant panel
+    closed."""
     columns = [f"metrics.`{m}`" for m in metrics]
     state = {
         "selectedColumns": columns,
@@ -213,116 +233,66 @@ def table_columns(experiment_id: str, metrics: list[str], expand: list[str] = ()
         "columnWidths": {c: max(160, 8 * len(m) + 24) for c, m in zip(columns, metrics)},
         "runsExpanded": {run_id: True for run_id in expand},
     }
-    return {
-        f"MLflowLocalStorage-1.1-ExperimentPage-{json.dumps([str(experiment_id)])}-ReactComponentState": json.dumps(
-            state
-        ),
-        **CLOSED_ASSISTANT,
-    }
+    key = f"MLflowLocalStorage-1.1-ExperimentPage-{json.dumps([str(experiment_id)])}-ReactComponentState"
+    return {key: json.dumps(state), **CLOSED_ASSISTANT}
 
 
-class _DevTools:
-    """Headless Chromium and the DevTools protocol over --remote-debugging-pipe (commands on fd 3, replies on fd 4)."""
-
-    def __init__(self, size: tuple[int, int]):
-        self.profile = tempfile.mkdtemp(prefix="chromium-profile-")
-        to_chrome, self._to_chrome = os.pipe()
-        self._from_chrome, from_chrome = os.pipe()
-
-        def as_fd_3_and_4():  # in the child, before exec
-            high = [fcntl.fcntl(fd, fcntl.F_DUPFD, 10) for fd in (to_chrome, from_chrome)]
-            os.dup2(high[0], 3)
-            os.dup2(high[1], 4)
-
-        self.proc = subprocess.Popen(
-            [
-                chromium(),
-                *CHROMIUM_FLAGS,
-                f"--user-data-dir={self.profile}",
-                f"--window-size={size[0]},{size[1]}",
-                "--remote-debugging-pipe",
-                "about:blank",
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=as_fd_3_and_4,
-            close_fds=False,
-            start_new_session=True,
-        )
-        os.close(to_chrome)
-        os.close(from_chrome)
-        self._buffer, self._id, self.session = b"", 0, None
-
-    def send(self, method: str, **params):
-        """Send one command (to the attached page, once attached) and return its result."""
-        self._id += 1
-        message = {"id": self._id, "method": method, "params": params}
-        if self.session:
-            message["sessionId"] = self.session
+@contextlib.contextmanager
+def _browser(size: tuple[int, int], timeout: float):
+    """Headless Chromium under chromedriver in a fresh profile; yields the Selenium driver, then
+    quits."""
+    browser, driver_path = chromium()
+    # Selenium Manager would download a driver; it is not run when the driver is given, and offline
+    os.environ.setdefault("SE_OFFLINE", "true")
+    profile = tempfile.mkdtemp(prefix="chromium-profile-")
+    options = webdriver.ChromeOptions()
+    options.binary_location = browser
+    window = f"--window-size={size[0]},{size[1]}"
+    for flag in [*CHROMIUM_FLAGS, f"--user-data-dir={profile}", window]:
+        options.add_argument(flag)
+    # its own session: Ctrl-C reaches this process only, which then quits the browser
+    service = Service(executable_path=driver_path, popen_kw={"start_new_session": True})
+    try:
         try:
-            os.write(self._to_chrome, json.dumps(message).encode() + b"\0")
-            while True:
-                while b"\0" not in self._buffer:
-                    chunk = os.read(self._from_chrome, 1 << 20)
-                    if not chunk:
-                        raise BrokenPipeError
-                    self._buffer += chunk
-                raw, self._buffer = self._buffer.split(b"\0", 1)
-                reply = json.loads(raw)
-                if reply.get("id") == self._id:
-                    break
-        except BrokenPipeError:
+            driver = webdriver.Chrome(options=options, service=service)
+        except WebDriverException as error:
             raise ScreenshotError(
-                f"chromium quit unexpectedly (during {method}); try `{chromium()} --headless "
-                "--no-sandbox --screenshot about:blank` to see why."
+                f"chromium did not start under chromedriver: {_first_line(error)}; try "
+                f"`{driver_path} --version` and `{browser} --headless --no-sandbox --screenshot "
+                "about:blank` to see why."
             ) from None
-        if "error" in reply:
-            raise ScreenshotError(f"chromium: {method} failed: {reply['error'].get('message')}")
-        return reply["result"]
-
-    def open_page(self, size: tuple[int, int]) -> None:
-        target = self.send("Target.createTarget", url="about:blank")["targetId"]
-        self.session = self.send("Target.attachToTarget", targetId=target, flatten=True)[
-            "sessionId"
-        ]
-        self.send(
-            "Emulation.setDeviceMetricsOverride",
-            width=size[0],
-            height=size[1],
-            deviceScaleFactor=1,
-            mobile=False,
-        )
-
-    def evaluate(self, expression: str):
-        return self.send("Runtime.evaluate", expression=expression, returnByValue=True)[
-            "result"
-        ].get("value")
-
-    def goto(self, url: str, timeout: float) -> None:
-        """Navigate and wait until the new document has loaded."""
-        self.evaluate("window.__left = true")
-        error = self.send("Page.navigate", url=url).get("errorText")
-        if error:
-            raise ScreenshotError(f"chromium could not open {url}: {error}")
-        deadline = time.monotonic() + timeout
-        while not self.evaluate("!window.__left && document.readyState === 'complete'"):
-            if time.monotonic() > deadline:
-                raise ScreenshotError(f"chromium did not load {url} within {timeout:g} s.")
-            time.sleep(0.1)
-
-    def close(self) -> None:
-        with contextlib.suppress(ScreenshotError, OSError):
-            self.send("Browser.close")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=5)
-        _stop(self.proc)
-        for fd in (self._to_chrome, self._from_chrome):
-            os.close(fd)
-        shutil.rmtree(self.profile, ignore_errors=True)
+        try:
+            driver.set_page_load_timeout(timeout)
+            # --window-size is the window's; headless Chromium keeps part of it for (invisible)
+            # browser chrome, so grow the window until the page's viewport (what the screenshot
+            # shows) is `size`
+            inner = driver.execute_script("return [window.innerWidth, window.innerHeight]")
+            driver.set_window_size(*(2 * want - got for want, got in zip(size, inner)))
+            yield driver
+        except WebDriverException as error:  # e.g. chromium crashed
+            raise ScreenshotError(f"chromium failed: {_first_line(error)}") from None
+        finally:
+            with contextlib.suppress(WebDriverException, OSError):
+                driver.quit()
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
 
 
-TEXT = "document.body ? document.body.innerText : ''"
+def _first_line(error: WebDriverException) -> str:
+    return (error.msg or type(error).__name__).strip().splitlines()[0]
+
+
+def _goto(driver, url: str, timeout: float) -> None:
+    """Navigate and wait until the new document has loaded."""
+    try:
+        driver.get(url)
+    except TimeoutException:
+        raise ScreenshotError(f"chromium did not load {url} within {timeout:g} s.") from None
+    except WebDriverException as error:
+        raise ScreenshotError(f"chromium could not open {url}: {_first_line(error)}") from None
+
+
+TEXT = "return document.body ? document.body.innerText : ''"
 
 
 def render(
@@ -334,42 +304,41 @@ def render(
     local_storage: dict[str, str] | None = None,
     timeout: float = 60,
 ) -> str:
-    """Open ``url`` in headless Chromium and return the text the page shows (``document.body.innerText``).
+    """Open ``url`` in headless Chromium and return the text the page shows
+    (``document.body.innerText``).
 
-    Waits until every string of ``wait_for`` is on the page and the text stops changing; ``local_storage``
-    is written for the URL's origin first; ``screenshot``: where to save a PNG of ``size`` (width, height).
+    Waits until every string of ``wait_for`` is on the page and the text stops changing;
+    ``local_storage`` is written for the URL's origin first; ``screenshot``: where to save a PNG of
+    ``size`` (width, height).
     """
-    browser = _DevTools(size)
-    try:
-        browser.open_page(size)
+    with _browser(size, timeout) as driver:
         if local_storage:
             origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
-            browser.goto(
-                f"{origin}/health", timeout
-            )  # any page of the origin, to reach its localStorage
+            # any page of the origin, to reach its localStorage
+            _goto(driver, f"{origin}/health", timeout)
             for key, value in local_storage.items():
-                browser.evaluate(f"localStorage.setItem({json.dumps(key)}, {json.dumps(value)})")
-        browser.goto(url, timeout)
-        deadline, previous = time.monotonic() + timeout, None
-        while True:
-            time.sleep(0.5)
-            text = browser.evaluate(TEXT)
-            missing = [s for s in wait_for if s not in text]
-            if not missing and text == previous:
-                break
-            if time.monotonic() > deadline:
-                raise ScreenshotError(
-                    f"the page {url} did not show {missing or 'a steady text'} within {timeout:g} s; "
-                    "is the run id / experiment right?"
+                driver.execute_script(
+                    "localStorage.setItem(arguments[0], arguments[1])", key, value
                 )
-            previous = text
+        _goto(driver, url, timeout)
+        seen = {"text": None, "missing": list(wait_for)}
+
+        def steady(driver) -> bool:
+            text, previous = driver.execute_script(TEXT), seen["text"]
+            seen["text"], seen["missing"] = text, [s for s in wait_for if s not in text]
+            return not seen["missing"] and text == previous
+
+        try:
+            WebDriverWait(driver, timeout, poll_frequency=0.5).until(steady)
+        except TimeoutException:
+            raise ScreenshotError(
+                f"the page {url} did not show {seen['missing'] or 'a steady text'} within "
+                f"{timeout:g} s; is the run id / experiment right?"
+            ) from None
         if screenshot is not None:
-            png = base64.b64decode(browser.send("Page.captureScreenshot", format="png")["data"])
             Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
-            Path(screenshot).write_bytes(png)
-        return text
-    finally:
-        browser.close()
+            Path(screenshot).write_bytes(driver.get_screenshot_as_png())
+        return seen["text"]
 
 
 def capture(
@@ -383,7 +352,8 @@ def capture(
     size: tuple[int, int] = SIZE,
     metrics: list[str] = METRICS,
 ) -> tuple[str, str]:
-    """Screenshot the sweep's conditions side by side into ``out``; returns (page URL, text the page shows)."""
+    """Screenshot the sweep's conditions side by side into ``out``; returns (page URL, text the page
+    shows)."""
     client, experiment_id = open_experiment(
         OmegaConf.create({"tracking_uri": tracking_uri, "experiment": experiment})
     )
@@ -465,3 +435,7 @@ def main(argv: list[str] | None = None) -> None:
         print("interrupted", file=sys.stderr)
         sys.exit(130)
     print(f"wrote {args.out} in {time.monotonic() - started:.1f} s: {args.view} view of {url}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Developer tools run as modules: python -m tools.<name> (not part of the pipeline)."""
