@@ -4,16 +4,18 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import re
 import shutil
 import socket
 from pathlib import Path
 
+from filelock import FileLock
+
 from src.errors import DataError
 
-# Staging folders carry host and pid: on a folder shared by cluster nodes, a pid means something only on its host.
+# Staging folders carry host and pid: on a folder shared by cluster nodes, a pid means something
+# only on its host.
 _PROCESS = f"{socket.gethostname()}-{os.getpid()}"
 # An output location the user must fix (permissions, read-only or full disk, a file in the way), as
 # opposed to a bug: these become a one-line error naming the folder.
@@ -33,8 +35,8 @@ def atomic_directory(target: Path, key: str | None = None):
     """Yield a fresh temporary folder beside ``target`` that replaces ``target`` only on success.
 
     A stage killed half-way leaves its previous output (or nothing) in place, never a half-written
-    folder that a later stage would take as valid. ``key`` (e.g. ``paths.prepared_dir``) is the setting
-    named when the output cannot be written there.
+    folder that a later stage would take as valid. ``key`` (e.g. ``paths.prepared_dir``) is the
+    setting named when the output cannot be written there.
     """
     target = Path(target)
     staging = target.with_name(f".{target.name}.tmp-{_PROCESS}")
@@ -70,7 +72,8 @@ def atomic_directory(target: Path, key: str | None = None):
 
 @contextlib.contextmanager
 def atomic_file(path: Path):
-    """Yield a temporary path beside ``path`` to write; it replaces ``path`` only when the block succeeds."""
+    """Yield a temporary path beside ``path`` to write; it replaces ``path`` only when the block
+    succeeds."""
     path = Path(path)
     staging = path.with_name(f".{path.name}.tmp-{_PROCESS}")
     try:
@@ -82,10 +85,11 @@ def atomic_file(path: Path):
 
 @contextlib.contextmanager
 def atomic_files(target: Path):
-    """Yield a temporary folder inside ``target``; on success each file written there replaces its namesake in ``target``.
+    """Yield a temporary folder inside ``target``; on success each file written there replaces its
+    namesake in ``target``.
 
-    For output folders that also hold files of other tools (``reports/``): no file is ever seen half-written,
-    and a failure leaves every previous file as it was.
+    For output folders that also hold files of other tools (``reports/``): no file is ever seen
+    half-written, and a failure leaves every previous file as it was.
     """
     target = Path(target)
     target.mkdir(parents=True, exist_ok=True)
@@ -104,22 +108,19 @@ def atomic_files(target: Path):
 def locked(path: Path):
     """Hold an exclusive lock on the file ``path`` (created if missing) while the block runs.
 
-    Concurrent processes on this machine wait for each other; the lock goes with the process, so a killed
-    holder never leaves it taken.
+    Concurrent processes on this machine wait for each other; the lock (``flock``, through
+    ``filelock``) goes with the process, so a killed holder never leaves it taken.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+b") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield path
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    with FileLock(path):  # waits as long as it takes
+        yield path
 
 
 def remove_stale_staging(target: Path) -> list[Path]:
-    """Remove ``.<name>.tmp-<host>-<pid>`` / ``.old-<host>-<pid>`` folders beside ``target`` left by processes
-    of this host that died. Folders of live processes, and of other hosts (a cluster's shared disk), stay.
+    """Remove ``.<name>.tmp-<host>-<pid>`` / ``.old-<host>-<pid>`` folders beside ``target`` left by
+    processes of this host that died. Folders of live processes, and of other hosts (a cluster's
+    shared disk), stay.
     """
     removed = []
     pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
@@ -128,9 +129,8 @@ def remove_stale_staging(target: Path) -> list[Path]:
         if not match or match["host"] not in (None, socket.gethostname()):
             continue
         pid = int(match["pid"])
-        if pid == os.getpid() or not process_alive(
-            pid
-        ):  # our own leftover from an earlier call, or a dead run's
+        # our own leftover from an earlier call, or a dead run's
+        if pid == os.getpid() or not process_alive(pid):
             shutil.rmtree(path, ignore_errors=True)
             removed.append(path)
     return removed

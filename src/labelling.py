@@ -2,9 +2,9 @@
 
 ``python -m src.labelling labelling.action=export`` turns the prepared selection into a DeepLabCut
 project (``config.yaml`` + ``labeled-data/<video>/img*.png``) under ``paths.labelling_dir``; open it
-with ``napari`` / ``deeplabcut.label_frames(config)`` and label. ``labelling.action=import`` reads the
-labeller's ``CollectedData_<scorer>.h5`` back (validated like any DeepLabCut project) and makes it
-the labels of the prepared frames.
+with ``napari`` / ``deeplabcut.label_frames(config)`` and label. ``labelling.action=import`` reads
+the labeller's ``CollectedData_<scorer>.h5`` back (validated like any DeepLabCut project) and makes
+it the labels of the prepared frames.
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ import pandas as pd
 from omegaconf import DictConfig
 from PIL import Image
 
-from src.data.dataset import load_dlc_project
-from src.data.prepared import read_prepared, write_labels
+from src.data.collected_data import write_labels
+from src.data.dlc_project import load_dlc_project
+from src.data.prepared import read_prepared
 from src.errors import DataError, exit_on_data_error
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,8 @@ def main(cfg: DictConfig) -> None:
                 prepared_dir, project_dir, cfg.labelling.scorer, cfg.labelling.include_labels
             )
             print(
-                f"label the frames in DeepLabCut: napari, or python -c \"import deeplabcut; deeplabcut.label_frames('{config}')\""
+                "label the frames in DeepLabCut: napari, or python -c "
+                f"\"import deeplabcut; deeplabcut.label_frames('{config}')\""
             )
         elif cfg.labelling.action == "import":
             labels = import_labels(project_dir, prepared_dir, cfg.labelling.scorer)

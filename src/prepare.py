@@ -20,7 +20,7 @@ import logging
 import hydra
 from omegaconf import DictConfig
 
-from src.data.prepared import prepare
+from src.data.preparation import prepare
 from src.errors import exit_on_data_error
 
 log = logging.getLogger(__name__)

@@ -2,10 +2,11 @@
 
 Clinical video names often carry a patient's name, initials or record number. Whatever is logged to
 MLflow or written to a report names videos and participants only by a keyed pseudonym
-(``video-3f9a02c1``, ``participant-81b4d7e0``): an HMAC-SHA256 of the identifier under a secret key
-that is made once and kept in ``privacy.key_dir`` (inside the data folder, git-ignored, never logged).
-The same key gives the same pseudonym in every run, so runs stay comparable; ``pseudonyms.csv`` beside
-the key maps pseudonyms back to identifiers for the people allowed to read the data folder.
+(``video-3f9a02c1``, ``participant-81b4d7e0``): an HMAC-SHA256 of the identifier under a secret
+key that is made once and kept in ``privacy.key_dir`` (inside the data folder, git-ignored, never
+logged). The same key gives the same pseudonym in every run, so runs stay comparable;
+``pseudonyms.csv`` beside the key maps pseudonyms back to identifiers for the people allowed to
+read the data folder.
 """
 
 from __future__ import annotations
@@ -28,7 +29,10 @@ MAPPING_COLUMNS = ["kind", "pseudonym", "identifier"]
 
 
 class Pseudonyms:
-    """Maps identifiers to pseudonyms; ``enabled=False`` (``privacy.pseudonymise: false``) keeps them as they are."""
+    """Maps identifiers to pseudonyms.
+
+    ``enabled=False`` (``privacy.pseudonymise: false``) keeps identifiers as they are.
+    """
 
     def __init__(self, key_dir: Path, enabled: bool = True) -> None:
         self.key_dir = Path(key_dir)
@@ -48,8 +52,8 @@ class Pseudonyms:
     def table(self, frame: pd.DataFrame, columns: dict[str, str] | None = None) -> pd.DataFrame:
         """A copy of ``frame`` with its identifier columns pseudonymised (column -> kind).
 
-        By default the columns ``video``, ``participant`` and ``session`` (often a recording date) are replaced,
-        where present.
+        By default the columns ``video``, ``participant`` and ``session`` (often a recording date)
+        are replaced, where present.
         """
         columns = columns or {"video": "video", "participant": "participant", "session": "session"}
         frame = frame.copy()
@@ -59,7 +63,10 @@ class Pseudonyms:
         return frame
 
     def save(self) -> Path | None:
-        """Add the pseudonyms handed out so far to ``pseudonyms.csv`` (locked: concurrent runs lose nothing)."""
+        """Add the pseudonyms handed out so far to ``pseudonyms.csv``.
+
+        The file is locked while it is rewritten: concurrent runs lose nothing.
+        """
         if not self.enabled or not self._new:
             return None
         path = self.key_dir / MAPPING_FILE
@@ -84,7 +91,7 @@ class Pseudonyms:
 
 
 def from_config(cfg: DictConfig) -> Pseudonyms:
-    """The pseudonyms of the configured data folder (``privacy.key_dir``, ``privacy.pseudonymise``)."""
+    """The pseudonyms of the configured data folder (privacy.key_dir, privacy.pseudonymise)."""
     return Pseudonyms(Path(str(cfg.privacy.key_dir)), bool(cfg.privacy.pseudonymise))
 
 
@@ -98,7 +105,9 @@ def _load_or_create_key(path: Path) -> bytes:
             if key:
                 return bytes.fromhex(key)
             time.sleep(0.1)
-        raise RuntimeError(f"{path} is empty; delete it to make a new key (pseudonyms then change)")
+        raise RuntimeError(
+            f"{path} is empty; delete it to make a new key (pseudonyms then change)"
+        ) from None
     with os.fdopen(descriptor, "w", encoding="ascii") as handle:
         handle.write(secrets.token_hex(32) + "\n")
     return bytes.fromhex(path.read_text(encoding="ascii").strip())

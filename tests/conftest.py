@@ -12,7 +12,7 @@ import mlflow
 import pytest
 from hydra import compose, initialize_config_dir
 
-from src.data.prepared import prepare
+from src.data.preparation import prepare
 from src.synthetic.cohort import generate_all
 
 REPO = Path(__file__).resolve().parents[1]

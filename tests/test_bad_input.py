@@ -31,7 +31,7 @@ import pytest
 import yaml
 
 from src.checks import check_config
-from src.data.prepared import prepare
+from src.data.preparation import prepare
 from src.errors import ConfigError
 from src.synthetic.cohort import generate_cohort
 from tests.conftest import REACHING, REPO, compose_config, tree_checksums
@@ -308,7 +308,7 @@ CASES = [
         ["ground_truth.csv has bodyparts that differ", "['knee_r']", "regenerate the cohort"],
         lambda raw: _edit_csv(
             raw / "ground_truth.csv",
-            lambda ls: [ls[0]] + [l.replace(",right_knee,", ",knee_r,") for l in ls[1:]],
+            lambda ls: [ls[0]] + [line.replace(",right_knee,", ",knee_r,") for line in ls[1:]],
         ),
     ),
     Case(

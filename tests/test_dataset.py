@@ -7,12 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.data.dataset import (
-    load_dlc_project,
-    probe_video,
-    read_collected_data,
-    write_collected_data,
-)
+from src.data.collected_data import read_collected_data, write_collected_data
+from src.data.dlc_project import load_dlc_project
+from src.data.videos import probe_video
 from src.errors import DataError
 from tests.conftest import REACHING, tree_checksums
 

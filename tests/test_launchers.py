@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
-from src.data.prepared import prepare
+from src.data.preparation import prepare
 from src.synthetic.cohort import generate_all
 from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
 

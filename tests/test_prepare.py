@@ -11,10 +11,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.data.dataset import load_dlc_project, load_synthetic, read_collected_data
+from src.data.collected_data import read_collected_data, write_labels
+from src.data.dlc_project import load_dlc_project
 from src.data.frames import TEST, TRAIN
-from src.data.prepared import prepare, write_labels
+from src.data.preparation import prepare
 from src.data.split import DEVELOPMENT, GENERALISATION
+from src.data.synthetic import load_synthetic
 from src.errors import DataError
 from src.labelling import export_for_labelling, import_labels
 from src.synthetic.cohort import generate_all
@@ -46,7 +48,7 @@ def test_split_and_selection(prepared):
     selection = pd.read_csv(out / "selection.csv")
     assert not selection.duplicated(["video", "frame"]).any()
     frames_per_video = cfg.synthetic.clinical.frames_per_video
-    for video, rows in selection.groupby("video"):
+    for _video, rows in selection.groupby("video"):
         roles = rows["role"].value_counts().to_dict()
         if rows["set"].iloc[0] == DEVELOPMENT:
             wanted = cfg.frames.max_train_frames_per_video + 1

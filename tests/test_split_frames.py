@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
-from src.data.dataset import load_dlc_project
+from src.data.dlc_project import load_dlc_project
 from src.data.frames import (
     TEST,
     TRAIN,

@@ -31,7 +31,9 @@ TRAIN, TEST = "train", "test"
 SELECTION_COLUMNS = ["participant", "video", "session", "set", "role", "rank", "frame"]
 
 
-def video_features(path: str | Path, size: tuple[int, int], max_frames: int) -> tuple[np.ndarray, np.ndarray]:
+def video_features(
+    path: str | Path, size: tuple[int, int], max_frames: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Downsampled grey frames of a video, read in one sequential pass.
 
     Returns (frame indices, features of shape (n, width*height)). Videos longer than
@@ -52,17 +54,21 @@ def video_features(path: str | Path, size: tuple[int, int], max_frames: int) -> 
         index += 1
     capture.release()
     if not features:
-        raise DataError(f"video {path} yielded no frames; re-export it (e.g. with ffmpeg) and try again.")
+        raise DataError(
+            f"video {path} yielded no frames; re-export it (e.g. with ffmpeg) and try again."
+        )
     return np.asarray(indices), np.stack(features)
 
 
 def image_features(paths: list[Path], size: tuple[int, int]) -> np.ndarray:
-    """Downsampled grey versions of image files (frames of any size map to the same feature size)."""
+    """Downsampled grey versions of image files (frames of any size give the same feature size)."""
     features = []
     for path in paths:
         image = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if image is None:
-            raise DataError(f"{path} cannot be read as an image; restore the frame or remove its label row.")
+            raise DataError(
+                f"{path} cannot be read as an image; restore the frame or remove its label row."
+            )
         features.append(_downsample(image, size))
     return np.stack(features)
 
@@ -99,29 +105,39 @@ def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
         nearest[order] = -1
         following = int(np.argmax(nearest))
         order.append(following)
-        nearest = np.minimum(nearest, np.linalg.norm(centred[picks] - centred[picks[following]], axis=1))
+        nearest = np.minimum(
+            nearest, np.linalg.norm(centred[picks] - centred[picks[following]], axis=1)
+        )
     return picks[order]
 
 
 def n_test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
     """Test frames drawn per development video so that they make ``test_fraction`` of its picks."""
     if not 0 < test_fraction < 1:
-        raise DataError(f"frames.test_fraction={test_fraction} must lie strictly between 0 and 1 (paper: 0.05).")
+        raise DataError(
+            f"frames.test_fraction={test_fraction} must lie strictly between 0 and 1 (paper: 0.05)."
+        )
     return max(1, round(max_train_frames * test_fraction / (1 - test_fraction)))
 
 
 def video_seeds(seed: int, video: str) -> list[int]:
-    """Random streams of one video: derived from its name, so adding videos leaves the others unchanged."""
+    """Random streams of one video, derived from its name: adding videos leaves the others as they
+    are."""
     return [seed, zlib.crc32(video.encode("utf-8"))]
 
 
 def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
-    """Ranked selection for every video of ``split``: one row per selected frame (SELECTION_COLUMNS)."""
+    """Ranked selection of every video of ``split``, one row per selected frame.
+
+    Columns: SELECTION_COLUMNS.
+    """
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
     for key in ("max_train_frames_per_video", "generalisation_frames_per_video"):
         if int(frames_cfg[key]) < 1:
             raise DataError(f"frames.{key}={frames_cfg[key]} must be at least 1 (conf/frames/).")
-    n_test = n_test_frames_per_video(int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction))
+    n_test = n_test_frames_per_video(
+        int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction)
+    )
     rows = []
     for video in split.itertuples(index=False):
         seeds = video_seeds(int(frames_cfg.seed), video.video)
@@ -129,28 +145,48 @@ def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataF
             wanted = int(frames_cfg.max_train_frames_per_video) + n_test
         else:
             wanted = int(frames_cfg.generalisation_frames_per_video)
-        frame_numbers, features = _pool(dataset, video.video, size, int(frames_cfg.max_frames_for_clustering))
+        frame_numbers, features = _pool(
+            dataset, video.video, size, int(frames_cfg.max_frames_for_clustering)
+        )
         if len(frame_numbers) < wanted:
-            log.warning("%s: %d frame(s) asked, only %d available; all are used", video.video, wanted, len(frame_numbers))
+            log.warning(
+                "%s: %d frame(s) asked, only %d available; all are used",
+                video.video,
+                wanted,
+                len(frame_numbers),
+            )
         ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
         if video.set == DEVELOPMENT:
             if len(ranked) < 2:
-                fix = ("label more frames of it in DeepLabCut, or remove its labeled-data folder"
-                       if dataset.kind == "dlc_project" else "use a longer recording, or remove the video from data.root")
+                fix = (
+                    "label more frames of it in DeepLabCut, or remove its labeled-data folder"
+                    if dataset.kind == "dlc_project"
+                    else "use a longer recording, or remove the video from data.root"
+                )
                 raise DataError(
-                    f"development video {video.video} of {dataset.root} has {len(ranked)} usable frame(s); "
-                    f"at least 2 (one train, one test) are needed: {fix}."
+                    f"development video {video.video} of {dataset.root} has {len(ranked)} usable "
+                    f"frame(s); at least 2 (one train, one test) are needed: {fix}."
                 )
             rng = np.random.default_rng(seeds)
             is_test = np.zeros(len(ranked), bool)
-            is_test[rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)] = True
+            tests = rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)
+            is_test[tests] = True
             roles = np.where(is_test, TEST, TRAIN)
         else:
             roles = np.full(len(ranked), GENERALISATION)
         for role in np.unique(roles):
             for rank, frame in enumerate(ranked[roles == role], start=1):
-                rows.append(dict(participant=video.participant, video=video.video, session=video.session,
-                                 set=video.set, role=role, rank=rank, frame=int(frame)))
+                rows.append(
+                    dict(
+                        participant=video.participant,
+                        video=video.video,
+                        session=video.session,
+                        set=video.set,
+                        role=role,
+                        rank=rank,
+                        frame=int(frame),
+                    )
+                )
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
@@ -164,13 +200,18 @@ def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, n
     images = labelled.drop_duplicates("frame").sort_values("frame")
     if images.empty:
         raise DataError(
-            f"{dataset.root / 'labeled-data' / video}: its CollectedData_{dataset.scorer} file labels no point in "
-            "any frame; label some frames in DeepLabCut, or remove the folder from the project (a copy of it)."
+            f"{dataset.root / 'labeled-data' / video}: its CollectedData_{dataset.scorer} file "
+            "labels no point in any frame; label some frames in DeepLabCut, or remove the folder "
+            "from the project (a copy of it)."
         )
-    return images["frame"].to_numpy(), image_features([dataset.root / i for i in images["image"]], size)
+    return images["frame"].to_numpy(), image_features(
+        [dataset.root / i for i in images["image"]], size
+    )
 
 
-def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: float, seed: int) -> pd.DataFrame:
+def label_frames(
+    dataset: Dataset, selection: pd.DataFrame, label_noise_px: float, seed: int
+) -> pd.DataFrame:
     """Labels of the selected frames, one row per (video, frame, bodypart).
 
     Synthetic cohorts get the ground truth plus Gaussian labelling error (SD ``label_noise_px``
@@ -178,7 +219,7 @@ def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: floa
     unlabelled videos get NaN, to be labelled through ``src.labelling``.
     """
     keys = selection[["participant", "video", "frame"]].drop_duplicates()
-    if dataset.annotations.empty:  # videos not labelled yet: every point NaN until labels are imported
+    if dataset.annotations.empty:  # not labelled yet: every point NaN until labels are imported
         keys = keys.merge(pd.DataFrame({"bodypart": dataset.bodyparts}), how="cross")
     labels = keys.merge(dataset.annotations, on=list(keys.columns), how="left")
     labels = labels.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
@@ -187,6 +228,10 @@ def label_frames(dataset: Dataset, selection: pd.DataFrame, label_noise_px: floa
         for video, rows in labels.groupby("video"):
             rng = np.random.default_rng(video_seeds(seed, video) + [1])
             noise = rng.normal(0.0, label_noise_px, size=(len(rows), 2))
-            labels.loc[rows.index, "x"] = np.clip(rows["x"] + noise[:, 0], 0, sizes.at[video, "width"] - 1)
-            labels.loc[rows.index, "y"] = np.clip(rows["y"] + noise[:, 1], 0, sizes.at[video, "height"] - 1)
+            labels.loc[rows.index, "x"] = np.clip(
+                rows["x"] + noise[:, 0], 0, sizes.at[video, "width"] - 1
+            )
+            labels.loc[rows.index, "y"] = np.clip(
+                rows["y"] + noise[:, 1], 0, sizes.at[video, "height"] - 1
+            )
     return labels[["participant", "video", "frame", "bodypart", "x", "y"]]

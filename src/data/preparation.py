@@ -1,0 +1,137 @@
+"""Preparing a data set: participant split, ranked frame selection, labelled frames.
+
+:func:`prepare` (the ``prepare`` stage, ``python -m src.prepare``) writes them to the data set's
+prepared folder, laid out as :mod:`src.data.prepared` describes.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import yaml
+from omegaconf import DictConfig, OmegaConf
+
+from src.checks import check_config
+from src.data.collected_data import write_labels
+from src.data.dataset import Dataset, load_dataset
+from src.data.frames import TRAIN, label_frames, n_test_frames_per_video, select_frames
+from src.data.split import DEVELOPMENT, split_participants
+from src.errors import DataError
+from src.files import atomic_directory
+
+log = logging.getLogger(__name__)
+
+
+def prepare(cfg: DictConfig) -> Path:
+    """Run the stage for a composed config; returns the prepared folder."""
+    check_config(cfg, "data", "split", "frames")
+    dataset = load_dataset(cfg.data)
+    out_dir = Path(cfg.paths.prepared_dir) / dataset.name
+    if out_dir.resolve().is_relative_to(dataset.root.resolve()):
+        raise DataError(
+            f"paths.prepared_dir puts output at {out_dir}, inside the raw data folder "
+            f"{dataset.root}, which the pipeline never writes to; choose a paths.prepared_dir "
+            "outside it."
+        )
+    split = split_participants(
+        dataset.videos, float(cfg.split.generalisation_fraction), int(cfg.split.seed)
+    )
+    selection = select_frames(dataset, split, cfg.frames)
+    labels = label_frames(
+        dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed)
+    )
+
+    with atomic_directory(out_dir, key="paths.prepared_dir") as staging:
+        selection["image"] = write_frame_images(dataset, selection, staging / "labeled-data")
+        write_labels(labels, selection, dataset.scorer, dataset.bodyparts, staging / "labeled-data")
+        split.to_csv(staging / "split.csv", index=False)
+        selection.to_csv(staging / "selection.csv", index=False)
+        labels.to_csv(staging / "labels.csv", index=False, float_format="%.3f")
+        _write_yaml(staging / "dataset.yaml", describe(dataset, split, selection, cfg))
+    log.info("prepared %d frames of %d videos into %s", len(selection), len(split), out_dir)
+    return out_dir
+
+
+def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: Path) -> pd.Series:
+    """Write every selected frame as labeled-data/<video>/img<frame>.png; returns these paths.
+
+    Frames of synthetic videos are decoded in one sequential pass (seeking is not frame-exact for
+    every codec); frames of an imported project are copied from its labeled-data folder.
+    """
+    images = pd.Series(index=selection.index, dtype=object)
+    if dataset.kind == "dlc_project":
+        source = dataset.annotations.drop_duplicates(["video", "frame"])
+        source = source.set_index(["video", "frame"])["image"]
+    for video, rows in selection.groupby("video"):
+        folder = labeled_data / video
+        folder.mkdir(parents=True, exist_ok=True)
+        if dataset.kind == "dlc_project":
+            for index, frame in rows["frame"].items():
+                name = Path(source[(video, frame)]).name
+                shutil.copyfile(dataset.root / source[(video, frame)], folder / name)
+                images[index] = f"labeled-data/{video}/{name}"
+            continue
+        info = dataset.videos.set_index("video").loc[video]
+        digits = max(1, math.ceil(math.log10(max(int(info.n_frames), 2))))  # DeepLabCut's naming
+        wanted = dict(zip(rows["frame"], rows.index))
+        capture = cv2.VideoCapture(str(info.path))
+        frame_number = 0
+        while wanted and capture.grab():
+            if frame_number in wanted:
+                _, image = capture.retrieve()
+                name = f"img{frame_number:0{digits}d}.png"
+                cv2.imwrite(str(folder / name), image)
+                images[wanted.pop(frame_number)] = f"labeled-data/{video}/{name}"
+            frame_number += 1
+        capture.release()
+        if wanted:
+            raise DataError(
+                f"video {info.path} ended before frames {sorted(wanted)}; restore the full video."
+            )
+    return images
+
+
+def describe(
+    dataset: Dataset, split: pd.DataFrame, selection: pd.DataFrame, cfg: DictConfig
+) -> dict:
+    """Facts about the prepared data, including frames asked for and actually used per video."""
+    max_train = int(cfg.frames.max_train_frames_per_video)
+    n_test = n_test_frames_per_video(max_train, float(cfg.frames.test_fraction))
+    asked = {
+        DEVELOPMENT: {"train": max_train, "test": n_test},
+        "generalisation": {"generalisation": int(cfg.frames.generalisation_frames_per_video)},
+    }
+    used = selection.groupby(["video", "role"]).size()
+    per_video = {}
+    for video in split.itertuples(index=False):
+        per_video[video.video] = {
+            role: {"asked": n, "used": int(used.get((video.video, role), 0))}
+            for role, n in asked[video.set].items()
+        }
+    trains = selection[selection["role"] == TRAIN].groupby("video").size()
+    participants = split.groupby("set")["participant"].nunique()
+    frames_config = OmegaConf.to_container(cfg.frames, resolve=True)
+    return {
+        "name": dataset.name,
+        "kind": dataset.kind,
+        "source": str(dataset.root),
+        "scorer": dataset.scorer,
+        "bodyparts": dataset.bodyparts,
+        "skeleton": dataset.skeleton,
+        "cm_per_px": dataset.cm_per_px,
+        "participants": {s: int(n) for s, n in participants.items()},
+        "videos": {s: int(n) for s, n in split.groupby("set").size().items()},
+        "min_train_frames_per_development_video": int(trains.min()) if len(trains) else 0,
+        "frames_per_video": per_video,
+        "config": frames_config | {"split": OmegaConf.to_container(cfg.split, resolve=True)},
+    }
+
+
+def _write_yaml(path: Path, content: dict) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        yaml.safe_dump(content, handle, sort_keys=False)
