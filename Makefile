@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements.lock
 
-.PHONY: setup browser demo sweep ui test test-fast lock
+.PHONY: setup browser demo sweep ui test test-fast lint lock
 
 setup: $(STAMP)   ## create .venv and install the pinned dependencies (quick when up to date)
 
@@ -33,8 +33,12 @@ sweep: setup      ## the same conditions as one Hydra multirun, without DVC (pyt
 ui: setup         ## the MLflow UI over mlruns/, on http://127.0.0.1:5000 (loopback only)
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
 
-test: setup browser postgres  ## the whole test suite, slow tests included (what CI runs)
+test: setup browser postgres lint  ## lint, then the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"
+
+lint: setup       ## ruff: lint and format check (pyproject.toml); `ruff format .` fixes the format
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 test-fast: setup  ## the default, fast tests only
 	$(PY) -m pytest
