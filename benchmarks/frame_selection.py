@@ -26,6 +26,7 @@ import io
 import shutil
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -33,10 +34,10 @@ import pandas as pd
 from hydra import compose, initialize_config_dir
 from scipy.spatial.distance import cdist, pdist
 
-from src.data.dataset import load_synthetic
 from src.data.frames import select_frames, video_features
-from src.data.prepared import write_frame_images
+from src.data.preparation import write_frame_images
 from src.data.split import DEVELOPMENT
+from src.data.synthetic import load_synthetic
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -112,8 +113,8 @@ def main() -> None:
                 str(config_path), {"numframes2pick": n_frames}
             )
             for method, run in (
-                ("ours", lambda: ours(dataset, video_row, cfg.frames, tmp / "ours")),
-                ("deeplabcut", lambda: deeplabcuts(config_path, video)),
+                ("ours", partial(ours, dataset, video_row, cfg.frames, tmp / "ours")),
+                ("deeplabcut", partial(deeplabcuts, config_path, video)),
             ):
                 for repeat in range(args.repeats):
                     started = time.perf_counter()

@@ -111,17 +111,19 @@ def main() -> None:
     lines = [
         "# Launchers: a 4-condition sweep in parallel (joblib, 2 workers) against one job after another",
         "",
-        f"Command: `.venv/bin/python -m benchmarks.launchers --repeats {args.repeats} --iterations {args.iterations}`",
+        "Command: `.venv/bin/python -m benchmarks.launchers "
+        f"--repeats {args.repeats} --iterations {args.iterations}`",
         f"(tiny cohort, resnet_18, `training.iterations={args.iterations}`, conditions "
         f"`labelled_frames={','.join(map(str, CONDITIONS))}`; each sweep in a fresh folder and MLflow store, so every "
         f"condition trains; {os.cpu_count()} CPU cores; repeats interleaved).",
         "",
-        "| configuration | wall s (each repeat) | median wall s | ratio to sequential, threads=2 | CPU s (median) | load average before |",
+        "| configuration | wall s (each repeat) | median wall s | ratio to sequential, threads=2 "
+        "| CPU s (median) | load average before |",
         "|---|---|---:|---:|---:|---|",
     ]
     for name, runs in results.items():
         walls = ", ".join(f"{w:.1f}" for w, _, _ in runs)
-        loads = ", ".join(f"{l:.2f}" for _, _, l in runs)
+        loads = ", ".join(f"{load:.2f}" for _, _, load in runs)
         cpu = statistics.median(c for _, c, _ in runs)
         lines.append(
             f"| {name} | {walls} | {median[name]:.1f} | {median[name] / base:.2f} | {cpu:.1f} | {loads} |"

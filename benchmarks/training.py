@@ -124,8 +124,10 @@ def main() -> None:
         "",
         f"Command: `.venv/bin/python -m benchmarks.training --frames {args.frames} --iterations {args.iterations} "
         f"--repeats {args.repeats} --model {args.model}`  ",
-        f"Condition: {args.frames} labelled frames per video of the default cohort, {settings['pytorch_cfg_updates']['train_settings.epochs']} epochs "
-        f"({len(settings['train_indices'])} training images, {args.iterations} iterations); whole processes, imports included.",
+        f"Condition: {args.frames} labelled frames per video of the default cohort, "
+        f"{settings['pytorch_cfg_updates']['train_settings.epochs']} epochs "
+        f"({len(settings['train_indices'])} training images, {args.iterations} iterations); "
+        "whole processes, imports included.",
         "",
         "| what | median (s) | runs (s) |",
         "|---|---|---|",

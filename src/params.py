@@ -58,11 +58,10 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
 
 def main() -> None:
     path = REPO / "params.yaml"
-    changed = write_params(path, sys.argv[1:])
-    print(
-        f"{path.name}: {'written' if changed else 'unchanged'} (conf/ composed{' with ' + ' '.join(sys.argv[1:]) if sys.argv[1:] else ''})",
-        flush=True,
-    )
+    overrides = sys.argv[1:]
+    changed = write_params(path, overrides)
+    composition = "conf/ composed" + (f" with {' '.join(overrides)}" if overrides else "")
+    print(f"{path.name}: {'written' if changed else 'unchanged'} ({composition})", flush=True)
 
 
 if __name__ == "__main__":

@@ -6,8 +6,11 @@
 
 One MLflow run per condition (named ``frames=<n>``, nested under the sweep's run). A model already
 trained with the same configuration and data (same ``model_key`` tag) is reused, not trained again;
-condition 0 evaluates the initial model itself. In the DVC pipeline (dvc.yaml) this module is the train
-stage (``evaluate=false``) and ``python -m src.evaluate`` the evaluate stage, which logs into the same run.
+condition 0 evaluates the initial model itself. With ``weights=healthy_adults`` and no pre-trained
+model for this configuration yet, it first pre-trains one (as ``python -m src.pretrain`` does) and
+says so in one line, with about how long that takes. In the DVC pipeline (dvc.yaml) this module is
+the train stage (``evaluate=false``) and ``python -m src.evaluate`` the evaluate stage, which logs
+into the same run; the prepare_pretraining and pretrain stages made the initial model before.
 """
 
 from __future__ import annotations
@@ -28,9 +31,8 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> dict[str, float]:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
-        return train(
-            cfg
-        )  # exceptions go to Hydra, which reports the failed job and goes on with the others
+        # exceptions go to Hydra, which reports the failed job and goes on with the others
+        return train(cfg)
     with exit_on_data_error():
         return train(cfg)
 

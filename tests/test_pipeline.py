@@ -1,9 +1,9 @@
 """The DVC pipeline (dvc.yaml) end to end on a tiny configuration, in a private copy of the repository.
 
-Real DVC, real DeepLabCut training, a real MLflow store: cohort -> prepare -> pretrain -> train@n ->
-evaluate@n -> report, then what a user relies on: the table equals MLflow, a second `dvc repro` does
-nothing, an evaluation parameter re-runs evaluation and report only, and the Hydra sweep gives the
-same numbers as the pipeline.
+Real DVC, real DeepLabCut training, a real MLflow store: cohort -> prepare, prepare_pretraining ->
+pretrain -> train@n -> evaluate@n -> report, then what a user relies on: the table equals MLflow, a
+second `dvc repro` does nothing, an evaluation parameter re-runs evaluation and report only, and the
+Hydra sweep gives the same numbers as the pipeline.
 """
 
 from __future__ import annotations
@@ -45,11 +45,12 @@ def run(repo: Path, *command: str) -> str:
 
 
 def copy_repository(target: Path) -> Path:
-    """What a clone holds that the pipeline needs: code, configs, dvc.yaml; a git and DVC repository."""
+    """What a clone holds that the pipeline needs: code, configs, dvc.yaml, the lock file (a dep of
+    every stage); a git and DVC repository."""
     target.mkdir()
     for name in ("src", "conf"):
         shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore"):
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
         shutil.copyfile(REPO / name, target / name)
     (target / "docs").mkdir()
     shutil.copyfile(REPO / "docs" / "paper_table1.csv", target / "docs" / "paper_table1.csv")
@@ -88,7 +89,7 @@ def evaluation_records(repo: Path) -> dict[int, dict]:
 
 def test_every_stage_runs_once_and_a_second_repro_is_a_no_op(pipeline):
     repo, first, second = pipeline
-    expected = {"cohort", "prepare", "pretrain"} | {
+    expected = {"cohort", "prepare", "prepare_pretraining", "pretrain"} | {
         f"{stage}@{n}" for stage in ("train", "evaluate") for n in CONDITIONS
     }
     assert ran_stages(first) == expected | {"report"}

@@ -1,11 +1,12 @@
-"""Pipeline stage: pre-train the initial model on the healthy-adult cohort (``weights=healthy_adults``).
+"""Pre-training of the initial model on the healthy-adult cohort (``weights=healthy_adults``).
 
 It stands in for the paper's MPII human model: trained once per model, training profile and data,
-and reused while those are unchanged. ``src.train`` calls it when the model is missing. Writes
-``<paths.models_dir>/pretrained/<data>-<model>-<key>/`` with ``pytorch_config.yaml``, ``snapshot.pt``
-and ``pretrained.yaml`` (bodyparts, key, MLflow run). Run as ``python -m src.pretrain`` (the DVC
-pipeline's pretrain stage) it also links that folder's files into ``<pipeline.dir>/pretrained/``, the
-stage's output, whose hash tells DVC when the conditions must be trained again.
+and reused while those are unchanged. Writes ``<paths.models_dir>/pretrained/<data>-<model>-<key>/``
+with ``pytorch_config.yaml``, ``snapshot.pt`` and ``pretrained.yaml`` (bodyparts, key, MLflow run),
+after preparing the cohort's frames into ``<paths.prepared_dir>/<pretraining.data.name>/`` as
+``src.prepare`` prepares a data set. ``python -m src.pretrain`` runs it; so does ``src.train`` when
+the model is missing, saying so first. In the DVC pipeline the preparation and the training are two
+stages (``prepare_pretraining`` and ``pretrain``), each declaring what it writes.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ import mlflow
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src.data.prepared import prepare, read_prepared
+from src.data.preparation import prepare
+from src.data.prepared import read_prepared
 from src.engine import pytorch as engine
 from src.errors import DataError
 from src.files import atomic_directory, locked
@@ -28,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def pretraining_config(cfg: DictConfig) -> DictConfig:
-    """The config of the pre-training: the pre-training data and frames, the conditions' model and profile."""
+    """The pre-training's config: its own data and frames, the conditions' model and profile."""
     pre = cfg.pretraining
     return OmegaConf.merge(
         cfg,
@@ -40,6 +42,11 @@ def pretraining_config(cfg: DictConfig) -> DictConfig:
     )
 
 
+def pretraining_data(pre_cfg: DictConfig) -> Path:
+    """The folder the pre-training's frames are prepared in (by ``prepare``, like any data set)."""
+    return Path(pre_cfg.paths.prepared_dir) / pre_cfg.data.name
+
+
 def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
     """What identifies a pre-trained model: its settings and the hash of its raw data."""
     settings = {
@@ -49,8 +56,16 @@ def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
     return store.digest(settings | {"data_version": data_version})
 
 
-def ensure_pretrained(cfg: DictConfig) -> Path:
-    """The folder of the pre-trained model for ``cfg``; trains it first if it does not exist yet."""
+def ensure_pretrained(
+    cfg: DictConfig, *, announce: bool = True, prepared_dir: Path | None = None
+) -> Path:
+    """The folder of the pre-trained model for ``cfg``; trains it first if it does not exist yet.
+
+    ``announce``: when it pre-trains, first print one line saying so and why (for ``src.train``,
+    to which pre-training is a side job; ``src.pretrain``, whose job it is, turns it off).
+    ``prepared_dir``: the pre-training's frames, already prepared (the DVC pipeline's
+    ``prepare_pretraining`` stage); ``None`` prepares them when it pre-trains.
+    """
     pre_cfg = pretraining_config(cfg)
     data_version = store.folder_version(Path(pre_cfg.data.root))
     key = pretrained_key(pre_cfg, data_version)
@@ -59,25 +74,61 @@ def ensure_pretrained(cfg: DictConfig) -> Path:
     )
     if (folder / "pretrained.yaml").is_file():
         return folder
-    # The parallel jobs of a fresh sweep all need it: one trains it, the others wait for it and take it.
+    # The parallel jobs of a fresh sweep all need it: one trains it, the others wait and take it.
     with locked(folder.with_name(f".{folder.name}.lock")):
         if not (folder / "pretrained.yaml").is_file():
-            pretrain(cfg, pre_cfg, folder, key, data_version)
+            if announce:
+                print(announcement(pre_cfg, folder, prepared_dir is None), flush=True)
+            pretrain(cfg, pre_cfg, folder, key, data_version, prepared_dir)
     return folder
 
 
+# The demo's pre-training (resnet_18, 400 iterations at batch size 8, its frames prepared first)
+# took 4 min 25 s on 2 CPU cores: about 12 images per second. Other models and machines differ.
+CPU_IMAGES_PER_SECOND = 12
+
+
+def announcement(pre_cfg: DictConfig, folder: Path, prepares: bool) -> str:
+    """One line: what ``src.train`` starts besides the condition, why, and about how long."""
+    iterations, batch = int(pre_cfg.training.iterations), int(pre_cfg.training.batch_size)
+    work = f"{iterations} iterations at batch size {batch}"
+    if str(pre_cfg.training.device) == "cpu":
+        minutes = max(1, round(iterations * batch / CPU_IMAGES_PER_SECOND / 60))
+        work += f", about {minutes} min on a CPU at the demo's pace"
+    frames = f"its frames prepared into {pretraining_data(pre_cfg)}, then " if prepares else ""
+    return (
+        f"the initial model (weights.kind=pretrained) {folder} does not exist yet: pre-training it "
+        f"first on {pre_cfg.data.name} as `python -m src.pretrain` would ({frames}{work})"
+    )
+
+
 def pretrain(
-    cfg: DictConfig, pre_cfg: DictConfig, folder: Path, key: str, data_version: str
+    cfg: DictConfig,
+    pre_cfg: DictConfig,
+    folder: Path,
+    key: str,
+    data_version: str,
+    prepared_dir: Path | None = None,
 ) -> None:
-    """Train the initial model on the pre-training cohort and save it to ``folder`` (and to MLflow)."""
+    """Train the initial model on the pre-training cohort and save it to ``folder`` (and to MLflow).
+
+    Its frames are ``prepared_dir``, or, when that is ``None``, prepared here first.
+    """
     if not Path(pre_cfg.data.root).exists():
         raise DataError(
             f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
             "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub)."
         )
-    prepared_dir = prepare(pre_cfg)
+    if prepared_dir is None:
+        prepared_dir = prepare(pre_cfg)
+    elif not (prepared_dir / "dataset.yaml").is_file():
+        raise DataError(
+            f"{prepared_dir} holds no prepared frames; prepare the pre-training's frames first: "
+            "`dvc repro prepare_pretraining`, or `python -m src.pretrain`, which prepares them."
+        )
     facts, selection, labels = read_prepared(prepared_dir)
-    # Everything selected trains except DeepLabCut's test frames (development test + generalisation).
+    # Everything selected trains except DeepLabCut's test frames (development test and
+    # generalisation).
     selection["role"] = selection["role"].replace({"generalisation": "test"})
 
     work = folder.with_name(folder.name + ".work")
@@ -86,7 +137,10 @@ def pretrain(
             f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub."
         )
     training_set, pose_config, updates = engine.prepare_training(
-        prepared_dir, facts, selection, labels, work / "project", pre_cfg.model, pre_cfg.training
+        engine.TrainingFrames(prepared_dir, facts, selection, labels),
+        work / "project",
+        pre_cfg.model,
+        pre_cfg.training,
     )
     weight_init = engine.fresh_weight_init(
         pre_cfg.pretraining.weights, pose_config, work / "random-init.pt", int(cfg.seed)
