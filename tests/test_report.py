@@ -11,7 +11,13 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from src.errors import DataError
-from src.evaluation.report import loss_histories, paper_table, report, write_report
+from src.evaluation.report import (
+    ReportData,
+    loss_histories,
+    paper_table,
+    report,
+    write_report,
+)
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from tests.conftest import REPO, compose_config
 
@@ -286,10 +292,9 @@ def test_sweep_by_id_and_clear_errors(store, tmp_path):
 
 def test_write_report_without_plots_inputs(store, tmp_path):
     runs = collect_runs(store["client"], store["experiment_id"], store["parent"])
-    out = write_report(runs, paper_table(runs, 0.8), tmp_path / "plain")
-    assert {p.name for p in out.iterdir()} == set(
-        REPORT_FILES
-    )  # what the DVC stage declares, always
+    out = write_report(ReportData(runs, paper_table(runs, 0.8)), tmp_path / "plain")
+    # what the DVC stage declares, always
+    assert {p.name for p in out.iterdir()} == set(REPORT_FILES)
     assert pd.read_csv(out / "results_cm.csv", index_col=0).isna().all().all()
 
 
@@ -305,9 +310,8 @@ def test_report_of_the_real_store(tmp_path):
     except DataError as error:
         pytest.skip(f"no sweep in the real store: {error}")
     runs = collect_runs(client, experiment_id, parent.info.run_id)
-    out = write_report(
-        runs, paper_table(runs, 0.8), tmp_path / "report"
-    )  # not attached: the real store stays as it is
+    # not attached: the real store stays as it is
+    out = write_report(ReportData(runs, paper_table(runs, 0.8)), tmp_path / "report")
     results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
 
     children = client.search_runs(

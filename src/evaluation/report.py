@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
 
 import pandas as pd
@@ -51,10 +52,17 @@ PAPER_TABLE = Path(__file__).resolve().parents[2] / "docs" / "paper_table1.csv"
 
 COLUMN_NOTES = {
     "train": "frames the model was trained on (fits the labels; no train set at 0 frames)",
-    "test": "held-out labelled frames of the development videos (same participants as training: 5 % of the labelled frames)",
+    "test": (
+        "held-out labelled frames of the development videos "
+        "(same participants as training: 5 % of the labelled frames)"
+    ),
     "test, p-cutoff": "test, counting only predictions with likelihood >= the cutoff",
-    "generalisation": "one labelled frame per video of participants never seen in training (20 % of participants)",
-    "generalisation, p-cutoff": "generalisation, counting only predictions with likelihood >= the cutoff",
+    "generalisation": (
+        "one labelled frame per video of participants never seen in training (20 % of participants)"
+    ),
+    "generalisation, p-cutoff": (
+        "generalisation, counting only predictions with likelihood >= the cutoff"
+    ),
 }
 
 
@@ -124,23 +132,34 @@ def loss_histories(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["labelled_frames", "metric", "step", "value"])
 
 
-def write_report(
-    runs: pd.DataFrame,
-    table: pd.DataFrame,
-    out_dir: Path,
-    *,
-    pcutoff: float = 0.8,
-    table_cm: pd.DataFrame | None = None,
-    bodyparts: pd.DataFrame | None = None,
-    losses: pd.DataFrame | None = None,
-    paper: pd.DataFrame | None = None,
-    title: str = "",
-    sweep_note: str = "",
-) -> Path:
-    """Write results.md/.csv, metrics.json, mae_vs_frames.csv and the plots into ``out_dir``; returns it.
+@dataclass(frozen=True, eq=False)
+class ReportData:
+    """What a report shows: the runs of a sweep (:func:`collect_runs`) and tables made from them.
 
-    Every file is written beside and then renamed into place: an interrupted report leaves the previous one whole.
+    ``table`` and ``table_cm`` are :func:`paper_table` in pixels and cm; ``bodyparts`` and
+    ``losses`` come from :func:`bodypart_errors` and :func:`loss_histories`; ``paper`` is the
+    paper's Table 1. Whatever is None is left out of the report (its plot says so).
     """
+
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    _: KW_ONLY
+    pcutoff: float = 0.8
+    table_cm: pd.DataFrame | None = None
+    bodyparts: pd.DataFrame | None = None
+    losses: pd.DataFrame | None = None
+    paper: pd.DataFrame | None = None
+    title: str = ""
+    sweep_note: str = ""
+
+
+def write_report(data: ReportData, out_dir: Path) -> Path:
+    """Write results.md/.csv, metrics.json, mae_vs_frames.csv and the plots; returns ``out_dir``.
+
+    Every file is written beside and then renamed into place: an interrupted report leaves the
+    previous one whole.
+    """
+    runs, table, table_cm = data.runs, data.table, data.table_cm
     with atomic_files(Path(out_dir)) as staging:
         table.to_csv(staging / "results.csv")
         has_cm = table_cm is not None and table_cm.notna().any().any()
@@ -150,9 +169,8 @@ def write_report(
         wide = table.rename(columns=lambda c: c.split(" ")[0].replace(",", "_pcutoff")).rename_axis(
             "labelled_frames"
         )
-        wide.to_csv(
-            staging / "mae_vs_frames.csv"
-        )  # for `dvc plots`: one column per set, stable names
+        # for `dvc plots`: one column per set, stable names
+        wide.to_csv(staging / "mae_vs_frames.csv")
         wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_"))]
         metrics = {
             f"frames_{n}": row.dropna().to_dict()
@@ -161,44 +179,36 @@ def write_report(
         (staging / "metrics.json").write_text(
             json.dumps(metrics, indent=2) + "\n", encoding="utf-8"
         )
-        if paper is not None:
-            paper = paper.reindex(
-                columns=table.columns
-            )  # the paper's cutoff is 0.8: other cutoffs stay empty
+        # the paper's cutoff is 0.8: other cutoffs stay empty
+        paper = data.paper.reindex(columns=table.columns) if data.paper is not None else None
         plot_mae_vs_frames(table, paper, staging / "mae_vs_frames.png")
-        if bodyparts is not None and len(bodyparts):
-            plot_bodypart_errors_by_condition(bodyparts, staging / "bodypart_errors.png")
+        if data.bodyparts is not None and len(data.bodyparts):
+            plot_bodypart_errors_by_condition(data.bodyparts, staging / "bodypart_errors.png")
         else:
             plot_nothing("no errors per bodypart were logged", staging / "bodypart_errors.png")
-        if losses is not None and len(losses):
-            plot_loss_curves(losses, staging / "loss_curves.png")
+        if data.losses is not None and len(data.losses):
+            plot_loss_curves(data.losses, staging / "loss_curves.png")
         else:
             plot_nothing(
                 "no condition was trained (condition 0 only, or reused models without loss history)",
                 staging / "loss_curves.png",
             )
-        (staging / "results.md").write_text(
-            markdown(
-                runs,
-                table,
-                pcutoff,
-                table_cm if has_cm else None,
-                paper,
-                title,
-                sweep_note,
-                staging,
-            ),
-            encoding="utf-8",
-        )
+        shown = replace(data, table_cm=table_cm if has_cm else None, paper=paper)
+        (staging / "results.md").write_text(markdown(shown, staging), encoding="utf-8")
     return Path(out_dir)
 
 
-def markdown(runs, table, pcutoff, table_cm, paper, title, sweep_note, out_dir: Path) -> str:
-    """The text of results.md (numbers rounded to 2 decimals for display only)."""
-    c = f"{pcutoff:g}"
+def markdown(data: ReportData, out_dir: Path) -> str:
+    """The text of results.md (numbers rounded to 2 decimals for display only).
+
+    ``out_dir`` holds the plots: those there are shown. ``data.table_cm`` and ``data.paper`` are
+    shown as given (:func:`write_report` leaves out an all-empty cm table).
+    """
+    runs, table, table_cm, paper = data.runs, data.table, data.table_cm, data.paper
+    c = f"{data.pcutoff:g}"
     parts = [
-        f"# {title or 'Tracking error against labelled frames per video'}",
-        sweep_note,
+        f"# {data.title or 'Tracking error against labelled frames per video'}",
+        data.sweep_note,
         "## Mean error (MAE) in pixels",
         _markdown(table),
     ]
@@ -221,7 +231,8 @@ def markdown(runs, table, pcutoff, table_cm, paper, title, sweep_note, out_dir: 
     kept.columns, kept.index.name = list(SETS), INDEX
     parts += [
         f"## Share of points kept by p-cutoff {c} (%)",
-        f"Percentage of labelled points whose prediction has likelihood >= {c}; the p-cutoff columns average over these only.",
+        f"Percentage of labelled points whose prediction has likelihood >= {c}; "
+        "the p-cutoff columns average over these only.",
         _markdown(kept, ".1f"),
     ]
     if paper is not None:
@@ -267,9 +278,8 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
     if from_pipeline:
         runs = collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
         parent_id = client.get_run(runs["run_id"].iloc[-1]).data.tags["mlflow.parentRunId"]
-        store.finish(
-            parent_id, failed=False
-        )  # every condition is evaluated: the pipeline's parent run ends
+        # every condition is evaluated: the pipeline's parent run ends
+        store.finish(parent_id, failed=False)
         parent = client.get_run(parent_id)
     else:
         parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
@@ -279,20 +289,20 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         f"Sweep `{parent.data.tags.get('sweep', '')}`, MLflow parent run `{parent.info.run_id}` "
         f"({parent.info.status.lower()}), experiment `{cfg.mlflow.experiment}`, store `{cfg.mlflow.tracking_uri}`."
     )
-    out_dir = write_report(
+    data = ReportData(
         runs,
         paper_table(runs, pcutoff),
-        Path(str(cfg.report.dir)),
         pcutoff=pcutoff,
         table_cm=paper_table(runs, pcutoff, "cm"),
         bodyparts=bodypart_errors(client, runs),
         losses=loss_histories(client, runs),
-        title=f"Tracking error against labelled frames: {cfg.mlflow.experiment}",
         paper=pd.read_csv(PAPER_TABLE, comment="#", index_col=0)
         if cfg.report.compare_paper
         else None,
+        title=f"Tracking error against labelled frames: {cfg.mlflow.experiment}",
         sweep_note=sweep_note,
     )
+    out_dir = write_report(data, Path(str(cfg.report.dir)))
     if attach:
         client.log_artifacts(parent.info.run_id, str(out_dir), "report")
     return out_dir

@@ -118,7 +118,10 @@ def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run
     """The newest finished run that trained the model identified by ``model_key`` (and so stores it)."""
     runs = MlflowClient().search_runs(
         [experiment_id],
-        filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and attributes.status = 'FINISHED'",
+        filter_string=(
+            f"tags.model_key = '{model_key}' and tags.model_source = 'trained' "
+            "and attributes.status = 'FINISHED'"
+        ),
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -144,7 +147,10 @@ def find_interrupted_run(experiment_id: str, model_key: str) -> mlflow.entities.
     """The newest run that began training the model ``model_key`` and never finished (killed or failed)."""
     runs = MlflowClient().search_runs(
         [experiment_id],
-        filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and attributes.status != 'FINISHED'",
+        filter_string=(
+            f"tags.model_key = '{model_key}' and tags.model_source = 'trained' "
+            "and attributes.status != 'FINISHED'"
+        ),
         order_by=["attributes.start_time DESC"],
     )
     return next((run for run in runs if not is_live(run)), None)
