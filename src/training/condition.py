@@ -16,6 +16,7 @@ import logging
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
@@ -112,31 +113,34 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "labelled_frames": str(n_frames),
             }
         )
-        return run_condition(
-            cfg, condition, initial, previous, interrupted, work, experiment_id, parent, tags
-        )
+        plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags)
+        return run_condition(cfg, condition, plan)
 
 
-def run_condition(
-    cfg: DictConfig,
-    condition: Condition,
-    initial: engine.Model | None,
-    previous,
-    interrupted,
-    work: Path,
-    experiment_id: str,
-    parent: str | None,
-    tags: dict[str, str],
-) -> dict[str, float]:
+@dataclass(frozen=True)
+class RunPlan:
+    """What :func:`train` found out for one condition before its MLflow run starts."""
+
+    initial: engine.Model | None  # the model training starts from (condition 0: the one evaluated)
+    previous: mlflow.entities.Run | None  # a finished run of the same model: its model is reused
+    interrupted: mlflow.entities.Run | None  # an unfinished run of the same model: it is continued
+    work: Path  # the folder the model is trained (or downloaded) in
+    experiment_id: str
+    parent: str | None  # the run to nest under: the sweep's or the DVC pipeline's
+    tags: dict[str, str]  # of the run: versions, process, git commit, model_key, labelled_frames
+
+
+def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[str, float]:
     """The MLflow run of one condition: a new run, or the interrupted one continued (same run id)."""
+    initial, previous, interrupted, work = plan.initial, plan.previous, plan.interrupted, plan.work
+    experiment_id, parent, tags = plan.experiment_id, plan.parent, plan.tags
     n_frames = condition.labelled_frames
     if n_frames == 0:
         source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
     else:
         source = store.REUSED_PREFIX + previous.info.run_id if previous is not None else "trained"
-    tags = tags | {
-        "model_source": source
-    }  # set first: a run killed at once is still found and continued
+    # set first: a run killed at once is still found and continued
+    tags = tags | {"model_source": source}
     if interrupted is not None:
         run = mlflow.start_run(run_id=interrupted.info.run_id)
         attempt = int(interrupted.data.tags.get("attempt", "1")) + 1
@@ -144,7 +148,8 @@ def run_condition(
             tags | {"attempt": str(attempt)} | ({"mlflow.parentRunId": parent} if parent else {})
         )
         print(
-            f"labelled_frames={n_frames}: continuing interrupted MLflow run {run.info.run_id} (attempt {attempt})",
+            f"labelled_frames={n_frames}: continuing interrupted MLflow run {run.info.run_id} "
+            f"(attempt {attempt})",
             flush=True,
         )
     else:
@@ -237,15 +242,9 @@ def train_condition(
     """
     facts = condition.facts
     trained_on = condition.frames[condition.frames["set"].isin(["train", "test"])]
+    frames = engine.TrainingFrames(condition.prepared_dir, facts, trained_on, condition.labels)
     training_set, pose_config, updates = engine.prepare_training(
-        condition.prepared_dir,
-        facts,
-        trained_on,
-        condition.labels,
-        work / "project",
-        cfg.model,
-        cfg.training,
-        reuse=resume,
+        frames, work / "project", cfg.model, cfg.training, reuse=resume
     )
     resume_from = engine.resume_point(training_set.model_folder) if resume else None
     if resume_from is not None:
