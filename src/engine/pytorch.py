@@ -17,7 +17,7 @@ import pandas as pd
 import yaml
 from PIL import Image
 
-from src.data.prepared import write_labels
+from src.data.collected_data import write_labels
 from src.errors import DataError
 
 SHUFFLE = 1
@@ -77,22 +77,29 @@ def load_model(folder: Path) -> Model:
     )
 
 
-def make_training_set(
-    prepared_dir: Path,
-    facts: dict,
-    selection: pd.DataFrame,
-    labels: pd.DataFrame,
-    project_dir: Path,
-    net_type: str,
-) -> TrainingSet:
-    """Write a DeepLabCut project holding exactly the ``selection`` rows and make its training set.
+@dataclass
+class TrainingFrames:
+    """The frames a model is trained on: rows of a prepared folder (``python -m src.prepare``).
 
-    Rows whose ``role`` is ``test`` become DeepLabCut's test split, all others its train split.
+    Rows of ``selection`` whose ``role`` is ``test`` become DeepLabCut's test split, all others
+    its train split.
+    """
+
+    prepared_dir: Path  # the prepared folder: its images, dataset.yaml, selection.csv, labels.csv
+    facts: dict  # its dataset.yaml: name, scorer, bodyparts, skeleton
+    selection: pd.DataFrame  # the frames to train on (rows of selection.csv, with their role)
+    labels: pd.DataFrame  # labels.csv (at least the labels of the selected frames)
+
+
+def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) -> TrainingSet:
+    """Write a DeepLabCut project holding exactly the ``frames.selection`` rows and make its
+    training set (test split: the rows whose ``role`` is ``test``).
     """
     import deeplabcut
     from deeplabcut.core.config import ProjectConfig, write_project_config
 
-    prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
+    prepared_dir, project_dir = Path(frames.prepared_dir), Path(project_dir)
+    facts, selection, labels = frames.facts, frames.selection, frames.labels
     shutil.rmtree(project_dir, ignore_errors=True)
     labeled = project_dir / "labeled-data"
     for image in selection["image"]:
@@ -182,25 +189,23 @@ def open_training_set(project_dir: Path) -> TrainingSet | None:
 
 
 def prepare_training(
-    prepared_dir: Path,
-    facts: dict,
-    selection: pd.DataFrame,
-    labels: pd.DataFrame,
+    frames: TrainingFrames,
     project_dir: Path,
     model_cfg,
     training_cfg,
     reuse: bool = False,
 ) -> tuple[TrainingSet, dict, dict]:
     """make_training_set (or, with ``reuse``, the complete one already in ``project_dir``), then the
-    pytorch_config updates for the model and training profile.
+    pytorch_config updates for the model (config group ``model``) and training profile
+    (``training``).
 
     Returns the training set, its pytorch_config with the updates applied, and the updates.
     """
     training_set = (open_training_set(project_dir) if reuse else None) or make_training_set(
-        prepared_dir, facts, selection, labels, project_dir, model_cfg.net_type
+        frames, project_dir, model_cfg.net_type
     )
     pose_config = read_pose_config(training_set.pose_config)
-    image_wh = image_size(Path(prepared_dir) / selection["image"].iloc[0])
+    image_wh = image_size(Path(frames.prepared_dir) / frames.selection["image"].iloc[0])
     updates = pose_config_updates(
         model_cfg, training_cfg, pose_config, image_wh, training_set.n_train
     )
@@ -460,3 +465,105 @@ def apply_updates(pose_config: dict, updates: dict) -> dict:
             node = node.setdefault(parent, {})
         node[last] = value
     return pose_config
+
+
+# --- video analysis: DeepLabCut's inference on whole videos and its filters ---
+
+
+def video_inference_runner(model: Model, snapshot: str, batch_size: int, device: str):
+    """DeepLabCut's pose inference runner for a single-individual model, as its analyze_videos
+    builds it; ``device`` auto lets DeepLabCut choose."""
+    from deeplabcut.pose_estimation_pytorch.apis.utils import get_pose_inference_runner
+
+    return get_pose_inference_runner(
+        model_config=read_pose_config(model.pose_config),
+        snapshot_path=model.snapshot(snapshot),
+        batch_size=batch_size,
+        device=None if device == "auto" else device,
+        max_individuals=1,
+    )
+
+
+def video_inference(runner, video: Path) -> list[dict]:
+    """DeepLabCut's inference on every frame of a video (with its tqdm progress bar); one
+    prediction per decoded frame."""
+    from deeplabcut.pose_estimation_pytorch.apis.videos import video_inference as infer
+
+    return infer(video, runner)
+
+
+def predictions_table(
+    predictions: list[dict], scorer: str, pose_config: dict, folder: Path, prefix: str
+) -> pd.DataFrame:
+    """DeepLabCut's predictions table (scorer/bodyparts/coords columns, one row per frame),
+    written by DeepLabCut as ``<folder>/<prefix>.h5`` and ``.csv``."""
+    from deeplabcut.pose_estimation_pytorch.apis.videos import create_df_from_prediction
+
+    return create_df_from_prediction(
+        predictions,
+        scorer,
+        multi_animal=False,
+        model_cfg=pose_config,
+        output_path=folder,
+        output_prefix=prefix,
+        save_as_csv=True,
+    )
+
+
+def filter_predictions(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
+    """DeepLabCut's ``filterpredictions`` on a predictions table (it needs a project; this does
+    the same on the table).
+
+    median: scipy's medfilt of x and y; arima: DeepLabCut's SARIMAX fit per coordinate; spline:
+    DeepLabCut's gap filling. The code mirrors deeplabcut/post_processing/filtering.py and calls
+    its helpers.
+    """
+    from scipy import signal
+
+    kind = str(filter_cfg.type)
+    if kind == "median":
+        filtered = table.copy()
+        coords = filtered.columns.get_level_values("coords") != "likelihood"
+        filtered.loc[:, coords] = table.loc[:, coords].apply(
+            signal.medfilt, args=(int(filter_cfg.window_length),), axis=0
+        )
+        return filtered
+    if kind == "arima":
+        return _sarimax_filtered(table, filter_cfg)
+    if kind == "spline":
+        from deeplabcut.post_processing.filtering import columnwise_spline_interp
+
+        filtered = table.copy()
+        is_xy = filtered.columns.get_level_values("coords").isin(("x", "y"))
+        xy = filtered.loc[:, is_xy].to_numpy(copy=True)
+        filled = columnwise_spline_interp(xy, int(filter_cfg.window_length))
+        xy[~np.isnan(filled)] = filled[~np.isnan(filled)]
+        filtered.loc[:, is_xy] = xy
+        return filtered
+    raise DataError(
+        f"analysis.filter.type={kind!r} is unknown; use none | median | arima | spline."
+    )
+
+
+def _sarimax_filtered(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
+    """DeepLabCut's SARIMAX fit of x and y of every bodypart; the first frame is kept."""
+    from deeplabcut.refine_training_dataset.outlier_frames import FitSARIMAXModel
+
+    arguments = (
+        float(filter_cfg.p_bound),
+        float(filter_cfg.alpha),
+        int(filter_cfg.ar_degree),
+        int(filter_cfg.ma_degree),
+        False,
+    )
+    values = table.to_numpy().reshape((len(table), -1, 3))
+    smoothed = np.empty_like(values)
+    for j in range(values.shape[1]):
+        x, y, likelihood = values[:, j].T
+        mean_x, _ = FitSARIMAXModel(x, likelihood, *arguments)
+        mean_y, _ = FitSARIMAXModel(y, likelihood, *arguments)
+        mean_x[0], mean_y[0] = x[0], y[0]
+        smoothed[:, j] = np.c_[mean_x, mean_y, likelihood]
+    return pd.DataFrame(
+        smoothed.reshape((len(table), -1)), columns=table.columns, index=table.index
+    )
