@@ -1,11 +1,17 @@
-"""Write params.yaml: the configuration in conf/, composed by Hydra, that the DVC pipeline reads.
+"""Choose the study (your data set and settings) and write params.yaml, what the DVC pipeline reads.
 
-    python -m src.params                       # conf/ as it is (``make demo`` runs this before ``dvc repro``)
-    python -m src.params model=resnet_50       # Hydra overrides, e.g. the whole pipeline on another model
+    python -m src.params                       # conf/ and the current study as they are (``make demo``)
+    python -m src.params data=dlc_project data.root=raw/MyProject data.name=my_project
+                                               # bring in a data set: every command acts on it from now on
+    python -m src.params model=resnet_50       # one more choice, kept with the study's others
+    python -m src.params --demo                # back to the embedded synthetic cohort
 
-Each stage of dvc.yaml runs ``python -m src.<stage> --config-dir . --config-name params``, so it reads exactly
-this file, and each stage's ``params:`` lists the keys it reads: changing one re-runs only the stages that
-read it. Edit conf/ (every key is commented there), not params.yaml, which this rewrites.
+Overrides are kept in ``conf/study/current.yaml`` (git-ignored), which ``conf/config.yaml`` composes last, so
+``src.train``, ``+sweep=frames``, ``src.report``, ``src.analyze`` and ``dvc repro`` all act on the same study,
+and config-group overrides on their command lines still work. Each stage of dvc.yaml runs
+``python -m src.<stage> --config-dir . --config-name params``, so it reads exactly params.yaml, and each
+stage's ``params:`` lists the keys it reads: changing one re-runs only the stages that read it. Edit conf/
+(every key is commented there) or the study, not params.yaml, which this rewrites.
 """
 
 from __future__ import annotations
@@ -17,7 +23,9 @@ import yaml
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
+from src.errors import exit_on_data_error
 from src.files import atomic_file
+from src.study.config import STUDY_FILE, write_study
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = """\
@@ -59,9 +67,33 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
 def main() -> None:
     path = REPO / "params.yaml"
     overrides = sys.argv[1:]
-    changed = write_params(path, overrides)
-    composition = "conf/ composed" + (f" with {' '.join(overrides)}" if overrides else "")
-    print(f"{path.name}: {'written' if changed else 'unchanged'} ({composition})", flush=True)
+    with exit_on_data_error():
+        if overrides == ["--demo"]:
+            _leave_study()
+        elif overrides:
+            composed(overrides)  # a typo or unknown option fails here, before the study is changed
+            print(
+                f"study: {write_study(overrides).relative_to(REPO)} now holds {' '.join(overrides)}"
+            )
+        changed = write_params(path)
+    study = composed()
+    where = (
+        STUDY_FILE.relative_to(REPO) if STUDY_FILE.is_file() else "the embedded demo, no study file"
+    )
+    print(
+        f"{path.name}: {'written' if changed else 'unchanged'}; data set {study['data']['name']} "
+        f"({study['data']['kind']}, {study['data']['root']}) from {where}",
+        flush=True,
+    )
+
+
+def _leave_study() -> None:
+    """Back to the embedded demo: the study file is kept aside as previous.yaml, not deleted."""
+    if STUDY_FILE.is_file():
+        kept = STUDY_FILE.replace(STUDY_FILE.with_name("previous.yaml"))
+        print(
+            f"study: moved to {kept.relative_to(REPO)} (bring it back by renaming it current.yaml)"
+        )
 
 
 if __name__ == "__main__":

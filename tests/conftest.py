@@ -88,3 +88,14 @@ def restore_tracking_uri():
     before = mlflow.get_tracking_uri()
     yield
     mlflow.set_tracking_uri(before)
+
+
+def pytest_sessionstart(session):
+    """The tests compose conf/; a study of the user's own (conf/study/current.yaml) would change them."""
+    study = Path(__file__).resolve().parents[1] / "conf" / "study" / "current.yaml"
+    if study.is_file():
+        pytest.exit(
+            f"{study} is set (your own study); the tests compose conf/ and would use it: "
+            "run `python -m src.params --demo` (keeps it as previous.yaml) before the tests.",
+            2,
+        )

@@ -1,0 +1,77 @@
+"""The study's own configuration: the overrides that name the user's data set, kept for every command.
+
+``python -m src.params data=dlc_project data.root=/path/to/project data.name=my_project`` records its
+overrides in ``conf/study/current.yaml`` (git-ignored: it holds local paths). ``conf/config.yaml`` includes
+that file after everything else (``optional study: current``), so every command that composes ``conf/``
+(``src.train``, ``+sweep=frames``, ``src.report``, ``src.analyze``, ...) and ``params.yaml`` (``dvc repro``)
+act on the same data set, and config-group overrides on the command line keep working.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+
+from src.errors import DataError
+from src.files import atomic_file
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+STUDY_FILE = CONF_DIR / "study" / "current.yaml"
+HEADER = """\
+# @package _global_
+# The current study, written by `python -m src.params <overrides>`; every command composes it after
+# conf/config.yaml. Edit it, or run `python -m src.params <more overrides>` (they are added to these), or
+# `python -m src.params --demo` to go back to the embedded synthetic cohort.
+"""
+
+
+def read_study(path: Path = STUDY_FILE) -> tuple[list, dict]:
+    """The recorded study: (group choices of its defaults list, values); empty when there is none."""
+    if not path.is_file():
+        return [], {}
+    content = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    defaults = [d for d in content.pop("defaults", []) if d != "_self_"]
+    return defaults, content
+
+
+def write_study(overrides: list[str], path: Path = STUDY_FILE) -> Path:
+    """Record ``overrides`` as the current study, on top of what it already holds (later values win)."""
+    old_defaults, values = read_study(path)
+    new_defaults, new_values = study_config(overrides)
+    groups = {next(iter(d)) for d in new_defaults}
+    defaults = [d for d in old_defaults if next(iter(d)) not in groups] + new_defaults
+    content = {"defaults": [*defaults, "_self_"], **_deep_merge(values, new_values)}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as staging:
+        staging.write_text(HEADER + yaml.safe_dump(content, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def study_config(overrides: list[str], conf_dir: Path = CONF_DIR) -> tuple[list, dict]:
+    """Hydra overrides -> (defaults list of group choices, nested values) of a ``@package _global_`` file."""
+    defaults, values = [], {}
+    for override in OverridesParser.create().parse_overrides(overrides):
+        key = override.key_or_group
+        if override.is_delete() or override.is_sweep_override():
+            raise DataError(
+                f"{override.input_line!r} cannot be kept in a study; give key=value overrides only."
+            )
+        if (conf_dir / key).is_dir():  # a config group, e.g. data=dlc_project
+            defaults.append({f"override /{key}": override.value()})
+            continue
+        node = values
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = override.value()
+    return defaults, values
+
+
+def _deep_merge(old: dict, new: dict) -> dict:
+    merged = dict(old)
+    for key, value in new.items():
+        both = isinstance(value, dict) and isinstance(old.get(key), dict)
+        merged[key] = _deep_merge(old[key], value) if both else value
+    return merged
