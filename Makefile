@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements.lock
 
-.PHONY: setup browser demo sweep ui test test-fast lint lock
+.PHONY: setup browser demo study sweep ui test test-fast lint lock
 
 setup: $(STAMP)   ## create .venv and install the pinned dependencies (quick when up to date)
 
@@ -20,7 +20,12 @@ browser:          ## Debian's chromium and chromedriver, for the MLflow UI scree
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q chromium chromium-driver >/dev/null 2>&1) \
 	  || echo "chromium or chromedriver is missing and could not be installed (not root?): sudo apt-get install chromium chromium-driver"
 
-demo: setup browser  ## the main job: conf/ -> params.yaml, `dvc repro` (cohort ... report), MLflow UI screenshot
+demo: setup browser  ## the main job on the embedded synthetic cohort: conf/ -> params.yaml, `dvc repro`, screenshot
+	@if [ -f conf/study/current.yaml ]; then echo "make demo runs the embedded cohort, but your study conf/study/current.yaml is set: \
+	run \`make study\` for it, or \`.venv/bin/python -m src.params --demo\` (keeps it as previous.yaml) first"; exit 2; fi
+	@$(MAKE) --no-print-directory study
+
+study: setup browser  ## the current study (python -m src.params <overrides> chose it): params.yaml, `dvc repro`, screenshot
 	$(PY) -m src.params
 	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" dvc repro
 	-$(PY) -m tools.mlflow_screenshot --out reports/mlflow_ui.png
@@ -30,8 +35,9 @@ demo: setup browser  ## the main job: conf/ -> params.yaml, `dvc repro` (cohort 
 sweep: setup      ## the same conditions as one Hydra multirun, without DVC (python -m src.train +sweep=frames)
 	$(PY) -m src.train +sweep=frames
 
-ui: setup         ## the MLflow UI over mlruns/, on http://127.0.0.1:5000 (loopback only)
-	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlruns/mlflow.db --host 127.0.0.1 --port 5000
+ui: setup         ## the MLflow UI over the study's store (mlflow.tracking_uri), on http://127.0.0.1:5000 (loopback only)
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri \
+	  "$$($(PY) -c 'from src.params import composed; print(composed()["mlflow"]["tracking_uri"])')"
 
 test: setup browser postgres lint  ## lint, then the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow"

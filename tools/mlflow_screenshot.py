@@ -47,6 +47,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.support.wait import WebDriverWait
 
 from src.errors import DataError
+from src.params import composed
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 
 CHROMIUM_FLAGS = [
@@ -392,8 +393,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tools.mlflow_screenshot", description=__doc__.splitlines()[0]
     )
-    parser.add_argument("--tracking-uri", default="sqlite:///mlruns/mlflow.db")
-    parser.add_argument("--experiment", default="synthetic_clinical")
+    study = composed()["mlflow"]  # defaults: the current study's store and experiment (conf/, its study)
+    parser.add_argument("--tracking-uri", default=study["tracking_uri"])
+    parser.add_argument("--experiment", default=study["experiment"])
     parser.add_argument("--sweep", default="latest", help="latest, or a sweep's parent run id")
     parser.add_argument("--out", default="reports/mlflow_ui.png")
     parser.add_argument(
