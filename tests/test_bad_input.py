@@ -377,7 +377,11 @@ CASES = [
         "reaching",
         "src.prepare",
         DLC,
-        ["1 participant(s) cannot be split", "Add participants", "data.participants"],
+        [
+            "has 1 participant(s) (reachingvideo1); a participant split needs at least 2 (one per set)",
+            "use split=frames (held-out blocks of frames per video",
+            "data.participants",
+        ],
         slow=False,
     ),
     Case(

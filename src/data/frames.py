@@ -5,6 +5,11 @@ cluster (the frame nearest the centroid). The picks are then *ranked* by farthes
 so the first N picks of a video are as varied as N picks can be: the condition with N labelled
 frames uses ranks 1..N, and every larger condition contains every smaller one. The development
 test frames are drawn once, per video, from the same picks and are shared by all conditions.
+
+With ``split=frames`` a video's candidate frames are divided first (:func:`src.data.split.frame_sets`):
+train and test frames are picked from the frames outside its held-out block, generalisation frames
+from inside it (all of them, or ``frames.generalisation_frames_per_video`` ranked ones:
+``split.generalisation_frames``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from src.data.dataset import Dataset
-from src.data.split import DEVELOPMENT, GENERALISATION
+from src.data.split import DEVELOPMENT, FRAMES, GENERALISATION, frame_sets, split_kind
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -126,9 +131,14 @@ def video_seeds(seed: int, video: str) -> list[int]:
     return [seed, zlib.crc32(video.encode("utf-8"))]
 
 
-def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataFrame:
+def select_frames(
+    dataset: Dataset, split: pd.DataFrame, frames_cfg, split_cfg=None
+) -> pd.DataFrame:
     """Ranked selection of every video of ``split``, one row per selected frame.
 
+    ``split_cfg`` (conf/split/; None: a participant split) says, for ``split=frames``, whether all
+    candidate frames of a held-out block become generalisation frames (``generalisation_frames:
+    all``, ranked by frame number) or ``frames.generalisation_frames_per_video`` ranked ones.
     Columns: SELECTION_COLUMNS.
     """
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
@@ -138,64 +148,113 @@ def select_frames(dataset: Dataset, split: pd.DataFrame, frames_cfg) -> pd.DataF
     n_test = n_test_frames_per_video(
         int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction)
     )
+    all_held_out = (
+        split_cfg is not None
+        and split_kind(split_cfg) == FRAMES
+        and split_cfg.get("generalisation_frames", "all") == "all"
+    )
     rows = []
-    for video in split.itertuples(index=False):
+    for video in split.drop_duplicates("video").itertuples(index=False):
         seeds = video_seeds(int(frames_cfg.seed), video.video)
-        if video.set == DEVELOPMENT:
-            wanted = int(frames_cfg.max_train_frames_per_video) + n_test
-        else:
-            wanted = int(frames_cfg.generalisation_frames_per_video)
         frame_numbers, features = _pool(
             dataset, video.video, size, int(frames_cfg.max_frames_for_clustering)
         )
-        if len(frame_numbers) < wanted:
-            log.warning(
-                "%s: %d frame(s) asked, only %d available; all are used",
-                video.video,
-                wanted,
-                len(frame_numbers),
-            )
-        ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
-        if video.set == DEVELOPMENT:
-            if len(ranked) < 2:
-                fix = (
-                    "label more frames of it in DeepLabCut, or remove its labeled-data folder"
-                    if dataset.kind == "dlc_project"
-                    else "use a longer recording, or remove the video from data.root"
+        sets = frame_sets(split, video.video, frame_numbers)
+        for set_name in (DEVELOPMENT, GENERALISATION):
+            in_set = sets == set_name
+            if not in_set.any():
+                continue
+            if set_name == GENERALISATION and all_held_out:
+                picked = frame_numbers[in_set]  # every candidate of the block, in frame order
+                roles = np.full(len(picked), GENERALISATION)
+            else:
+                picked, roles = _ranked_roles(
+                    dataset,
+                    video.video,
+                    set_name,
+                    frame_numbers[in_set],
+                    features[in_set],
+                    frames_cfg,
+                    n_test,
+                    seeds,
                 )
-                raise DataError(
-                    f"development video {video.video} of {dataset.root} has {len(ranked)} usable "
-                    f"frame(s); at least 2 (one train, one test) are needed: {fix}."
-                )
-            rng = np.random.default_rng(seeds)
-            is_test = np.zeros(len(ranked), bool)
-            tests = rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)
-            is_test[tests] = True
-            roles = np.where(is_test, TEST, TRAIN)
-        else:
-            roles = np.full(len(ranked), GENERALISATION)
-        for role in np.unique(roles):
-            for rank, frame in enumerate(ranked[roles == role], start=1):
-                rows.append(
-                    dict(
-                        participant=video.participant,
-                        video=video.video,
-                        session=video.session,
-                        set=video.set,
-                        role=role,
-                        rank=rank,
-                        frame=int(frame),
+            for role in np.unique(roles):
+                for rank, frame in enumerate(picked[roles == role], start=1):
+                    rows.append(
+                        dict(
+                            participant=video.participant,
+                            video=video.video,
+                            session=video.session,
+                            set=set_name,
+                            role=role,
+                            rank=rank,
+                            frame=int(frame),
+                        )
                     )
-                )
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
-def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, np.ndarray]:
-    """Candidate frames of a video and their features: every frame of a video, or, for an imported
-    DeepLabCut project, its labelled frames (those with at least one labelled point)."""
-    if dataset.kind != "dlc_project":
-        path = dataset.videos.set_index("video").loc[video, "path"]
-        return video_features(path, size, max_frames)
+def _ranked_roles(
+    dataset: Dataset,
+    video: str,
+    set_name: str,
+    frame_numbers: np.ndarray,
+    features: np.ndarray,
+    frames_cfg,
+    n_test: int,
+    seeds: list[int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Ranked k-means picks among one video's candidates of one set, and the role of each."""
+    if set_name == DEVELOPMENT:
+        wanted = int(frames_cfg.max_train_frames_per_video) + n_test
+    else:
+        wanted = int(frames_cfg.generalisation_frames_per_video)
+    if len(frame_numbers) < wanted:
+        log.warning(
+            "%s: %d frame(s) asked, only %d available; all are used",
+            video,
+            wanted,
+            len(frame_numbers),
+        )
+    ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
+    if set_name != DEVELOPMENT:
+        return ranked, np.full(len(ranked), GENERALISATION)
+    if len(ranked) < 2:
+        fix = (
+            "label more frames of it in DeepLabCut, or remove its labeled-data folder"
+            if dataset.kind == "dlc_project"
+            else "use a longer recording, or remove the video from data.root"
+        )
+        raise DataError(
+            f"development video {video} of {dataset.root} has {len(ranked)} usable "
+            f"frame(s); at least 2 (one train, one test) are needed: {fix}."
+        )
+    rng = np.random.default_rng(seeds)
+    is_test = np.zeros(len(ranked), bool)
+    tests = rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)
+    is_test[tests] = True
+    return ranked, np.where(is_test, TEST, TRAIN)
+
+
+def candidate_frames(dataset: Dataset, video: str) -> np.ndarray:
+    """The frame numbers a video's frames are selected from, without decoding anything: an
+    imported DeepLabCut project's labelled frames, every frame of a video otherwise (the frames
+    split holds out a block of them)."""
+    if _labelled_pool(dataset):
+        return _labelled_images(dataset, video)["frame"].to_numpy()
+    n_frames = dataset.videos.set_index("video").loc[video, "n_frames"]
+    return np.arange(int(n_frames))
+
+
+def _labelled_pool(dataset: Dataset) -> bool:
+    """Whether a data set's candidate frames are its labelled images (an imported project), not
+    every frame of its videos."""
+    return dataset.kind == "dlc_project"
+
+
+def _labelled_images(dataset: Dataset, video: str) -> pd.DataFrame:
+    """One annotation row per labelled frame (at least one labelled point) of a DeepLabCut
+    project's video, in frame order."""
     labelled = dataset.annotations[dataset.annotations["video"] == video].dropna(subset=["x", "y"])
     images = labelled.drop_duplicates("frame").sort_values("frame")
     if images.empty:
@@ -204,6 +263,16 @@ def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, n
             "labels no point in any frame; label some frames in DeepLabCut, or remove the folder "
             "from the project (a copy of it)."
         )
+    return images
+
+
+def _pool(dataset: Dataset, video: str, size, max_frames) -> tuple[np.ndarray, np.ndarray]:
+    """Candidate frames of a video and their features: every frame of a video, or, for an imported
+    DeepLabCut project, its labelled frames (those with at least one labelled point)."""
+    if not _labelled_pool(dataset):
+        path = dataset.videos.set_index("video").loc[video, "path"]
+        return video_features(path, size, max_frames)
+    images = _labelled_images(dataset, video)
     return images["frame"].to_numpy(), image_features(
         [dataset.root / i for i in images["image"]], size
     )

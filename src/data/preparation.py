@@ -19,8 +19,21 @@ from omegaconf import DictConfig, OmegaConf
 from src.checks import check_config
 from src.data.collected_data import write_labels
 from src.data.dataset import Dataset, load_dataset
-from src.data.frames import TRAIN, label_frames, n_test_frames_per_video, select_frames
-from src.data.split import DEVELOPMENT, split_participants
+from src.data.frames import (
+    TRAIN,
+    candidate_frames,
+    label_frames,
+    n_test_frames_per_video,
+    select_frames,
+)
+from src.data.split import (
+    DEVELOPMENT,
+    FRAMES,
+    GENERALISATION,
+    GENERALISATION_MEANING,
+    split_dataset,
+    split_kind,
+)
 from src.errors import DataError
 from src.files import atomic_directory
 
@@ -38,10 +51,8 @@ def prepare(cfg: DictConfig) -> Path:
             f"{dataset.root}, which the pipeline never writes to; choose a paths.prepared_dir "
             "outside it."
         )
-    split = split_participants(
-        dataset.videos, float(cfg.split.generalisation_fraction), int(cfg.split.seed)
-    )
-    selection = select_frames(dataset, split, cfg.frames)
+    split = split_dataset(dataset.videos, cfg.split, lambda video: candidate_frames(dataset, video))
+    selection = select_frames(dataset, split, cfg.frames, cfg.split)
     labels = label_frames(
         dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed)
     )
@@ -53,7 +64,12 @@ def prepare(cfg: DictConfig) -> Path:
         selection.to_csv(staging / "selection.csv", index=False)
         labels.to_csv(staging / "labels.csv", index=False, float_format="%.3f")
         _write_yaml(staging / "dataset.yaml", describe(dataset, split, selection, cfg))
-    log.info("prepared %d frames of %d videos into %s", len(selection), len(split), out_dir)
+    log.info(
+        "prepared %d frames of %d videos into %s",
+        len(selection),
+        split["video"].nunique(),
+        out_dir,
+    )
     return out_dir
 
 
@@ -102,19 +118,23 @@ def describe(
     """Facts about the prepared data, including frames asked for and actually used per video."""
     max_train = int(cfg.frames.max_train_frames_per_video)
     n_test = n_test_frames_per_video(max_train, float(cfg.frames.test_fraction))
+    kind = split_kind(cfg.split)
+    all_held_out = kind == FRAMES and cfg.split.get("generalisation_frames", "all") == "all"
     asked = {
         DEVELOPMENT: {"train": max_train, "test": n_test},
-        "generalisation": {"generalisation": int(cfg.frames.generalisation_frames_per_video)},
+        GENERALISATION: {GENERALISATION: int(cfg.frames.generalisation_frames_per_video)},
     }
     used = selection.groupby(["video", "role"]).size()
     per_video = {}
-    for video in split.itertuples(index=False):
-        per_video[video.video] = {
-            role: {"asked": n, "used": int(used.get((video.video, role), 0))}
-            for role, n in asked[video.set].items()
-        }
+    for video in split.itertuples(index=False):  # frames kind: every range of a video
+        roles = per_video.setdefault(video.video, {})
+        for role, n in asked[video.set].items():
+            if all_held_out and role == GENERALISATION:
+                n = int(video.n_frames)  # every candidate frame of the held-out block
+            roles[role] = {"asked": n, "used": int(used.get((video.video, role), 0))}
     trains = selection[selection["role"] == TRAIN].groupby("video").size()
     participants = split.groupby("set")["participant"].nunique()
+    videos = split.groupby("set")["video"].nunique()
     frames_config = OmegaConf.to_container(cfg.frames, resolve=True)
     return {
         "name": dataset.name,
@@ -125,7 +145,9 @@ def describe(
         "skeleton": dataset.skeleton,
         "cm_per_px": dataset.cm_per_px,
         "participants": {s: int(n) for s, n in participants.items()},
-        "videos": {s: int(n) for s, n in split.groupby("set").size().items()},
+        "videos": {s: int(n) for s, n in videos.items()},
+        "split_kind": kind,
+        "generalisation_meaning": GENERALISATION_MEANING[kind],
         "min_train_frames_per_development_video": int(trains.min()) if len(trains) else 0,
         "frames_per_video": per_video,
         "config": frames_config | {"split": OmegaConf.to_container(cfg.split, resolve=True)},
