@@ -64,7 +64,7 @@ _PROBABILITIES = (
 RULES: dict[str, tuple] = {
     "seed": _int_at_least(0),
     "labelled_frames": _int_at_least(0),
-    "data.kind": _one_of("synthetic", "dlc_project", "videos"),
+    "data.kind": _one_of("synthetic", "dlc_project", "lightning_pose", "videos"),
     "data.cm_per_px": _OPTIONAL_POSITIVE,
     "split.kind": _one_of("participants", "frames"),
     "split.generalisation_fraction": _between(0, 1, open_=True),

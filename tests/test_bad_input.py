@@ -143,6 +143,32 @@ def _second_participant_without_labels(project: Path) -> None:
     )
 
 
+def _as_lightning_pose(project: Path, keypoint_names: list[str] | None = None) -> None:
+    """The real project rearranged as a Lightning Pose data set: one top-level CollectedData.csv
+    (DeepLabCut's own CSV: its rows already name labeled-data/<video>/img<N>.png), no config.yaml,
+    no per-folder label files; with ``keypoint_names``, a Lightning Pose config lp.yaml listing
+    them."""
+    shutil.copyfile(project / f"{ANNOTATION}.csv", project / "CollectedData.csv")
+    for path in (project / "labeled-data/reachingvideo1").glob("CollectedData_*"):
+        path.unlink()
+    (project / "config.yaml").unlink()
+    if keypoint_names:
+        lp_config = {"data": {"csv_file": "CollectedData.csv", "keypoint_names": keypoint_names}}
+        (project / "lp.yaml").write_text(yaml.safe_dump(lp_config), encoding="utf-8")
+
+
+def _multi_animal_labels(project: Path) -> None:
+    """The labels rewritten with DeepLabCut's multi-animal header (an individuals level)."""
+    path = project / f"{ANNOTATION}.h5"
+    table = pd.read_hdf(path)
+    table.columns = pd.MultiIndex.from_tuples(
+        [(s, "mouse1", b, c) for s, b, c in table.columns],
+        names=["scorer", "individuals", "bodyparts", "coords"],
+    )
+    table.to_hdf(path, key="df_with_missing", mode="w")
+    (project / f"{ANNOTATION}.csv").unlink()
+
+
 # ----------------------------------------------------------------------------- the table
 
 
@@ -162,6 +188,7 @@ class Case:
 
 COHORT = ["data.root={raw}"]
 DLC = ["data=dlc_project", "data.root={raw}"]
+LIGHTNING_POSE = ["data=lightning_pose", "data.root={raw}"]
 VIDEOS = ["data=videos", "data.root={raw}"]
 
 CASES = [
@@ -284,6 +311,55 @@ CASES = [
         ["config.yaml cannot be read as YAML", "fix its syntax"],
         lambda raw: (raw / "config.yaml").write_text("Task: Reaching\nbodyparts: [Hand, Finger1\n"),
     ),
+    Case(
+        "multi-animal labels in a single-animal project",
+        "reaching",
+        "src.prepare",
+        DLC,
+        [
+            "CollectedData_Mackenzie.h5 is a multi-animal file",
+            "only single-animal data is supported",
+        ],
+        _multi_animal_labels,
+        slow=False,
+    ),
+    Case(
+        "Lightning Pose data set given as a DeepLabCut project",
+        "reaching",
+        "src.prepare",
+        DLC,
+        [
+            "config.yaml does not exist, but",
+            "this looks like a Lightning Pose data set",
+            "load it with `data=lightning_pose 'data.root=",  # quoted: the path has a space
+        ],
+        _as_lightning_pose,
+        slow=False,
+    ),
+    Case(
+        "DeepLabCut project given as a Lightning Pose data set",
+        "reaching",
+        "src.prepare",
+        LIGHTNING_POSE,
+        [
+            "CollectedData.csv does not exist, but",
+            "this looks like a DeepLabCut project",
+            "load it with `data=dlc_project 'data.root=",
+        ],
+    ),
+    Case(
+        "Lightning Pose keypoints differ from its config",
+        "reaching",
+        "src.prepare",
+        [*LIGHTNING_POSE, "data.config={raw}/lp.yaml"],
+        [
+            "CollectedData.csv has bodyparts that differ from the keypoint names "
+            "(data.keypoint_names)",
+            "['Nose']",
+            "make data.keypoint_names list the CSV's keypoints",
+        ],
+        lambda raw: _as_lightning_pose(raw, ["Hand", "Finger1", "Nose", "Joystick1", "Joystick2"]),
+    ),
     # --- labels
     Case(
         "bodyparts differ between config and annotations",
@@ -354,6 +430,20 @@ CASES = [
             "keep one row each",
         ],
         lambda raw: _edit_csv(raw / "participants.csv", lambda ls: ls + [ls[1]]),
+    ),
+    Case(
+        "video listed twice in a project's participants table",
+        "reaching",
+        "src.prepare",
+        [*DLC, "data.participants.table={raw}/participants.csv"],
+        [
+            "participants.csv lists video 'reachingvideo1' more than once (lines [2, 3])",
+            "keep one row per video",
+        ],
+        lambda raw: (raw / "participants.csv").write_text(
+            "video,participant\nreachingvideo1,mouse1\nreachingvideo1,mouse2\n", encoding="utf-8"
+        ),
+        slow=False,
     ),
     Case(
         "labelled frame image missing",
@@ -433,7 +523,7 @@ CASES = [
         [*COHORT, "data.kind=spreadsheet"],
         [
             "data.kind='spreadsheet' is not allowed",
-            "synthetic | dlc_project | videos",
+            "synthetic | dlc_project | lightning_pose | videos",
             "conf/data/",
         ],
     ),
@@ -756,6 +846,7 @@ def test_generated_cohort_was_only_read(sources):
         [],
         ["training=paper", "+sweep=cutoff"],
         ["data=videos", "data.root=/videos"],
+        ["data=lightning_pose", "data.root=/lp", "data.config=/lp/config.yaml"],
         ["data=dlc_project", "data.root=/project", "weights=snapshot", "weights.path=/s.pt"],
     ],
 )

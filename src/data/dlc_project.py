@@ -15,7 +15,7 @@ import pandas as pd
 from src.data.collected_data import read_collected_data, tidy_collected_data
 from src.data.dataset import ANNOTATION_COLUMNS, Dataset
 from src.data.participants import participants_for
-from src.data.validation import read_yaml
+from src.data.validation import override, read_yaml
 from src.data.videos import VIDEO_SUFFIXES, probe_video
 from src.errors import DataError
 
@@ -42,6 +42,7 @@ def load_dlc_project(
     root = Path(root)
     config_path = root / "config.yaml"
     if not config_path.is_file():
+        _refuse_lightning_pose(root, f"{config_path} does not exist")
         raise DataError(
             f"{config_path} does not exist; set data.root to the DeepLabCut project folder "
             "(the one that holds config.yaml)."
@@ -94,6 +95,7 @@ def load_dlc_project(
             tidy_collected_data(wide, annotation_file, root, folder.name, scorer, bodyparts)
         )
     if not tables:
+        _refuse_lightning_pose(root, f"no folder under {labeled_root} holds CollectedData_{scorer}")
         raise DataError(
             f"no folder under {labeled_root} holds CollectedData_{scorer}.h5 or .csv; label "
             "frames in DeepLabCut first, or set data.scorer to the scorer named in your "
@@ -103,7 +105,7 @@ def load_dlc_project(
 
     video_names = sorted(annotations["video"].unique())
     video_mapping = participants_for(
-        video_names, participants_table, participant_pattern, config_path
+        video_names, participants_table, participant_pattern, labeled_root
     )
     annotations["participant"] = annotations["video"].map(lambda v: video_mapping[v][0])
 
@@ -137,6 +139,16 @@ def load_dlc_project(
         videos=videos,
         annotations=annotations[ANNOTATION_COLUMNS + ["image"]],
     )
+
+
+def _refuse_lightning_pose(root: Path, problem: str) -> None:
+    """A DataError saying to load ``root`` as a Lightning Pose data set, if it looks like one: a
+    top-level CollectedData.csv (one file for all frames) where DeepLabCut has one per folder."""
+    if (root / "CollectedData.csv").is_file():
+        raise DataError(
+            f"{problem}, but {root / 'CollectedData.csv'} does: this looks like a Lightning Pose "
+            f"data set; load it with `data=lightning_pose {override('data.root', root)}`."
+        )
 
 
 def _find_annotation_file(folder: Path, scorer: str) -> Path | None:

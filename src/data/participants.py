@@ -9,14 +9,24 @@ from src.data.validation import read_csv
 from src.errors import DataError
 
 
-def participants_for(videos, table, pattern, config_path) -> dict[str, tuple[str, str]]:
+def participants_for(videos, table, pattern, source) -> dict[str, tuple[str, str]]:
     """Map each video to (participant, session).
 
     From ``table`` (columns video, participant[, session]; ``data.participants.table``) if given,
     else from the regex ``pattern`` (``data.participants.pattern``) matched against the video name.
+    ``source`` says where the video names come from, for messages (e.g. ".../labeled-data").
     """
     if table:
         mapping = read_csv(Path(table), required=["video", "participant"])
+        mapping["video"] = mapping["video"].astype(str)
+        repeated = mapping[mapping.duplicated("video", keep=False)]
+        if len(repeated):
+            video = repeated["video"].iloc[0]
+            rows = [i + 2 for i in repeated.index[repeated["video"] == video]]
+            raise DataError(
+                f"{table} lists video {video!r} more than once (lines {rows}); keep one row per "
+                "video (video, participant[, session]): remove the duplicates."
+            )
         if "session" not in mapping:
             mapping["session"] = (
                 mapping.groupby("participant").cumcount().map(lambda i: f"S{i + 1}")
@@ -47,7 +57,7 @@ def participants_for(videos, table, pattern, config_path) -> dict[str, tuple[str
         match = regex.search(video)
         if not match:
             raise DataError(
-                f"video {video!r} (labeled-data of {config_path.parent}) does not match "
+                f"video {video!r} (in {source}) does not match "
                 f"data.participants.pattern {regex.pattern!r}; fix the pattern or give "
                 "data.participants.table."
             )

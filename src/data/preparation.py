@@ -76,17 +76,17 @@ def prepare(cfg: DictConfig) -> Path:
 def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: Path) -> pd.Series:
     """Write every selected frame as labeled-data/<video>/img<frame>.png; returns these paths.
 
-    Frames of synthetic videos are decoded in one sequential pass (seeking is not frame-exact for
-    every codec); frames of an imported project are copied from its labeled-data folder.
+    Frames of videos are decoded in one sequential pass (seeking is not frame-exact for every
+    codec); labelled images (DeepLabCut, Lightning Pose) are copied as they are.
     """
     images = pd.Series(index=selection.index, dtype=object)
-    if dataset.kind == "dlc_project":
+    if dataset.has_labelled_images:
         source = dataset.annotations.drop_duplicates(["video", "frame"])
         source = source.set_index(["video", "frame"])["image"]
     for video, rows in selection.groupby("video"):
         folder = labeled_data / video
         folder.mkdir(parents=True, exist_ok=True)
-        if dataset.kind == "dlc_project":
+        if dataset.has_labelled_images:
             for index, frame in rows["frame"].items():
                 name = Path(source[(video, frame)]).name
                 shutil.copyfile(dataset.root / source[(video, frame)], folder / name)

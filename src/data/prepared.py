@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 from omegaconf import DictConfig
+from PIL import Image
 
 from src.checks import check_config
 from src.errors import DataError
@@ -110,3 +111,20 @@ def condition_frames(selection: pd.DataFrame, n_frames: int) -> pd.DataFrame:
     frames = selection[(selection["role"] != "train") | (selection["rank"] <= n_frames)].copy()
     frames["set"] = frames["role"]
     return frames.reset_index(drop=True)
+
+
+def largest_image_size(paths) -> tuple[int, int]:
+    """(width, height) that holds every image of ``paths``: the largest width and height.
+
+    The frames of a DeepLabCut or Lightning Pose project need not share one size (the real
+    Reaching project mixes 832 x 747 and 640 x 470). Training that crops or pads every image to one
+    size should use this, so that no frame is cropped below its own size; only headers are read.
+    """
+    widths, heights = [], []
+    for path in paths:
+        with Image.open(path) as image:
+            widths.append(image.size[0])
+            heights.append(image.size[1])
+    if not widths:
+        raise DataError("no images given; prepare the frames first: `python -m src.prepare`.")
+    return max(widths), max(heights)

@@ -6,6 +6,7 @@ and how to fix it.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import pandas as pd
@@ -40,6 +41,12 @@ def read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     if missing:
         raise DataError(f"{path} lacks column(s) {missing}; it needs {required}.")
     return table
+
+
+def override(key: str, value) -> str:
+    """``key=value`` as a command-line override for a message's fix, quoted for the shell where
+    needed (Hydra takes the quoted whole, spaces included)."""
+    return shlex.quote(f"{key}={value}")
 
 
 def one_line(error: Exception) -> str:
