@@ -556,12 +556,6 @@ def test_lightning_pose_data_set_prepares_end_to_end(lp_data, tmp_path):
         "frames.max_train_frames_per_video=4",
     )
     assert tree_checksums(lp_data) == before
-    frames_module = (REPO / "src" / "data" / "frames.py").read_text(encoding="utf-8")
-    if result.returncode != 0 and re.search(r'kind [!=]= "dlc_project"', frames_module):
-        pytest.xfail(
-            "src/data/frames.py (not this module's owner) still branches on "
-            'dataset.kind == "dlc_project"; it must use dataset.has_labelled_images'
-        )
     assert result.returncode == 0, result.stderr
     check_prepared(out / "prepared" / "lp", lp_data, LP_SESSIONS, "lightning_pose")
 

@@ -222,7 +222,7 @@ def _ranked_roles(
     if len(ranked) < 2:
         fix = (
             "label more frames of it in DeepLabCut, or remove its labeled-data folder"
-            if dataset.kind == "dlc_project"
+            if dataset.has_labelled_images
             else "use a longer recording, or remove the video from data.root"
         )
         raise DataError(
@@ -249,7 +249,7 @@ def candidate_frames(dataset: Dataset, video: str) -> np.ndarray:
 def _labelled_pool(dataset: Dataset) -> bool:
     """Whether a data set's candidate frames are its labelled images (an imported project), not
     every frame of its videos."""
-    return dataset.kind == "dlc_project"
+    return dataset.has_labelled_images
 
 
 def _labelled_images(dataset: Dataset, video: str) -> pd.DataFrame:

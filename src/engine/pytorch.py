@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
-from PIL import Image
 
 from src.data.collected_data import write_labels
+from src.data.prepared import largest_image_size
 from src.errors import DataError
 
 SHUFFLE = 1
@@ -115,11 +115,12 @@ def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) 
 
     # DeepLabCut finds labeled-data/<video> through the stem of each video_sets key; the videos
     # themselves are not needed to train.
-    width, height = image_size(project_dir / selection["image"].iloc[0])
-    video_sets = {
-        str(project_dir / "videos" / f"{video}.mp4"): {"crop": f"0, {width}, 0, {height}"}
-        for video in sorted(selection["video"].unique())
-    }
+    video_sets = {}
+    for video, images in sorted(selection.groupby("video")["image"]):
+        width, height = largest_image_size(project_dir / image for image in images)
+        video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {
+            "crop": f"0, {width}, 0, {height}"
+        }
     is_test = (selection["role"] == "test").to_numpy()
     train_fraction = round(int((~is_test).sum()) / len(selection), 2)
     config = ProjectConfig(
@@ -205,17 +206,12 @@ def prepare_training(
         frames, project_dir, model_cfg.net_type
     )
     pose_config = read_pose_config(training_set.pose_config)
-    image_wh = image_size(Path(frames.prepared_dir) / frames.selection["image"].iloc[0])
+    # Frames of one project may differ in size: crop to the largest, so that no frame loses context.
+    image_wh = largest_image_size(Path(frames.prepared_dir) / i for i in frames.selection["image"])
     updates = pose_config_updates(
         model_cfg, training_cfg, pose_config, image_wh, training_set.n_train
     )
     return training_set, apply_updates(pose_config, updates), updates
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file."""
-    with Image.open(path) as image:
-        return image.size
 
 
 def pose_config_updates(
