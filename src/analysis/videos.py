@@ -77,7 +77,14 @@ def generalisation_videos(cfg: DictConfig) -> list[Path]:
             f"{split_file} does not exist; prepare the data set first (`python -m src.prepare`)."
         )
     split = pd.read_csv(split_file)
-    names = split.loc[split["set"] == "generalisation", "video"].astype(str).tolist()
+    if "first_frame" in split:  # split=frames: every video has a held-out block, none is unseen
+        raise DataError(
+            f"{split_file} is a frames split (split=frames): its generalisation frames are blocks of "
+            "every video, so no whole video is unseen; give the videos to analyse with analysis.videos=[...]."
+        )
+    names = (
+        split.loc[split["set"] == "generalisation", "video"].astype(str).drop_duplicates().tolist()
+    )
     folder = Path(str(cfg.data.root)) / "videos"
     videos = []
     for name in names:
