@@ -5,19 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
+import yaml
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
-from src.errors import DataError
+from src.errors import ConfigError, DataError
+from src.evaluation import report as report_module
+from src.evaluation.metrics import METRICS_GUIDE
 from src.evaluation.report import (
     ReportData,
     loss_histories,
     paper_table,
     report,
+    report_settings,
     write_report,
 )
+from src.tracking import live_curves
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from tests.conftest import REPO, compose_config
 
@@ -42,6 +48,16 @@ REPORT_FILES = [
 ]
 
 
+# What each set rests on in the small stores: (participants, frames, points). With the defaults
+# (report.min_participants 3, report.min_points 100) generalisation is small by participants, train
+# of 1 frame by points (72), test with the p-cutoff at 0 frames by kept points (288 / 4 = 72).
+SIZES = {
+    "train": lambda n_frames: (6, 6 * n_frames, 72 * n_frames),
+    "test": lambda n_frames: (6, 24, 288),
+    "generalisation": lambda n_frames: (2, 6, 72),
+}
+
+
 def metrics_for(n_frames: int, bump: float = 0.0) -> dict[str, float]:
     """Metrics as src.train logs them, with values that do not round to themselves (1/3, 1/7)."""
     metrics = {}
@@ -49,15 +65,32 @@ def metrics_for(n_frames: int, bump: float = 0.0) -> dict[str, float]:
         ["train", "test", "generalisation"] if n_frames else ["test", "generalisation"]
     ):
         mae = 100 / (n_frames + 1) + i / 3 + bump + 1 / 7
+        participants, frames, points = SIZES[set_name](n_frames)
         metrics |= {
             f"mae_{set_name}_px": mae,
             f"mae_{set_name}_cm": 1.5 * mae,
             f"mae_{set_name}_pcutoff0.8_px": mae / 3,
             f"mae_{set_name}_pcutoff0.8_cm": mae / 2,
             f"kept_{set_name}_pcutoff0.8": 0.25 + i / 7,
-            f"n_{set_name}_points": 12.0,
+            f"n_{set_name}_participants": float(participants),
+            f"n_{set_name}_frames": float(frames),
+            f"n_{set_name}_points": float(points),
         }
     return metrics
+
+
+def snapshot_tags(n_frames: int, which: str = "last") -> dict[str, str]:
+    """The evaluation's tags of a condition trained for 10 * n_frames epochs."""
+    epoch = 10 * n_frames
+    return {
+        "evaluation.snapshot": which,
+        "evaluated_snapshot": f"snapshot-{'best-' if which == 'best' else ''}{epoch:03}.pt",
+        "evaluated_epoch": str(epoch),
+    }
+
+
+SHARED = "5 of 12: wrists, elbows, shoulders, hips, knees"
+NOTE = "condition 0 evaluated on the bodyparts the initial model shares with the data set"
 
 
 def log_child(
@@ -71,6 +104,7 @@ def log_child(
     status="FINISHED",
     model_source="trained",
     losses=None,
+    tags=None,
 ) -> str:
     """One condition's run, as src.train leaves it: tags, metrics, histories, bodyparts.csv and predictions."""
     run = client.create_run(
@@ -82,6 +116,7 @@ def log_child(
             "labelled_frames": str(n_frames),
             "model_key": f"key{n_frames}",
             "model_source": model_source,
+            **(tags or {}),
         },
     )
     run_id = run.info.run_id
@@ -158,9 +193,12 @@ def store(tmp_path_factory):
         logged[0],
         tmp_path,
         model_source="initial model, not trained",
+        tags=snapshot_tags(0) | {"bodyparts_evaluated": SHARED, "condition_note": NOTE},
     )
     log_child(client, experiment_id, parent, 1, 2100, metrics_for(1), tmp_path)  # older duplicate
-    newest_1 = log_child(client, experiment_id, parent, 1, 2200, logged[1], tmp_path)  # wins
+    newest_1 = log_child(
+        client, experiment_id, parent, 1, 2200, logged[1], tmp_path, tags=snapshot_tags(1, "best")
+    )  # wins
     log_child(
         client, experiment_id, parent, 1, 2300, metrics_for(1, bump=9), tmp_path, status="FAILED"
     )
@@ -173,6 +211,7 @@ def store(tmp_path_factory):
         logged[20],
         tmp_path,
         losses={"loss_train": [0.5, 0.25, 0.125], "loss_test": [0.6, 0.3, 0.2]},
+        tags=snapshot_tags(20),
     )
     log_child(
         client,
@@ -183,6 +222,7 @@ def store(tmp_path_factory):
         logged[2],
         tmp_path,
         model_source=f"reused from run {trained}",
+        tags=snapshot_tags(2),
     )
     client.set_terminated(parent, "FINISHED")
     client.create_run(experiment_id, start_time=3000, run_name="not a sweep")
@@ -210,12 +250,37 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
 
     results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
     assert results.index.tolist() == [0, 1, 2, 20]
-    assert results.columns.tolist() == list(TABLE_COLUMNS)
+    assert results.columns.tolist()[:5] == list(TABLE_COLUMNS)
     for n, metrics in logged.items():
         for column, metric in TABLE_COLUMNS.items():
             if metric in metrics:
                 assert results.loc[n, column] == metrics[metric], (n, column)  # exact, not rounded
     assert pd.isna(results.loc[0, "train"])
+
+    # What each cell rests on: the runs' counts; with the p-cutoff, the points it kept.
+    for n, metrics in logged.items():
+        for set_name in ("train", "test", "generalisation"):
+            for what in ("participants", "frames", "points"):
+                expected = metrics.get(f"n_{set_name}_{what}", float("nan"))
+                assert results.loc[n, f"{set_name} {what}"] == pytest.approx(expected, nan_ok=True)
+        kept = round(metrics["n_test_points"] * metrics["kept_test_pcutoff0.8"])
+        assert results.loc[n, "test, p-cutoff 0.8 points"] == kept
+    # Which snapshot each row comes from, and the notes of condition 0.
+    assert results["snapshot"].tolist() == [
+        "snapshot-000.pt",
+        "snapshot-best-010.pt",
+        "snapshot-020.pt",
+        "snapshot-200.pt",
+    ]
+    assert results["epoch"].tolist() == [0, 10, 20, 200]
+    assert NOTE in results.loc[0, "note"] and SHARED in results.loc[0, "note"]
+    assert results["note"].iloc[1:].isna().all()
+    small = results["small sets"].fillna("").str.split("; ").map(lambda cells: set(cells) - {""})
+    assert small.to_dict() == EXPECTED_SMALL
+    tag = client.get_run(store["parent"]).data.tags["small_sets"]
+    assert tag.count("frames=") == sum(map(len, EXPECTED_SMALL.values()))
+    assert "frames=1 train (6 participants, 72 points)" in tag
+    assert "frames=0 test, p-cutoff 0.8 (6 participants, 72 points)" in tag
     assert (
         pd.read_csv(out / "results_cm.csv", index_col=0, **EXACT).loc[20, "test"]
         == logged[20]["mae_test_cm"]
@@ -230,7 +295,23 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     markdown = (out / "results.md").read_text()
     assert f"{logged[1]['mae_generalisation_px']:.2f}" in markdown
     assert "nan" not in markdown
-    assert "107.04" in markdown  # the paper's Table 1 beside ours
+    assert "107.04" in markdown  # the paper's Table 1 beside ours: the synthetic cohort
+    pixels = section(markdown, "Mean error (MAE) in pixels")
+    rows = {line.split("|")[1].strip(): line for line in pixels.splitlines() if line[:1] == "|"}
+    assert f"{logged[1]['mae_generalisation_px']:.2f}{SMALL} |" in rows["1"]
+    assert f"{logged[1]['mae_test_px']:.2f} |" in rows["1"]
+    assert f"{logged[2]['mae_train_px']:.2f} |" in rows["2"]
+    assert sum(line.count(SMALL) for line in rows.values()) == sum(
+        map(len, EXPECTED_SMALL.values())
+    )
+    assert "best: snapshot-best-010.pt" in rows["1"] and "last: snapshot-200.pt" in rows["20"]
+    assert f"0 {NOTED}" in rows and "bodyparts 5 of 12" in rows[f"0 {NOTED}"]
+    assert f"{NOTED} 0 frames: {NOTE} (bodyparts evaluated: {SHARED})" in pixels
+    basis = section(markdown, "What each cell rests on")
+    assert f"6 / 6 / 72{SMALL}" in basis and "2 / 6 / 72" in basis and "6 / 12 / 144 |" in basis
+    # The MAE is the paper's; DeepLabCut's in-training rmse is named for what it is.
+    assert "dlc_training_rmse_matched_test_px" in markdown and "training_mae" not in markdown
+    assert "Split and frames per video: unknown" in markdown  # no prepared data set here
     for text in [
         markdown,
         *(p.read_text() for p in out.glob("*.csv")),
@@ -250,6 +331,21 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
 
     attached = {Path(a.path).name for a in client.list_artifacts(store["parent"], "report")}
     assert set(REPORT_FILES) <= attached
+
+
+SMALL, NOTED = report_module.SMALL, report_module.NOTED
+# The cells on small sets in the store's sweep (see SIZES).
+EXPECTED_SMALL = {
+    0: {"test, p-cutoff 0.8", "generalisation", "generalisation, p-cutoff 0.8"},
+    1: {"train", "generalisation", "generalisation, p-cutoff 0.8"},
+    2: {"generalisation", "generalisation, p-cutoff 0.8"},
+    20: {"generalisation", "generalisation, p-cutoff 0.8"},
+}
+
+
+def section(markdown: str, heading: str) -> str:
+    """The text of results.md under ``## heading``, up to the next heading."""
+    return markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0]
 
 
 def test_collect_runs_keeps_the_newest_finished_duplicate(store):
@@ -296,6 +392,147 @@ def test_write_report_without_plots_inputs(store, tmp_path):
     # what the DVC stage declares, always
     assert {p.name for p in out.iterdir()} == set(REPORT_FILES)
     assert pd.read_csv(out / "results_cm.csv", index_col=0).isna().all().all()
+
+
+def frames_split(cfg, used: list[int]) -> Path:
+    """The prepared data set's dataset.yaml of a split by frames, ``used`` train frames per video."""
+    path = Path(cfg.paths.prepared_dir) / cfg.data.name / "dataset.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    per_video = {f"v{i}": {"train": {"asked": 20, "used": n}} for i, n in enumerate(used)}
+    per_video["v9"] = {"generalisation": {"asked": 1, "used": 1}}
+    facts = {
+        "name": cfg.data.name,
+        "participants": {"development": 3, "generalisation": 3},
+        "split_kind": "frames",
+        "generalisation_meaning": "unseen frames of seen subjects, not unseen participants",
+        "frames_per_video": per_video,
+    }
+    path.write_text(yaml.safe_dump(facts), encoding="utf-8")
+    return path
+
+
+def test_skipped_condition_zero_still_reports_with_its_reason(store, tmp_path):
+    """A sweep whose condition 0 was skipped, on a split by frames, with other small-set limits."""
+    client, experiment_id = store["client"], store["experiment_id"]
+    parent = client.create_run(  # older than the store's sweep: `latest` stays that one
+        experiment_id, start_time=1500, run_name="sweep skipped", tags={"sweep": "frames=0,1"}
+    ).info.run_id
+    reason = "the initial model shares no bodypart with the data set"
+    log_child(client, experiment_id, parent, 0, 1510, {}, tmp_path, tags={"skipped_reason": reason})
+    one = log_child(
+        client, experiment_id, parent, 1, 1520, metrics_for(1), tmp_path, tags=snapshot_tags(1)
+    )
+    client.set_terminated(parent, "FINISHED")
+    overrides = [
+        f"mlflow.tracking_uri={store['uri']}",
+        f"mlflow.experiment={EXPERIMENT}",
+        "data.kind=dlc_project",  # not the embedded cohort: no paper table (compare_paper: auto)
+        "report.min_participants=2",
+        "report.min_points=50",
+    ]
+    cfg = compose_config(
+        tmp_path, *overrides, f"report.sweep={parent}", f"report.dir={tmp_path / 'report'}"
+    )
+    frames_split(cfg, [4, 9, 20])
+    out = report(cfg)
+
+    results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
+    assert results.index.tolist() == [0, 1]
+    assert results.loc[0, list(TABLE_COLUMNS)].isna().all()
+    assert results.loc[0, "note"] == f"skipped: {reason}"
+    assert results.loc[1, "generalisation"] == metrics_for(1)["mae_generalisation_px"]
+    # 2 participants and 72 points pass these limits; 39 points kept by the cutoff do not.
+    small = "frames=1 generalisation, p-cutoff 0.8 (2 participants, 39 points)"
+    assert client.get_run(parent).data.tags["small_sets"] == small
+    assert results.loc[1, "small sets"] == "generalisation, p-cutoff 0.8"
+
+    markdown = (out / "results.md").read_text()
+    rows = {
+        line.split("|")[1].strip(): line
+        for line in section(markdown, "Mean error (MAE) in pixels").splitlines()
+        if line[:1] == "|"
+    }
+    assert f"skipped: {reason}" in rows["0"] and "." not in rows["0"].split("|")[2]
+    assert rows["1"].count(SMALL) == 1
+    assert "not unseen participants" in markdown and "Split by participant" not in markdown
+    assert "min 4, median 9, max 20 over 3 videos" in markdown
+    assert "never seen in training" not in markdown  # the generalisation column says what it is
+    assert "107.04" not in markdown and "Table 1 beside" not in markdown
+
+    # The same from the DVC pipeline: the evaluate stage of condition 0 wrote no run, only why.
+    pipeline = tmp_path / "pipeline"
+    for n, record in ((0, {"skipped": reason}), (1, {"run_id": one})):
+        folder = pipeline / "evaluation" / f"frames_{n}"
+        folder.mkdir(parents=True)
+        (folder / "metrics.json").write_text(json.dumps({"labelled_frames": n} | record))
+    cfg = compose_config(
+        tmp_path,
+        *overrides,
+        "report.sweep=pipeline",
+        f"pipeline.dir={pipeline}",
+        "pipeline.conditions=[0,1]",
+        f"report.dir={tmp_path / 'pipeline_report'}",
+    )
+    out = report(cfg)
+    results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
+    assert results.index.tolist() == [0, 1]
+    assert results.loc[0, "note"] == f"skipped: {reason}"
+    assert results.loc[1, "test"] == metrics_for(1)["mae_test_px"]
+    assert f"skipped: {reason}" in (out / "results.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "kind, setting, shown",
+    [
+        ("synthetic", "auto", True),
+        ("dlc_project", "auto", False),
+        ("videos", "true", True),
+        ("synthetic", "false", False),
+    ],
+)
+def test_paper_table_only_for_the_embedded_cohort_or_when_asked(tmp_path, kind, setting, shown):
+    cfg = compose_config(tmp_path, f"data.kind={kind}", f"report.compare_paper={setting}")
+    assert report_settings(cfg)["compare_paper"] is shown
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["report.compare_paper=sometimes", "report.min_points=-1", "report.min_participants=2.5"],
+)
+def test_report_settings_refuse_what_they_do_not_allow(tmp_path, override):
+    with pytest.raises(ConfigError, match=override.split("=")[0]):
+        report_settings(compose_config(tmp_path, override))
+
+
+def test_live_curves_name_deeplabcuts_training_rmse_for_what_it_is(store, tmp_path):
+    """DeepLabCut's in-training test rmse is streamed as dlc_training_rmse_matched_test_px, explained."""
+    client = store["client"]
+    run_id = client.create_run(store["experiment_id"], run_name="training").info.run_id
+    stats = tmp_path / "learning_stats.csv"
+    nan = float("nan")
+    pd.DataFrame(
+        {
+            "step": [1, 2],
+            "losses/train.total_loss": [0.5, 0.25],
+            "losses/eval.total_loss": [nan, 0.3],
+            "metrics/test.rmse": [nan, 88.0],
+            "metrics/test.mAP": [0.0, 0.0],
+        }
+    ).to_csv(stats, index=False)
+    mlflow.set_tracking_uri(store["uri"])
+    with live_curves.streaming_learning_stats(run_id, stats, every_s=60):
+        pass
+    run = client.get_run(run_id)
+    assert run.data.metrics == {
+        "loss_train": 0.25,
+        "loss_test": 0.3,
+        "dlc_training_rmse_matched_test_px": 88.0,
+    }
+    guide = run.data.tags["metrics_guide"]
+    assert "matched" in guide and "mae_test_px" in guide
+    # One name in every place that writes or explains it.
+    assert live_curves.TRAINING_RMSE == report_module.TRAINING_RMSE
+    assert live_curves.TRAINING_RMSE in METRICS_GUIDE and "mae_<set>_px" in METRICS_GUIDE
 
 
 REAL_STORE = REPO / "mlruns" / "mlflow.db"

@@ -1,11 +1,40 @@
-"""The paper's MAE (mean Euclidean distance, px and cm) per set, p-cutoff and bodypart."""
+"""The paper's MAE (mean Euclidean distance, px and cm) per set, p-cutoff and bodypart.
+
+Every ``mae_*`` metric is the paper's MAE, which is DeepLabCut's ``evaluate_network`` "rmse": the
+single-animal mean Euclidean distance over all labelled points of a set. DeepLabCut's own test
+rmse during training is another number (see :data:`METRICS_GUIDE`).
+"""
 
 from __future__ import annotations
 
+import math
+import re
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import yaml
 
 SETS = ("train", "test", "generalisation")
+
+
+# The tag `metrics_guide` of every evaluated run (MLflow has no per-metric description).
+METRICS_GUIDE = (
+    "mae_<set>_px (and _cm): the paper's MAE, mean Euclidean distance between prediction and label "
+    "over all labelled points and frames of the set (train, test, generalisation); the same number "
+    "as DeepLabCut's evaluate_network 'rmse' (single animal) for the snapshot in the tags "
+    "evaluated_snapshot / evaluated_epoch. mae_<set>_pcutoff<c>_px: the same over the points "
+    "predicted with likelihood >= c; kept_<set>_pcutoff<c>: their share. n_<set>_participants, "
+    "n_<set>_frames, n_<set>_points: what the MAE of the set rests on. "
+    "dlc_training_rmse_matched_test_px: DeepLabCut's test rmse computed while it trains "
+    "(learning_stats.csv), its multi-animal metric: predictions are matched to labels and "
+    "unmatched ones are dropped, so it reads lower than mae_test_px (88 px against 201 px on a "
+    "real project) and is not the paper's MAE; DeepLabCut picks its 'best' snapshot by it. "
+    "loss_train, loss_test: DeepLabCut's training and test loss per epoch."
+)
+
+# DeepLabCut's snapshot file names: snapshot-080.pt, snapshot-best-080.pt
+DLC_SNAPSHOT = re.compile(r"snapshot-(best-)?(\d+)\.pt")
 
 
 def prediction_table(
@@ -35,11 +64,10 @@ def mae_metrics(
 
     For each set present: ``mae_<set>_px`` (and ``_cm`` when the scale is known), the same with
     ``_pcutoff<c>``, ``kept_<set>_pcutoff<c>`` (share of labelled points at or above the cutoff)
-    and ``n_<set>_points``.
+    and what the set's MAE rests on (:func:`set_sizes`).
     """
-    metrics = {}
+    metrics = set_sizes(predictions)
     for set_name, rows in _labelled(predictions).groupby("set", sort=False):
-        metrics[f"n_{set_name}_points"] = float(len(rows))
         metrics |= _named(f"mae_{set_name}", rows["error_px"].mean(), cm_per_px)
         for cutoff in pcutoffs:
             kept = rows["likelihood"] >= cutoff
@@ -48,6 +76,72 @@ def mae_metrics(
             )
             metrics[f"kept_{set_name}_pcutoff{cutoff:g}"] = float(kept.mean())
     return metrics
+
+
+def set_sizes(predictions: pd.DataFrame) -> dict[str, float]:
+    """What each set's MAE rests on: ``n_<set>_participants``, ``n_<set>_frames``, ``n_<set>_points``.
+
+    Counted over labelled points only: frames and participants with at least one labelled point.
+    ``n_<set>_participants`` is left out when ``predictions`` has no participant column.
+    """
+    sizes = {}
+    for set_name, rows in _labelled(predictions).groupby("set", sort=False):
+        if "participant" in rows:
+            sizes[f"n_{set_name}_participants"] = float(rows["participant"].nunique())
+        sizes[f"n_{set_name}_frames"] = float(len(rows.drop_duplicates(["video", "frame"])))
+        sizes[f"n_{set_name}_points"] = float(len(rows))
+    return sizes
+
+
+def evaluation_tags(model, which: str) -> dict[str, str]:
+    """Tags saying which snapshot the metrics come from, and what each metric means.
+
+    ``model`` is an :class:`src.engine.pytorch.Model`, ``which`` the ``evaluation.snapshot``
+    (last | best) it is evaluated with. ``evaluated_snapshot`` is DeepLabCut's file name of that
+    snapshot (e.g. ``snapshot-best-080.pt``), ``evaluated_epoch`` the epochs it was trained for.
+    """
+    name, epoch = snapshot_identity(model, which)
+    return {
+        "evaluated_snapshot": name,
+        "evaluated_epoch": "" if epoch is None else str(epoch),
+        "metrics_guide": METRICS_GUIDE,
+    }
+
+
+def snapshot_identity(model, which: str) -> tuple[str, int | None]:
+    """DeepLabCut's file name and epoch of ``model.snapshot(which)``.
+
+    A snapshot copied under another name (our model folders hold ``snapshot-last.pt`` and
+    ``snapshot-best.pt``) is named from the epoch in its metadata; it is DeepLabCut's best one
+    when it is the model's ``best``, or when the model kept no other best and its key metric
+    (``runner.key_metric`` of the pose config) was measured: DeepLabCut saves a snapshot whose
+    key metric improves as ``snapshot-best-<epoch>.pt``.
+    """
+    path = Path(model.snapshot(which))
+    named = DLC_SNAPSHOT.fullmatch(path.name)
+    if named:
+        return path.name, int(named.group(2))
+    import torch
+
+    metadata = torch.load(path, map_location="cpu", weights_only=False).get("metadata") or {}
+    epoch = metadata.get("epoch")
+    if epoch is None:
+        return path.name, None
+    if "best" in model.snapshots:
+        best = path == Path(model.snapshots["best"])
+    else:
+        best = _key_metric_measured(metadata, model.pose_config)
+    return f"snapshot-{'best-' if best else ''}{int(epoch):03}.pt", int(epoch)
+
+
+def _key_metric_measured(metadata: dict, pose_config) -> bool:
+    if isinstance(pose_config, dict):
+        config = pose_config
+    else:
+        config = yaml.safe_load(Path(pose_config).read_text(encoding="utf-8")) or {}
+    key = (config.get("runner") or {}).get("key_metric")
+    value = (metadata.get("metrics") or {}).get(f"metrics/{key}")
+    return key is not None and value is not None and not math.isnan(float(value))
 
 
 def bodypart_table(

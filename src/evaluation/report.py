@@ -3,16 +3,20 @@
 Run as ``python -m src.report`` after ``python -m src.train +sweep=frames`` (config group ``report``).
 Writes ``<report.dir>/``:
 
-* ``results.md``        the table in pixels (and cm), what each column means, the share of points kept by
-  the p-cutoff, the paper's Table 1 beside ours, the runs it came from
-* ``results.csv``       the same numbers, unrounded (``results_cm.csv`` in cm when the scale is known)
+* ``results.md``        the table in pixels (and cm) with the snapshot each row comes from, what each
+  column means and how the data set was split, what each cell rests on (participants, frames,
+  points; cells on small sets flagged), the share of points kept by the p-cutoff, the paper's
+  Table 1 beside ours (report.compare_paper), the runs it came from
+* ``results.csv``       the same numbers, unrounded, with participants/frames/points per set, the
+  snapshot, notes and flagged cells (``results_cm.csv``: the MAE in cm when the scale is known)
 * ``metrics.json``      every MAE/kept/n metric per condition, for ``dvc metrics show``
 * ``mae_vs_frames.csv`` for ``dvc plots``: labelled_frames, train, test, test_pcutoff, generalisation,
   generalisation_pcutoff
 * ``mae_vs_frames.png``, ``bodypart_errors.png``, ``loss_curves.png``
 
-and attaches the folder to the sweep's parent run under ``report/``. Only conditions, sets and
-bodyparts appear in the report, never participant or video identifiers.
+and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
+cells on small sets (``small_sets``). Only conditions, sets, bodyparts and counts appear in the
+report, never participant or video identifiers.
 """
 
 from __future__ import annotations
@@ -23,12 +27,14 @@ import tempfile
 from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from src.errors import DataError
+from src.errors import ConfigError, DataError
 from src.evaluation.metrics import SETS
 from src.evaluation.plots import (
     plot_bodypart_errors_by_condition,
@@ -50,33 +56,67 @@ INDEX = "labelled frames per video"
 PAPER_TABLE = Path(__file__).resolve().parents[2] / "docs" / "paper_table1.csv"
 
 
+# The live curve of DeepLabCut's in-training test rmse (src/tracking/live_curves.py TRAINING_RMSE;
+# not imported: the report stage does not run that module).
+TRAINING_RMSE = "dlc_training_rmse_matched_test_px"
+
+# Tags of a condition's run the report shows (set by the evaluation and by condition 0).
+RUN_TAGS = (
+    "evaluation.snapshot",  # last | best: what evaluation.snapshot asked for
+    "evaluated_snapshot",  # DeepLabCut's name of the snapshot evaluated, e.g. snapshot-best-080.pt
+    "evaluated_epoch",  # the epochs it was trained for
+    "bodyparts_evaluated",  # condition 0 on the bodyparts it shares with the initial model: "5 of 12: ..."
+    "condition_note",  # why a condition is evaluated differently
+    "skipped_reason",  # why a condition has no numbers
+)
+
+SMALL = "†"  # a cell on fewer than report.min_participants participants or report.min_points points
+NOTED = "‡"  # a row evaluated differently (condition_note / bodyparts_evaluated)
+
 COLUMN_NOTES = {
     "train": "frames the model was trained on (fits the labels; no train set at 0 frames)",
     "test": (
         "held-out labelled frames of the development videos "
-        "(same participants as training: 5 % of the labelled frames)"
+        "(same participants as training, never trained on; the same frames in every condition)"
     ),
     "test, p-cutoff": "test, counting only predictions with likelihood >= the cutoff",
     "generalisation": (
-        "one labelled frame per video of participants never seen in training (20 % of participants)"
+        "labelled frames of participants never seen in training (the generalisation set)"
     ),
     "generalisation, p-cutoff": (
         "generalisation, counting only predictions with likelihood >= the cutoff"
     ),
 }
 
+GENERALISATION_BY_SPLIT = {
+    "participants": COLUMN_NOTES["generalisation"],
+    "frames": (
+        "held-out frames of the same participants' videos, never trained on: unseen frames of "
+        "seen subjects, NOT unseen participants (split.kind=frames)"
+    ),
+}
 
-def pipeline_runs(cfg: DictConfig) -> list[str]:
-    """The MLflow runs of the DVC pipeline's conditions, from the evaluate stages' metrics.json."""
-    run_ids = []
+
+def pipeline_records(cfg: DictConfig) -> dict[int, dict]:
+    """The evaluate stages' metrics.json of the DVC pipeline's conditions, by labelled frames.
+
+    A condition skipped by its evaluate stage says why (``"skipped": "<reason>"``), with or
+    without a run.
+    """
+    records = {}
     for n_frames in cfg.pipeline.conditions:
         path = pipeline_evaluation_dir(cfg, int(n_frames)) / "metrics.json"
         if not path.is_file():
             raise DataError(
                 f"{path} does not exist; run the pipeline's evaluate stage first: `dvc repro`."
             )
-        run_ids.append(json.loads(path.read_text(encoding="utf-8"))["run_id"])
-    return run_ids
+        records[int(n_frames)] = json.loads(path.read_text(encoding="utf-8"))
+    return records
+
+
+def pipeline_runs(cfg: DictConfig) -> list[str]:
+    """The MLflow runs of the DVC pipeline's conditions, from the evaluate stages' metrics.json."""
+    return [r["run_id"] for r in pipeline_records(cfg).values() if r.get("run_id")]
 
 
 def paper_table(runs: pd.DataFrame, pcutoff: float, unit: str = "px") -> pd.DataFrame:
@@ -89,7 +129,8 @@ def paper_table(runs: pd.DataFrame, pcutoff: float, unit: str = "px") -> pd.Data
         "generalisation": f"mae_generalisation_{unit}",
         f"generalisation, p-cutoff {c}": f"mae_generalisation_pcutoff{c}_{unit}",
     }
-    if unit == "px" and columns[f"test, p-cutoff {c}"] not in runs:
+    evaluated = any(name.startswith("mae_") for name in runs)  # all skipped: nothing to check
+    if unit == "px" and evaluated and columns[f"test, p-cutoff {c}"] not in runs:
         raise DataError(
             f"the sweep was not evaluated at p-cutoff {c} (no metric mae_test_pcutoff{c}_px); choose "
             f"report.pcutoff among its evaluation.pcutoffs or add it: `python -m src.train +sweep=cutoff`."
@@ -99,11 +140,130 @@ def paper_table(runs: pd.DataFrame, pcutoff: float, unit: str = "px") -> pd.Data
     return table
 
 
+def cell_basis(runs: pd.DataFrame, pcutoff: float) -> pd.DataFrame:
+    """What each cell of :func:`paper_table` rests on: participants, frames and points per cell.
+
+    Columns ``(<table column>, participants|frames|points)``; a p-cutoff cell's points are those
+    kept by the cutoff. NaN where the run did not log the counts (runs logged before they existed).
+    """
+    c = f"{pcutoff:g}"
+    indexed = runs.set_index("labelled_frames")
+
+    def metric(name: str) -> pd.Series:
+        return indexed[name] if name in indexed else pd.Series(np.nan, index=indexed.index)
+
+    columns = {}
+    for set_name in SETS:
+        participants = metric(f"n_{set_name}_participants")
+        frames = metric(f"n_{set_name}_frames")
+        points = metric(f"n_{set_name}_points")
+        kept = (points * metric(f"kept_{set_name}_pcutoff{c}")).round()
+        cells = [(set_name, points)]
+        if set_name != "train":  # Table 1 has no train column with the p-cutoff
+            cells.append((f"{set_name}, p-cutoff {c}", kept))
+        for column, n_points in cells:
+            columns |= {
+                (column, "participants"): participants,
+                (column, "frames"): frames,
+                (column, "points"): n_points,
+            }
+    basis = pd.DataFrame(columns)
+    basis.index.name = INDEX
+    return basis
+
+
+def small_cells(
+    table: pd.DataFrame, basis: pd.DataFrame, min_participants: int, min_points: int
+) -> pd.DataFrame:
+    """True for each cell of ``table`` with a value that rests on fewer than ``min_participants``
+    participants or ``min_points`` points (p-cutoff cells: kept points)."""
+    flags = pd.DataFrame(False, index=table.index, columns=table.columns)
+    for column in table.columns:
+        participants = basis[(column, "participants")].reindex(table.index)
+        points = basis[(column, "points")].reindex(table.index)
+        flags[column] = table[column].notna() & (
+            (participants < min_participants) | (points < min_points)
+        )
+    return flags
+
+
+def small_sets_text(flags: pd.DataFrame, basis: pd.DataFrame) -> str:
+    """The flagged cells in one line (the parent run's tag ``small_sets``), "" when none."""
+    cells = []
+    for n_frames, row in flags.iterrows():
+        for column in row.index[row.to_numpy(dtype=bool)]:
+            n_participants = basis.loc[n_frames, (column, "participants")]
+            n_points = basis.loc[n_frames, (column, "points")]
+            cells.append(
+                f"frames={n_frames} {column} ({_count(n_participants)} participants, "
+                f"{_count(n_points)} points)"
+            )
+    return "; ".join(cells)
+
+
+def with_run_tags(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
+    """``runs`` with a column per :data:`RUN_TAGS` entry ("" where a run does not have it)."""
+    tags = []
+    for run_id in runs["run_id"]:
+        found = client.get_run(run_id).data.tags if run_id else {}
+        tags.append({name: found.get(name, "") for name in RUN_TAGS})
+    return runs.assign(**pd.DataFrame(tags, index=runs.index, columns=list(RUN_TAGS)))
+
+
+def with_skipped(runs: pd.DataFrame, skipped: dict[int, str]) -> pd.DataFrame:
+    """``runs`` with the reason of each skipped condition (a row of its own when it has no run)."""
+    runs = runs.copy()
+    if "skipped_reason" not in runs:
+        runs["skipped_reason"] = ""
+    for n_frames, reason in skipped.items():
+        here = runs["labelled_frames"] == n_frames
+        if here.any():
+            runs.loc[here, "skipped_reason"] = runs.loc[here, "skipped_reason"].where(
+                runs.loc[here, "skipped_reason"].astype(bool), reason
+            )
+        else:
+            row = {"labelled_frames": n_frames, "run_id": "", "run_name": "", "status": "SKIPPED"}
+            runs = pd.concat([runs, pd.DataFrame([row | {"skipped_reason": reason}])])
+    return runs.fillna({c: "" for c in RUN_TAGS if c in runs}).sort_values(
+        "labelled_frames", ignore_index=True
+    )
+
+
+def dataset_facts(dataset_yaml: Path) -> dict | None:
+    """What the report says about the prepared data set, from its dataset.yaml (None if absent).
+
+    ``split_kind`` (participants | frames), ``generalisation_meaning``, ``participants`` per set
+    and the labelled (train) frames per development video: ``train_frames`` (min, median, max,
+    videos).
+    """
+    path = Path(dataset_yaml)
+    if not path.is_file():
+        return None
+    facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    used = [
+        int(roles["train"]["used"])
+        for roles in (facts.get("frames_per_video") or {}).values()
+        if "train" in roles
+    ]
+    return {
+        "path": str(path),
+        "kind": facts.get("kind"),
+        "split_kind": facts.get("split_kind", "participants"),
+        "generalisation_meaning": facts.get("generalisation_meaning", ""),
+        "participants": facts.get("participants") or {},
+        "train_frames": (
+            (min(used), float(np.median(used)), max(used), len(used)) if used else None
+        ),
+    }
+
+
 def bodypart_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     """``errors/bodyparts.csv`` of every run, with its labelled_frames (runs without it are left out)."""
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs.itertuples():
+            if not run.run_id:
+                continue
             try:
                 path = client.download_artifacts(run.run_id, "errors/bodyparts.csv", tmp)
             except (MlflowException, OSError):
@@ -117,6 +277,8 @@ def loss_histories(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch loss_train and loss_test of every condition (from the training run when the model was reused)."""
     rows = []
     for run in runs.itertuples():
+        if not run.run_id:
+            continue
         reused = run.model_source.startswith(store.REUSED_PREFIX)
         source = run.model_source.removeprefix(store.REUSED_PREFIX) if reused else run.run_id
         for name in ("loss_train", "loss_test"):
@@ -138,7 +300,10 @@ class ReportData:
 
     ``table`` and ``table_cm`` are :func:`paper_table` in pixels and cm; ``bodyparts`` and
     ``losses`` come from :func:`bodypart_errors` and :func:`loss_histories`; ``paper`` is the
-    paper's Table 1. Whatever is None is left out of the report (its plot says so).
+    paper's Table 1; ``dataset`` is :func:`dataset_facts`. Whatever is None is left out of the
+    report (its plot says so). ``runs`` may hold the :data:`RUN_TAGS` columns
+    (:func:`with_run_tags`); cells on fewer than ``min_participants`` participants or
+    ``min_points`` points are flagged.
     """
 
     runs: pd.DataFrame
@@ -149,8 +314,19 @@ class ReportData:
     bodyparts: pd.DataFrame | None = None
     losses: pd.DataFrame | None = None
     paper: pd.DataFrame | None = None
+    dataset: dict | None = None
+    min_participants: int = 3
+    min_points: int = 100
     title: str = ""
     sweep_note: str = ""
+
+    @property
+    def basis(self) -> pd.DataFrame:
+        return cell_basis(self.runs, self.pcutoff)
+
+    @property
+    def small(self) -> pd.DataFrame:
+        return small_cells(self.table, self.basis, self.min_participants, self.min_points)
 
 
 def write_report(data: ReportData, out_dir: Path) -> Path:
@@ -161,7 +337,7 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     """
     runs, table, table_cm = data.runs, data.table, data.table_cm
     with atomic_files(Path(out_dir)) as staging:
-        table.to_csv(staging / "results.csv")
+        results_table(data).to_csv(staging / "results.csv")
         has_cm = table_cm is not None and table_cm.notna().any().any()
         (table_cm if table_cm is not None else table.where(table.isna())).to_csv(
             staging / "results_cm.csv"
@@ -198,6 +374,33 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
     return Path(out_dir)
 
 
+def results_table(data: ReportData) -> pd.DataFrame:
+    """results.csv: the MAE table, unrounded, and what each row and cell rests on.
+
+    Per set ``<set> participants``, ``<set> frames``, ``<set> points`` and the points kept by the
+    p-cutoff (``<set>, p-cutoff <c> points``); ``snapshot`` and ``epoch`` evaluated; ``note`` (a
+    skipped condition's reason, a condition evaluated differently); ``small sets``: the row's
+    cells on small sets, separated by ``;``.
+    """
+    basis, flags = data.basis, data.small
+    table = data.table.copy()
+    c = f"{data.pcutoff:g}"
+    for set_name in SETS:
+        for what in ("participants", "frames", "points"):
+            table[f"{set_name} {what}"] = basis[(set_name, what)].astype("Int64")
+        if (f"{set_name}, p-cutoff {c}", "points") in basis:
+            kept = basis[(f"{set_name}, p-cutoff {c}", "points")]
+            table[f"{set_name}, p-cutoff {c} points"] = kept.astype("Int64")
+    tags = _tags(data.runs)
+    table["snapshot"] = tags["evaluated_snapshot"]
+    table["epoch"] = pd.to_numeric(tags["evaluated_epoch"], errors="coerce").astype("Int64")
+    table["note"] = [_row_note(row) for _, row in tags.iterrows()]
+    table["small sets"] = [
+        "; ".join(row.index[row.to_numpy(dtype=bool)]) for _, row in flags.iterrows()
+    ]
+    return table
+
+
 def markdown(data: ReportData, out_dir: Path) -> str:
     """The text of results.md (numbers rounded to 2 decimals for display only).
 
@@ -206,23 +409,51 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     """
     runs, table, table_cm, paper = data.runs, data.table, data.table_cm, data.paper
     c = f"{data.pcutoff:g}"
+    basis, flags, tags = data.basis, data.small, _tags(runs)
+    marks = _row_marks(tags)
+    shown = _cells(table, flags, marks)
+    shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
+    shown["note"] = [_row_note(row, short=True) for _, row in tags.iterrows()]
     parts = [
         f"# {data.title or 'Tracking error against labelled frames per video'}",
         data.sweep_note,
+        "## What was measured",
+        "\n".join(_measured(data, tags)),
         "## Mean error (MAE) in pixels",
-        _markdown(table),
+        _text_table(shown, n_left=2),
+        "\n".join(_footnotes(data, tags, flags)),
     ]
     if table_cm is not None:
-        parts += ["## Mean error in cm", _markdown(table_cm)]
+        parts += ["## Mean error in cm", _text_table(_cells(table_cm, flags, marks))]
     notes = [
         f"- **{INDEX}**: the condition, how many frames of each development video were labelled for training "
         "(0 = the initial model pre-trained on healthy adults, not trained on this data set)."
     ]
-    notes += [f"- **{name}**: {note}." for name, note in COLUMN_NOTES.items()]
+    column_notes = COLUMN_NOTES | {
+        "generalisation": GENERALISATION_BY_SPLIT.get(
+            (data.dataset or {}).get("split_kind", "participants"), COLUMN_NOTES["generalisation"]
+        )
+    }
+    notes += [f"- **{name}**: {note}." for name, note in column_notes.items()]
+    notes += [
+        "- **snapshot**: DeepLabCut's snapshot the row's numbers come from (evaluation.snapshot: "
+        "last = the last epoch of training; best = the snapshot DeepLabCut keeps as best, which "
+        "its `evaluate_network` evaluates by default)."
+    ]
     parts += [
         "MAE is the mean Euclidean distance between predicted and labelled points over all bodyparts and "
-        'frames of a set (DeepLabCut\'s "rmse"). Empty cells: not measured, or no point passed the cutoff.',
+        'frames of a set: DeepLabCut\'s `evaluate_network` "rmse" (single animal, every labelled point), '
+        "the `mae_*` metrics of the MLflow runs. It is not the test rmse DeepLabCut logs while it trains "
+        f"(MLflow: `{TRAINING_RMSE}`), which matches predictions to labels and drops unmatched ones, so "
+        "it reads lower. Empty cells: not measured, or no point passed the cutoff.",
         "\n".join(notes),
+    ]
+    parts += [
+        "## What each cell rests on",
+        "Participants / labelled frames / labelled points behind each set's MAE; with the p-cutoff "
+        f"only the points kept by it count. {SMALL}: fewer than {data.min_participants} participants "
+        f"or {data.min_points} points (report.min_participants, report.min_points).",
+        _text_table(_basis_cells(basis, flags, marks)),
     ]
     kept = (
         runs.set_index("labelled_frames").reindex(columns=[f"kept_{s}_pcutoff{c}" for s in SETS])
@@ -255,11 +486,159 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     parts += ["## Plots"] + [f"![{name}]({name}.png)" for name in plots]
     runs_md = (
         runs[["labelled_frames", "run_name", "run_id", "status"]]
+        .assign(snapshot=tags["evaluated_snapshot"].to_numpy())
         .set_index("labelled_frames")
         .rename_axis(INDEX)
     )
     parts += ["## MLflow runs", runs_md.to_markdown()]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def _tags(runs: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`RUN_TAGS` (and model_source) of each condition, indexed by labelled frames."""
+    wanted = [*RUN_TAGS, "model_source"]
+    tags = runs.set_index("labelled_frames").reindex(columns=wanted)
+    return tags.fillna("").astype(str).rename_axis(INDEX)
+
+
+def _row_marks(tags: pd.DataFrame) -> pd.Series:
+    noted = (tags["condition_note"] != "") | (tags["bodyparts_evaluated"] != "")
+    return noted.map({True: f" {NOTED}", False: ""})
+
+
+def _row_note(row: pd.Series, short: bool = False) -> str:
+    """A skipped condition's reason, or what is different about a condition's evaluation."""
+    if row["skipped_reason"]:
+        return f"skipped: {row['skipped_reason']}"
+    note, bodyparts = row["condition_note"], row["bodyparts_evaluated"]
+    if short:
+        if bodyparts:
+            return f"{NOTED} bodyparts {bodyparts.split(':')[0]}"
+        return NOTED if note else ""
+    if note and bodyparts:
+        return f"{note} (bodyparts evaluated: {bodyparts})"
+    return note or (f"bodyparts evaluated: {bodyparts}" if bodyparts else "")
+
+
+def _snapshot_cell(row: pd.Series) -> str:
+    if row["skipped_reason"]:
+        return ""
+    name, which = row["evaluated_snapshot"], row["evaluation.snapshot"]
+    if row["model_source"].startswith("initial model"):
+        return f"initial model ({name})" if name else "initial model"
+    if name:
+        return f"{which}: {name}" if which else name
+    return f"{which} (epoch not recorded)" if which else ""
+
+
+def _cells(table: pd.DataFrame, flags: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
+    """``table`` as text: 2 decimals, :data:`SMALL` on flagged cells, rows marked with ``marks``."""
+    shown = pd.DataFrame(
+        {
+            column: [
+                "" if pd.isna(value) else f"{value:.2f}{SMALL if flag else ''}"
+                for value, flag in zip(table[column], flags[column].reindex(table.index))
+            ]
+            for column in table.columns
+        },
+        index=[f"{n}{marks.get(n, '')}" for n in table.index],
+    )
+    shown.index.name = table.index.name
+    return shown
+
+
+def _basis_cells(basis: pd.DataFrame, flags: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
+    """participants / frames / points per cell of the table, as text."""
+    columns = list(dict.fromkeys(column for column, _ in basis.columns))
+    cells = {}
+    for column in columns:
+        values = []
+        for n_frames in basis.index:
+            counts = [basis.loc[n_frames, (column, what)] for what in ("participants", "frames")]
+            points = basis.loc[n_frames, (column, "points")]
+            if all(pd.isna(v) for v in (*counts, points)):
+                values.append("")
+                continue
+            flag = SMALL if flags.loc[n_frames, column] else ""
+            values.append(" / ".join(_count(v) for v in (*counts, points)) + flag)
+        cells[column] = values
+    shown = pd.DataFrame(cells, index=[f"{n}{marks.get(n, '')}" for n in basis.index])
+    shown.index.name = basis.index.name
+    return shown
+
+
+def _measured(data: ReportData, tags: pd.DataFrame) -> list[str]:
+    """Bullet lines: how the data set was split, the frames per video, the snapshots evaluated."""
+    lines = []
+    facts = data.dataset
+    if facts is None:
+        lines.append(
+            "- Split and frames per video: unknown here (the prepared data set's dataset.yaml "
+            "was not found)."
+        )
+    else:
+        participants = facts["participants"]
+        counts = ", ".join(f"{n} {s}" for s, n in participants.items())
+        if facts["split_kind"] == "frames":
+            lines.append(
+                "- **Split by frames** (split.kind=frames): the generalisation frames are unseen "
+                "frames of seen subjects, **not unseen participants**; the generalisation column "
+                "does not say how well the model tracks a new patient."
+                + (
+                    f" (dataset.yaml: {facts['generalisation_meaning']})"
+                    if facts["generalisation_meaning"]
+                    else ""
+                )
+            )
+        else:
+            lines.append(
+                "- **Split by participant** (split.kind=participants): the generalisation frames "
+                "come from participants never seen in training"
+                + (f" ({counts} participants)" if counts else "")
+                + "."
+            )
+        if facts["train_frames"]:
+            low, median, high, n_videos = facts["train_frames"]
+            lines.append(
+                f"- Labelled frames available per development video (train): min {low}, median "
+                f"{median:g}, max {high} over {n_videos} videos; condition N labels up to N of "
+                "them per video (all of a video's when it has fewer)."
+            )
+        lines.append(f"- From `{facts['path']}`.")
+    evaluated = sorted({w for w in tags.loc[tags["skipped_reason"] == "", "evaluation.snapshot"]})
+    evaluated = [w for w in evaluated if w]
+    if evaluated:
+        lines.append(
+            f"- Snapshot evaluated: evaluation.snapshot={', '.join(evaluated)} (column snapshot: "
+            "DeepLabCut's file name, with its epoch)."
+        )
+    return lines
+
+
+def _footnotes(data: ReportData, tags: pd.DataFrame, flags: pd.DataFrame) -> list[str]:
+    lines = []
+    if flags.to_numpy().any():
+        lines.append(
+            f"{SMALL} rests on fewer than {data.min_participants} participants or "
+            f'{data.min_points} labelled points (see "What each cell rests on"): a small set, '
+            "read it as an indication, not an estimate."
+        )
+    for n_frames, row in tags.iterrows():
+        if not row["skipped_reason"] and (row["condition_note"] or row["bodyparts_evaluated"]):
+            lines.append(f"{NOTED} {n_frames} frames: {_row_note(row)}")
+    return [f"{line}  " for line in lines]  # Markdown line breaks
+
+
+def _count(value) -> str:
+    return "?" if pd.isna(value) else f"{int(value)}"
+
+
+def _text_table(table: pd.DataFrame, n_left: int = 0) -> str:
+    """A table of text cells as Markdown: numbers right-aligned, the last ``n_left`` columns left."""
+    n_right = 1 + len(table.columns) - n_left
+    return table.to_markdown(
+        disable_numparse=True, colalign=("right",) * n_right + ("left",) * n_left
+    )
 
 
 def _markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
@@ -271,12 +650,45 @@ def _markdown(table: pd.DataFrame, floatfmt: str = ".2f") -> str:
     )
 
 
+def report_settings(cfg: DictConfig) -> dict:
+    """report.compare_paper (resolved to a bool), min_participants, min_points; checked."""
+    settings = cfg.report
+    compare = settings.get("compare_paper", "auto")
+    if compare not in (True, False, "auto"):
+        raise ConfigError(
+            f"report.compare_paper={compare!r} is not allowed; choose auto, true or false "
+            "(conf/report/default.yaml)."
+        )
+    checked = {}
+    for key, default in (("min_participants", 3), ("min_points", 100)):
+        value = settings.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(
+                f"report.{key}={value!r} is not allowed; give an integer >= 0 "
+                "(conf/report/default.yaml)."
+            )
+        checked[key] = value
+    if compare == "auto":
+        compare = str(cfg.data.kind) == "synthetic"
+    return checked | {"compare_paper": bool(compare)}
+
+
 def report(cfg: DictConfig, attach: bool = True) -> Path:
     """The whole report for a composed config; attaches it to the sweep's parent run; returns the folder."""
+    settings = report_settings(cfg)
     client, experiment_id = open_experiment(cfg.mlflow)
     from_pipeline = str(cfg.report.sweep) == "pipeline"
+    skipped = {}
     if from_pipeline:
-        runs = collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
+        records = pipeline_records(cfg)
+        skipped = {n: str(r["skipped"]) for n, r in records.items() if r.get("skipped")}
+        run_ids = [r["run_id"] for r in records.values() if r.get("run_id")]
+        if not run_ids:
+            raise DataError(
+                "every condition of the pipeline was skipped, nothing to report: "
+                + "; ".join(f"{n} frames: {reason}" for n, reason in skipped.items())
+            )
+        runs = collect_runs(client, experiment_id, run_ids=run_ids)
         parent_id = client.get_run(runs["run_id"].iloc[-1]).data.tags["mlflow.parentRunId"]
         # every condition is evaluated: the pipeline's parent run ends
         store.finish(parent_id, failed=False)
@@ -284,6 +696,7 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
     else:
         parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
         runs = collect_runs(client, experiment_id, parent.info.run_id)
+    runs = with_skipped(with_run_tags(client, runs), skipped)
     pcutoff = float(cfg.report.pcutoff)
     sweep_note = (
         f"Sweep `{parent.data.tags.get('sweep', '')}`, MLflow parent run `{parent.info.run_id}` "
@@ -297,12 +710,24 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         bodyparts=bodypart_errors(client, runs),
         losses=loss_histories(client, runs),
         paper=pd.read_csv(PAPER_TABLE, comment="#", index_col=0)
-        if cfg.report.compare_paper
+        if settings["compare_paper"]
         else None,
+        dataset=dataset_facts(
+            Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name) / "dataset.yaml"
+        ),
+        min_participants=settings["min_participants"],
+        min_points=settings["min_points"],
         title=f"Tracking error against labelled frames: {cfg.mlflow.experiment}",
         sweep_note=sweep_note,
     )
     out_dir = write_report(data, Path(str(cfg.report.dir)))
     if attach:
         client.log_artifacts(parent.info.run_id, str(out_dir), "report")
+        small = small_sets_text(data.small, data.basis) or "none"
+        client.set_tag(parent.info.run_id, "small_sets", _tag_value(small))
     return out_dir
+
+
+def _tag_value(text: str, limit: int = 5000) -> str:
+    """``text`` cut to what an MLflow tag holds, saying so."""
+    return text if len(text) <= limit else text[: limit - 30] + " ... (see report/results.csv)"

@@ -12,12 +12,24 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 # What DeepLabCut logs each epoch that we stream to MLflow, under our names. Its mAP/mAR are left out:
-# they compare individuals, which single-animal projects do not have.
+# they compare individuals, which single-animal projects do not have. Its test rmse during training
+# is its multi-animal metric (predictions matched to labels, unmatched ones dropped), not the
+# paper's MAE (mae_test_px, single animal, all labelled points): the name says so.
+TRAINING_RMSE = "dlc_training_rmse_matched_test_px"
 _TRAINING_METRIC_NAMES = {
     "losses/train.total_loss": "loss_train",
     "losses/eval.total_loss": "loss_test",
-    "metrics/test.rmse": "training_mae_test_px",
+    "metrics/test.rmse": TRAINING_RMSE,
 }
+
+# The tag `metrics_guide` of a run while it trains (its evaluation replaces it with the full guide).
+CURVES_GUIDE = (
+    "loss_train, loss_test: DeepLabCut's training and test loss per epoch. "
+    f"{TRAINING_RMSE}: DeepLabCut's test rmse computed while it trains (learning_stats.csv), its "
+    "multi-animal metric: predictions are matched to labels and unmatched ones are dropped, so it "
+    "reads lower than the paper's MAE (mae_test_px, all labelled points) and is not comparable "
+    "to it; DeepLabCut picks its 'best' snapshot by it."
+)
 
 
 @contextmanager
@@ -29,6 +41,8 @@ def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float =
     curves grow. A last pass after training catches the final epoch.
     """
     client = MlflowClient()
+    if "metrics_guide" not in client.get_run(run_id).data.tags:
+        client.set_tag(run_id, "metrics_guide", CURVES_GUIDE)
     # A continued run (after a kill) already holds the epochs before the kill: each epoch is logged once.
     logged = {
         (name, metric.step)
