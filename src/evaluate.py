@@ -8,7 +8,9 @@ Sets: ``train`` and ``test`` (development participants) and ``generalisation`` (
 ``evaluate_model`` evaluates a model on a condition's frames inside an MLflow run (``src.train`` calls it
 after training). Run as ``python -m src.evaluate labelled_frames=<n>`` it is the DVC pipeline's evaluate
 stage: it evaluates the model the train stage saved, in that training's MLflow run, and writes
-``<pipeline.dir>/evaluation/frames_<n>/metrics.json``.
+``<pipeline.dir>/evaluation/frames_<n>/metrics.json``. A condition 0 the train stage skipped (the
+initial model shares no bodypart with the data, or has no pose heads) gets a metrics.json holding
+``"skipped": "<reason>"`` and no metrics, so the rest of the pipeline runs.
 """
 
 from __future__ import annotations

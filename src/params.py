@@ -21,11 +21,13 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from src.errors import exit_on_data_error
 from src.files import atomic_file
+from src.study.check import check_study
 from src.study.config import STUDY_FILE, write_study
+from src.study.plan import resolve_auto
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = """\
@@ -42,10 +44,15 @@ HYDRA_SETTINGS = {
 
 
 def composed(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> dict:
-    """conf/config.yaml composed with ``overrides``, every interpolation resolved, as plain data."""
+    """conf/config.yaml composed with ``overrides``, every interpolation resolved, as plain data;
+    ``pipeline.conditions: auto`` resolved into the list the data serves (DVC's matrix needs one)."""
+    return OmegaConf.to_container(resolve_auto(configuration(overrides, config_dir)), resolve=True)
+
+
+def configuration(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> DictConfig:
+    """conf/config.yaml composed with ``overrides``, as Hydra composes it for every command."""
     with initialize_config_dir(config_dir=str(config_dir), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=list(overrides))
-    return OmegaConf.to_container(cfg, resolve=True)
+        return compose(config_name="config", overrides=list(overrides))
 
 
 def write_params(path: Path, overrides: list[str] = ()) -> bool:
@@ -71,7 +78,9 @@ def main() -> None:
         if overrides == ["--demo"]:
             _leave_study()
         elif overrides:
-            composed(overrides)  # a typo or unknown option fails here, before the study is changed
+            # a typo, an unknown option or a study its data cannot run fails here, before the study
+            # file is written: check_study loads the data and checks the whole study in seconds
+            check_study(configuration(overrides))
             print(
                 f"study: {write_study(overrides).relative_to(REPO)} now holds {' '.join(overrides)}"
             )
@@ -82,7 +91,8 @@ def main() -> None:
     )
     print(
         f"{path.name}: {'written' if changed else 'unchanged'}; data set {study['data']['name']} "
-        f"({study['data']['kind']}, {study['data']['root']}) from {where}",
+        f"({study['data']['kind']}, {study['data']['root']}) from {where}; conditions "
+        f"{study['pipeline']['conditions']}",
         flush=True,
     )
 

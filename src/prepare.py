@@ -11,6 +11,9 @@ Writes ``<paths.prepared_dir>/<data.name>/``:
   DeepLabCut's own layout
 * ``dataset.yaml``   facts downstream stages need (bodyparts, skeleton, scale, scorer) and the
   frame counts asked for and used per video.
+
+It first checks the whole study (:func:`src.study.check.check_study`: data, split, conditions,
+condition 0, image sizes, disk), so a study the data cannot run stops here, in seconds.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from omegaconf import DictConfig
 
 from src.data.preparation import prepare
 from src.errors import exit_on_data_error
+from src.study.check import check_study
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +33,7 @@ log = logging.getLogger(__name__)
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
+        check_study(cfg)  # the whole study, in seconds, before frames are decoded and clustered
         print(f"prepared frames: {prepare(cfg)}")
 
 

@@ -12,7 +12,10 @@ must be trained again.
     python -m src.pretrain +pretraining_step=prepare  # the frames only: prepare_pretraining stage
     python -m src.pretrain +pretraining_step=train    # from frames prepared before: pretrain stage
 
-The DVC pipeline runs the two steps as two stages, so each declares exactly what it writes.
+The DVC pipeline runs the two steps as two stages, so each declares exactly what it writes. When the
+study starts from other weights (``weights.kind`` is not ``pretrained``), nothing is pre-trained: both
+steps write a placeholder (``NOT_NEEDED.txt``, one line saying why) where DVC expects their output, say
+so in one line, and are done in seconds.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from src.data.preparation import prepare
 from src.engine import pytorch as engine
 from src.errors import DataError, exit_on_data_error
 from src.files import atomic_directory
+from src.study.needs import pretraining_not_needed, write_placeholder
 from src.training.pretraining import ensure_pretrained, pretraining_config, pretraining_data
 
 log = logging.getLogger(__name__)
@@ -41,6 +45,9 @@ def main(cfg: DictConfig) -> None:
         step = cfg.get("pretraining_step", "all")
         if step not in STEPS:
             raise DataError(f"pretraining_step={step!r} is unknown; use one of {', '.join(STEPS)}.")
+        reason = pretraining_not_needed(cfg)
+        if reason is not None:
+            return not_needed(cfg, step, reason)
         if step == "prepare":
             print(f"prepared frames for pre-training: {prepare(pretraining_config(cfg))}")
             return
@@ -51,6 +58,22 @@ def main(cfg: DictConfig) -> None:
         for path in folder.iterdir():
             os.link(path, staging / path.name)  # a second name for the same bytes: no copy
     print(f"pre-trained model: {folder} (linked as {Path(cfg.pipeline.dir) / 'pretrained'})")
+
+
+def not_needed(cfg: DictConfig, step: str, reason: str) -> None:
+    """Placeholders where the step's DVC stage expects its output; one line saying why."""
+    outputs = {
+        "prepare": [(pretraining_data(pretraining_config(cfg)), "paths.prepared_dir")],
+        "train": [(Path(cfg.pipeline.dir) / "pretrained", "pipeline.dir")],
+    }
+    outputs["all"] = outputs["prepare"] + outputs["train"]
+    for folder, key in outputs[step]:
+        write_placeholder(folder, reason, key)
+    print(
+        f"pre-training skipped: {reason}; placeholder(s): "
+        + ", ".join(str(folder) for folder, _ in outputs[step]),
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

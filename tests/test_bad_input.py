@@ -592,6 +592,39 @@ CASES = [
             "choose labelled_frames <= 11",
         ],
     ),
+    # --- the whole study, checked before anything runs (src/study/check.py)
+    Case(
+        "conditions the data cannot serve",
+        "cohort",
+        "src.prepare",
+        [*COHORT, "pipeline.conditions=[0,15]"],
+        [
+            "pipeline.conditions=[0, 15] asks for 15 labelled frames per development video",
+            "min 11, median 11, max 11",
+            "set pipeline.conditions=auto (here [0, 1, 2, 6, 10, 11]), or a list of values <= 11",
+        ],
+    ),
+    Case(
+        "no room on disk for the snapshots",
+        "cohort",
+        "src.prepare",
+        [*COHORT, "pipeline.snapshot_mb=1e12"],
+        ["paths.models_dir=", "GB free", "point paths.models_dir at a larger disk"],
+    ),
+    Case(
+        "initial snapshot missing",
+        "cohort",
+        "src.prepare",
+        [*COHORT, "weights=snapshot", "weights.path={out}/no-such-snapshot.pt"],
+        ["no-such-snapshot.pt (weights.path) does not exist", "point weights.path at"],
+    ),
+    Case(
+        "bodypart map naming no bodypart of the data",
+        "cohort",
+        "src.prepare",
+        [*COHORT, "weights.bodypart_map={{Hand:head}}"],  # {{ }}: the case formats {raw}
+        ["weights.bodypart_map names 'Hand', which is no bodypart", "use the data set's names"],
+    ),
     Case(
         "p-cutoff outside [0, 1]",
         "cohort",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import yaml
-from omegaconf import OmegaConf
+from hydra import compose, initialize_config_dir
 
 from src.params import HYDRA_SETTINGS, composed, write_params
 from tests.conftest import REPO
@@ -17,8 +17,13 @@ def test_committed_params_yaml_is_conf_composed():
 
 
 def test_the_frames_sweep_and_the_pipeline_have_the_same_conditions():
-    sweep = OmegaConf.load(REPO / "conf" / "sweep" / "frames.yaml")
-    swept = [int(n) for n in str(sweep.hydra.sweeper.params.labelled_frames).split(",")]
+    """+sweep=frames sweeps pipeline.conditions (the resolver study_conditions, which src.train
+    registers by importing src.study.plan)."""
+    import src.study.plan  # noqa: F401
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["+sweep=frames"], return_hydra_config=True)
+    swept = [int(n) for n in str(cfg.hydra.sweeper.params.labelled_frames).split(",")]
     assert swept == composed()["pipeline"]["conditions"]
 
 

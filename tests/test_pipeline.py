@@ -89,7 +89,7 @@ def evaluation_records(repo: Path) -> dict[int, dict]:
 
 def test_every_stage_runs_once_and_a_second_repro_is_a_no_op(pipeline):
     repo, first, second = pipeline
-    expected = {"cohort", "prepare", "prepare_pretraining", "pretrain"} | {
+    expected = {"check", "cohort", "prepare", "prepare_pretraining", "pretrain"} | {
         f"{stage}@{n}" for stage in ("train", "evaluate") for n in CONDITIONS
     }
     assert ran_stages(first) == expected | {"report"}

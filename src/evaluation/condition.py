@@ -14,10 +14,11 @@ from src import privacy
 from src.data.prepared import Condition, load_condition
 from src.engine import pytorch as engine
 from src.errors import DataError
-from src.evaluation.metrics import bodypart_table, mae_metrics, prediction_table
+from src.evaluation.metrics import bodypart_table, evaluation_tags, mae_metrics, prediction_table
 from src.evaluation.plots import draw_frames, plot_bodypart_errors_of_run
 from src.files import atomic_directory
 from src.paths import pipeline_evaluation_dir, pipeline_model_dir
+from src.study.bodyparts import plan_condition_zero
 from src.tracking import store
 
 
@@ -27,22 +28,36 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     Returns the metrics.
     """
     facts = condition.facts
-    if list(model.bodyparts) != list(facts["bodyparts"]):
-        raise DataError(
-            f"the model predicts bodyparts {model.bodyparts}, the data set labels {facts['bodyparts']}; "
-            "condition 0 needs an initial model with the same bodyparts in the same order "
-            "(train a condition > 0 instead, which transfers what matches)."
-        )
+    evaluated = list(facts["bodyparts"])
+    channels = None  # the model's output channel of each evaluated bodypart; None: all, in order
+    if list(model.bodyparts) != evaluated:
+        # Condition 0's initial model: compared on the bodyparts it shares with the data only.
+        zero = plan_condition_zero(evaluated, model.bodyparts, cfg.weights.get("bodypart_map"))
+        if condition.labelled_frames != 0:
+            raise DataError(
+                f"the model predicts bodyparts {model.bodyparts}, the data set labels "
+                f"{facts['bodyparts']}: it was not trained on this data set's frames; train it "
+                f"again: `python -m src.train labelled_frames={condition.labelled_frames} "
+                "retrain=true` (or `dvc repro`)."
+            )
+        if zero.skipped:
+            raise DataError(f"condition 0 cannot be evaluated: {zero.skipped}.")
+        evaluated = zero.evaluated
+        channels = [model.bodyparts.index(zero.mapping[b]) for b in evaluated]
+        mlflow.set_tags(zero.tags())
     device = None if cfg.training.device == "auto" else str(cfg.training.device)
     images = [condition.prepared_dir / i for i in condition.frames["image"]]
     poses = engine.predict(
         model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device
     )
-    predictions = prediction_table(condition.frames, condition.labels, poses, facts["bodyparts"])
+    if channels is not None:
+        poses = poses[:, channels, :]
+    predictions = prediction_table(condition.frames, condition.labels, poses, evaluated)
     pcutoffs = [float(c) for c in cfg.evaluation.pcutoffs]
     metrics = mae_metrics(predictions, pcutoffs, facts.get("cm_per_px"))
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
     mlflow.set_tags(store.flat_params(cfg, ["evaluation"]))
+    mlflow.set_tags(evaluation_tags(model, cfg.evaluation.snapshot))  # snapshot, metrics_guide
     mlflow.log_metrics(metrics)
     pseudonyms = privacy.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,6 +106,9 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
         )
     saved = yaml.safe_load((folder / "run.yaml").read_text(encoding="utf-8"))
     store.configure(cfg.mlflow)
+    if saved.get("skipped"):  # condition 0 without a model to evaluate: its reason, no metrics
+        record_skipped(cfg, saved)
+        return {}
     with mlflow.start_run(run_id=saved["run_id"]) as run:
         mlflow.set_tags(store.process_tags())  # this process now owns the run: others see it live
         metrics = evaluate_model(cfg, condition, engine.load_model(folder))
@@ -109,3 +127,24 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
             encoding="utf-8",
         )
     return metrics
+
+
+def record_skipped(cfg: DictConfig, saved: dict) -> None:
+    """metrics.json of a condition the train stage skipped: the reason, and no metrics."""
+    run = mlflow.MlflowClient().get_run(saved["run_id"])
+    with atomic_directory(pipeline_evaluation_dir(cfg)) as staging:
+        (staging / "metrics.json").write_text(
+            json.dumps(
+                {
+                    "labelled_frames": saved["labelled_frames"],
+                    "run_id": saved["run_id"],
+                    "parent_run_id": run.data.tags.get("mlflow.parentRunId"),
+                    "skipped": saved["skipped"],
+                    "metrics": {},
+                },
+                indent=2,
+            )
+            + "\n",
+            encoding="utf-8",
+        )
+    print(f"labelled_frames={saved['labelled_frames']}: skipped: {saved['skipped']}", flush=True)

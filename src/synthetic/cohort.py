@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from src.files import atomic_directory
+from src.study.needs import write_placeholder
 from src.synthetic.body import BODYPARTS, SKELETON, make_participant
 from src.synthetic.render import render_video
 from src.synthetic.settings import settings
@@ -88,11 +89,23 @@ def _write_cohort(cfg, config: dict, tmp: Path, workers: int) -> None:
     (tmp / "dataset.yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
 
 
-def generate_all(synthetic_cfg) -> dict[str, Path]:
-    """Write both cohorts (clinical, healthy_adults) under synthetic_cfg.output_dir."""
+def generate_all(synthetic_cfg, not_needed: dict[str, str] | None = None) -> dict[str, Path]:
+    """Write both cohorts (clinical, healthy_adults) under synthetic_cfg.output_dir.
+
+    ``not_needed`` ({cohort: why}, :func:`src.study.needs.cohorts_not_needed`): those get a
+    placeholder folder instead, holding only ``NOT_NEEDED.txt`` with the reason (a cohort generated
+    before is left as it is).
+    """
     out = Path(synthetic_cfg.output_dir)
     workers = int(synthetic_cfg.get("workers", 1)) or os.cpu_count()
+    not_needed = not_needed or {}
     return {
-        key: generate_cohort(synthetic_cfg[key], out, workers)
+        key: (
+            write_placeholder(
+                out / synthetic_cfg[key].name, not_needed[key], "synthetic.output_dir"
+            )
+            if key in not_needed
+            else generate_cohort(synthetic_cfg[key], out, workers)
+        )
         for key in ("clinical", "healthy_adults")
     }

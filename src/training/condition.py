@@ -6,8 +6,10 @@
 
 One MLflow run per condition (named ``frames=<n>``, nested under the sweep's run). A model already
 trained with the same configuration and data (same ``model_key`` tag) is reused, not trained again;
-condition 0 evaluates the initial model itself. In the DVC pipeline (dvc.yaml) this module is the train
-stage (``evaluate=false``) and ``python -m src.evaluate`` the evaluate stage, which logs into the same run.
+condition 0 evaluates the initial model itself, on the bodyparts it shares with the data
+(:mod:`src.study.bodyparts`), or is skipped, with its reason, when they share none. In the DVC pipeline
+(dvc.yaml) this module is the train stage (``evaluate=false``) and ``python -m src.evaluate`` the evaluate
+stage, which logs into the same run.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from src.evaluation.condition import evaluate_model
 from src.evaluation.plots import plot_losses
 from src.files import atomic_directory, locked
 from src.paths import pipeline_model_dir
+from src.study import plan as study_plan
+from src.study.bodyparts import ConditionZero
 from src.tracking import live_curves, store
 from src.tracking.queries import download_model
-from src.training.pretraining import ensure_pretrained
+from src.training.pretraining import ensure_pretrained, pretrained_folder
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +53,24 @@ def train(cfg: DictConfig) -> dict[str, float]:
     ``<pipeline.dir>/models/frames_<n>/`` instead, for the evaluate stage (``python -m src.evaluate``).
     """
     condition = load_condition(cfg)  # checks the configuration first
+    # every development video has the condition's train frames (src.study.plan: "serves")
+    study_plan.check_condition(
+        condition.labelled_frames, condition.facts, str(condition.prepared_dir / "dataset.yaml")
+    )
     engine.set_threads(int(cfg.training.threads))
     n_frames, facts, prepared_dir = (
         condition.labelled_frames,
         condition.facts,
         condition.prepared_dir,
     )
+    zero = study_plan.condition_zero(cfg, facts["bodyparts"]) if n_frames == 0 else None
     initial = (
         initial_model(cfg)
-        if n_frames == 0 or cfg.weights.kind in ("pretrained", "snapshot")
+        if cfg.weights.kind in ("pretrained", "snapshot") and _initial_needed(cfg, zero)
         else None
     )
+    if zero is not None and initial is not None:  # the model itself, rather than its config
+        zero = study_plan.condition_zero(cfg, facts["bodyparts"], initial.bodyparts)
     versions = {
         "data_version": store.folder_version(Path(facts["source"])),
         "prepared_version": store.folder_version(prepared_dir, "*.csv"),
@@ -113,8 +124,17 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "labelled_frames": str(n_frames),
             }
         )
-        plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags)
+        plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)
         return run_condition(cfg, condition, plan)
+
+
+def _initial_needed(cfg: DictConfig, zero: ConditionZero | None) -> bool:
+    """Whether a condition needs the initial model: any condition > 0, and condition 0 unless it is
+    skipped; a skipped condition 0 takes it only when it exists already (the pipeline's pretrain
+    stage made it; it identifies the pipeline's parent run), never pre-training for nothing."""
+    if zero is None or not zero.skipped or cfg.weights.kind == "snapshot":
+        return True
+    return (pretrained_folder(cfg) / "pretrained.yaml").is_file()
 
 
 @dataclass(frozen=True)
@@ -128,6 +148,7 @@ class RunPlan:
     experiment_id: str
     parent: str | None  # the run to nest under: the sweep's or the DVC pipeline's
     tags: dict[str, str]  # of the run: versions, process, git commit, model_key, labelled_frames
+    zero: ConditionZero | None = None  # condition 0: what it is evaluated on, or why it is skipped
 
 
 def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[str, float]:
@@ -135,7 +156,10 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
     initial, previous, interrupted, work = plan.initial, plan.previous, plan.interrupted, plan.work
     experiment_id, parent, tags = plan.experiment_id, plan.parent, plan.tags
     n_frames = condition.labelled_frames
-    if n_frames == 0:
+    skipped = plan.zero.skipped if plan.zero is not None else None
+    if skipped:
+        source = "skipped: condition 0 has no model to evaluate"
+    elif n_frames == 0:
         source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
     else:
         source = store.REUSED_PREFIX + previous.info.run_id if previous is not None else "trained"
@@ -165,6 +189,10 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
         logged = interrupted.data.params if interrupted is not None else {}
         mlflow.log_params({k: v for k, v in params.items() if k not in logged})
         mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+        if plan.zero is not None:
+            mlflow.set_tags(plan.zero.tags())  # skipped_reason, or what condition 0 is evaluated on
+        if skipped:
+            return skip_condition(cfg, run.info.run_id, experiment_id, tags["model_key"], skipped)
         if n_frames == 0:
             model = initial
         elif previous is not None:
@@ -195,6 +223,31 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
             flush=True,
         )
         return {}
+
+
+def skip_condition(
+    cfg: DictConfig, run_id: str, experiment_id: str, model_key: str, reason: str
+) -> dict[str, str]:
+    """Condition 0 without a model to evaluate: its run (tagged ``skipped_reason``) finishes, and
+    the pipeline's train stage leaves the reason where the evaluate stage looks for the model."""
+    print(f"labelled_frames=0: skipped: {reason}", flush=True)
+    if not cfg.evaluate:
+        folder = pipeline_model_dir(cfg)
+        with atomic_directory(folder) as staging:
+            (staging / "run.yaml").write_text(
+                yaml.safe_dump(
+                    {
+                        "run_id": run_id,
+                        "experiment_id": experiment_id,
+                        "labelled_frames": 0,
+                        "model_key": model_key,
+                        "skipped": reason,
+                    },
+                    sort_keys=False,
+                ),
+                encoding="utf-8",
+            )
+    return {"skipped": reason}
 
 
 def initial_model(cfg: DictConfig) -> engine.Model:
@@ -263,16 +316,17 @@ def train_condition(
 
     kind = cfg.weights.kind
     if kind in ("pretrained", "snapshot"):
-        conversion = (
-            [initial.bodyparts.index(b) for b in facts["bodyparts"]]
-            if set(facts["bodyparts"]) <= set(initial.bodyparts)
-            else None
-        )
+        # The heads too when every data bodypart has one in the initial model (by name, or
+        # weights.bodypart_map), as condition 0 maps them; else (or with_decoder: false) the backbone.
+        shared = study_plan.condition_zero(cfg, facts["bodyparts"], initial.bodyparts)
+        conversion = shared.conversion() if cfg.weights.get("with_decoder", True) else None
         if conversion is None:
             log.warning(
-                "the initial model predicts %s, the data %s: only its backbone is transferred",
+                "the initial model predicts %s, the data %s (shared: %s): only its backbone is "
+                "transferred",
                 initial.bodyparts,
                 facts["bodyparts"],
+                shared.mapping or "none",
             )
         weight_init = engine.weight_init(initial.snapshot("last"), conversion)
     elif kind in ("random", "hub"):

@@ -24,6 +24,7 @@ from src.data.prepared import read_prepared
 from src.engine import pytorch as engine
 from src.errors import DataError
 from src.files import atomic_directory, locked
+from src.study.needs import is_placeholder
 from src.tracking import live_curves, store
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,7 @@ def ensure_pretrained(
     pre_cfg = pretraining_config(cfg)
     data_version = store.folder_version(Path(pre_cfg.data.root))
     key = pretrained_key(pre_cfg, data_version)
-    folder = (
-        Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
-    )
+    folder = pretrained_folder(cfg, key)
     if (folder / "pretrained.yaml").is_file():
         return folder
     # The parallel jobs of a fresh sweep all need it: one trains it, the others wait and take it.
@@ -81,6 +80,15 @@ def ensure_pretrained(
                 print(announcement(pre_cfg, folder, prepared_dir is None), flush=True)
             pretrain(cfg, pre_cfg, folder, key, data_version, prepared_dir)
     return folder
+
+
+def pretrained_folder(cfg: DictConfig, key: str | None = None) -> Path:
+    """Where the pre-trained model of ``cfg`` is (or will be): ``pretrained.yaml`` in it once it is
+    trained. ``key``: :func:`pretrained_key`, computed here when not given."""
+    pre_cfg = pretraining_config(cfg)
+    if key is None:
+        key = pretrained_key(pre_cfg, store.folder_version(Path(pre_cfg.data.root)))
+    return Path(cfg.paths.models_dir) / "pretrained" / f"{pre_cfg.data.name}-{cfg.model.name}-{key}"
 
 
 # The demo's pre-training (resnet_18, 400 iterations at batch size 8, its frames prepared first)
@@ -114,10 +122,12 @@ def pretrain(
 
     Its frames are ``prepared_dir``, or, when that is ``None``, prepared here first.
     """
-    if not Path(pre_cfg.data.root).exists():
+    if not Path(pre_cfg.data.root).exists() or is_placeholder(Path(pre_cfg.data.root)):
+        what = "does not exist" if not Path(pre_cfg.data.root).exists() else "is a placeholder"
         raise DataError(
-            f"pretraining.data.root={pre_cfg.data.root} does not exist; generate the cohorts with "
-            "`python -m src.cohort`, or choose other initial weights (weights=random|snapshot|hub)."
+            f"pretraining.data.root={pre_cfg.data.root} {what}; generate the cohorts with "
+            "`python -m src.cohort` (with weights=healthy_adults), or choose other initial "
+            "weights (weights=random|snapshot|hub)."
         )
     if prepared_dir is None:
         prepared_dir = prepare(pre_cfg)
