@@ -329,10 +329,9 @@ if not OmegaConf.has_resolver(RESOLVER):
 def initial_model_bodyparts(cfg: DictConfig) -> tuple[list[str] | None, str]:
     """The bodyparts the initial model predicts, known before any pre-training, and its name for
     messages; None when the initial weights have no trained pose heads (random, hub)."""
-    kind = cfg.weights.kind
+    kind, name = cfg.weights.kind, initial_model_name(cfg)
     if kind == "pretrained":
         pre = cfg.pretraining.data
-        name = f"the initial model (weights.kind=pretrained, pre-trained on {pre.name})"
         meta = Path(str(pre.root)) / "dataset.yaml"
         if pre.kind == "synthetic" and meta.is_file():
             return list(yaml.safe_load(meta.read_text(encoding="utf-8"))["bodyparts"]), name
@@ -362,8 +361,18 @@ def initial_model_bodyparts(cfg: DictConfig) -> tuple[list[str] | None, str]:
                 f"{pose_config} names no bodyparts (metadata.bodyparts: {error}); point "
                 "weights.path at a snapshot in the train/ folder of a DeepLabCut 3 model."
             ) from error
-        return list(bodyparts), f"the initial model (weights.kind=snapshot, {snapshot.name})"
-    return None, f"weights.kind={kind}"
+        return list(bodyparts), name
+    return None, name
+
+
+def initial_model_name(cfg: DictConfig) -> str:
+    """The initial model, named for messages."""
+    kind = cfg.weights.kind
+    if kind == "pretrained":
+        return f"the initial model (weights.kind=pretrained, pre-trained on {cfg.pretraining.data.name})"
+    if kind == "snapshot":
+        return f"the initial model (weights.kind=snapshot, {Path(str(cfg.weights.path)).name})"
+    return f"weights.kind={kind}"
 
 
 def no_heads_reason(kind: str) -> str:
@@ -382,7 +391,7 @@ def condition_zero(
 
     ``model_bodyparts``: the initial model's, when it is at hand; else known from the config.
     """
-    name = "the initial model"
+    name = initial_model_name(cfg)
     if model_bodyparts is None:
         model_bodyparts, name = initial_model_bodyparts(cfg)
     return plan_condition_zero(
