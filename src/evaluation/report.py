@@ -103,8 +103,16 @@ def pipeline_records(cfg: DictConfig) -> dict[int, dict]:
     A condition skipped by its evaluate stage says why (``"skipped": "<reason>"``), with or
     without a run.
     """
+    conditions = cfg.pipeline.conditions
+    if isinstance(
+        conditions, str
+    ):  # `auto` composed from conf/: the pipeline's list is in params.yaml
+        raise DataError(
+            f"pipeline.conditions={conditions} is resolved in params.yaml only; read it there: "
+            "`python -m src.report --config-dir . --config-name params report.sweep=pipeline`."
+        )
     records = {}
-    for n_frames in cfg.pipeline.conditions:
+    for n_frames in conditions:
         path = pipeline_evaluation_dir(cfg, int(n_frames)) / "metrics.json"
         if not path.is_file():
             raise DataError(
