@@ -1,4 +1,4 @@
-"""MLflow: where runs go, what identifies code, data and models, and live training curves.
+"""MLflow: where runs go, what identifies code, data and models, and the runs of a study.
 
 The store is configuration (``mlflow.tracking_uri``); by default a SQLite database and the
 artifacts both live in ``mlruns/`` at the repository root. Open it with ``make ui``.

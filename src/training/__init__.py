@@ -1,0 +1,1 @@
+"""Training: one labelled-frames condition in its MLflow run, and the pre-training of the initial model."""

@@ -1,4 +1,4 @@
-"""Main entry point: train and evaluate one labelled-frames condition, tracked in MLflow.
+"""Train and evaluate one labelled-frames condition, tracked in MLflow (used by ``src.train``).
 
     python -m src.train labelled_frames=6            # one condition
     python -m src.train +sweep=frames                # the paper's conditions 0, 1, 2, 6, 10, 15, 20
@@ -122,6 +122,11 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "git_commit": store.git_commit(),
                 "model_key": model_key,
                 "labelled_frames": str(n_frames),
+                # what "generalisation" means here: unseen participants, or unseen frames (split=frames)
+                "split_kind": str(facts.get("split_kind", "participants")),
+                "generalisation_meaning": str(
+                    facts.get("generalisation_meaning", "unseen participants")
+                ),
             }
         )
         plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)

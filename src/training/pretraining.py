@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 def pretraining_config(cfg: DictConfig) -> DictConfig:
     """The pre-training's config: its own data and frames, the conditions' model and profile."""
     pre = cfg.pretraining
-    return OmegaConf.merge(
+    merged = OmegaConf.merge(
         cfg,
         {
             "data": OmegaConf.to_container(pre.data, resolve=True),
@@ -41,6 +41,15 @@ def pretraining_config(cfg: DictConfig) -> DictConfig:
             "training": {"iterations": int(pre.iterations)},
         },
     )
+    if merged.split.get("kind", "participants") != "participants":
+        # The healthy-adult cohort has many participants: split by participant (the paper's 20 %)
+        # whatever the study's split (split=frames serves studies of one or two subjects).
+        merged.split = {
+            "kind": "participants",
+            "generalisation_fraction": 0.2,
+            "seed": cfg.split.seed,
+        }
+    return merged
 
 
 def pretraining_data(pre_cfg: DictConfig) -> Path:
