@@ -393,7 +393,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m tools.mlflow_screenshot", description=__doc__.splitlines()[0]
     )
-    study = composed()["mlflow"]  # defaults: the current study's store and experiment (conf/, its study)
+    # Defaults: the current study's store and experiment (conf/ and its study file).
+    study = composed()["mlflow"]
     parser.add_argument("--tracking-uri", default=study["tracking_uri"])
     parser.add_argument("--experiment", default=study["experiment"])
     parser.add_argument("--sweep", default="latest", help="latest, or a sweep's parent run id")
