@@ -424,7 +424,13 @@ def save_weights_only(snapshot: Path, path: Path) -> Path:
 
 
 def set_threads(threads: int) -> None:
-    """Limit torch's CPU threads (0: leave torch's default), so parallel jobs do not oversubscribe cores."""
+    """Limit torch's CPU threads (0: leave torch's default), so parallel jobs do not oversubscribe cores.
+
+    The count is part of the numerics: oneDNN and MKL split their sums between the threads, so 1 and 2
+    threads give different weights, while load from other processes changes nothing. With the CPU pins of
+    ``src/__init__.py``, a fixed count runs the same arithmetic on any x86-64 CPU with AVX2; 0 (torch's
+    default: the machine's cores) makes results depend on the machine.
+    """
     if threads > 0:
         import torch
 
