@@ -14,9 +14,10 @@ condition 0 on a CPU with AVX-512 and AMX. Pinned, they run the same code on eve
 * ``ATEN_CPU_CAPABILITY=avx2``: PyTorch's AVX2 kernels rather than its AVX-512 ones.
 
 The thread count is part of the numerics too (``training.threads``: 2 in ``conf/training/cpu_demo.yaml``;
-0 takes the machine's core count). Cost, measured on a 2-core AMD EPYC with AVX-512: training iterations
-about 1.1-1.2x slower, evaluation no slower (benchmarks/results/reproducibility.md,
-``python -m benchmarks.reproducibility``); tests/test_reproducibility.py checks a condition trained twice.
+0 takes the machine's core count). Cost, measured on a 2-core AMD EPYC with AVX-512: a training iteration
+takes about 1.1-1.3x as long (oneDNN's AVX2 kernels; MKL's and ATen's pins cost nothing measurable), a
+single-image evaluation 1.0-1.15x (benchmarks/results/reproducibility.md, ``python -m
+benchmarks.reproducibility``). tests/test_reproducibility.py trains a condition twice and compares the bits.
 
 Switching it off: ``CPU_REPRODUCIBLE=0`` (or false, no, off) leaves the three to the libraries (the
 fastest code for the CPU, results that differ between CPU models). A variable already set in the
