@@ -13,6 +13,8 @@ from pathlib import Path
 
 import deeplabcut
 
+import src  # noqa: F401  the same pinned CPU numerics as src.train (src/__init__.py)
+
 config, settings = Path(sys.argv[1]), json.loads(Path(sys.argv[2]).read_text())
 for folder in ("training-datasets", "dlc-models-pytorch", "evaluation-results-pytorch"):
     shutil.rmtree(config.parent / folder, ignore_errors=True)
