@@ -110,6 +110,9 @@ def test_own_deeplabcut_project_through_the_prepare_stage(tmp_path):
         "data.name=reaching",
         "data.participants.pattern='^(?P<participant>reachingvideo[0-9]+)$'",  # Hydra needs the quotes
         "split.generalisation_fraction=0.5",
+        # a list, not `auto`: params.yaml is written before the project is copied in (and given its
+        # second video), so there is nothing yet to count the conditions in
+        "pipeline.conditions=[0,1,2]",
     ]
     repo, project = versioned_copy(tmp_path, *overrides)
     # The fixture labels one video, and the split needs a participant in each set: a second session of it.
