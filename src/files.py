@@ -113,8 +113,17 @@ def locked(path: Path):
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(path):  # waits as long as it takes
+    # filelock chmods its file to `mode` (default 0o644) whatever the umask: ask for what the umask
+    # allows, so on a group-shared folder (umask 002) the group's users can take the lock too.
+    with FileLock(path, mode=0o666 & ~_umask()):  # waits as long as it takes
         yield path
+
+
+def _umask() -> int:
+    """The process's umask (reading it means setting it: set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def remove_stale_staging(target: Path) -> list[Path]:
