@@ -72,6 +72,9 @@ def test_condition_run_logs_config_tags_metrics_and_curves(project, trained):
     )
     for tag in ("git_commit", "data_version", "prepared_version", "split", "model_key"):
         assert len(run.data.tags[tag]) >= 7
+    # the CPU pins the numbers were computed under (the training process ran with the defaults)
+    assert run.data.tags["cpu_numerics.ONEDNN_MAX_CPU_ISA"] == "AVX2"
+    assert run.data.tags["cpu_numerics.MKL_CBWR"] == "COMPATIBLE"
     for set_name in ("train", "test", "generalisation"):
         assert run.data.metrics[f"mae_{set_name}_px"] == pytest.approx(
             metrics[f"mae_{set_name}_px"]

@@ -26,7 +26,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src import privacy
+from src import cpu_numerics, privacy
 from src.data.prepared import Condition, load_condition
 from src.engine import pytorch as engine
 from src.errors import DataError
@@ -118,6 +118,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
         tags = (
             versions
             | store.process_tags()
+            # how the CPU computed (src/__init__.py): the same numbers to the last digit need the same
+            | {f"cpu_numerics.{name}": value for name, value in cpu_numerics().items()}
             | {
                 "git_commit": store.git_commit(),
                 "model_key": model_key,
