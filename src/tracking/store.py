@@ -116,16 +116,17 @@ def git_commit() -> str:
 
 def find_finished_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
     """The newest finished run that trained the model identified by ``model_key`` (and so stores it)."""
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.model_key = '{model_key}' and tags.model_source = 'trained' "
-            "and attributes.status = 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
+    runs = _trainings(experiment_id, model_key, "attributes.status = 'FINISHED'")
     return runs[0] if runs else None
+
+
+def _trainings(experiment_id: str, model_key: str, status: str) -> list[mlflow.entities.Run]:
+    """The runs that trained the model ``model_key``, newest first, whose status matches ``status``."""
+    return MlflowClient().search_runs(
+        [experiment_id],
+        filter_string=f"tags.model_key = '{model_key}' and tags.model_source = 'trained' and {status}",
+        order_by=["attributes.start_time DESC"],
+    )
 
 
 def process_tags() -> dict[str, str]:
@@ -145,14 +146,7 @@ def is_live(run: mlflow.entities.Run) -> bool:
 
 def find_interrupted_run(experiment_id: str, model_key: str) -> mlflow.entities.Run | None:
     """The newest run that began training the model ``model_key`` and never finished (killed or failed)."""
-    runs = MlflowClient().search_runs(
-        [experiment_id],
-        filter_string=(
-            f"tags.model_key = '{model_key}' and tags.model_source = 'trained' "
-            "and attributes.status != 'FINISHED'"
-        ),
-        order_by=["attributes.start_time DESC"],
-    )
+    runs = _trainings(experiment_id, model_key, "attributes.status != 'FINISHED'")
     return next((run for run in runs if not is_live(run)), None)
 
 
