@@ -8,16 +8,9 @@ features.
     # synthetic: angle errors
     python -m src.analyze analysis.labelled_frames=20 analysis.compare_ground_truth=true
 
-Per video, under ``<analysis.output_dir>/<model run id>/<video name>/`` (the data folder: names
-there may identify people): DeepLabCut's predictions ``<video>DLC_<scorer>.h5/.csv`` (and
-``_filtered`` with a filter), the result movie ``<video>DLC_<scorer>_labeled.mp4``,
-``features.csv`` (joint angles, angular velocities, normalised distances per frame),
-``frequencies.csv`` and plots. One new MLflow run per analysis, in the model's experiment, tagged
-``model_run_id`` (not nested: the report reads a sweep's children as its conditions); what it logs
-names videos only by pseudonym, and movies and frames only when ``data.log_media`` is true.
-
-The work is done in src/analysis: ``run`` (the steps and the MLflow run), ``model_choice``,
-``videos``, ``per_video``, ``movies``, ``features`` and ``ground_truth``.
+What it writes and logs: src/analysis/run.py. The work is done in src/analysis: ``run`` (the
+steps and the MLflow run), ``model_choice``, ``videos``, ``per_video``, ``movies``, ``features``
+and ``ground_truth``.
 """
 
 from __future__ import annotations
