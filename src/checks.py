@@ -88,6 +88,15 @@ RULES: dict[str, tuple] = {
     "evaluation.pcutoffs": _PROBABILITIES,
     "evaluation.snapshot": _one_of("last", "best"),
     "evaluation.plot_frames": _int_at_least(0),
+    "evaluation.bootstrap.resamples": _int_at_least(100),
+    "evaluation.bootstrap.confidence": _between(0, 1, open_=True),
+    "evaluation.bootstrap.seed": _int_at_least(0),
+    "evaluation.pck.reference_length_cm": _OPTIONAL_POSITIVE,
+    "evaluation.pck.fractions": (
+        lambda v: isinstance(v, list) and all(_number(f) and 0 < f <= 10 for f in v),
+        "a list of fractions of the reference length, each > 0 and <= 10, e.g. [0.1, 0.2]",
+    ),
+    "report.frames_to_label.margin_pct": _POSITIVE,
     "report.pcutoff": _between(0, 1),
     "synthetic.workers": _int_at_least(0),
 }

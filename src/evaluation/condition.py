@@ -7,6 +7,7 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import pandas as pd
 import yaml
 from omegaconf import DictConfig
 
@@ -14,7 +15,22 @@ from src import privacy
 from src.data.prepared import Condition, load_condition
 from src.engine import pytorch as engine
 from src.errors import DataError
-from src.evaluation.metrics import bodypart_table, evaluation_tags, mae_metrics, prediction_table
+from src.evaluation.metrics import (
+    bodypart_table,
+    evaluation_tags,
+    interval_metrics,
+    mae_metrics,
+    participant_table,
+    prediction_table,
+)
+from src.evaluation.pck import (
+    OFF_NOTE,
+    pck_by_bodypart,
+    pck_metrics,
+    reference_lengths,
+    reference_of,
+    with_reference,
+)
 from src.evaluation.plots import draw_frames, plot_bodypart_errors_of_run
 from src.files import atomic_directory
 from src.paths import pipeline_evaluation_dir, pipeline_model_dir
@@ -55,7 +71,31 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     predictions = prediction_table(condition.frames, condition.labels, poses, evaluated)
     pcutoffs = [float(c) for c in cfg.evaluation.pcutoffs]
     metrics = mae_metrics(predictions, pcutoffs, facts.get("cm_per_px"))
+    bootstrap = cfg.evaluation.bootstrap
+    metrics |= interval_metrics(
+        predictions,
+        pcutoffs,
+        int(bootstrap.resamples),
+        int(bootstrap.seed),
+        float(bootstrap.confidence),
+    )
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
+    reference = reference_of(
+        cfg.evaluation.pck, str(cfg.data.kind), list(facts["bodyparts"]), facts.get("cm_per_px")
+    )
+    if reference is None:
+        mlflow.set_tag("pck_reference", OFF_NOTE)
+    else:
+        fractions = [float(f) for f in cfg.evaluation.pck.fractions]
+        scored = with_reference(predictions, reference_lengths(condition.labels, reference))
+        metrics |= pck_metrics(scored, fractions)
+        all_points = bodyparts["pcutoff"].isna()
+        with_pck = bodyparts[all_points].merge(
+            pck_by_bodypart(scored, fractions), on=["set", "bodypart"], how="left"
+        )
+        bodyparts = pd.concat([with_pck, bodyparts[~all_points]], ignore_index=True)
+        mlflow.set_tag("pck_reference", reference.description)
+    participants = participant_table(predictions, pcutoffs)
     mlflow.set_tags(store.flat_params(cfg, ["evaluation"]))
     mlflow.set_tags(evaluation_tags(model, cfg.evaluation.snapshot))  # snapshot, metrics_guide
     mlflow.log_metrics(metrics)
@@ -70,6 +110,11 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         pseudonyms.save()
         bodyparts.to_csv(tmp / "bodyparts.csv", index=False, float_format="%.4f")
         mlflow.log_artifact(str(tmp / "bodyparts.csv"), "errors")
+        pseudonyms.table(participants).to_csv(
+            tmp / "participants.csv", index=False, float_format="%.6f"
+        )
+        mlflow.log_artifact(str(tmp / "participants.csv"), "errors")
+        pseudonyms.save()
         mlflow.log_artifact(
             str(plot_bodypart_errors_of_run(bodyparts, tmp / "bodypart_errors.png")), "plots"
         )

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from src.evaluation.uncertainty import cluster_bootstrap_mae, participant_totals
+
 SETS = ("train", "test", "generalisation")
 
 
@@ -30,7 +32,13 @@ METRICS_GUIDE = (
     "(learning_stats.csv), its multi-animal metric: predictions are matched to labels and "
     "unmatched ones are dropped, so it reads lower than mae_test_px (88 px against 201 px on a "
     "real project) and is not the paper's MAE; DeepLabCut picks its 'best' snapshot by it. "
-    "loss_train, loss_test: DeepLabCut's training and test loss per epoch."
+    "loss_train, loss_test: DeepLabCut's training and test loss per epoch. "
+    "mae_<set>[_pcutoff<c>]_px_ci_low / _ci_high: the bounds of the MAE's confidence interval "
+    "(evaluation.bootstrap.confidence) from a bootstrap that resamples participants, not points; "
+    "absent when the set has 1 participant (no interval). pck<f>_<set>: share of points whose "
+    "error is at most f times the frame's reference length (evaluation.pck), "
+    "mae_<set>_pct_ref: the mean error as % of it, n_<set>_points_ref: the points with a "
+    "reference length (src/evaluation/pck.py)."
 )
 
 # DeepLabCut's snapshot file names: snapshot-080.pt, snapshot-best-080.pt
@@ -76,6 +84,70 @@ def mae_metrics(
             )
             metrics[f"kept_{set_name}_pcutoff{cutoff:g}"] = float(kept.mean())
     return metrics
+
+
+def interval_metrics(
+    predictions: pd.DataFrame,
+    pcutoffs: list[float],
+    n_resamples: int,
+    seed: int,
+    confidence: float,
+) -> dict[str, float]:
+    """``mae_<set>[_pcutoff<c>]_px_ci_low`` and ``_ci_high``: participant-bootstrap interval bounds.
+
+    One interval per MAE of :func:`mae_metrics` (src/evaluation/uncertainty.py); a set whose points
+    come from one participant has none (no metric), not a zero-width one.
+    """
+    metrics = {}
+    labelled = _labelled(predictions)
+    by = "participant" if "participant" in labelled else "video"
+    for set_name, rows in labelled.groupby("set", sort=False):
+        cells = [(f"mae_{set_name}_px", rows)]
+        cells += [
+            (f"mae_{set_name}_pcutoff{c:g}_px", rows[rows["likelihood"] >= c]) for c in pcutoffs
+        ]
+        for name, kept in cells:
+            totals = participant_totals(kept, by=by)
+            interval = cluster_bootstrap_mae(
+                totals["sum_error_px"], totals["n_points"], n_resamples, seed, confidence
+            )
+            if interval.has_interval:
+                metrics[f"{name}_ci_low"] = interval.low
+                metrics[f"{name}_ci_high"] = interval.high
+    return metrics
+
+
+PARTICIPANT_COLUMNS = [
+    "pcutoff",
+    "set",
+    "participant",
+    "video",
+    "bodypart",
+    "n_points",
+    "sum_error_px",
+    "mae_px",
+]
+
+
+def participant_table(predictions: pd.DataFrame, pcutoffs: list[float]) -> pd.DataFrame:
+    """errors/participants.csv: per set, participant, video and bodypart, the points, their summed
+    error and MAE; ``pcutoff`` NaN for all predictions, else only the points kept by it.
+
+    Summed errors let any pooling be recomputed exactly (a set's MAE is the sum of ``sum_error_px``
+    over the sum of ``n_points``), e.g. across participants or folds. Identifiers are pseudonymised
+    by the caller before the table leaves the data folder.
+    """
+    labelled = _labelled(predictions)
+    if "participant" not in labelled:  # data without participants: each video is its own
+        labelled = labelled.assign(participant=labelled["video"])
+    keys = ["set", "participant", "video", "bodypart"]
+    tables = []
+    for cutoff in [None, *pcutoffs]:
+        rows = labelled if cutoff is None else labelled[labelled["likelihood"] >= cutoff]
+        table = rows.groupby(keys, sort=False)["error_px"].agg(n_points="size", sum_error_px="sum")
+        table["mae_px"] = table["sum_error_px"] / table["n_points"]
+        tables.append(table.reset_index().assign(pcutoff=np.nan if cutoff is None else cutoff))
+    return pd.concat(tables, ignore_index=True)[PARTICIPANT_COLUMNS]
 
 
 def set_sizes(predictions: pd.DataFrame) -> dict[str, float]:
