@@ -27,7 +27,7 @@ from src.errors import exit_on_data_error
 from src.files import atomic_file
 from src.study.check import check_study
 from src.study.config import STUDY_FILE, write_study
-from src.study.plan import resolve_auto
+from src.study.plan import pipeline_cells, resolve_auto
 
 REPO = Path(__file__).resolve().parents[1]
 HEADER = """\
@@ -45,8 +45,13 @@ HYDRA_SETTINGS = {
 
 def composed(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> dict:
     """conf/config.yaml composed with ``overrides``, every interpolation resolved, as plain data;
-    ``pipeline.conditions: auto`` resolved into the list the data serves (DVC's matrix needs one)."""
-    return OmegaConf.to_container(resolve_auto(configuration(overrides, config_dir)), resolve=True)
+    ``pipeline.conditions: auto`` resolved into the list the data serves, ``pipeline.folds`` into
+    the folds of split=kfold ([] for a single split), and ``pipeline.cells``: the train and
+    evaluate stages' cells of dvc.yaml, one per condition (x fold)."""
+    study = OmegaConf.to_container(resolve_auto(configuration(overrides, config_dir)), resolve=True)
+    pipeline = study["pipeline"]
+    pipeline["cells"] = pipeline_cells(pipeline["conditions"], pipeline.get("folds") or [])
+    return study
 
 
 def configuration(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> DictConfig:
@@ -92,7 +97,8 @@ def main() -> None:
     print(
         f"{path.name}: {'written' if changed else 'unchanged'}; data set {study['data']['name']} "
         f"({study['data']['kind']}, {study['data']['root']}) from {where}; conditions "
-        f"{study['pipeline']['conditions']}",
+        f"{study['pipeline']['conditions']}"
+        + (f"; folds {study['pipeline']['folds']}" if study["pipeline"].get("folds") else ""),
         flush=True,
     )
 

@@ -132,15 +132,18 @@ def video_seeds(seed: int, video: str) -> list[int]:
 
 
 def select_frames(
-    dataset: Dataset, split: pd.DataFrame, frames_cfg, split_cfg=None
+    dataset: Dataset, split: pd.DataFrame, frames_cfg, split_cfg=None, shared: dict | None = None
 ) -> pd.DataFrame:
     """Ranked selection of every video of ``split``, one row per selected frame.
 
     ``split_cfg`` (conf/split/; None: a participant split) says, for ``split=frames``, whether all
     candidate frames of a held-out block become generalisation frames (``generalisation_frames:
     all``, ranked by frame number) or ``frames.generalisation_frames_per_video`` ranked ones.
-    Columns: SELECTION_COLUMNS.
+    ``shared``: a dict kept across calls on the same data and frames settings (the folds of
+    ``split=kfold``): each video's features are computed once, and its ranked picks once per set
+    (they depend only on the video, its set and the seed). Columns: SELECTION_COLUMNS.
     """
+    shared = {} if shared is None else shared
     size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
     for key in ("max_train_frames_per_video", "generalisation_frames_per_video"):
         if int(frames_cfg[key]) < 1:
@@ -156,9 +159,11 @@ def select_frames(
     rows = []
     for video in split.drop_duplicates("video").itertuples(index=False):
         seeds = video_seeds(int(frames_cfg.seed), video.video)
-        frame_numbers, features = _pool(
-            dataset, video.video, size, int(frames_cfg.max_frames_for_clustering)
-        )
+        if video.video not in shared:
+            shared[video.video] = _pool(
+                dataset, video.video, size, int(frames_cfg.max_frames_for_clustering)
+            )
+        frame_numbers, features = shared[video.video]
         sets = frame_sets(split, video.video, frame_numbers)
         for set_name in (DEVELOPMENT, GENERALISATION):
             in_set = sets == set_name
@@ -167,6 +172,8 @@ def select_frames(
             if set_name == GENERALISATION and all_held_out:
                 picked = frame_numbers[in_set]  # every candidate of the block, in frame order
                 roles = np.full(len(picked), GENERALISATION)
+            elif (video.video, set_name, in_set.tobytes()) in shared:
+                picked, roles = shared[(video.video, set_name, in_set.tobytes())]
             else:
                 picked, roles = _ranked_roles(
                     dataset,
@@ -178,6 +185,7 @@ def select_frames(
                     n_test,
                     seeds,
                 )
+                shared[(video.video, set_name, in_set.tobytes())] = picked, roles
             for role in np.unique(roles):
                 for rank, frame in enumerate(picked[roles == role], start=1):
                     rows.append(

@@ -31,7 +31,10 @@ from src.data.split import (
     FRAMES,
     GENERALISATION,
     GENERALISATION_MEANING,
+    KFOLD,
+    assign_folds,
     split_dataset,
+    split_fold,
     split_kind,
 )
 from src.errors import DataError
@@ -51,19 +54,11 @@ def prepare(cfg: DictConfig) -> Path:
             f"{dataset.root}, which the pipeline never writes to; choose a paths.prepared_dir "
             "outside it."
         )
+    if split_kind(cfg.split) == KFOLD:
+        return prepare_folds(cfg, dataset, out_dir)
     split = split_dataset(dataset.videos, cfg.split, lambda video: candidate_frames(dataset, video))
-    selection = select_frames(dataset, split, cfg.frames, cfg.split)
-    labels = label_frames(
-        dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed)
-    )
-
     with atomic_directory(out_dir, key="paths.prepared_dir") as staging:
-        selection["image"] = write_frame_images(dataset, selection, staging / "labeled-data")
-        write_labels(labels, selection, dataset.scorer, dataset.bodyparts, staging / "labeled-data")
-        split.to_csv(staging / "split.csv", index=False)
-        selection.to_csv(staging / "selection.csv", index=False)
-        labels.to_csv(staging / "labels.csv", index=False, float_format="%.3f")
-        _write_yaml(staging / "dataset.yaml", describe(dataset, split, selection, cfg))
+        selection = write_prepared(cfg, dataset, split, staging)
     log.info(
         "prepared %d frames of %d videos into %s",
         len(selection),
@@ -71,6 +66,44 @@ def prepare(cfg: DictConfig) -> Path:
         out_dir,
     )
     return out_dir
+
+
+def prepare_folds(cfg: DictConfig, dataset: Dataset, out_dir: Path) -> Path:
+    """``split=kfold``: every fold of the cross-validation prepared into ``out_dir/fold_<k>/``
+    (each laid out as a single split's folder), and ``folds.csv`` (participant, video, session,
+    fold). All folds are prepared at once, whichever the pipeline runs (pipeline.folds), so adding
+    a fold to the run leaves this folder as it is. Each video is decoded and ranked once per set,
+    not once per fold."""
+    folds, seed = int(cfg.split.folds), int(cfg.split.seed)
+    assigned = assign_folds(dataset.videos, folds, seed)
+    shared: dict = {}
+    with atomic_directory(out_dir, key="paths.prepared_dir") as staging:
+        assigned.to_csv(staging / "folds.csv", index=False)
+        for fold in range(1, folds + 1):
+            fold_cfg = OmegaConf.merge(cfg, {"split": {"fold": fold}})
+            split = split_fold(dataset.videos, folds, fold, seed)
+            write_prepared(fold_cfg, dataset, split, staging / f"fold_{fold}", shared)
+    log.info("prepared %d folds of %d videos into %s", folds, len(assigned), out_dir)
+    return out_dir
+
+
+def write_prepared(
+    cfg: DictConfig, dataset: Dataset, split: pd.DataFrame, folder: Path, shared: dict | None = None
+) -> pd.DataFrame:
+    """Select and label the frames of ``split`` and write the prepared folder's files into ``folder``
+    (``shared``: see :func:`src.data.frames.select_frames`); returns the selection."""
+    selection = select_frames(dataset, split, cfg.frames, cfg.split, shared)
+    labels = label_frames(
+        dataset, selection, float(cfg.frames.label_noise_px), int(cfg.frames.seed)
+    )
+    folder.mkdir(parents=True, exist_ok=True)
+    selection["image"] = write_frame_images(dataset, selection, folder / "labeled-data")
+    write_labels(labels, selection, dataset.scorer, dataset.bodyparts, folder / "labeled-data")
+    split.to_csv(folder / "split.csv", index=False)
+    selection.to_csv(folder / "selection.csv", index=False)
+    labels.to_csv(folder / "labels.csv", index=False, float_format="%.3f")
+    _write_yaml(folder / "dataset.yaml", describe(dataset, split, selection, cfg))
+    return selection
 
 
 def write_frame_images(dataset: Dataset, selection: pd.DataFrame, labeled_data: Path) -> pd.Series:

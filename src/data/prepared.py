@@ -11,6 +11,9 @@ and the frames of a labelled-frames condition in it.
   DeepLabCut's own layout
 * ``dataset.yaml``   facts downstream stages need (bodyparts, skeleton, scale, scorer) and the
   frame counts asked for and used per video.
+
+With ``split=kfold`` it holds ``folds.csv`` (participant, video, session, fold) and one such
+folder per fold, ``fold_<k>/``; a condition reads its fold's (:func:`src.paths.prepared_dir`).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import yaml
 from omegaconf import DictConfig
 from PIL import Image
 
+from src import paths
 from src.checks import check_config
 from src.errors import DataError
 
@@ -77,7 +81,7 @@ def load_condition(cfg: DictConfig) -> Condition:
     Checks the settings every stage of a condition reads (src.train, src.evaluate) before any work.
     """
     check_config(cfg, "labelled_frames", "training", "evaluation")
-    prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
+    prepared_dir = paths.prepared_dir(cfg)  # split=kfold: the fold's own folder
     facts, selection, labels = read_prepared(prepared_dir)
     n_frames = cfg.labelled_frames
     largest = int(facts["config"]["max_train_frames_per_video"])

@@ -10,6 +10,10 @@
   from which train and test frames are selected. Its generalisation MAE means *unseen frames of
   seen subjects*, not unseen participants: it still answers "how many frames must I label?", but
   it is no estimate of the error on a new participant.
+* ``kfold``: participant-level cross-validation. The participants are dealt into ``split.folds``
+  groups (scikit-learn's ``GroupKFold``, participants shuffled by ``split.seed``); fold k holds out
+  group k for generalisation and develops on the others, so across the folds every participant is
+  in the generalisation set exactly once. ``split.fold`` says which fold a run is.
 
 ``split.csv`` of the participants kind has one row per video (participant, video, session, set);
 of the frames kind one row per contiguous range of a video's candidate frames, with
@@ -34,10 +38,10 @@ DEVELOPMENT = "development"
 GENERALISATION = "generalisation"
 
 
-PARTICIPANTS, FRAMES = "participants", "frames"
+PARTICIPANTS, FRAMES, KFOLD = "participants", "frames", "kfold"
 
 
-SPLIT_KINDS = (PARTICIPANTS, FRAMES)
+SPLIT_KINDS = (PARTICIPANTS, FRAMES, KFOLD)
 
 
 # What the generalisation MAE of each kind measures (dataset.yaml: generalisation_meaning).
@@ -45,6 +49,8 @@ GENERALISATION_MEANING = {
     PARTICIPANTS: "unseen participants: every frame of participants never trained on",
     FRAMES: "unseen frames of seen subjects, not unseen participants: a held-out contiguous "
     "block of frames of every video",
+    KFOLD: "unseen participants: every frame of the participants this fold holds out "
+    "(each participant is held out by exactly one fold)",
 }
 
 
@@ -59,7 +65,7 @@ def split_kind(split_cfg) -> str:
     kind = split_cfg.get("kind", PARTICIPANTS) or PARTICIPANTS
     if kind not in SPLIT_KINDS:
         raise DataError(
-            f"split.kind={kind!r} is unknown; choose {' or '.join(SPLIT_KINDS)} (conf/split/)."
+            f"split.kind={kind!r} is unknown; choose {', '.join(SPLIT_KINDS)} (conf/split/)."
         )
     return kind
 
@@ -72,8 +78,11 @@ def split_dataset(
     ``candidate_frames(video)`` gives the frame numbers a video's frames are selected from (read
     only by the frames kind).
     """
+    kind = split_kind(split_cfg)
+    if kind == KFOLD:
+        return split_fold(videos, int(split_cfg.folds), int(split_cfg.fold), int(split_cfg.seed))
     fraction, seed = float(split_cfg.generalisation_fraction), int(split_cfg.seed)
-    if split_kind(split_cfg) == PARTICIPANTS:
+    if kind == PARTICIPANTS:
         return split_participants(videos, fraction, seed)
     candidates = {video: candidate_frames(video) for video in videos["video"]}
     return split_frames(videos, candidates, fraction, seed)
@@ -131,6 +140,62 @@ def split_participants(
     videos["set"] = DEVELOPMENT
     videos.loc[generalisation_rows, "set"] = GENERALISATION
     return videos
+
+
+def check_folds(n_participants: int, folds, fold=1) -> None:
+    """``split.folds`` and ``split.fold`` that a data set of ``n_participants`` can cross-validate."""
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise DataError(
+            f"split.folds={folds!r} is not allowed: cross-validation needs an integer >= 2 folds "
+            "(conf/split/kfold.yaml); for one split use split=participants."
+        )
+    if folds > n_participants:
+        fix = (
+            f"choose split.folds from 2 to {n_participants} ({n_participants}: leave one "
+            "participant out)"
+            if n_participants >= 2
+            else "use split=frames (held-out blocks of frames per video)"
+        )
+        raise DataError(
+            f"split.folds={folds} asks for more folds than the data set has participants "
+            f"({n_participants}): every fold must hold out at least one; {fix}."
+        )
+    if isinstance(fold, bool) or not isinstance(fold, int) or not 1 <= fold <= folds:
+        raise DataError(
+            f"split.fold={fold!r} is not a fold of split.folds={folds}: choose an integer from 1 "
+            f"to {folds}, e.g. split.fold=1."
+        )
+
+
+def assign_folds(videos: pd.DataFrame, folds: int, seed: int) -> pd.DataFrame:
+    """Every video with the fold (1..``folds``) that holds its participant out.
+
+    ``videos`` needs columns participant, video, session. scikit-learn's ``GroupKFold`` with its
+    groups (participants) shuffled by ``seed``: whole participants per fold, folds of about equal
+    size, the same folds for the same seed and participants. Returns them sorted, with ``fold``.
+    """
+    from sklearn.model_selection import GroupKFold  # here: importing it costs seconds
+
+    videos = (
+        videos[["participant", "video", "session"]]
+        .sort_values(["participant", "video"])
+        .reset_index(drop=True)
+    )
+    check_folds(videos["participant"].nunique(), folds)
+    splitter = GroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    videos["fold"] = 0
+    for number, (_, held_out) in enumerate(splitter.split(videos, groups=videos["participant"])):
+        videos.loc[held_out, "fold"] = number + 1
+    return videos
+
+
+def split_fold(videos: pd.DataFrame, folds: int, fold: int, seed: int) -> pd.DataFrame:
+    """Fold ``fold`` of a ``folds``-fold cross-validation: its participants held out for
+    generalisation, every other participant in the development set (PARTICIPANT_COLUMNS)."""
+    check_folds(videos["participant"].nunique(), folds, fold)
+    assigned = assign_folds(videos, folds, seed)
+    assigned["set"] = np.where(assigned["fold"] == fold, GENERALISATION, DEVELOPMENT)
+    return assigned[PARTICIPANT_COLUMNS]
 
 
 def block_size(n_candidates: int, generalisation_fraction: float) -> int:

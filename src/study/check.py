@@ -6,7 +6,8 @@ or file and a fix that works):
 1. the configuration values it reads (:func:`src.checks.check_config`);
 2. the data set loads (:func:`src.data.dataset.load_dataset`, with every check of its loader);
 3. it has participants enough for the split (the split's own function, on the loaded videos: with
-   fewer than 2 participants it suggests ``split=frames``);
+   fewer than 2 participants it suggests ``split=frames``); with ``split=kfold`` every fold's split,
+   and ``pipeline.folds`` (folds that exist);
 4. the conditions (``pipeline.conditions``) are ones the data can serve (:mod:`src.study.plan`);
 5. condition 0's plan: which bodyparts the initial model shares with the data (a skipped
    condition 0 is no error: a note is printed); ``weights=snapshot``'s file exists;
@@ -105,18 +106,20 @@ def check_study(
     data = plan.study_data(cfg)  # loads the data set and splits it, with their own checks
     if conditions is None:
         conditions = plan.resolve_conditions(cfg)
+    folds = plan.resolve_folds(cfg)  # split=kfold: every fold's split was made above, checked
     # condition 0's plan (and the snapshot's file and weights.bodypart_map), run or not
     zero = plan.condition_zero(cfg, data.bodyparts)
     if data.dataset is not None:
         check_image_sizes(data.dataset)
-    trainings = _trainings(cfg, conditions)
+    trainings = _trainings(cfg, conditions, len(folds) or 1)
     needed = check_disk(cfg, trainings)
 
     counted = data.train_frames
+    across = f"; folds {folds} of split.folds={cfg.split.folds}" if folds else ""
     lines = [
         f"study check: {cfg.data.name} ({cfg.data.kind}): {len(counted.per_video)} development "
         f"video(s), {counted.most} train frame(s) or more each; conditions {conditions} "
-        f"(pipeline.conditions={_shown(cfg.pipeline.conditions)}); about {needed:.1f} GB of "
+        f"(pipeline.conditions={_shown(cfg.pipeline.conditions)}){across}; about {needed:.1f} GB of "
         f"snapshots for {trainings} training(s); checked in {time.perf_counter() - start:.1f} s"
     ]
     if data.note:
@@ -141,9 +144,10 @@ def _shown(value) -> str:
     return str(value)
 
 
-def _trainings(cfg: DictConfig, conditions: Sequence[int]) -> int:
+def _trainings(cfg: DictConfig, conditions: Sequence[int], folds: int = 1) -> int:
+    """Models the study trains: conditions > 0 in every fold, and the pre-training (shared)."""
     pretraining = 1 if cfg.weights.kind == "pretrained" else 0
-    return sum(1 for n in conditions if int(n) > 0) + pretraining
+    return sum(1 for n in conditions if int(n) > 0) * folds + pretraining
 
 
 def snapshot_mb(cfg: DictConfig) -> float:

@@ -32,14 +32,16 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.data.dataset import Dataset, load_dataset
 from src.data.frames import candidate_frames, n_test_frames_per_video
-from src.data.split import DEVELOPMENT, frame_sets, split_dataset
+from src.data.split import DEVELOPMENT, KFOLD, frame_sets, split_dataset, split_fold, split_kind
 from src.errors import DataError, exit_on_data_error
+from src.paths import cell_dir
 from src.study.bodyparts import ConditionZero, plan_condition_zero
 from src.study.needs import is_placeholder
 
 PAPER_CONDITIONS = (0, 1, 2, 6, 10, 15, 20)
 AUTO = "auto"
 RESOLVER = "study_conditions"
+FOLDS_RESOLVER = "study_folds"
 
 
 # ----------------------------------------------------------------------------- frames per video
@@ -70,18 +72,22 @@ def development_train_frames(
     ``videos``: one row per video (participant, video, session); ``candidates(video)``: its
     candidate frame numbers. Raises the split's own DataError (e.g. too few participants).
     """
-    split = split_dataset(videos, split_cfg, candidates)
+    splits = [split_dataset(videos, split_cfg, candidates)]  # checks split.fold too
+    if split_kind(split_cfg) == KFOLD:  # a condition runs in every fold: count every fold's videos
+        folds, seed = int(split_cfg.folds), int(split_cfg.seed)
+        splits = [split_fold(videos, folds, fold, seed) for fold in range(1, folds + 1)]
     max_train = int(frames_cfg.max_train_frames_per_video)
     test_fraction = float(frames_cfg.test_fraction)
     pool_cap = int(frames_cfg.get("max_frames_for_clustering", 10**9))
     available = {}
-    for video in split.drop_duplicates("video")["video"]:
-        frames = np.asarray(candidates(video))
-        n_development = int((frame_sets(split, video, frames) == DEVELOPMENT).sum())
-        if n_development:
-            available[video] = train_frames_available(
-                min(n_development, pool_cap), max_train, test_fraction
-            )
+    for split in splits:
+        for video in split.drop_duplicates("video")["video"]:
+            frames = np.asarray(candidates(video))
+            n_development = int((frame_sets(split, video, frames) == DEVELOPMENT).sum())
+            if n_development:
+                available[video] = train_frames_available(
+                    min(n_development, pool_cap), max_train, test_fraction
+                )
     return available
 
 
@@ -197,16 +203,25 @@ def _study_data(cfg: DictConfig) -> StudyData:
 def prepared_train_frames(cfg: DictConfig) -> TrainFrames | None:
     """Train frames per development video of the prepared folder of ``cfg.data`` (what
     ``src.train`` trains on), or None when it is missing or was prepared from other data."""
-    meta = Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name) / "dataset.yaml"
-    if not meta.is_file():
-        return None
-    try:
-        facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
-        if str(facts["source"]) != str(Path(str(cfg.data.root))):
+    folder = Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name)
+    metas = [folder / "dataset.yaml"]
+    if split_kind(cfg.split) == KFOLD:  # every fold's development videos
+        metas = [
+            folder / f"fold_{fold}" / "dataset.yaml" for fold in range(1, int(cfg.split.folds) + 1)
+        ]
+    per_video = {}
+    for meta in metas:
+        if not meta.is_file():
             return None
-        return facts_train_frames(facts, int(cfg.frames.max_train_frames_per_video), str(meta))
-    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
-        return None
+        try:
+            facts = yaml.safe_load(meta.read_text(encoding="utf-8"))
+            if str(facts["source"]) != str(Path(str(cfg.data.root))):
+                return None
+            cap = int(cfg.frames.max_train_frames_per_video)
+            per_video |= facts_train_frames(facts, cap, str(meta)).per_video
+        except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+            return None
+    return TrainFrames(per_video, str(metas[0] if len(metas) == 1 else folder))
 
 
 def facts_train_frames(facts: dict, cap: int, source: str) -> TrainFrames:
@@ -282,13 +297,76 @@ def resolve_conditions(cfg: DictConfig, value=None, *, prepared: bool = False) -
 
 
 def resolve_auto(cfg: DictConfig) -> DictConfig:
-    """``cfg`` with ``pipeline.conditions: auto`` replaced by the list the data serves (in place);
-    an explicit list is left as it is (:func:`src.study.check.check_study` checks it)."""
+    """``cfg`` with ``pipeline.conditions: auto`` replaced by the list the data serves and
+    ``pipeline.folds`` by the folds the study runs (in place); an explicit list of conditions is
+    left as it is (:func:`src.study.check.check_study` checks it)."""
     value = OmegaConf.select(cfg, "pipeline.conditions")
     if isinstance(value, str) and value.strip() == AUTO:
         with _writable(cfg):
             cfg.pipeline.conditions = resolve_conditions(cfg)
+    if OmegaConf.select(cfg, "pipeline.folds", default=None) is not None:
+        with _writable(cfg):
+            cfg.pipeline.folds = resolve_folds(cfg)
     return cfg
+
+
+def resolve_folds(cfg: DictConfig, value=None) -> list[int]:
+    """``pipeline.folds`` (or ``value``) as the folds the study runs: none for a single split;
+    with ``split=kfold``, ``auto`` is every fold (1 .. split.folds), a list is checked."""
+    value = OmegaConf.select(cfg, "pipeline.folds", default=AUTO) if value is None else value
+    if OmegaConf.is_config(value):
+        value = OmegaConf.to_container(value, resolve=True)
+    auto = isinstance(value, str) and value.strip() == AUTO
+    if split_kind(cfg.split) != KFOLD:
+        if auto or value in ([], None):
+            return []
+        raise DataError(
+            f"pipeline.folds={value!r} needs a cross-validation: add split=kfold, or set "
+            "pipeline.folds=auto for the single split (conf/config.yaml)."
+        )
+    folds = cfg.split.folds
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 2:
+        raise DataError(
+            f"split.folds={folds!r} is not allowed: cross-validation needs an integer >= 2 folds "
+            "(conf/split/kfold.yaml); for one split use split=participants."
+        )
+    if auto:
+        return list(range(1, folds + 1))
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= folds for k in value
+        )
+        or len(set(value)) != len(value)
+    ):
+        raise DataError(
+            f"pipeline.folds={value!r} is not allowed with split.folds={folds}: it must be `auto` "
+            f"or a list of distinct folds from 1 to {folds}, e.g. [1, 2]; fix it with "
+            "`python -m src.params pipeline.folds=auto`."
+        )
+    return sorted(value)
+
+
+def pipeline_cells(conditions: Sequence[int], folds: Sequence[int]) -> dict[str, dict]:
+    """The cells of dvc.yaml's train and evaluate stages (their ``foreach``), by the stage name's
+    suffix: one per condition (``train@6``), or under ``split=kfold`` one per fold and condition
+    (``train@fold2-6``). ``overrides``: the stage's Hydra overrides; ``dir``: its folder under
+    ``pipeline.dir``'s models/ and evaluation/ (:func:`src.paths.cell_dir`)."""
+    if not folds:
+        return {
+            str(n): {"overrides": f"labelled_frames={n}", "dir": cell_dir(n)} for n in conditions
+        }
+    return {
+        f"fold{k}-{n}": {
+            "overrides": f"labelled_frames={n} split.fold={k}",
+            "dir": cell_dir(n, k),
+        }
+        for k in folds
+        for n in conditions
+    }
 
 
 class _writable:
@@ -319,8 +397,21 @@ def _sweep_conditions(conditions, _root_) -> str:
             raise
 
 
+def _sweep_folds(folds, n_folds, _root_) -> str:
+    """The resolver ``study_folds`` (conf/split/kfold.yaml): pipeline.folds as Hydra's sweep "1,2"."""
+    try:
+        return ",".join(str(k) for k in resolve_folds(_root_, folds))
+    except DataError:
+        if not ONE_LINE_ERRORS:
+            raise
+        with exit_on_data_error():
+            raise
+
+
 if not OmegaConf.has_resolver(RESOLVER):
     OmegaConf.register_new_resolver(RESOLVER, _sweep_conditions)
+if not OmegaConf.has_resolver(FOLDS_RESOLVER):
+    OmegaConf.register_new_resolver(FOLDS_RESOLVER, _sweep_folds)
 
 
 # ----------------------------------------------------------------------------- condition 0

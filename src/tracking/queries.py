@@ -94,6 +94,8 @@ def collect_runs(
 
     The runs are the children of ``parent_run_id``, or exactly ``run_ids``. Sorted by labelled_frames; of
     runs of the same condition the newest finished one is kept (the newest of any status when none finished).
+    A cross-validation's runs (tag ``fold``, split=kfold) give one row per fold and condition, with a
+    ``fold`` column (int), sorted by fold, then labelled_frames; a single split's have no ``fold``.
     """
     if run_ids is not None:
         runs = [client.get_run(run_id) for run_id in run_ids]
@@ -109,6 +111,7 @@ def collect_runs(
             "status": run.info.status,
             "start_time": run.info.start_time,
             "model_source": run.data.tags.get("model_source", ""),
+            **({"fold": int(run.data.tags["fold"])} if "fold" in run.data.tags else {}),
             **run.data.metrics,
         }
         for run in runs
@@ -120,10 +123,11 @@ def collect_runs(
             f"run one: `{SWEEP_COMMAND}`."
         )
     table = pd.DataFrame(rows).assign(finished=lambda t: t["status"] == "FINISHED")
-    table = table.sort_values(["finished", "start_time"]).drop_duplicates(
-        "labelled_frames", keep="last"
-    )
-    return table.drop(columns="finished").sort_values("labelled_frames").reset_index(drop=True)
+    cell = ["fold", "labelled_frames"] if "fold" in table else ["labelled_frames"]
+    if "fold" in table:  # a fold column holds ints (pandas made it float where a run has none)
+        table["fold"] = table["fold"].astype("Int64")
+    table = table.sort_values(["finished", "start_time"]).drop_duplicates(cell, keep="last")
+    return table.drop(columns="finished").sort_values(cell).reset_index(drop=True)
 
 
 def download_model(run_id: str, folder: Path) -> engine.Model:
