@@ -45,6 +45,9 @@ REPORT_FILES = [
     "mae_vs_frames.png",
     "bodypart_errors.png",
     "loss_curves.png",
+    "learning_curve.png",
+    "participant_errors.csv",
+    "participant_errors.png",
 ]
 
 
@@ -75,8 +78,42 @@ def metrics_for(n_frames: int, bump: float = 0.0) -> dict[str, float]:
             f"n_{set_name}_participants": float(participants),
             f"n_{set_name}_frames": float(frames),
             f"n_{set_name}_points": float(points),
+            # interval bounds; none for the generalisation p-cutoff cell (1 participant kept)
+            f"mae_{set_name}_px_ci_low": 0.5 * mae,
+            f"mae_{set_name}_px_ci_high": 1.5 * mae + 1 / 9,
+            f"mae_{set_name}_pcutoff0.8_px_ci_low": mae / 6,
+            f"mae_{set_name}_pcutoff0.8_px_ci_high": mae / 2 + 1 / 11,
         }
+    del metrics["mae_generalisation_pcutoff0.8_px_ci_low"]
+    del metrics["mae_generalisation_pcutoff0.8_px_ci_high"]
     return metrics
+
+
+# Two generalisation participants per condition (pseudonyms), at half and 1.5 times the set's MAE,
+# with the same points: their pooled MAE is the logged one.
+GENERALISATION_PARTICIPANTS = {"participant-0a1b2c3d": 0.5, "participant-9f8e7d6c": 1.5}
+
+
+def participants_csv(metrics: dict[str, float]) -> pd.DataFrame:
+    """errors/participants.csv as the evaluation logs it, consistent with ``metrics``."""
+    rows = []
+    if "mae_generalisation_px" in metrics:
+        mae = metrics["mae_generalisation_px"]
+        for participant, factor in GENERALISATION_PARTICIPANTS.items():
+            for bodypart, share in (("knee", 0.8), ("wrist", 1.2)):
+                rows.append(
+                    {
+                        "pcutoff": None,
+                        "set": "generalisation",
+                        "participant": participant,
+                        "video": f"video-{participant[-4:]}",
+                        "bodypart": bodypart,
+                        "n_points": 18,
+                        "sum_error_px": 18 * share * factor * mae,
+                        "mae_px": share * factor * mae,
+                    }
+                )
+    return pd.DataFrame(rows)
 
 
 def snapshot_tags(n_frames: int, which: str = "last") -> dict[str, str]:
@@ -150,6 +187,9 @@ def log_child(
         }
     ).to_csv(folder / "test.csv", index=False)
     client.log_artifact(run_id, str(folder / "errors/bodyparts.csv"), "errors")
+    if metrics:
+        participants_csv(metrics).to_csv(folder / "errors/participants.csv", index=False)
+        client.log_artifact(run_id, str(folder / "errors/participants.csv"), "errors")
     client.log_artifact(run_id, str(folder / "test.csv"), "predictions")
     client.set_terminated(run_id, status, end_time=start + 50)
     return run_id
@@ -256,6 +296,14 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
             if metric in metrics:
                 assert results.loc[n, column] == metrics[metric], (n, column)  # exact, not rounded
     assert pd.isna(results.loc[0, "train"])
+    # the interval bounds: columns of results.csv, exactly MLflow's metrics
+    for n, metrics in logged.items():
+        for column, metric in TABLE_COLUMNS.items():
+            for end in ("ci_low", "ci_high"):
+                expected = metrics.get(f"{metric}_{end}", float("nan"))
+                assert results.loc[n, f"{column} {end}"] == pytest.approx(expected, nan_ok=True)
+                if f"{metric}_{end}" in metrics:
+                    assert results.loc[n, f"{column} {end}"] == expected, (n, column, end)
 
     # What each cell rests on: the runs' counts; with the p-cutoff, the points it kept.
     for n, metrics in logged.items():
@@ -298,9 +346,16 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     assert "107.04" in markdown  # the paper's Table 1 beside ours: the synthetic cohort
     pixels = section(markdown, "Mean error (MAE) in pixels")
     rows = {line.split("|")[1].strip(): line for line in pixels.splitlines() if line[:1] == "|"}
-    assert f"{logged[1]['mae_generalisation_px']:.2f}{SMALL} |" in rows["1"]
-    assert f"{logged[1]['mae_test_px']:.2f} |" in rows["1"]
-    assert f"{logged[2]['mae_train_px']:.2f} |" in rows["2"]
+    one = logged[1]
+    low, high = one["mae_generalisation_px_ci_low"], one["mae_generalisation_px_ci_high"]
+    mae = one["mae_generalisation_px"]
+    assert f"{mae:.2f} [{low:.2f}, {high:.2f}]{SMALL} |" in rows["1"]
+    low, high = one["mae_test_px_ci_low"], one["mae_test_px_ci_high"]
+    assert f"{one['mae_test_px']:.2f} [{low:.2f}, {high:.2f}] |" in rows["1"]
+    assert f"{logged[2]['mae_train_px']:.2f} [" in rows["2"]
+    # no interval logged for the generalisation p-cutoff cell: 1 participant, said so
+    cutoff = one["mae_generalisation_pcutoff0.8_px"]
+    assert f"{cutoff:.2f} (no interval: 1 participant){SMALL} |" in rows["1"]
     assert sum(line.count(SMALL) for line in rows.values()) == sum(
         map(len, EXPECTED_SMALL.values())
     )

@@ -218,3 +218,102 @@ def plot_loss_curves(losses: pd.DataFrame, path: Path) -> Path:
     fig.savefig(path)
     plt.close(fig)
     return path
+
+
+def plot_learning_curve(
+    table: pd.DataFrame,
+    low: pd.DataFrame,
+    high: pd.DataFrame,
+    path: Path,
+    fit=None,
+    chosen: int | None = None,
+) -> Path:
+    """Generalisation and test MAE against labelled frames with their intervals (bars), the fitted
+    power law (dashed; its label says when not to trust it) and the "frames to label" answer."""
+    fig, ax = plt.subplots(figsize=(7, 4), dpi=120, layout="constrained")
+    for colour, column in (("C2", "generalisation"), ("C1", "test")):
+        if column not in table:
+            continue
+        shown = pd.DataFrame(
+            {"mae": table[column], "low": low[column], "high": high[column]}
+        ).dropna(subset=["mae"])
+        if not len(shown):
+            continue
+        errors = np.vstack([shown["mae"] - shown["low"], shown["high"] - shown["mae"]])
+        ax.errorbar(
+            shown.index,
+            shown["mae"],
+            yerr=np.where(np.isfinite(errors), errors, 0),
+            fmt="-o",
+            color=colour,
+            capsize=3,
+            label=f"{column} (bars: interval)",
+        )
+    if fit is not None and fit.fitted:
+        largest = max(int(n) for n in table.index)
+        n = np.linspace(1, 2 * largest, 200)
+        label = "power law" + ("" if fit.trustworthy else " (not trustworthy)")
+        ax.plot(n, fit.predict(n), "--", color="C2", alpha=0.7, label=label)
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", linestyle=":", label=f"frames to label: {chosen}")
+    conditions = [int(n) for n in table.index]
+    ax.set(
+        xlabel="labelled frames per video",
+        ylabel="MAE (px)",
+        xscale="symlog",
+        xticks=conditions,
+        xticklabels=[str(n) for n in conditions],
+        title="Learning curve",
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def plot_participant_errors(
+    by_condition: pd.DataFrame, by_bodypart: pd.DataFrame, condition: int | None, path: Path
+) -> Path:
+    """Heatmaps: MAE per generalisation participant (pseudonym) and condition (left), and per
+    bodypart and participant at one condition (right)."""
+    panels = [("MAE per participant and condition", by_condition, "labelled frames per video")]
+    if len(by_bodypart):
+        panels.append((f"per bodypart at {condition} frames", by_bodypart, "participant"))
+    vmax = max(float(np.nanmax(p.to_numpy())) for _, p, _ in panels)
+    fig, axes = plt.subplots(
+        1,
+        len(panels),
+        figsize=(
+            sum(0.7 * p.shape[1] + 2.5 for _, p, _ in panels) + 1.5,
+            0.3 * max(p.shape[0] for _, p, _ in panels) + 2,
+        ),
+        dpi=120,
+        squeeze=False,
+    )
+    for ax, (title, panel, xlabel) in zip(axes[0], panels):
+        image = ax.imshow(panel.to_numpy(float), cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+        for (i, j), value in np.ndenumerate(panel.to_numpy(float)):
+            if value == value:
+                ax.text(
+                    j,
+                    i,
+                    f"{value:.1f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if value > 0.6 * vmax else "black",
+                )
+        ax.set(
+            title=title,
+            xlabel=xlabel,
+            xticks=range(panel.shape[1]),
+            yticks=range(panel.shape[0]),
+            xticklabels=[str(c) for c in panel.columns],
+            yticklabels=[str(r) for r in panel.index],
+        )
+        ax.tick_params(axis="x", labelrotation=45 if xlabel == "participant" else 0)
+    fig.colorbar(image, ax=axes[0].tolist(), label="MAE (px)")
+    fig.savefig(path, bbox_inches="tight")
+    plt.close(fig)
+    return path

@@ -26,6 +26,7 @@ import logging
 import tempfile
 from dataclasses import KW_ONLY, dataclass, replace
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
@@ -34,13 +35,35 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from src.checks import check_config
 from src.errors import ConfigError, DataError
 from src.evaluation.metrics import SETS
 from src.evaluation.plots import (
     plot_bodypart_errors_by_condition,
+    plot_learning_curve,
     plot_loss_curves,
     plot_mae_vs_frames,
     plot_nothing,
+    plot_participant_errors,
+)
+from src.evaluation.study_errors import (
+    Bootstrap,
+    bodypart_by_participant,
+    decide_frames_to_label,
+    has_folds,
+    interval_bounds,
+    participant_errors,
+    participant_long,
+    participant_matrix,
+    pool_bodyparts,
+    pool_folds,
+)
+from src.evaluation.uncertainty import (
+    NO_INTERVAL,
+    FramesToLabel,
+    PowerLawFit,
+    fit_power_law,
+    power_law_sentence,
 )
 from src.files import atomic_files
 from src.paths import pipeline_evaluation_dir
@@ -97,33 +120,45 @@ GENERALISATION_BY_SPLIT = {
 }
 
 
-def pipeline_records(cfg: DictConfig) -> dict[int, dict]:
-    """The evaluate stages' metrics.json of the DVC pipeline's conditions, by labelled frames.
+def pipeline_records(cfg: DictConfig) -> dict[int | tuple[int, int], dict]:
+    """The evaluate stages' metrics.json of the DVC pipeline's conditions, by labelled frames;
+    under split=kfold by (fold, labelled frames), every fold of ``pipeline.folds``, each record
+    with its ``fold``.
 
     A condition skipped by its evaluate stage says why (``"skipped": "<reason>"``), with or
     without a run.
     """
     conditions = cfg.pipeline.conditions
-    if isinstance(
-        conditions, str
-    ):  # `auto` composed from conf/: the pipeline's list is in params.yaml
-        raise DataError(
-            f"pipeline.conditions={conditions} is resolved in params.yaml only; read it there: "
-            "`python -m src.report --config-dir . --config-name params report.sweep=pipeline`."
-        )
+    folds = cfg.pipeline.get("folds", [])
+    for key, value in (("conditions", conditions), ("folds", folds)):
+        if isinstance(
+            value, str
+        ):  # `auto` composed from conf/: the pipeline's list is in params.yaml
+            raise DataError(
+                f"pipeline.{key}={value} is resolved in params.yaml only; read it there: "
+                "`python -m src.report --config-dir . --config-name params report.sweep=pipeline`."
+            )
+    cells = [(int(k), int(n)) for k in folds for n in conditions] or [
+        (None, int(n)) for n in conditions
+    ]
     records = {}
-    for n_frames in conditions:
-        path = pipeline_evaluation_dir(cfg, int(n_frames)) / "metrics.json"
+    for fold, n_frames in cells:
+        path = pipeline_evaluation_dir(cfg, n_frames, fold) / "metrics.json"
         if not path.is_file():
             raise DataError(
                 f"{path} does not exist; run the pipeline's evaluate stage first: `dvc repro`."
             )
-        records[int(n_frames)] = json.loads(path.read_text(encoding="utf-8"))
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if fold is None:
+            records[n_frames] = record
+        else:
+            records[(fold, n_frames)] = record | {"fold": fold}
     return records
 
 
 def pipeline_runs(cfg: DictConfig) -> list[str]:
-    """The MLflow runs of the DVC pipeline's conditions, from the evaluate stages' metrics.json."""
+    """The MLflow runs of the DVC pipeline's conditions (of every fold), from the evaluate stages'
+    metrics.json."""
     return [r["run_id"] for r in pipeline_records(cfg).values() if r.get("run_id")]
 
 
@@ -327,10 +362,28 @@ class ReportData:
     min_points: int = 100
     title: str = ""
     sweep_note: str = ""
+    participants: pd.DataFrame | None = None
+    fold_spread: pd.DataFrame | None = None
+    bootstrap: Bootstrap = Bootstrap()
+    margin_pct: float = 10.0
 
     @property
     def basis(self) -> pd.DataFrame:
         return cell_basis(self.runs, self.pcutoff)
+
+    @property
+    def bounds(self) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """Lower and upper interval bounds of each cell of ``table`` (NaN: none logged)."""
+        low, high = interval_bounds(self.runs, self.pcutoff)
+        return low.reindex(self.table.index), high.reindex(self.table.index)
+
+    @property
+    def logged_intervals(self) -> pd.Series:
+        """Per condition: whether its run logged intervals at all (runs evaluated before they
+        existed did not; a missing bound is then not a set of 1 participant)."""
+        logged = [c for c in self.runs if c.endswith(("_ci_low", "_ci_high"))]
+        indexed = self.runs.set_index("labelled_frames")
+        return indexed[logged].notna().any(axis=1).reindex(self.table.index, fill_value=False)
 
     @property
     def small(self) -> pd.DataFrame:
@@ -377,6 +430,29 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
                 "no condition was trained (condition 0 only, or reused models without loss history)",
                 staging / "loss_curves.png",
             )
+        decision, fit, _ = how_many_frames(data)
+        low, high = data.bounds
+        plot_learning_curve(
+            table, low, high, staging / "learning_curve.png", fit, decision.condition
+        )
+        participants = data.participants if data.participants is not None else pd.DataFrame()
+        participant_long(participants).to_csv(
+            staging / "participant_errors.csv", index=False, float_format="%.6g"
+        )
+        matrix = participant_matrix(participants)
+        if len(matrix):
+            at = decision.condition if decision.condition is not None else int(matrix.columns[-1])
+            plot_participant_errors(
+                matrix,
+                bodypart_by_participant(participants, at),
+                at,
+                staging / "participant_errors.png",
+            )
+        else:
+            plot_nothing(
+                "no run logged errors per participant (errors/participants.csv)",
+                staging / "participant_errors.png",
+            )
         shown = replace(data, table_cm=table_cm if has_cm else None, paper=paper)
         (staging / "results.md").write_text(markdown(shown, staging), encoding="utf-8")
     return Path(out_dir)
@@ -393,6 +469,11 @@ def results_table(data: ReportData) -> pd.DataFrame:
     basis, flags = data.basis, data.small
     table = data.table.copy()
     c = f"{data.pcutoff:g}"
+    low, high = data.bounds
+    for column in data.table.columns:
+        table[f"{column} ci_low"], table[f"{column} ci_high"] = low[column], high[column]
+    if data.fold_spread is not None:
+        table = table.join(data.fold_spread)
     for set_name in SETS:
         for what in ("participants", "frames", "points"):
             table[f"{set_name} {what}"] = basis[(set_name, what)].astype("Int64")
@@ -419,7 +500,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     c = f"{data.pcutoff:g}"
     basis, flags, tags = data.basis, data.small, _tags(runs)
     marks = _row_marks(tags)
-    shown = _cells(table, flags, marks)
+    shown = _cells(table, flags, marks, data.bounds, data.logged_intervals)
     shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
     shown["note"] = [_row_note(row, short=True) for _, row in tags.iterrows()]
     parts = [
@@ -430,6 +511,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
         "## Mean error (MAE) in pixels",
         _text_table(shown, n_left=2),
         "\n".join(_footnotes(data, tags, flags)),
+        _intervals_note(data),
     ]
     if table_cm is not None:
         parts += ["## Mean error in cm", _text_table(_cells(table_cm, flags, marks))]
@@ -486,6 +568,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
             "differ between data sets, so compare trends, or compare in cm.",
             _markdown(beside),
         ]
+    parts += _uncertainty_sections(data, out_dir)
     plots = [
         name
         for name in ("mae_vs_frames", "bodypart_errors", "loss_curves")
@@ -500,6 +583,110 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     )
     parts += ["## MLflow runs", runs_md.to_markdown()]
     return "\n\n".join(p for p in parts if p) + "\n"
+
+
+def how_many_frames(data: ReportData) -> tuple[FramesToLabel, PowerLawFit, str]:
+    """The "frames to label" decision, the power law fitted to the generalisation MAE and its sentence.
+
+    Conditions evaluated differently (condition 0 on shared bodyparts only) or skipped are not
+    compared: their MAE is not over the same points.
+    """
+    tags = _tags(data.runs)
+    comparable = [
+        int(n)
+        for n in data.table.index
+        if not tags.loc[n, "skipped_reason"] and not tags.loc[n, "bodyparts_evaluated"]
+    ]
+    participants = data.participants if data.participants is not None else pd.DataFrame()
+    decision = decide_frames_to_label(participants, comparable, data.margin_pct, data.bootstrap)
+    generalisation = data.table["generalisation"].reindex(comparable).dropna()
+    low, high = (b["generalisation"].reindex(generalisation.index) for b in data.bounds)
+    z = NormalDist().inv_cdf(0.5 + data.bootstrap.confidence / 2)
+    fit = fit_power_law(generalisation.index, generalisation, (high - low) / (2 * z))
+    largest = int(generalisation.index.max()) if len(generalisation) else 0
+    return decision, fit, power_law_sentence(fit, largest)
+
+
+def _intervals_note(data: ReportData) -> str:
+    b = data.bootstrap
+    return (
+        f"[low, high]: {b.confidence:.0%} confidence interval of the MAE from a bootstrap over "
+        f"participants ({b.resamples} resamples, seed {b.seed}; evaluation.bootstrap): whole "
+        "participants are resampled, not points, because frames of one person are not "
+        "independent. A set of 1 participant has no interval. With few participants the "
+        "interval is itself uncertain (a percentile bootstrap over 2 participants can only "
+        "span their two MAEs)."
+        + (
+            " Cross-validated: each cell pools every fold's points (each participant is in the "
+            'generalisation set of one fold); "Spread between folds" shows how the folds differ.'
+            if data.fold_spread is not None
+            else ""
+        )
+    )
+
+
+def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
+    """results.md: how many frames to label, the learning curve, the error per participant, PCK
+    and the spread between folds."""
+    decision, _, power_law = how_many_frames(data)
+    parts = [
+        "## How many frames to label",
+        f"**{decision.sentence}**",
+        f"The margin is report.frames_to_label.margin_pct = {data.margin_pct:g} % of the best "
+        "condition's generalisation MAE; a condition is within it when the upper end of the "
+        "paired bootstrap interval of its difference from the best is (the same participants "
+        "are resampled for both conditions, so what a participant adds to both cancels).",
+        power_law,
+    ]
+    if (out_dir / "learning_curve.png").is_file():
+        parts.append("![learning_curve](learning_curve.png)")
+    participants = data.participants if data.participants is not None else pd.DataFrame()
+    matrix = participant_matrix(participants)
+    parts += ["## Error per generalisation participant (px)"]
+    if len(matrix):
+        parts += [
+            "MAE of each participant of the generalisation set (pseudonyms) per condition, all "
+            "predictions; which patients the model fails on. Per video: participant_errors.csv.",
+            _markdown(matrix.T.rename_axis(INDEX)),
+        ]
+        if (out_dir / "participant_errors.png").is_file():
+            parts.append("![participant_errors](participant_errors.png)")
+    else:
+        parts.append("No run logged its errors per participant (errors/participants.csv).")
+    pck = _pck_table(data.runs)
+    if len(pck):
+        parts += [
+            "## PCK and error relative to a reference length",
+            "PCK@f: share of points whose error is at most f times the frame's reference length "
+            "(the run tag pck_reference names it: two labelled bodyparts per frame, or a fixed "
+            "length); % ref: mean error as a percentage of it (src/evaluation/pck.py).",
+            _markdown(pck, ".3g"),
+        ]
+    if data.fold_spread is not None and len(data.fold_spread):
+        parts += [
+            "## Spread between folds",
+            "Per condition and set: the MAE of each fold's runs, minimum / maximum / standard "
+            "deviation over the folds (px).",
+            _markdown(data.fold_spread),
+        ]
+    return parts
+
+
+def _pck_table(runs: pd.DataFrame) -> pd.DataFrame:
+    """PCK (%) and error as % of the reference length per condition and set, from the runs."""
+    names = [c for c in runs if c.startswith("pck") or c.endswith("_pct_ref")]
+    if not names:
+        return pd.DataFrame()
+    table = runs.set_index("labelled_frames")[names].copy()
+    pck = [c for c in names if c.startswith("pck")]
+    table[pck] = table[pck] * 100
+    table.columns = [
+        f"{c.split('_', 1)[1]} PCK@{c.split('_')[0][3:]} (%)"
+        if c.startswith("pck")
+        else f"{c.split('_')[1]} % ref"
+        for c in names
+    ]
+    return table.rename_axis(INDEX).sort_index(axis=1)
 
 
 def _tags(runs: pd.DataFrame) -> pd.DataFrame:
@@ -539,13 +726,36 @@ def _snapshot_cell(row: pd.Series) -> str:
     return f"{which} (epoch not recorded)" if which else ""
 
 
-def _cells(table: pd.DataFrame, flags: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
-    """``table`` as text: 2 decimals, :data:`SMALL` on flagged cells, rows marked with ``marks``."""
+def _cells(
+    table: pd.DataFrame,
+    flags: pd.DataFrame,
+    marks: pd.Series,
+    bounds: tuple[pd.DataFrame, pd.DataFrame] | None = None,
+    logged: pd.Series | None = None,
+) -> pd.DataFrame:
+    """``table`` as text: 2 decimals, with ``bounds`` as ``19.00 [8.40, 31.20]`` (``logged``: the
+    row's run logged intervals, so a missing one means 1 participant), :data:`SMALL` on flagged
+    cells, rows marked with ``marks``."""
+
+    def cell(n_frames, column: str, value: float, flag: bool) -> str:
+        if pd.isna(value):
+            return ""
+        text = f"{value:.2f}"
+        if bounds is not None:
+            low, high = bounds[0].loc[n_frames, column], bounds[1].loc[n_frames, column]
+            if pd.notna(low) and pd.notna(high):
+                text += f" [{low:.2f}, {high:.2f}]"
+            elif logged is not None and logged.get(n_frames, False):
+                text += f" ({NO_INTERVAL})"
+        return text + (SMALL if flag else "")
+
     shown = pd.DataFrame(
         {
             column: [
-                "" if pd.isna(value) else f"{value:.2f}{SMALL if flag else ''}"
-                for value, flag in zip(table[column], flags[column].reindex(table.index))
+                cell(n, column, value, flag)
+                for n, value, flag in zip(
+                    table.index, table[column], flags[column].reindex(table.index)
+                )
             ]
             for column in table.columns
         },
@@ -678,7 +888,15 @@ def report_settings(cfg: DictConfig) -> dict:
         checked[key] = value
     if compare == "auto":
         compare = str(cfg.data.kind) == "synthetic"
-    return checked | {"compare_paper": bool(compare)}
+    check_config(cfg, "evaluation")  # evaluation.bootstrap: the report's intervals use it too
+    bootstrap = cfg.evaluation.bootstrap
+    return checked | {
+        "compare_paper": bool(compare),
+        "margin_pct": float(cfg.report.frames_to_label.margin_pct),
+        "bootstrap": Bootstrap(
+            int(bootstrap.resamples), int(bootstrap.seed), float(bootstrap.confidence)
+        ),
+    }
 
 
 def report(cfg: DictConfig, attach: bool = True) -> Path:
@@ -706,6 +924,12 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         runs = collect_runs(client, experiment_id, parent.info.run_id)
     runs = with_skipped(with_run_tags(client, runs), skipped)
     pcutoff = float(cfg.report.pcutoff)
+    participants = participant_errors(client, runs)
+    bodyparts = bodypart_errors(client, runs)
+    fold_spread = None
+    if has_folds(runs):  # cross-validation: one row per condition, pooled over the folds
+        runs, fold_spread = pool_folds(runs, participants, pcutoff, settings["bootstrap"])
+        bodyparts = pool_bodyparts(bodyparts)
     sweep_note = (
         f"Sweep `{parent.data.tags.get('sweep', '')}`, MLflow parent run `{parent.info.run_id}` "
         f"({parent.info.status.lower()}), experiment `{cfg.mlflow.experiment}`, store `{cfg.mlflow.tracking_uri}`."
@@ -715,8 +939,8 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         paper_table(runs, pcutoff),
         pcutoff=pcutoff,
         table_cm=paper_table(runs, pcutoff, "cm"),
-        bodyparts=bodypart_errors(client, runs),
-        losses=loss_histories(client, runs),
+        bodyparts=bodyparts,
+        losses=loss_histories(client, runs),  # across folds: the first fold's training
         paper=pd.read_csv(PAPER_TABLE, comment="#", index_col=0)
         if settings["compare_paper"]
         else None,
@@ -727,12 +951,23 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         min_points=settings["min_points"],
         title=f"Tracking error against labelled frames: {cfg.mlflow.experiment}",
         sweep_note=sweep_note,
+        participants=participants,
+        fold_spread=fold_spread,
+        bootstrap=settings["bootstrap"],
+        margin_pct=settings["margin_pct"],
     )
     out_dir = write_report(data, Path(str(cfg.report.dir)))
+    decision, _, _ = how_many_frames(data)
+    print(decision.sentence, flush=True)
     if attach:
         client.log_artifacts(parent.info.run_id, str(out_dir), "report")
         small = small_sets_text(data.small, data.basis) or "none"
         client.set_tag(parent.info.run_id, "small_sets", _tag_value(small))
+        if decision.condition is not None:  # read by the model registry (report.register)
+            client.set_tag(parent.info.run_id, "frames_to_label", str(decision.condition))
+        client.set_tag(
+            parent.info.run_id, "frames_to_label_sentence", _tag_value(decision.sentence)
+        )
     return out_dir
 
 

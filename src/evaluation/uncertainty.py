@@ -185,7 +185,15 @@ def frames_to_label(
         if chosen is None and bound <= margin_px:
             chosen = n
     d = differences[chosen]
-    if d.has_interval:
+    if chosen == best:
+        fewer = [n for n in maes if n < best]
+        how = f"the best condition (its {what} MAE is {maes[best]:.1f} px)" + (
+            f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
+            f"({margin_px:.1f} px) by a paired bootstrap over the participants"
+            if fewer
+            else ""
+        )
+    elif d.has_interval:
         how = (
             f"its {what} MAE is {maes[chosen]:.1f} px, {d.estimate:+.1f} px from the best "
             f"({maes[best]:.1f} px at {best}), {confidence:.0%} interval of the difference "

@@ -1,0 +1,300 @@
+"""A study's errors per participant, and what the report concludes from them: interval bounds for the
+table, the estimate pooled over cross-validation folds with the spread between folds, the error of
+each generalisation participant, and how many frames to label.
+
+Every number comes from the runs' metrics or their ``errors/participants.csv`` (summed errors per
+participant, video and bodypart, pseudonymised), so pooling is exact: a pooled MAE is the sum of
+``sum_error_px`` over the sum of ``n_points``. Statistics: src/evaluation/uncertainty.py.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from src.evaluation.metrics import SETS
+from src.evaluation.uncertainty import (
+    FramesToLabel,
+    cluster_bootstrap_mae,
+    frames_to_label,
+    participant_totals,
+)
+
+log = logging.getLogger(__name__)
+
+PARTICIPANTS_ARTIFACT = "errors/participants.csv"
+
+
+@dataclass(frozen=True)
+class Bootstrap:
+    """evaluation.bootstrap: resamples, seed and confidence of every interval."""
+
+    resamples: int = 2000
+    seed: int = 0
+    confidence: float = 0.95
+
+
+def table_metrics(pcutoff: float, unit: str = "px") -> dict[str, str]:
+    """The paper's Table 1 columns and the metric each shows (``mae_<set>[_pcutoff<c>]_<unit>``)."""
+    c = f"{pcutoff:g}"
+    return {
+        "train": f"mae_train_{unit}",
+        "test": f"mae_test_{unit}",
+        f"test, p-cutoff {c}": f"mae_test_pcutoff{c}_{unit}",
+        "generalisation": f"mae_generalisation_{unit}",
+        f"generalisation, p-cutoff {c}": f"mae_generalisation_pcutoff{c}_{unit}",
+    }
+
+
+def interval_bounds(runs: pd.DataFrame, pcutoff: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Lower and upper interval bounds (px) of each cell of the paper's table, from the runs'
+    ``<metric>_ci_low`` / ``_ci_high`` metrics; NaN where a run logged none."""
+    columns = table_metrics(pcutoff)
+    indexed = runs.set_index("labelled_frames")
+    bounds = []
+    for end in ("ci_low", "ci_high"):
+        table = indexed.reindex(columns=[f"{m}_{end}" for m in columns.values()])
+        table.columns, table.index.name = list(columns), "labelled frames per video"
+        bounds.append(table)
+    return bounds[0], bounds[1]
+
+
+def participant_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
+    """``errors/participants.csv`` of every run, with its labelled_frames (and fold); runs without
+    it (evaluated before it existed, or skipped) are left out."""
+    tables = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs.to_dict("records"):
+            if not run.get("run_id"):
+                continue
+            try:
+                path = client.download_artifacts(run["run_id"], PARTICIPANTS_ARTIFACT, tmp)
+            except (MlflowException, OSError):
+                log.warning("run %s has no %s", run["run_id"], PARTICIPANTS_ARTIFACT)
+                continue
+            table = pd.read_csv(path).assign(labelled_frames=run["labelled_frames"])
+            if "fold" in run:
+                table["fold"] = run["fold"]
+            tables.append(table)
+    return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
+
+
+def has_folds(runs: pd.DataFrame) -> bool:
+    """True for a cross-validated study: runs carry a ``fold``."""
+    return "fold" in runs and runs["fold"].notna().any()
+
+
+def _cells(pcutoff: float) -> list[tuple[str, str, float | None]]:
+    """(table column, set, p-cutoff or None) of every cell of a row."""
+    c = f"{pcutoff:g}"
+    return [
+        ("train", "train", None),
+        ("test", "test", None),
+        (f"test, p-cutoff {c}", "test", pcutoff),
+        ("generalisation", "generalisation", None),
+        (f"generalisation, p-cutoff {c}", "generalisation", pcutoff),
+    ]
+
+
+def _select(participants: pd.DataFrame, set_name: str, cutoff: float | None) -> pd.DataFrame:
+    rows = participants[participants["set"] == set_name]
+    if cutoff is None:
+        return rows[rows["pcutoff"].isna()]
+    return rows[np.isclose(rows["pcutoff"], cutoff)]
+
+
+def pool_folds(
+    runs: pd.DataFrame, participants: pd.DataFrame, pcutoff: float, bootstrap: Bootstrap
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """One row per condition pooled over the folds, and the spread between folds.
+
+    Pooled: the MAE over every fold's points of a set (each participant is in the generalisation
+    set of exactly one fold), its participant-bootstrap interval (a participant's points in all
+    folds move together), and the counts summed over folds. The spread: per cell, the fold MAEs'
+    minimum, maximum and standard deviation (``<column> fold_min``, ``fold_max``, ``fold_sd``,
+    ``folds``). Other columns (run id, tags) are the first fold's; ``run_ids`` lists every fold's.
+    """
+    pooled_rows, spread_rows = [], []
+    for n_frames, folds in runs.sort_values("fold").groupby("labelled_frames", sort=True):
+        first = folds.iloc[0].to_dict()
+        row = {k: v for k, v in first.items() if not k.startswith(POOLED_PREFIXES)}
+        row["run_ids"] = ",".join(r for r in folds["run_id"] if r)
+        row["fold"] = ",".join(f"{f:g}" if isinstance(f, float) else str(f) for f in folds["fold"])
+        mine = (
+            participants[participants["labelled_frames"] == n_frames] if len(participants) else None
+        )
+        spread = {"labelled frames per video": n_frames}
+        for column, set_name, cutoff in _cells(pcutoff):
+            metric = table_metrics(pcutoff)[column]
+            for name in (metric, f"{metric}_ci_low", f"{metric}_ci_high"):
+                row.pop(name, None)
+            if metric in folds:
+                values = folds[metric].dropna()
+                if len(values):
+                    spread |= {
+                        f"{column} folds": len(values),
+                        f"{column} fold_min": values.min(),
+                        f"{column} fold_max": values.max(),
+                        f"{column} fold_sd": values.std(ddof=1) if len(values) > 1 else np.nan,
+                    }
+            if mine is None:
+                continue
+            totals = participant_totals(_select(mine, set_name, cutoff))
+            if not len(totals):
+                continue
+            interval = cluster_bootstrap_mae(
+                totals["sum_error_px"],
+                totals["n_points"],
+                bootstrap.resamples,
+                bootstrap.seed,
+                bootstrap.confidence,
+            )
+            row[metric] = interval.estimate
+            if interval.has_interval:
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval.low, interval.high
+        row |= _weighted_over_folds(folds)
+        cm_per_px = _scale(folds)
+        for name in [k for k in row if k.startswith("mae_") and k.endswith("_px")]:
+            if cm_per_px:
+                row[name.removesuffix("_px") + "_cm"] = row[name] * cm_per_px
+        for set_name in SETS:
+            for what in ("frames", "points", "points_ref"):
+                name = f"n_{set_name}_{what}"
+                if name in folds:
+                    row[name] = folds[name].sum(min_count=1)
+            if mine is not None:
+                rows = _select(mine, set_name, None)
+                if len(rows):
+                    row[f"n_{set_name}_participants"] = float(rows["participant"].nunique())
+                    kept = _select(mine, set_name, pcutoff)["n_points"].sum()
+                    row[f"kept_{set_name}_pcutoff{pcutoff:g}"] = kept / rows["n_points"].sum()
+        pooled_rows.append(row)
+        spread_rows.append(spread)
+    spread = pd.DataFrame(spread_rows).set_index("labelled frames per video")
+    return pd.DataFrame(pooled_rows).reset_index(drop=True), spread
+
+
+POOLED_PREFIXES = ("mae_", "kept_", "n_", "pck")  # per-fold metrics a pooled row recomputes
+
+
+def _weighted_over_folds(folds: pd.DataFrame) -> dict[str, float]:
+    """PCK and % of reference of each set over all folds: the folds' values weighted by their
+    points with a reference length (exactly the pooled share and mean)."""
+    pooled = {}
+    for set_name in SETS:
+        weights = f"n_{set_name}_points_ref"
+        if weights not in folds:
+            continue
+        names = [c for c in folds if c.startswith("pck") and c.endswith(f"_{set_name}")]
+        for name in [*names, f"mae_{set_name}_pct_ref"]:
+            if name in folds:
+                both = folds[[name, weights]].dropna()
+                if len(both) and both[weights].sum() > 0:
+                    pooled[name] = float(np.average(both[name], weights=both[weights]))
+    return pooled
+
+
+def _scale(folds: pd.DataFrame) -> float | None:
+    """cm per pixel, from any fold's pair of ``mae_<set>_cm`` and ``_px`` (None when unknown)."""
+    for set_name in SETS:
+        px, cm = f"mae_{set_name}_px", f"mae_{set_name}_cm"
+        if px in folds and cm in folds:
+            both = folds[[px, cm]].dropna()
+            both = both[both[px] > 0]
+            if len(both):
+                return float(both[cm].iloc[0] / both[px].iloc[0])
+    return None
+
+
+def pool_bodyparts(bodyparts: pd.DataFrame) -> pd.DataFrame:
+    """errors/bodyparts.csv of every fold, one row per condition, set, bodypart and cutoff: the MAE
+    over all folds' points (weighted by points); other columns (PCK, % ref) likewise."""
+    if not len(bodyparts):
+        return bodyparts
+    keys = ["labelled_frames", "set", "bodypart", "pcutoff"]
+    rows = bodyparts.assign(pcutoff=bodyparts["pcutoff"].fillna(-1.0))  # groupby drops NaN keys
+    values = [c for c in rows if c not in keys and c not in ("n_points", "kept")]
+    weighted = rows[values].mul(rows["n_points"], axis=0).assign(**rows[keys], n=rows["n_points"])
+    pooled = weighted.groupby(keys, sort=False).sum(min_count=1)
+    pooled[values] = pooled[values].div(pooled["n"], axis=0)
+    pooled = pooled.rename(columns={"n": "n_points"}).reset_index()
+    return pooled.assign(pcutoff=pooled["pcutoff"].where(pooled["pcutoff"] >= 0))
+
+
+def participant_matrix(
+    participants: pd.DataFrame, set_name: str = "generalisation"
+) -> pd.DataFrame:
+    """MAE (px) per participant (rows, pseudonyms) and condition (columns), all predictions."""
+    rows = _select(participants, set_name, None) if len(participants) else participants
+    if not len(rows):
+        return pd.DataFrame()
+    summed = rows.groupby(["participant", "labelled_frames"])[["sum_error_px", "n_points"]].sum()
+    matrix = (summed["sum_error_px"] / summed["n_points"]).unstack("labelled_frames")
+    matrix.columns.name, matrix.index.name = "labelled frames per video", "participant"
+    return matrix
+
+
+def participant_long(participants: pd.DataFrame) -> pd.DataFrame:
+    """participant_errors.csv: per condition, set, participant and video (and fold), all predictions:
+    points, summed error and MAE (px)."""
+    columns = ["labelled_frames", "fold", "set", "participant", "video"]
+    if not len(participants):
+        return pd.DataFrame(columns=[*columns, "n_points", "sum_error_px", "mae_px"])
+    rows = participants[participants["pcutoff"].isna()]
+    keys = [c for c in columns if c in rows]
+    table = rows.groupby(keys, sort=True)[["n_points", "sum_error_px"]].sum().reset_index()
+    table["mae_px"] = table["sum_error_px"] / table["n_points"]
+    return table
+
+
+def bodypart_by_participant(
+    participants: pd.DataFrame, labelled_frames: int, set_name: str = "generalisation"
+) -> pd.DataFrame:
+    """MAE (px) per bodypart (rows) and participant (columns) of one condition."""
+    rows = _select(participants, set_name, None) if len(participants) else participants
+    rows = rows[rows["labelled_frames"] == labelled_frames] if len(rows) else rows
+    if not len(rows):
+        return pd.DataFrame()
+    summed = rows.groupby(["bodypart", "participant"], sort=False)[
+        ["sum_error_px", "n_points"]
+    ].sum()
+    table = (summed["sum_error_px"] / summed["n_points"]).unstack("participant")
+    return table.reindex(rows["bodypart"].drop_duplicates())
+
+
+def decide_frames_to_label(
+    participants: pd.DataFrame,
+    conditions: list[int],
+    margin_pct: float,
+    bootstrap: Bootstrap,
+) -> FramesToLabel:
+    """:func:`frames_to_label` on the generalisation errors of ``conditions`` (all predictions).
+
+    The generalisation set answers "how well on a new patient"; across folds every participant's
+    errors count once per condition.
+    """
+    rows = _select(participants, "generalisation", None) if len(participants) else participants
+    totals = {
+        n: participant_totals(rows[rows["labelled_frames"] == n])
+        for n in conditions
+        if len(rows) and (rows["labelled_frames"] == n).any()
+    }
+    if not totals:
+        return FramesToLabel(
+            None,
+            None,
+            np.nan,
+            {},
+            "How many frames to label: not decided, no run logged its errors per participant "
+            f"({PARTICIPANTS_ARTIFACT}); evaluate the conditions again (`dvc repro` or "
+            "`python -m src.train +sweep=frames`).",
+        )
+    return frames_to_label(
+        totals, margin_pct, bootstrap.resamples, bootstrap.seed, bootstrap.confidence
+    )
