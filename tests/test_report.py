@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -23,6 +25,7 @@ from src.evaluation.report import (
     report_settings,
     write_report,
 )
+from src.evaluation.study_errors import Bootstrap, pool_folds
 from src.tracking import live_curves
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from tests.conftest import REPO, compose_config
@@ -387,6 +390,21 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     attached = {Path(a.path).name for a in client.list_artifacts(store["parent"], "report")}
     assert set(REPORT_FILES) <= attached
 
+    # How many frames to label: 20 (the others are tens of px worse for both participants); the
+    # tag the model registry reads, and the sentence in results.md.
+    tags = client.get_run(store["parent"]).data.tags
+    assert tags["frames_to_label"] == "20"
+    assert tags["frames_to_label_sentence"].startswith("Label 20 frames per video")
+    assert tags["frames_to_label_sentence"] in markdown
+    # The error of each generalisation participant, by pseudonym, from errors/participants.csv.
+    per_participant = section(markdown, "Error per generalisation participant (px)")
+    for participant, factor in GENERALISATION_PARTICIPANTS.items():
+        assert participant in per_participant
+        assert f"{factor * logged[2]['mae_generalisation_px']:.2f}" in per_participant
+    long = pd.read_csv(out / "participant_errors.csv")
+    assert set(long["participant"]) == set(GENERALISATION_PARTICIPANTS)
+    assert len(long) == 2 * len(logged)  # one video each, per condition
+
 
 SMALL, NOTED = report_module.SMALL, report_module.NOTED
 # The cells on small sets in the store's sweep (see SIZES).
@@ -552,7 +570,14 @@ def test_paper_table_only_for_the_embedded_cohort_or_when_asked(tmp_path, kind, 
 
 @pytest.mark.parametrize(
     "override",
-    ["report.compare_paper=sometimes", "report.min_points=-1", "report.min_participants=2.5"],
+    [
+        "report.compare_paper=sometimes",
+        "report.min_points=-1",
+        "report.min_participants=2.5",
+        "report.frames_to_label.margin_pct=0",
+        "evaluation.bootstrap.resamples=10",
+        "evaluation.bootstrap.confidence=95",
+    ],
 )
 def test_report_settings_refuse_what_they_do_not_allow(tmp_path, override):
     with pytest.raises(ConfigError, match=override.split("=")[0]):
@@ -627,3 +652,161 @@ def test_report_of_the_real_store(tmp_path):
                 results.loc[n, "generalisation"]
                 == finished[-1].data.metrics["mae_generalisation_px"]
             )
+
+
+@pytest.mark.slow
+def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
+    """A real sweep (tiny cohort, conditions 0 and 1, DeepLabCut training) and `python -m src.report`:
+    every interval bound in results.csv is exactly the run's metric, the generalisation set of 1
+    participant has none and says so, errors/participants.csv sums back to the MAE and holds
+    pseudonyms only, and the "frames to label" answer is printed and tagged."""
+    import subprocess
+
+    from tests.conftest import python_env, tiny_overrides, tiny_project
+
+    cfg = tiny_project(tmp_path)
+    overrides = [
+        *tiny_overrides(tmp_path),
+        f"paths.data_dir={tmp_path / 'data'}",
+        "synthetic=tiny",
+        f"report.dir={tmp_path / 'report'}",
+    ]
+    for command in (["src.train", "+sweep=frames", "labelled_frames=0,1"], ["src.report"]):
+        done = subprocess.run(
+            [sys.executable, "-m", *command, *overrides],
+            cwd=REPO,
+            env=python_env(),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "frames per video:" in done.stdout  # the "frames to label" sentence, on stdout
+
+    client = MlflowClient(cfg.mlflow.tracking_uri)
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    parent = find_sweep(client, experiment_id)
+    runs = collect_runs(client, experiment_id, parent.info.run_id)
+    results = pd.read_csv(tmp_path / "report" / "results.csv", index_col=0, **EXACT)
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    compared = 0
+    for row in runs.itertuples():
+        logged = client.get_run(row.run_id).data.metrics
+        for column, metric in TABLE_COLUMNS.items():
+            if metric not in logged or pd.isna(logged[metric]):
+                continue
+            assert results.loc[row.labelled_frames, column] == logged[metric]
+            for end in ("ci_low", "ci_high"):
+                if f"{metric}_{end}" in logged:
+                    assert (
+                        results.loc[row.labelled_frames, f"{column} {end}"]
+                        == (logged[f"{metric}_{end}"])
+                    )
+                    compared += 1
+        # 3 participants: 2 develop (intervals), 1 generalises (none, not a zero-width one)
+        assert logged["n_generalisation_participants"] == 1
+        assert "mae_generalisation_px_ci_low" not in logged
+        assert logged["mae_test_px_ci_low"] < logged["mae_test_px"] < logged["mae_test_px_ci_high"]
+        assert 0 <= logged["pck0.2_test"] <= 1 and logged["mae_test_pct_ref"] > 0
+        folder = tmp_path / "artifacts" / row.run_id
+        errors = pd.read_csv(
+            client.download_artifacts(row.run_id, "errors/participants.csv", str(folder))
+        )
+        assert errors["participant"].str.startswith("participant-").all()
+        assert errors["video"].str.startswith("video-").all()
+        for set_name in ("test", "generalisation"):
+            rows = errors[(errors["set"] == set_name) & errors["pcutoff"].isna()]
+            pooled = rows["sum_error_px"].sum() / rows["n_points"].sum()
+            assert pooled == pytest.approx(logged[f"mae_{set_name}_px"], rel=1e-5)
+    assert compared >= 4
+    assert "(no interval: 1 participant)" in section(markdown, "Mean error (MAE) in pixels")
+    split = pd.read_csv(Path(cfg.paths.prepared_dir) / cfg.data.name / "split.csv")
+    shown = markdown + (tmp_path / "report" / "participant_errors.csv").read_text()
+    assert not any(str(p) in shown for p in split["participant"].unique())
+    tags = client.get_run(parent.info.run_id).data.tags
+    assert int(tags["frames_to_label"]) in (0, 1)
+    assert tags["frames_to_label_sentence"] in markdown
+
+
+def test_folds_are_pooled_over_participants_with_the_spread_between_folds(tmp_path):
+    """Two folds, each with two generalisation participants: each cell pools every fold's points
+    (the MAE is their summed error over their points), the interval resamples the 4 participants,
+    and the spread is the fold MAEs' minimum, maximum and SD."""
+    maes = {  # fold -> participant -> (points, generalisation MAE at 1 and 2 frames)
+        0: {"participant-a": (10, 30.0, 20.0), "participant-b": (20, 12.0, 10.0)},
+        1: {"participant-c": (10, 50.0, 41.0), "participant-d": (30, 6.0, 5.0)},
+    }
+    rows, runs = [], []
+    for fold, participants in maes.items():
+        for i, n_frames in enumerate((1, 2)):
+            points = sum(v[0] for v in participants.values())
+            summed = sum(v[0] * v[1 + i] for v in participants.values())
+            runs.append(
+                {
+                    "labelled_frames": n_frames,
+                    "fold": float(fold),
+                    "run_id": f"run{fold}{n_frames}",
+                    "run_name": f"frames={n_frames}",
+                    "status": "FINISHED",
+                    "mae_generalisation_px": summed / points,
+                    "mae_generalisation_cm": 1.5 * summed / points,
+                    "n_generalisation_points": float(points),
+                    "n_generalisation_frames": 2.0,
+                    # no errors per participant of the test set: pooled from the folds' counts
+                    "mae_test_px": 4.0 + fold,
+                    "n_test_points": 100.0 * (fold + 1),
+                    "mae_test_pcutoff0.8_px": 3.0 + fold,
+                    "kept_test_pcutoff0.8": 0.5,
+                }
+            )
+            for participant, values in participants.items():
+                rows.append(
+                    {
+                        "pcutoff": np.nan,
+                        "set": "generalisation",
+                        "participant": participant,
+                        "video": f"video-{participant[-1]}",
+                        "bodypart": "knee",
+                        "n_points": values[0],
+                        "sum_error_px": values[0] * values[1 + i],
+                        "mae_px": values[1 + i],
+                        "labelled_frames": n_frames,
+                        "fold": float(fold),
+                    }
+                )
+    runs, participants = pd.DataFrame(runs), pd.DataFrame(rows)
+    pooled, spread = pool_folds(runs, participants, 0.8, Bootstrap(2000, 0, 0.95))
+    pooled = pooled.set_index("labelled_frames")
+    for i, n_frames in enumerate((1, 2)):
+        everyone = [v for fold in maes.values() for v in fold.values()]
+        expected = sum(v[0] * v[1 + i] for v in everyone) / sum(v[0] for v in everyone)
+        row = pooled.loc[n_frames]
+        assert row["mae_generalisation_px"] == pytest.approx(expected)
+        assert row["mae_generalisation_cm"] == pytest.approx(1.5 * expected)
+        assert row["n_generalisation_participants"] == 4
+        assert row["n_generalisation_points"] == 70 and row["n_generalisation_frames"] == 4
+        assert row["mae_generalisation_px_ci_low"] < expected < row["mae_generalisation_px_ci_high"]
+        assert row["run_ids"] == f"run0{n_frames},run1{n_frames}"
+        assert row["mae_test_px"] == pytest.approx((4 * 100 + 5 * 200) / 300)
+        assert row["mae_test_pcutoff0.8_px"] == pytest.approx((3 * 50 + 4 * 100) / 150)
+        assert np.isnan(row.get("mae_test_px_ci_low", np.nan))  # no participants: no interval
+        folds = runs[runs["labelled_frames"] == n_frames]["mae_generalisation_px"]
+        assert spread.loc[n_frames, "generalisation fold_min"] == folds.min()
+        assert spread.loc[n_frames, "generalisation fold_max"] == folds.max()
+        assert spread.loc[n_frames, "generalisation fold_sd"] == pytest.approx(folds.std())
+
+    data = ReportData(
+        pooled.reset_index(),
+        paper_table(pooled.reset_index(), 0.8),
+        participants=participants,
+        fold_spread=spread,
+    )
+    out = write_report(data, tmp_path / "folds")
+    results = pd.read_csv(out / "results.csv", index_col=0)
+    assert results.loc[2, "generalisation fold_max"] == pytest.approx(
+        spread.loc[2, "generalisation fold_max"]
+    )
+    markdown = (out / "results.md").read_text()
+    assert "## Spread between folds" in markdown and "pools every fold's points" in markdown
+    assert {"participant-a", "participant-d"} <= set(
+        pd.read_csv(out / "participant_errors.csv")["participant"]
+    )

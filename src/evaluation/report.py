@@ -888,7 +888,7 @@ def report_settings(cfg: DictConfig) -> dict:
         checked[key] = value
     if compare == "auto":
         compare = str(cfg.data.kind) == "synthetic"
-    check_config(cfg, "evaluation")  # evaluation.bootstrap: the report's intervals use it too
+    check_config(cfg, "report", "evaluation")  # evaluation.bootstrap: the report uses it too
     bootstrap = cfg.evaluation.bootstrap
     return checked | {
         "compare_paper": bool(compare),

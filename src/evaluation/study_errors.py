@@ -143,10 +143,11 @@ def pool_folds(
                         f"{column} fold_max": values.max(),
                         f"{column} fold_sd": values.std(ddof=1) if len(values) > 1 else np.nan,
                     }
-            if mine is None:
-                continue
-            totals = participant_totals(_select(mine, set_name, cutoff))
-            if not len(totals):
+            totals = participant_totals(_select(mine, set_name, cutoff)) if mine is not None else []
+            if not len(totals):  # no errors per participant: the folds' MAEs weighted by points
+                weighted = _points_weighted(folds, metric, set_name, cutoff)
+                if weighted is not None:
+                    row[metric] = weighted
                 continue
             interval = cluster_bootstrap_mae(
                 totals["sum_error_px"],
@@ -181,6 +182,25 @@ def pool_folds(
 
 
 POOLED_PREFIXES = ("mae_", "kept_", "n_", "pck")  # per-fold metrics a pooled row recomputes
+
+
+def _points_weighted(
+    folds: pd.DataFrame, metric: str, set_name: str, cutoff: float | None
+) -> float | None:
+    """The MAE over all folds' points from the folds' MAEs and point counts (kept points with a
+    cutoff); None when the counts are missing."""
+    points = f"n_{set_name}_points"
+    if metric not in folds or points not in folds:
+        return None
+    weights = folds[points]
+    if cutoff is not None:
+        kept = f"kept_{set_name}_pcutoff{cutoff:g}"
+        if kept not in folds:
+            return None
+        weights = weights * folds[kept]
+    both = pd.DataFrame({"mae": folds[metric], "w": weights}).dropna()
+    both = both[both["w"] > 0]
+    return float(np.average(both["mae"], weights=both["w"])) if len(both) else None
 
 
 def _weighted_over_folds(folds: pd.DataFrame) -> dict[str, float]:
