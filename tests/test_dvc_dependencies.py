@@ -64,15 +64,20 @@ def paths_of(entries: list) -> list[str]:
 
 
 def load_stages(root: Path = ROOT) -> dict[str, dict]:
-    """dvc.yaml's stages, `${...}` resolved from params.yaml; a `matrix:` cell is one (`name@n`)."""
+    """dvc.yaml's stages, `${...}` resolved from params.yaml; a `matrix:` or `foreach:` cell is one
+    (`name@n`)."""
     pipeline = yaml.safe_load((root / "dvc.yaml").read_text(encoding="utf-8"))
     params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
     stages = {}
     for name, stage in pipeline["stages"].items():
         stage = dict(stage)
         matrix = resolve(stage.pop("matrix", None), params)
+        foreach = resolve(stage.pop("foreach", None), params)
         cells = [({}, name)]
-        if matrix:
+        if foreach:  # a dict: its keys name the cells
+            stage = stage.pop("do")
+            cells = [(item, f"{name}@{key}") for key, item in foreach.items()]
+        elif matrix:
             keys = list(matrix)
             cells = [
                 (dict(zip(keys, values)), f"{name}@{'-'.join(map(str, values))}")
