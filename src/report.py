@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from src.checks import check_config
 from src.errors import exit_on_data_error
 from src.evaluation.report import report
+from src.tracking.registry import register_study
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,13 @@ def main(cfg: DictConfig) -> None:
             f"results table: {out_dir / 'results.md'} (unrounded: {out_dir / 'results.csv'}); "
             "also attached to the sweep's MLflow parent run under report/"
         )
+        registered = register_study(cfg)  # report.register: which model is the champion
+        if registered is not None:
+            print(
+                f"registered model: models:/{registered.name}@champion = version "
+                f"{registered.champion_version} ({registered.champion_frames} labelled frames: "
+                f"{registered.reason}); each condition: models:/{registered.name}@frames-<n>"
+            )
         print("compare the runs in the MLflow UI: make ui   (then open http://127.0.0.1:5000)")
 
 

@@ -1,4 +1,9 @@
-"""Which trained model an analysis uses: its MLflow run, its weights and its skeleton."""
+"""Which trained model an analysis uses: its MLflow run, its weights and its skeleton.
+
+``analysis.run_id`` may be a run id or a registered model, ``models:/<name>@<alias>`` (or
+``models:/<name>/<version>``; ``python -m src.report`` registers them, src/tracking/registry.py):
+the registered version's own files are used, and its training run is the run the analysis links to.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from pathlib import Path
 
 import mlflow
 import yaml
+from mlflow.models import Model as MlflowModel
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -17,6 +23,7 @@ from src.tracking import store
 from src.tracking.queries import download_model
 
 os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+REGISTRY_PREFIX = "models:/"
 
 
 @dataclass
@@ -26,6 +33,7 @@ class ModelRun:
 
     run: mlflow.entities.Run
     model_run_id: str  # differs from run.info.run_id when the run reused an earlier run's model
+    model_uri: str | None = None  # models:/<name>@<alias>: the weights are the registered version's
 
     @property
     def run_id(self) -> str:
@@ -37,15 +45,9 @@ def find_model_run(analysis_cfg: DictConfig, experiment_id: str) -> ModelRun:
     ``analysis.metric`` (lowest)."""
     client = MlflowClient()
     if analysis_cfg.run_id:
-        try:
-            run = client.get_run(str(analysis_cfg.run_id))
-        except mlflow.exceptions.MlflowException:
-            raise DataError(
-                f"analysis.run_id={analysis_cfg.run_id} is no run of the MLflow store "
-                f"{mlflow.get_tracking_uri()}; copy a run id from the MLflow UI (make ui) or give "
-                "analysis.labelled_frames=<n> instead."
-            ) from None
-        return _with_model(run)
+        return resolve_model(
+            str(analysis_cfg.run_id), "analysis.run_id", ", or analysis.labelled_frames=<n>"
+        )
     if analysis_cfg.labelled_frames is None:
         raise DataError(
             "say which model to use: analysis.run_id=<MLflow run id> or "
@@ -72,6 +74,46 @@ def find_model_run(analysis_cfg: DictConfig, experiment_id: str) -> ModelRun:
     return _with_model(ranked[0])
 
 
+def resolve_model(reference: str, key: str, alternative: str = "") -> ModelRun:
+    """The model a run id or ``models:/<name>@<alias>`` names (``key``: the setting, for
+    messages; ``alternative``: another way out, for messages)."""
+    client = MlflowClient()
+    if reference.startswith(REGISTRY_PREFIX):
+        return registered_model_run(client, reference, key)
+    try:
+        run = client.get_run(reference)
+    except mlflow.exceptions.MlflowException:
+        raise DataError(
+            f"{key}={reference} is no run of the MLflow store {mlflow.get_tracking_uri()}; copy a "
+            f"run id from the MLflow UI (make ui) or give models:/<data set>@champion{alternative}."
+        ) from None
+    return _with_model(run)
+
+
+def registered_model_run(client: MlflowClient, uri: str, key: str = "analysis.run_id") -> ModelRun:
+    """The version ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` names, with its
+    training run."""
+    reference = uri.removeprefix(REGISTRY_PREFIX)
+    name, alias = reference.split("@", 1) if "@" in reference else (reference, None)
+    name, _, number = name.partition("/") if alias is None else (name, "", "")
+    try:
+        found = (
+            client.get_model_version_by_alias(name, alias)
+            if alias is not None
+            else client.get_model_version(name, number)
+        )
+        run = client.get_run(found.tags.get("training_run_id") or found.run_id)
+    except mlflow.exceptions.MlflowException:
+        known = [m.name for m in client.search_registered_models()]
+        raise DataError(
+            f"{key}={uri} names no registered model version in the MLflow store "
+            f"{mlflow.get_tracking_uri()} (registered models: {known or 'none'}); use "
+            "models:/<data set>@champion or @frames-<n>, which `python -m src.report` registers, "
+            "or a run id."
+        ) from None
+    return ModelRun(run, found.tags.get("weights_run_id") or run.info.run_id, uri)
+
+
 def _with_model(run: mlflow.entities.Run) -> ModelRun:
     source = run.data.tags.get("model_source", "")
     if source.startswith("initial model"):
@@ -92,19 +134,37 @@ def download_model_and_skeleton(
 ) -> tuple[engine.Model, list[list[str]]]:
     """The run's ``model/`` artifact as a model, and the skeleton of its data set (from its
     project config)."""
+    if model_run.model_uri is not None:
+        model = download_registered_model(model_run.model_uri, folder)
+    else:
+        model = _download_run_model(model_run, folder)
+    project_config = model.pose_config.parent / "project_config.yaml"
+    skeleton = []
+    if project_config.is_file():
+        skeleton = yaml.safe_load(project_config.read_text(encoding="utf-8")).get("skeleton") or []
+    return model, [list(pair) for pair in skeleton]
+
+
+def _download_run_model(model_run: ModelRun, folder: Path) -> engine.Model:
     try:
-        model = download_model(model_run.model_run_id, folder)
+        return download_model(model_run.model_run_id, folder)
     except (mlflow.exceptions.MlflowException, OSError):
         raise DataError(
             f"MLflow run {model_run.model_run_id} has no artifact model/ (its training did not "
             "finish, or it is not a training run); choose another analysis.run_id or "
             "analysis.labelled_frames."
         ) from None
-    project_config = model.pose_config.parent / "project_config.yaml"
-    skeleton = []
-    if project_config.is_file():
-        skeleton = yaml.safe_load(project_config.read_text(encoding="utf-8")).get("skeleton") or []
-    return model, [list(pair) for pair in skeleton]
+
+
+def download_registered_model(uri: str, folder: Path) -> engine.Model:
+    """A registered pyfunc version (src/tracking/pose_pyfunc.py) as a model: its one snapshot
+    serves as both best and last."""
+    local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(folder)))
+    artifacts = MlflowModel.load(local).flavors["python_function"]["artifacts"]
+    pose_config = local / artifacts["pose_config"]["path"]
+    snapshot = local / artifacts["snapshot"]["path"]  # project_config.yaml lies beside pose_config
+    bodyparts = engine.read_pose_config(pose_config)["metadata"]["bodyparts"]
+    return engine.Model(pose_config, {"last": snapshot, "best": snapshot}, list(bodyparts))
 
 
 def scorer_name(cfg: DictConfig, model_run: ModelRun, snapshot: str) -> str:

@@ -135,7 +135,7 @@ def run_tags(cfg: DictConfig, done: Outcome) -> dict[str, str]:
         "scorer": done.scorer,
         "model_labelled_frames": model_run.run.data.tags.get("labelled_frames", ""),
         "model_selection": (
-            "run_id"
+            (model_run.model_uri or "run_id")
             if analysis.run_id
             else f"best FINISHED run of labelled_frames={analysis.labelled_frames} by lowest "
             f"{analysis.metric}"

@@ -35,7 +35,7 @@ from src.evaluation.plots import draw_frames, plot_bodypart_errors_of_run
 from src.files import atomic_directory
 from src.paths import pipeline_evaluation_dir, pipeline_model_dir
 from src.study.bodyparts import plan_condition_zero
-from src.tracking import store
+from src.tracking import lineage, store
 
 
 def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -> dict[str, float]:
@@ -99,6 +99,7 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     mlflow.set_tags(store.flat_params(cfg, ["evaluation"]))
     mlflow.set_tags(evaluation_tags(model, cfg.evaluation.snapshot))  # snapshot, metrics_guide
     mlflow.log_metrics(metrics)
+    lineage.log_data_inputs(facts, condition.prepared_dir, condition.frames, lineage.EVALUATION)
     pseudonyms = privacy.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)

@@ -33,10 +33,10 @@ from src.errors import DataError
 from src.evaluation.condition import evaluate_model
 from src.evaluation.plots import plot_losses
 from src.files import atomic_directory, locked
-from src.paths import pipeline_model_dir
+from src.paths import fold_of, pipeline_model_dir
 from src.study import plan as study_plan
 from src.study.bodyparts import ConditionZero
-from src.tracking import live_curves, store
+from src.tracking import lineage, live_curves, store
 from src.tracking.queries import download_model
 from src.training.pretraining import ensure_pretrained, pretrained_folder
 
@@ -114,7 +114,9 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         parent = store.parent_run_id()
         if parent is None and not cfg.evaluate:
-            parent = store.pipeline_parent_run(experiment_id, store.digest(setup))
+            parent = store.pipeline_parent_run(
+                experiment_id, store.digest(setup | study_versions(prepared_dir, cfg))
+            )
         tags = (
             versions
             | store.process_tags()
@@ -126,6 +128,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "labelled_frames": str(n_frames),
                 # what "generalisation" means here: unseen participants, or unseen frames (split=frames)
                 "split_kind": str(facts.get("split_kind", "participants")),
+                **fold_tags(cfg),  # split=kfold: fold "1".."k" and folds "k"; none for one split
                 "generalisation_meaning": str(
                     facts.get("generalisation_meaning", "unseen participants")
                 ),
@@ -133,6 +136,23 @@ def train(cfg: DictConfig) -> dict[str, float]:
         )
         plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)
         return run_condition(cfg, condition, plan)
+
+
+def fold_tags(cfg: DictConfig) -> dict[str, str]:
+    """Tags ``fold`` ("1".."k") and ``folds`` ("k") of a cross-validation's run (split=kfold);
+    none for a single split."""
+    fold = fold_of(cfg)
+    return {} if fold is None else {"fold": str(fold), "folds": str(cfg.split.folds)}
+
+
+def study_versions(prepared_dir: Path, cfg: DictConfig) -> dict[str, str]:
+    """What the pipeline's parent run is keyed by instead of one fold's prepared frames: every
+    fold's (split=kfold), so that all folds of a study share one parent run; nothing for a
+    single split."""
+    if fold_of(cfg) is None:
+        return {}
+    every_fold = store.folder_version(prepared_dir.parent, "fold_*/*.csv")
+    return {"prepared_version": every_fold, "split": every_fold}
 
 
 def _initial_needed(cfg: DictConfig, zero: ConditionZero | None) -> bool:
@@ -186,7 +206,7 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
     else:
         run = mlflow.start_run(
             experiment_id=experiment_id,
-            run_name=f"frames={n_frames}",
+            run_name=f"frames={n_frames}" + (f" fold={tags['fold']}" if "fold" in tags else ""),
             parent_run_id=parent,
             tags=tags | {"attempt": "1"},
         )
@@ -200,6 +220,10 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
             mlflow.set_tags(plan.zero.tags())  # skipped_reason, or what condition 0 is evaluated on
         if skipped:
             return skip_condition(cfg, run.info.run_id, experiment_id, tags["model_key"], skipped)
+        if n_frames > 0:  # what the model learnt from (a reused model: the same data, same key)
+            lineage.log_data_inputs(
+                condition.facts, condition.prepared_dir, condition.frames, lineage.TRAINING
+            )
         if n_frames == 0:
             model = initial
         elif previous is not None:

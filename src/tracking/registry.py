@@ -1,0 +1,217 @@
+"""MLflow Model Registry: a study's models as versions of one registered model per data set.
+
+The report stage (``python -m src.report``) registers the model of every trained condition of the
+study as a version of the registered model ``<data.name>`` with the alias ``frames-<n>``, and the
+chosen one with the alias ``champion`` (aliases, not MLflow's deprecated stages). Each version is
+an MLflow pyfunc (src/tracking/pose_pyfunc.py) over the condition's snapshot
+(``evaluation.snapshot``, the one its metrics describe):
+``mlflow.pyfunc.load_model("models:/<data.name>@champion")``. Which one is the champion is
+``report.register``: ``best_generalisation`` (lowest ``mae_generalisation_px``), ``frames_to_label``
+(the condition the sweep's parent run names in its tag ``frames_to_label``; the best when absent) or
+``none`` (register nothing). A condition whose weights are already registered (same ``model_key``
+and snapshot) keeps its version: a second report adds none.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+from omegaconf import DictConfig
+
+from src.errors import ConfigError
+from src.tracking import pose_pyfunc
+from src.tracking.queries import collect_runs, download_model, find_sweep, open_experiment
+
+log = logging.getLogger(__name__)
+
+PYFUNC_CODE = Path(pose_pyfunc.__file__)  # logged as the model's code
+CHOICES = ("best_generalisation", "frames_to_label", "none")
+CHAMPION = "champion"
+RANKING_METRIC = "mae_generalisation_px"
+FRAMES_TAG = (
+    "frames_to_label"  # set on the sweep's parent run by the report's frames-to-label answer
+)
+# What loading the pyfunc elsewhere needs (pinned to this environment's versions).
+REQUIREMENTS = ("deeplabcut", "torch", "torchvision", "mlflow", "pandas", "numpy")
+
+
+@dataclass
+class Registration:
+    """What :func:`register_study` did."""
+
+    name: str
+    versions: dict[int, str]  # labelled frames -> model version
+    champion_frames: int
+    champion_version: str
+    reason: str  # why the champion is the champion
+
+
+def frames_alias(n_frames: int) -> str:
+    return f"frames-{n_frames}"
+
+
+def register_choice(cfg: DictConfig) -> str:
+    choice = str(cfg.report.get("register", "best_generalisation"))
+    if choice not in CHOICES:
+        raise ConfigError(
+            f"report.register={choice!r} is not allowed; use {' | '.join(CHOICES)} "
+            "(conf/report/default.yaml)."
+        )
+    return choice
+
+
+def study_runs(cfg: DictConfig, client: MlflowClient, experiment_id: str) -> pd.DataFrame:
+    """The report's runs: the DVC pipeline's conditions (``report.sweep=pipeline``) or a sweep's."""
+    if str(cfg.report.sweep) == "pipeline":
+        from src.evaluation.report import pipeline_runs
+
+        return collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
+    parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
+    return collect_runs(client, experiment_id, parent.info.run_id)
+
+
+def with_model(runs: pd.DataFrame) -> pd.DataFrame:
+    """Finished runs whose model is stored in MLflow (trained, or reused from a run that trained it)."""
+    stored = runs["model_source"].str.startswith(("trained", "reused from run "))
+    return runs[stored & (runs["status"] == "FINISHED") & (runs["labelled_frames"] > 0)]
+
+
+def choose_champion(
+    runs: pd.DataFrame, choice: str, parent_tags: dict[str, str]
+) -> tuple[int, str]:
+    """The champion's labelled frames and why: by ``choice`` among ``runs`` (see :func:`with_model`)."""
+    ranked = runs.dropna(subset=[RANKING_METRIC]) if RANKING_METRIC in runs else runs.iloc[:0]
+    if ranked.empty:
+        best, best_reason = (
+            int(runs["labelled_frames"].max()),
+            f"most labelled frames (no run has {RANKING_METRIC})",
+        )
+    else:
+        row = ranked.sort_values([RANKING_METRIC, "labelled_frames"]).iloc[0]
+        best = int(row["labelled_frames"])
+        best_reason = f"lowest {RANKING_METRIC} ({row[RANKING_METRIC]:.2f})"
+    if choice == "best_generalisation":
+        return best, best_reason
+    answer = parent_tags.get(FRAMES_TAG)
+    match = re.match(r"\s*(\d+)", answer or "")
+    if match is None:
+        log.warning(
+            "report.register=frames_to_label, but the parent run has no tag %s: registering "
+            "the best instead",
+            FRAMES_TAG,
+        )
+        return best, f"{best_reason}; the parent run has no tag {FRAMES_TAG}"
+    n_frames = int(match.group(1))
+    if n_frames not in set(runs["labelled_frames"]):
+        log.warning(
+            "tag %s=%s names no trained condition of this study: registering the best instead",
+            FRAMES_TAG,
+            answer,
+        )
+        return best, f"{best_reason}; {FRAMES_TAG}={answer} names no trained condition"
+    return n_frames, f"{FRAMES_TAG}={answer} (the parent run's answer)"
+
+
+def requirements() -> list[str]:
+    pins = []
+    for package in REQUIREMENTS:
+        try:
+            pins.append(f"{package}=={version(package)}")
+        except PackageNotFoundError:
+            pins.append(package)
+    return pins
+
+
+def log_pose_model(run_id: str, weights_run_id: str, snapshot: str) -> str:
+    """Log the pyfunc of the model stored in ``weights_run_id``'s artifact ``model/`` (its
+    ``snapshot``) into run ``run_id``; returns the model URI."""
+    with tempfile.TemporaryDirectory(prefix="register-") as tmp:
+        model = download_model(weights_run_id, Path(tmp))
+        artifacts = {
+            "pose_config": str(model.pose_config),
+            "snapshot": str(model.snapshot(snapshot)),
+        }
+        project_config = model.pose_config.parent / "project_config.yaml"
+        if project_config.is_file():  # bodyparts and skeleton; video names are pseudonyms
+            artifacts["project_config"] = str(project_config)
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="pose_model",
+                python_model=str(PYFUNC_CODE),
+                artifacts=artifacts,
+                model_config={"device": "cpu", "batch_size": 8},
+                pip_requirements=requirements(),
+                signature=False,  # the output columns depend on the bodyparts: see pose_pyfunc.py
+            )
+    return info.model_uri
+
+
+def ensure_version(client: MlflowClient, name: str, row: pd.Series, snapshot: str) -> str:
+    """The version of ``name`` holding this run's weights at ``snapshot``; registered if none does."""
+    run = client.get_run(row["run_id"])
+    model_key = run.data.tags.get("model_key", "")
+    for found in client.search_model_versions(f"name = '{name}'"):
+        if found.tags.get("model_key") == model_key and found.tags.get("snapshot") == snapshot:
+            return found.version
+    source = str(row["model_source"])
+    weights_run_id = (
+        source.removeprefix("reused from run ").split()[0]
+        if source.startswith("reused from run ")
+        else row["run_id"]
+    )
+    uri = log_pose_model(row["run_id"], weights_run_id, snapshot)
+    registered = mlflow.register_model(
+        uri,
+        name,
+        tags={
+            "labelled_frames": str(int(row["labelled_frames"])),
+            "training_run_id": str(row["run_id"]),
+            "weights_run_id": weights_run_id,
+            "model_key": model_key,
+            "snapshot": snapshot,
+            RANKING_METRIC: str(row.get(RANKING_METRIC, "")),
+        },
+    )
+    return registered.version
+
+
+def register_study(cfg: DictConfig) -> Registration | None:
+    """Register every trained condition of the report's study and set the aliases (see the module)."""
+    choice = register_choice(cfg)
+    if choice == "none":
+        return None
+    client, experiment_id = open_experiment(cfg.mlflow)
+    runs = study_runs(cfg, client, experiment_id)
+    candidates = with_model(runs)
+    if candidates.empty:
+        log.warning("no condition of the study has a trained model: nothing registered")
+        return None
+    parent_id = client.get_run(candidates["run_id"].iloc[0]).data.tags.get("mlflow.parentRunId")
+    parent_tags = client.get_run(parent_id).data.tags if parent_id else {}
+    champion, reason = choose_champion(candidates, choice, parent_tags)
+    name, snapshot = str(cfg.data.name), str(cfg.evaluation.snapshot)
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(
+            name,
+            description=f"DeepLabCut pose models of the data set {name}, one version per "
+            "labelled-frames condition (alias frames-<n>); champion: the study's choice.",
+        )
+    versions = {}
+    for _, row in candidates.iterrows():
+        n_frames = int(row["labelled_frames"])
+        versions[n_frames] = ensure_version(client, name, row, snapshot)
+        client.set_registered_model_alias(name, frames_alias(n_frames), versions[n_frames])
+    client.set_registered_model_alias(name, CHAMPION, versions[champion])
+    client.set_model_version_tag(name, versions[champion], "champion_reason", reason)
+    if parent_id:
+        client.set_tag(parent_id, "registered_model", f"models:/{name}@{CHAMPION}")
+        client.set_tag(parent_id, "champion", f"{champion} labelled frames: {reason}")
+    return Registration(name, versions, champion, versions[champion], reason)
