@@ -146,7 +146,7 @@ def test_power_law_fit_recovers_known_parameters():
 @pytest.mark.parametrize(
     "frames, mae, reason",
     [
-        ([0, 1, 2, 6], [50, 20, 18, 17], "3 conditions with frames > 0"),
+        ([0, 1, 2, 6], [50, 20, 18, 17], "3 condition(s) with frames > 0"),
         ([1, 2, 6, 10, 15, 20], [18.7, 18.4, 17.7, 17.4, 18.4, 17.9], "not monotone"),
         ([1, 2, 6, 10], [20.0, 19.9, 19.85, 19.8], "not determined"),
     ],

@@ -206,7 +206,10 @@ def frames_to_label(
             f"within the margin of {margin_pct:g} % ({margin_px:.1f} px) on the point estimate "
             f"only: {d.note or 'no interval'}, so this is an indication, not a decision"
         )
-    sentence = f"Label {chosen} frames per video: {how}."
+    label = (
+        "Label no frames (the initial model)" if chosen == 0 else f"Label {chosen} frames per video"
+    )
+    sentence = f"{label}: {how}."
     return FramesToLabel(chosen, best, margin_px, differences, sentence)
 
 
@@ -252,7 +255,9 @@ def fit_power_law(frames, mae, sigma=None) -> PowerLawFit:
     s = None if s is None or not np.all(np.isfinite(s) & (s > 0)) else s[order]
     if len(n) < MIN_FIT_POINTS:
         return PowerLawFit(
-            reasons=(f"{len(n)} conditions with frames > 0; a fit needs at least {MIN_FIT_POINTS}",)
+            reasons=(
+                f"{len(n)} condition(s) with frames > 0; a fit needs at least {MIN_FIT_POINTS}",
+            )
         )
     reasons = []
     rises = [f"{n[i]:g} to {n[i + 1]:g}" for i in range(len(n) - 1) if y[i + 1] > y[i]]
