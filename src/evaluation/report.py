@@ -6,17 +6,24 @@ Writes ``<report.dir>/``:
 * ``results.md``        the table in pixels (and cm) with the snapshot each row comes from, what each
   column means and how the data set was split, what each cell rests on (participants, frames,
   points; cells on small sets flagged), the share of points kept by the p-cutoff, the paper's
-  Table 1 beside ours (report.compare_paper), the runs it came from
+  Table 1 beside ours (report.compare_paper), the runs it came from; each cell with its
+  participant-bootstrap interval; how many frames to label (one sentence, power-law fit), the error
+  per generalisation participant, PCK, and across folds the spread between them
 * ``results.csv``       the same numbers, unrounded, with participants/frames/points per set, the
-  snapshot, notes and flagged cells (``results_cm.csv``: the MAE in cm when the scale is known)
-* ``metrics.json``      every MAE/kept/n metric per condition, for ``dvc metrics show``
+  interval bounds (``<column> ci_low``/``ci_high``), across folds ``<column> fold_min``/``fold_max``/
+  ``fold_sd``, the snapshot, notes and flagged cells (``results_cm.csv``: the MAE in cm when the
+  scale is known)
+* ``metrics.json``      every MAE/kept/n/PCK metric per condition, for ``dvc metrics show``
 * ``mae_vs_frames.csv`` for ``dvc plots``: labelled_frames, train, test, test_pcutoff, generalisation,
   generalisation_pcutoff
-* ``mae_vs_frames.png``, ``bodypart_errors.png``, ``loss_curves.png``
+* ``mae_vs_frames.png``, ``bodypart_errors.png``, ``loss_curves.png``, ``learning_curve.png``
+* ``participant_errors.csv`` / ``.png``: MAE per generalisation participant and condition (and per
+  bodypart within participant), by pseudonym
 
 and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
-cells on small sets (``small_sets``). Only conditions, sets, bodyparts and counts appear in the
-report, never participant or video identifiers.
+cells on small sets (``small_sets``) and the answer to "how many frames to label"
+(``frames_to_label``, ``frames_to_label_sentence``). Only conditions, sets, bodyparts, counts and
+pseudonyms appear in the report, never participant or video identifiers.
 """
 
 from __future__ import annotations
@@ -408,7 +415,7 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
         )
         # for `dvc plots`: one column per set, stable names
         wide.to_csv(staging / "mae_vs_frames.csv")
-        wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_"))]
+        wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_", "pck"))]
         metrics = {
             f"frames_{n}": row.dropna().to_dict()
             for n, row in runs.set_index("labelled_frames")[wanted].iterrows()
