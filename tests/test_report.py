@@ -97,12 +97,15 @@ def metrics_for(n_frames: int, bump: float = 0.0) -> dict[str, float]:
 GENERALISATION_PARTICIPANTS = {"participant-0a1b2c3d": 0.5, "participant-9f8e7d6c": 1.5}
 
 
-def participants_csv(metrics: dict[str, float]) -> pd.DataFrame:
-    """errors/participants.csv as the evaluation logs it, consistent with ``metrics``."""
+def participants_csv(
+    metrics: dict[str, float], participants: dict[str, float] | None = None
+) -> pd.DataFrame:
+    """errors/participants.csv as the evaluation logs it, consistent with ``metrics``: the
+    generalisation participants (pseudonym -> factor of the set's MAE; their factors average 1)."""
     rows = []
     if "mae_generalisation_px" in metrics:
         mae = metrics["mae_generalisation_px"]
-        for participant, factor in GENERALISATION_PARTICIPANTS.items():
+        for participant, factor in (participants or GENERALISATION_PARTICIPANTS).items():
             for bodypart, share in (("knee", 0.8), ("wrist", 1.2)):
                 rows.append(
                     {
@@ -145,6 +148,7 @@ def log_child(
     model_source="trained",
     losses=None,
     tags=None,
+    participants=None,
 ) -> str:
     """One condition's run, as src.train leaves it: tags, metrics, histories, bodyparts.csv and predictions."""
     run = client.create_run(
@@ -191,7 +195,9 @@ def log_child(
     ).to_csv(folder / "test.csv", index=False)
     client.log_artifact(run_id, str(folder / "errors/bodyparts.csv"), "errors")
     if metrics:
-        participants_csv(metrics).to_csv(folder / "errors/participants.csv", index=False)
+        participants_csv(metrics, participants).to_csv(
+            folder / "errors/participants.csv", index=False
+        )
         client.log_artifact(run_id, str(folder / "errors/participants.csv"), "errors")
     client.log_artifact(run_id, str(folder / "test.csv"), "predictions")
     client.set_terminated(run_id, status, end_time=start + 50)
@@ -811,3 +817,68 @@ def test_folds_are_pooled_over_participants_with_the_spread_between_folds(tmp_pa
     assert {"participant-a", "participant-d"} <= set(
         pd.read_csv(out / "participant_errors.csv")["participant"]
     )
+
+
+def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
+    """A sweep of 2 folds x conditions 1 and 2 (runs tagged fold), through report(): each cell is the
+    MAE over both folds' participants with an interval over all 4, the spread is the fold MAEs', and
+    "frames to label" compares the conditions on all 4 participants."""
+    client, experiment_id = store["client"], store["experiment_id"]
+    parent = client.create_run(  # older than the store's sweep: `latest` stays that one
+        experiment_id, start_time=1700, run_name="folds", tags={"sweep": "frames=1,2 folds"}
+    ).info.run_id
+    held_out = {
+        1: {"participant-11111111": 0.5, "participant-22222222": 1.5},
+        2: {"participant-33333333": 0.8, "participant-44444444": 1.2},
+    }
+    fold_maes = {}
+    for fold, participants in held_out.items():
+        for n in (1, 2):
+            metrics = metrics_for(n, bump=3 * fold)
+            fold_maes[(fold, n)] = metrics["mae_generalisation_px"]
+            log_child(
+                client,
+                experiment_id,
+                parent,
+                n,
+                1700 + 10 * fold + n,
+                metrics,
+                tmp_path,
+                tags=snapshot_tags(n) | {"fold": str(fold), "folds": "2"},
+                participants=participants,
+            )
+    client.set_terminated(parent, "FINISHED")
+    cfg = compose_config(
+        tmp_path,
+        f"mlflow.tracking_uri={store['uri']}",
+        f"mlflow.experiment={EXPERIMENT}",
+        f"report.sweep={parent}",
+        f"report.dir={tmp_path / 'report'}",
+    )
+    out = report(cfg)
+    results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
+    assert results.index.tolist() == [1, 2]
+    for n in (1, 2):
+        # both folds have 36 + 36 points: the pooled MAE is the mean of the fold MAEs
+        pooled = (fold_maes[(1, n)] + fold_maes[(2, n)]) / 2
+        assert results.loc[n, "generalisation"] == pytest.approx(pooled)
+        assert results.loc[n, "generalisation participants"] == 4
+        assert results.loc[n, "generalisation points"] == 144
+        low, high = (
+            results.loc[n, "generalisation ci_low"],
+            results.loc[n, "generalisation ci_high"],
+        )
+        assert low < pooled < high
+        assert results.loc[n, "generalisation fold_min"] == min(
+            fold_maes[(1, n)], fold_maes[(2, n)]
+        )
+        assert results.loc[n, "generalisation fold_max"] == max(
+            fold_maes[(1, n)], fold_maes[(2, n)]
+        )
+    markdown = (out / "results.md").read_text()
+    assert "## Spread between folds" in markdown
+    per_participant = section(markdown, "Error per generalisation participant (px)")
+    assert all(p in per_participant for fold in held_out.values() for p in fold)
+    tags = client.get_run(parent).data.tags
+    assert tags["frames_to_label"] == "2"  # 1 frame is about 17 px worse for every participant
+    assert "paired bootstrap over 4 participant(s)" in tags["frames_to_label_sentence"]

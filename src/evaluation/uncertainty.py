@@ -189,7 +189,8 @@ def frames_to_label(
         fewer = [n for n in maes if n < best]
         how = f"the best condition (its {what} MAE is {maes[best]:.1f} px)" + (
             f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
-            f"({margin_px:.1f} px) by a paired bootstrap over the participants"
+            f"({margin_px:.1f} px) by a paired bootstrap over "
+            f"{max(differences[n].n_participants for n in fewer)} participant(s)"
             if fewer
             else ""
         )
