@@ -44,6 +44,10 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     Returns the metrics.
     """
     facts = condition.facts
+    # checked before predicting: a bad evaluation.pck setting stops in one line, not after the work
+    reference = reference_of(
+        cfg.evaluation.pck, str(cfg.data.kind), list(facts["bodyparts"]), facts.get("cm_per_px")
+    )
     evaluated = list(facts["bodyparts"])
     channels = None  # the model's output channel of each evaluated bodypart; None: all, in order
     if list(model.bodyparts) != evaluated:
@@ -80,9 +84,6 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         float(bootstrap.confidence),
     )
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
-    reference = reference_of(
-        cfg.evaluation.pck, str(cfg.data.kind), list(facts["bodyparts"]), facts.get("cm_per_px")
-    )
     if reference is None:
         mlflow.set_tag("pck_reference", OFF_NOTE)
     else:
