@@ -42,7 +42,8 @@ METRICS_GUIDE = (
 )
 
 # DeepLabCut's snapshot file names: snapshot-080.pt, snapshot-best-080.pt
-DLC_SNAPSHOT = re.compile(r"snapshot-(best-)?(\d+)\.pt")
+# DeepLabCut 3's snapshot-[best-]<epoch>.pt, or a TensorFlow checkpoint snapshot-<iteration>
+DLC_SNAPSHOT = re.compile(r"snapshot-(best-)?(\d+)(\.pt)?")
 
 
 def prediction_table(
@@ -133,7 +134,8 @@ def participant_table(predictions: pd.DataFrame, pcutoffs: list[float]) -> pd.Da
     """errors/participants.csv: per set, participant, video and bodypart, the points, their summed
     error and MAE; ``pcutoff`` NaN for all predictions, else only the points kept by it.
 
-    Summed errors let any pooling be recomputed exactly (a set's MAE is the sum of ``sum_error_px``
+    ``n_points`` counts the points with an error (as the MAE, which skips NaN). Summed errors let any
+    pooling be recomputed exactly (a set's MAE is the sum of ``sum_error_px``
     over the sum of ``n_points``), e.g. across participants or folds. Identifiers are pseudonymised
     by the caller before the table leaves the data folder.
     """
@@ -144,7 +146,7 @@ def participant_table(predictions: pd.DataFrame, pcutoffs: list[float]) -> pd.Da
     tables = []
     for cutoff in [None, *pcutoffs]:
         rows = labelled if cutoff is None else labelled[labelled["likelihood"] >= cutoff]
-        table = rows.groupby(keys, sort=False)["error_px"].agg(n_points="size", sum_error_px="sum")
+        table = rows.groupby(keys, sort=False)["error_px"].agg(n_points="count", sum_error_px="sum")
         table["mae_px"] = table["sum_error_px"] / table["n_points"]
         tables.append(table.reset_index().assign(pcutoff=np.nan if cutoff is None else cutoff))
     return pd.concat(tables, ignore_index=True)[PARTICIPANT_COLUMNS]
