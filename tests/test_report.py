@@ -26,6 +26,7 @@ from src.evaluation.report import (
     write_report,
 )
 from src.evaluation.study_errors import Bootstrap, pool_folds
+from src.evaluation.uncertainty import NO_INTERVAL
 from src.tracking import live_curves
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from tests.conftest import REPO, compose_config
@@ -877,6 +878,9 @@ def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
         )
     markdown = (out / "results.md").read_text()
     assert "## Spread between folds" in markdown
+    # the test set logged no errors per participant here: pooled from counts, no interval, said so
+    pixels = section(markdown, "Mean error (MAE) in pixels")
+    assert "(no interval: no participant errors logged)" in pixels and NO_INTERVAL not in pixels
     per_participant = section(markdown, "Error per generalisation participant (px)")
     assert all(p in per_participant for fold in held_out.values() for p in fold)
     tags = client.get_run(parent).data.tags

@@ -64,6 +64,7 @@ from src.evaluation.study_errors import (
     participant_matrix,
     pool_bodyparts,
     pool_folds,
+    table_metrics,
 )
 from src.evaluation.uncertainty import (
     NO_INTERVAL,
@@ -385,12 +386,30 @@ class ReportData:
         return low.reindex(self.table.index), high.reindex(self.table.index)
 
     @property
-    def logged_intervals(self) -> pd.Series:
-        """Per condition: whether its run logged intervals at all (runs evaluated before they
-        existed did not; a missing bound is then not a set of 1 participant)."""
-        logged = [c for c in self.runs if c.endswith(("_ci_low", "_ci_high"))]
+    def interval_notes(self) -> pd.DataFrame:
+        """Per cell of ``table`` without bounds: why (empty when unknown or when it has bounds).
+
+        A run that logged intervals left out only those of sets with 1 participant; runs
+        evaluated before intervals existed logged none, and say nothing. Pooled folds say
+        why in ``<metric>_ci_note``.
+        """
         indexed = self.runs.set_index("labelled_frames")
-        return indexed[logged].notna().any(axis=1).reindex(self.table.index, fill_value=False)
+        logged = [c for c in indexed if c.endswith(("_ci_low", "_ci_high"))]
+        any_logged = indexed[logged].notna().any(axis=1)
+        low, high = self.bounds
+        notes = pd.DataFrame("", index=self.table.index, columns=self.table.columns)
+        for column, metric in table_metrics(self.pcutoff).items():
+            for n in self.table.index:
+                if pd.notna(low.loc[n, column]) and pd.notna(high.loc[n, column]):
+                    continue
+                note = (
+                    indexed[f"{metric}_ci_note"].get(n) if f"{metric}_ci_note" in indexed else None
+                )
+                if isinstance(note, str) and note:
+                    notes.loc[n, column] = note
+                elif any_logged.get(n, False):
+                    notes.loc[n, column] = NO_INTERVAL
+        return notes
 
     @property
     def small(self) -> pd.DataFrame:
@@ -507,7 +526,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     c = f"{data.pcutoff:g}"
     basis, flags, tags = data.basis, data.small, _tags(runs)
     marks = _row_marks(tags)
-    shown = _cells(table, flags, marks, data.bounds, data.logged_intervals)
+    shown = _cells(table, flags, marks, data.bounds, data.interval_notes)
     shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
     shown["note"] = [_row_note(row, short=True) for _, row in tags.iterrows()]
     parts = [
@@ -738,10 +757,10 @@ def _cells(
     flags: pd.DataFrame,
     marks: pd.Series,
     bounds: tuple[pd.DataFrame, pd.DataFrame] | None = None,
-    logged: pd.Series | None = None,
+    notes: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """``table`` as text: 2 decimals, with ``bounds`` as ``19.00 [8.40, 31.20]`` (``logged``: the
-    row's run logged intervals, so a missing one means 1 participant), :data:`SMALL` on flagged
+    """``table`` as text: 2 decimals, with ``bounds`` as ``19.00 [8.40, 31.20]`` (``notes``: why a
+    cell has none, e.g. 1 participant), :data:`SMALL` on flagged
     cells, rows marked with ``marks``."""
 
     def cell(n_frames, column: str, value: float, flag: bool) -> str:
@@ -752,8 +771,8 @@ def _cells(
             low, high = bounds[0].loc[n_frames, column], bounds[1].loc[n_frames, column]
             if pd.notna(low) and pd.notna(high):
                 text += f" [{low:.2f}, {high:.2f}]"
-            elif logged is not None and logged.get(n_frames, False):
-                text += f" ({NO_INTERVAL})"
+            elif notes is not None and notes.loc[n_frames, column]:
+                text += f" ({notes.loc[n_frames, column]})"
         return text + (SMALL if flag else "")
 
     shown = pd.DataFrame(

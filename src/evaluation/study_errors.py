@@ -29,6 +29,7 @@ from src.evaluation.uncertainty import (
 log = logging.getLogger(__name__)
 
 PARTICIPANTS_ARTIFACT = "errors/participants.csv"
+NO_PARTICIPANT_ERRORS = "no interval: no participant errors logged"
 
 
 @dataclass(frozen=True)
@@ -148,6 +149,7 @@ def pool_folds(
                 weighted = _points_weighted(folds, metric, set_name, cutoff)
                 if weighted is not None:
                     row[metric] = weighted
+                    row[f"{metric}_ci_note"] = NO_PARTICIPANT_ERRORS
                 continue
             interval = cluster_bootstrap_mae(
                 totals["sum_error_px"],
@@ -159,6 +161,8 @@ def pool_folds(
             row[metric] = interval.estimate
             if interval.has_interval:
                 row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval.low, interval.high
+            else:
+                row[f"{metric}_ci_note"] = interval.note
         row |= _weighted_over_folds(folds)
         cm_per_px = _scale(folds)
         for name in [k for k in row if k.startswith("mae_") and k.endswith("_px")]:
