@@ -32,6 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from src.checks import check_config
+from src.data.split import KFOLD, check_folds, split_kind
 from src.errors import DataError
 from src.study import plan
 from src.study.bodyparts import ConditionZero
@@ -97,6 +98,9 @@ def check_study(
     start = time.perf_counter()
     if cheap:
         conditions = [int(cfg.labelled_frames)] if conditions is None else list(conditions)
+        if split_kind(cfg.split) == KFOLD:  # split.fold is one of split.folds (the folds' own
+            # participants were checked when they were prepared)
+            check_folds(cfg.split.folds, cfg.split.folds, cfg.split.fold)
         if cfg.weights.kind == "snapshot":
             plan.initial_model_bodyparts(cfg)  # the file exists and names its bodyparts
         needed = check_disk(cfg, _trainings(cfg, conditions))
