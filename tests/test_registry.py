@@ -25,13 +25,47 @@ from src.tracking import registry, store
 from src.training.condition import train
 from tests.conftest import compose_config, python_env, tiny_overrides, tiny_project
 
-pytestmark = pytest.mark.slow
 CONDITIONS = [1, 2]
 NAME = "synthetic_clinical"  # data.name of the synthetic cohort: the registered model's name
 
 
 def configured(root: Path, *overrides: str):
     return compose_config(root, *tiny_overrides(root), "weights=random", *overrides)
+
+
+# --- choosing the champion (no MLflow) ---------------------------------------------------------
+
+
+def table(rows: list[tuple]) -> pd.DataFrame:
+    columns = ["labelled_frames", "fold", "mae_generalisation_px", "run_id"]
+    return pd.DataFrame(rows, columns=columns[: len(rows[0])])
+
+
+def test_champion_is_the_lowest_generalisation_mae_or_the_frames_to_label_answer(caplog):
+    runs = table([(1, None, 9.0, "a"), (6, None, 4.0, "b"), (20, None, 4.5, "c")])
+    assert registry.choose_champion(runs, "best_generalisation", {})[0] == 6
+    tagged = {"frames_to_label": "20"}
+    assert registry.choose_champion(runs, "frames_to_label", tagged) == (
+        20,
+        "frames_to_label=20 (the parent run's answer)",
+    )
+    n_frames, reason = registry.choose_champion(runs, "frames_to_label", {"frames_to_label": "2"})
+    assert n_frames == 6 and "names no trained condition" in reason
+    n_frames, reason = registry.choose_champion(runs, "frames_to_label", {})
+    assert n_frames == 6 and "no tag frames_to_label" in reason
+
+
+def test_cross_validation_ranks_conditions_by_their_mean_over_folds_and_keeps_the_best_fold():
+    runs = table(
+        [(2, 1, 5.0, "2a"), (2, 2, 9.0, "2b"), (6, 1, 6.0, "6a"), (6, 2, 6.5, "6b")]
+    )  # condition 2: best single fold, worse mean (7.0 against 6.25)
+    chosen = registry.representatives(runs).set_index("labelled_frames")
+    assert chosen["run_id"].to_dict() == {2: "2a", 6: "6a"}
+    assert chosen["mae_generalisation_px"].to_dict() == {2: 7.0, 6: 6.25}
+    assert registry.choose_champion(chosen.reset_index(), "best_generalisation", {})[0] == 6
+
+
+# --- a tiny real study ---------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +93,7 @@ def registered(root: Path, parent_id: str, *overrides: str) -> registry.Registra
     return registry.register_study(configured(root, f"report.sweep={parent_id}", *overrides))
 
 
+@pytest.mark.slow
 def test_every_condition_is_a_version_with_its_alias_and_the_best_is_champion(study):
     root, parent_id, runs = study
     done = registered(root, parent_id)
@@ -81,6 +116,7 @@ def test_every_condition_is_a_version_with_its_alias_and_the_best_is_champion(st
     assert len(client.search_model_versions(f"name = '{NAME}'")) == n_versions
 
 
+@pytest.mark.slow
 def test_frames_to_label_choice_follows_the_parent_tag_and_falls_back_to_the_best(study, caplog):
     root, parent_id, runs = study
     best = min(runs, key=lambda n: runs[n].data.metrics["mae_generalisation_px"])
@@ -102,6 +138,7 @@ def test_frames_to_label_choice_follows_the_parent_tag_and_falls_back_to_the_bes
         registered(root, parent_id, "report.register=best")
 
 
+@pytest.mark.slow
 def test_champion_loads_as_pyfunc_and_predicts_what_deeplabcut_predicts(study):
     root, parent_id, runs = study
     registered(root, parent_id)
@@ -133,6 +170,7 @@ def test_champion_loads_as_pyfunc_and_predicts_what_deeplabcut_predicts(study):
     assert from_arrays.to_numpy() == pytest.approx(poses.to_numpy(), abs=1e-5)
 
 
+@pytest.mark.slow
 def test_analyze_from_an_alias_gives_the_run_ids_predictions(study):
     root, parent_id, runs = study
     done = registered(root, parent_id)
@@ -152,6 +190,7 @@ def test_analyze_from_an_alias_gives_the_run_ids_predictions(study):
         find_model_run(configured(root, "analysis.run_id=models:/nope@champion").analysis, "0")
 
 
+@pytest.mark.slow
 def test_runs_log_raw_and_prepared_data_as_inputs_with_dvcs_hash(study, tmp_path):
     root, _, runs = study
     cfg = configured(root)

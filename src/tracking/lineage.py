@@ -97,11 +97,11 @@ def log_data_inputs(facts: dict, prepared_dir: Path, frames: pd.DataFrame, conte
     ``training``, its tag ``used_for`` names the evaluation too) keeps that input when it is
     evaluated; a model evaluated only (condition 0) gets context ``evaluation``.
     """
+    inputs = mlflow.get_run(mlflow.active_run().info.run_id).inputs.dataset_inputs
+    logged = {(i.dataset.name, i.dataset.digest) for i in inputs}
+    if {name for name, _ in logged} >= {f"{facts['name']}-raw", f"{facts['name']}-frames"}:
+        return  # the training logged them (the evaluate stage): no second hashing of the videos
     tags = split_tags(facts, frames, context)
-    logged = {
-        (i.dataset.name, i.dataset.digest)
-        for i in mlflow.get_run(mlflow.active_run().info.run_id).inputs.dataset_inputs
-    }
     for dataset in data_sets(facts, prepared_dir):
         if (dataset.name, dataset.digest) not in logged:
             mlflow.log_input(dataset, context=context, tags=tags)

@@ -13,6 +13,7 @@ from omegaconf import DictConfig
 
 from src.engine import pytorch as engine
 from src.errors import DataError
+from src.tracking import store
 
 log = logging.getLogger(__name__)
 SWEEP_COMMAND = "python -m src.train +sweep=frames"  # what fills the store, for the messages
@@ -20,7 +21,8 @@ SWEEP_COMMAND = "python -m src.train +sweep=frames"  # what fills the store, for
 
 def open_experiment(mlflow_cfg: DictConfig) -> tuple[MlflowClient, str]:
     """The client of the configured store and the experiment's id; never creates either."""
-    uri = str(mlflow_cfg.tracking_uri)
+    # in a queued DVC experiment (a temporary copy): the workspace's store
+    uri = store.tracking_uri(str(mlflow_cfg.tracking_uri))
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         raise DataError(
             f"the MLflow store {uri} does not exist; run the sweep first: `{SWEEP_COMMAND}`."

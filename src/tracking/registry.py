@@ -84,6 +84,18 @@ def with_model(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[stored & (runs["status"] == "FINISHED") & (runs["labelled_frames"] > 0)]
 
 
+def representatives(candidates: pd.DataFrame) -> pd.DataFrame:
+    """One run per condition. Under cross-validation (a ``fold`` column) the fold whose model has
+    the lowest generalisation MAE, with the condition's mean over folds as its ranking metric."""
+    if "fold" not in candidates or candidates["fold"].isna().all():
+        return candidates
+    if RANKING_METRIC not in candidates:  # not evaluated: the first fold's
+        return candidates.sort_values("fold").drop_duplicates("labelled_frames")
+    mean = candidates.groupby("labelled_frames")[RANKING_METRIC].mean()
+    best = candidates.sort_values([RANKING_METRIC, "fold"]).drop_duplicates("labelled_frames")
+    return best.assign(**{RANKING_METRIC: best["labelled_frames"].map(mean)})
+
+
 def choose_champion(
     runs: pd.DataFrame, choice: str, parent_tags: dict[str, str]
 ) -> tuple[int, str]:
@@ -196,7 +208,13 @@ def register_study(cfg: DictConfig) -> Registration | None:
         return None
     parent_id = client.get_run(candidates["run_id"].iloc[0]).data.tags.get("mlflow.parentRunId")
     parent_tags = client.get_run(parent_id).data.tags if parent_id else {}
-    champion, reason = choose_champion(candidates, choice, parent_tags)
+    chosen = representatives(candidates)
+    champion, reason = choose_champion(chosen, choice, parent_tags)
+    if len(chosen) < len(candidates):
+        reason += (
+            f"; cross-validation: the condition's mean {RANKING_METRIC} over folds, and the model "
+            "of its best fold (no model was trained on every participant)"
+        )
     name, snapshot = str(cfg.data.name), str(cfg.evaluation.snapshot)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(
@@ -206,9 +224,15 @@ def register_study(cfg: DictConfig) -> Registration | None:
         )
     versions = {}
     for _, row in candidates.iterrows():
-        n_frames = int(row["labelled_frames"])
-        versions[n_frames] = ensure_version(client, name, row, snapshot)
-        client.set_registered_model_alias(name, frames_alias(n_frames), versions[n_frames])
+        n_frames, fold = int(row["labelled_frames"]), row.get("fold")
+        version = ensure_version(client, name, row, snapshot)
+        if pd.notna(fold):  # every fold's model: frames-<n>-fold-<k>
+            client.set_registered_model_alias(
+                name, f"{frames_alias(n_frames)}-fold-{fold}", version
+            )
+        if row["run_id"] in set(chosen["run_id"]):
+            versions[n_frames] = version
+            client.set_registered_model_alias(name, frames_alias(n_frames), version)
     client.set_registered_model_alias(name, CHAMPION, versions[champion])
     client.set_model_version_tag(name, versions[champion], "champion_reason", reason)
     if parent_id:

@@ -29,6 +29,25 @@ REUSED_PREFIX = (
 )
 
 
+def repository_path(path: str) -> Path:
+    """A relative path of the configuration, against the DVC repository a stage runs for.
+
+    DVC sets ``DVC_ROOT`` for a stage's command: the workspace, also for queued or temporary
+    experiments (``dvc exp run --queue``/``--temp``), which run in a copy under
+    ``.dvc/tmp/exps/``; without it (not under DVC) the working directory. So the MLflow store of a
+    queued experiment is the workspace's, not a copy's that is deleted after the run.
+    """
+    root = os.environ.get("DVC_ROOT")
+    return Path(path) if Path(path).is_absolute() or not root else Path(root) / path
+
+
+def tracking_uri(uri: str) -> str:
+    """``mlflow.tracking_uri`` with a relative SQLite file resolved by :func:`repository_path`."""
+    if uri.startswith("sqlite:///"):
+        return "sqlite:///" + str(repository_path(uri.removeprefix("sqlite:///")))
+    return uri
+
+
 def configure(mlflow_cfg: DictConfig) -> str:
     """Point MLflow at the configured store and experiment; returns the experiment id.
 
@@ -36,8 +55,8 @@ def configure(mlflow_cfg: DictConfig) -> str:
     would exist on this machine only, so new experiments take the server's default, its proxied
     ``--artifacts-destination`` (docs/tracking_server.md). A URI (``s3://...``) is passed on as given.
     """
-    mlflow.set_tracking_uri(str(mlflow_cfg.tracking_uri))
-    uri = str(mlflow_cfg.tracking_uri)
+    uri = tracking_uri(str(mlflow_cfg.tracking_uri))
+    mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     client = MlflowClient()
@@ -47,7 +66,7 @@ def configure(mlflow_cfg: DictConfig) -> str:
     location = mlflow_cfg.get("artifact_location")
     if location and "://" not in str(location):
         server = uri.startswith(("http://", "https://"))
-        location = None if server else Path(str(location)).resolve().as_uri()
+        location = None if server else repository_path(str(location)).resolve().as_uri()
     try:
         return client.create_experiment(str(mlflow_cfg.experiment), artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
