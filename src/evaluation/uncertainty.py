@@ -7,6 +7,8 @@ of its participants' point errors divided by their number of points (point-weigh
 itself); a participant drawn twice counts twice. The interval is the percentile interval of 2000
 (``evaluation.bootstrap.resamples``) such resamples, seeded. With one participant there is no
 interval (it would have zero width and mean nothing): the functions return NaN bounds and say so.
+A percentile interval over few participants is too narrow (simulated coverage of a 95 % interval:
+about 49 % with 2 participants, 84 % with 6, 92 % with 20, 95 % with 33; README).
 
 Everything is vectorised: a resample is a row of multinomial counts (how often each participant was
 drawn), so 2000 resamples of a cell are two matrix-vector products.
