@@ -27,8 +27,8 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from src import engine
 from src.data.preparation import prepare
-from src.engine import pytorch as engine
 from src.errors import DataError, exit_on_data_error
 from src.files import atomic_directory
 from src.study.needs import pretraining_not_needed, write_placeholder
@@ -51,7 +51,7 @@ def main(cfg: DictConfig) -> None:
         if step == "prepare":
             print(f"prepared frames for pre-training: {prepare(pretraining_config(cfg))}")
             return
-        engine.set_threads(int(cfg.training.threads))
+        engine.for_config(cfg).set_threads(int(cfg.training.threads))
         prepared = pretraining_data(pretraining_config(cfg)) if step == "train" else None
         folder = ensure_pretrained(cfg, announce=False, prepared_dir=prepared)
     with atomic_directory(Path(cfg.pipeline.dir) / "pretrained") as staging:

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 
+from src import engine
 from src.analysis import features
 from src.analysis.movies import MovieStyle, write_movie
 from src.analysis.videos import VideoInfo
-from src.engine import pytorch as engine
 from src.errors import DataError
 from src.files import atomic_directory
 

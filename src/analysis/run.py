@@ -23,7 +23,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src import privacy
+from src import engine, privacy
 from src.analysis.ground_truth import (
     AngleErrors,
     angle_error_metrics,
@@ -39,7 +39,6 @@ from src.analysis.model_choice import (
 from src.analysis.movies import movie_still
 from src.analysis.per_video import Points, Tracker, analyse_video, points_for, summary_row
 from src.analysis.videos import VideoInfo, check_output_dir, read_video_info, videos_to_analyse
-from src.engine import pytorch as engine
 from src.tracking import store
 
 

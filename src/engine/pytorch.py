@@ -18,7 +18,10 @@ import yaml
 
 from src.data.collected_data import write_labels
 from src.data.prepared import largest_image_size
+from src.engine import Model, TrainingFrames
 from src.errors import DataError
+
+__all__ = ["Model", "TrainingFrames"]  # shared by the engines (src/engine/__init__.py)
 
 SHUFFLE = 1
 
@@ -38,19 +41,6 @@ class TrainingSet:
     @property
     def pose_config(self) -> Path:
         return self.model_folder / "train" / "pytorch_config.yaml"
-
-
-@dataclass
-class Model:
-    """What is needed to predict: DeepLabCut's model config and snapshots (``last``, and ``best`` if kept)."""
-
-    pose_config: Path
-    snapshots: dict[str, Path]
-    bodyparts: list[str]
-
-    def snapshot(self, which: str) -> Path:
-        """The ``which`` (last | best) snapshot; the last when no best was kept (the last epoch was the best)."""
-        return self.snapshots.get(which, self.snapshots["last"])
 
 
 def save_model(model: Model, folder: Path) -> Path:
@@ -77,25 +67,43 @@ def load_model(folder: Path) -> Model:
     )
 
 
-@dataclass
-class TrainingFrames:
-    """The frames a model is trained on: rows of a prepared folder (``python -m src.prepare``).
-
-    Rows of ``selection`` whose ``role`` is ``test`` become DeepLabCut's test split, all others
-    its train split.
-    """
-
-    prepared_dir: Path  # the prepared folder: its images, dataset.yaml, selection.csv, labels.csv
-    facts: dict  # its dataset.yaml: name, scorer, bodyparts, skeleton
-    selection: pd.DataFrame  # the frames to train on (rows of selection.csv, with their role)
-    labels: pd.DataFrame  # labels.csv (at least the labels of the selected frames)
-
-
 def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) -> TrainingSet:
     """Write a DeepLabCut project holding exactly the ``frames.selection`` rows and make its
     training set (test split: the rows whose ``role`` is ``test``).
     """
     import deeplabcut
+
+    project_dir = Path(project_dir)
+    train, test = write_project(frames, project_dir)
+    deeplabcut.create_training_dataset(
+        str(project_dir / "config.yaml"),
+        Shuffles=[SHUFFLE],
+        trainIndices=[train],
+        testIndices=[test],
+        net_type=net_type,
+        engine=deeplabcut.Engine.PYTORCH,
+        userfeedback=False,
+    )
+    (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(
+        f"*shuffle{SHUFFLE}"
+    )
+    training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
+    # Written last: its presence says the project is complete, so an interrupted training can resume in it.
+    (project_dir / TRAINING_SET_FILE).write_text(
+        yaml.safe_dump(
+            {
+                "model_folder": str(model_folder.relative_to(project_dir)),
+                "n_train": len(train),
+                "n_test": len(test),
+            }
+        )
+    )
+    return training_set
+
+
+def write_project(frames: TrainingFrames, project_dir: Path) -> tuple[list[int], list[int]]:
+    """Write a DeepLabCut project (any engine) holding exactly the ``frames.selection`` rows; returns
+    the train and test indices into the table DeepLabCut merges from its labeled-data."""
     from deeplabcut.core.config import ProjectConfig, write_project_config
 
     prepared_dir, project_dir = Path(frames.prepared_dir), Path(project_dir)
@@ -149,30 +157,7 @@ def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) 
     position = {"/".join(index): i for i, index in enumerate(merged.index)}
     train = sorted(position[i] for i in selection.loc[~is_test, "image"])
     test = sorted(position[i] for i in selection.loc[is_test, "image"])
-    deeplabcut.create_training_dataset(
-        str(project_dir / "config.yaml"),
-        Shuffles=[SHUFFLE],
-        trainIndices=[train],
-        testIndices=[test],
-        net_type=net_type,
-        engine=deeplabcut.Engine.PYTORCH,
-        userfeedback=False,
-    )
-    (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(
-        f"*shuffle{SHUFFLE}"
-    )
-    training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
-    # Written last: its presence says the project is complete, so an interrupted training can resume in it.
-    (project_dir / TRAINING_SET_FILE).write_text(
-        yaml.safe_dump(
-            {
-                "model_folder": str(model_folder.relative_to(project_dir)),
-                "n_train": len(train),
-                "n_test": len(test),
-            }
-        )
-    )
-    return training_set
+    return train, test
 
 
 def open_training_set(project_dir: Path) -> TrainingSet | None:
@@ -321,6 +306,54 @@ def train(
         pytorch_cfg_updates=updates,
         snapshot_path=str(resume_from) if resume_from else None,
     )
+
+
+def budget(updates: dict) -> dict:
+    """The derived training budget logged as MLflow params."""
+    return {"derived.epochs": updates["train_settings.epochs"]}
+
+
+def resume_progress(snapshot: Path, updates: dict) -> str:
+    """How far a resumed training had come, for the message."""
+    return f"epoch {snapshot_epoch(snapshot)} of {updates['train_settings.epochs']}"
+
+
+def learning_stats_file(training_set: TrainingSet) -> Path:
+    """DeepLabCut's learning_stats.csv of a training (per epoch; streamed to MLflow while it trains)."""
+    return Path(training_set.model_folder) / "train" / "learning_stats.csv"
+
+
+def snapshot_model(snapshot: Path) -> Model:
+    """A DeepLabCut 3 snapshot (``weights.path``) as a model; its pytorch_config.yaml is beside it."""
+    snapshot = Path(snapshot)
+    pose_config = snapshot.parent / "pytorch_config.yaml"
+    for path, what in (
+        (snapshot, "weights.path"),
+        (pose_config, "the snapshot's pytorch_config.yaml"),
+    ):
+        if not path.is_file():
+            raise DataError(
+                f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
+                "inside its model's train/ folder (a DLC 2.x TensorFlow snapshot-N: engine=tensorflow)."
+            )
+    bodyparts = read_pose_config(pose_config)["metadata"]["bodyparts"]
+    return Model(pose_config, {"last": snapshot}, list(bodyparts))
+
+
+def own_training_images(model: Model) -> set[str] | None:
+    """The frames a user's snapshot was trained on: not read for DeepLabCut 3 snapshots (None)."""
+    return None
+
+
+def save_pretrained(training_set: TrainingSet, snapshot: Path, folder: Path) -> None:
+    """The pre-trained model's files: pytorch_config.yaml and snapshot.pt (weights only)."""
+    shutil.copyfile(training_set.pose_config, folder / "pytorch_config.yaml")
+    save_weights_only(snapshot, folder / "snapshot.pt")
+
+
+def pretrained_model(folder: Path, bodyparts: list[str]) -> Model:
+    """The model :func:`save_pretrained` wrote."""
+    return Model(folder / "pytorch_config.yaml", {"last": folder / "snapshot.pt"}, list(bodyparts))
 
 
 def snapshot_epoch(snapshot: Path) -> int:

@@ -11,9 +11,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig
 
-from src import privacy
+from src import engine, privacy
 from src.data.prepared import Condition, load_condition
-from src.engine import pytorch as engine
 from src.errors import DataError
 from src.evaluation.metrics import (
     bodypart_table,
@@ -67,7 +66,7 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         mlflow.set_tags(zero.tags())
     device = None if cfg.training.device == "auto" else str(cfg.training.device)
     images = [condition.prepared_dir / i for i in condition.frames["image"]]
-    poses = engine.predict(
+    poses = engine.for_model(model).predict(
         model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device
     )
     if channels is not None:
@@ -144,7 +143,7 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
 def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     """The evaluate stage: evaluate the model the train stage saved, logging into its MLflow run."""
     condition = load_condition(cfg)  # checks the configuration first
-    engine.set_threads(int(cfg.training.threads))
+    engine.for_config(cfg).set_threads(int(cfg.training.threads))
     folder = pipeline_model_dir(cfg)
     if not (folder / "run.yaml").is_file():
         raise DataError(

@@ -433,6 +433,8 @@ def initial_model_bodyparts(cfg: DictConfig) -> tuple[list[str] | None, str]:
         return list(load_dataset(pre).bodyparts), name
     if kind == "snapshot":
         snapshot = Path(str(cfg.weights.path))
+        if OmegaConf.select(cfg, "engine.name", default="pytorch") == "tensorflow":
+            return tensorflow_snapshot_bodyparts(snapshot), name
         pose_config = snapshot.parent / "pytorch_config.yaml"
         for path, what in (
             (snapshot, "weights.path"),
@@ -454,6 +456,23 @@ def initial_model_bodyparts(cfg: DictConfig) -> tuple[list[str] | None, str]:
             ) from error
         return list(bodyparts), name
     return None, name
+
+
+def tensorflow_snapshot_bodyparts(snapshot: Path) -> list[str]:
+    """The bodyparts of a DLC 2.x TensorFlow ``snapshot-N`` (engine=tensorflow), from its shuffle's
+    test/pose_cfg.yaml; checked as src.engine.tensorflow.snapshot_model loads it (not imported here:
+    the check and prepare stages do not run the engines)."""
+    prefix = snapshot.with_suffix("") if snapshot.suffix in (".index", ".meta") else snapshot
+    config = prefix.parent.parent / "test" / "pose_cfg.yaml"
+    if not config.is_file():
+        config = prefix.parent / "pose_cfg.yaml"
+    if not prefix.with_name(prefix.name + ".index").is_file() or not config.is_file():
+        raise DataError(
+            f"{prefix}.index or its shuffle's test/pose_cfg.yaml does not exist (weights.path); point "
+            "it at a DeepLabCut 2.x TensorFlow snapshot, e.g. "
+            "dlc-models/iteration-0/<task>-trainset95shuffle1/train/snapshot-200000."
+        )
+    return list(yaml.safe_load(config.read_text(encoding="utf-8"))["all_joints_names"])
 
 
 def initial_model_name(cfg: DictConfig) -> str:

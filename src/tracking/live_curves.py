@@ -22,6 +22,10 @@ _TRAINING_METRIC_NAMES = {
     "metrics/test.rmse": TRAINING_RMSE,
 }
 
+# DeepLabCut's TensorFlow engine writes learning_stats.csv without a header, one row per
+# display_iters iterations (src.engine.tensorflow sets 1): iteration, mean loss, learning rate.
+TF_COLUMNS = ["step", "losses/train.total_loss", "learning_rate"]
+
 # The tag `metrics_guide` of a run while it trains (its evaluation replaces it with the full guide).
 CURVES_GUIDE = (
     "loss_train, loss_test: DeepLabCut's training and test loss per epoch. "
@@ -54,6 +58,8 @@ def streaming_learning_stats(run_id: str, learning_stats: Path, every_s: float =
     def copy_new_rows() -> None:
         try:
             table = pd.read_csv(learning_stats)
+            if "step" not in table.columns:  # DeepLabCut's TensorFlow engine: `iteration, loss, lr`
+                table = pd.read_csv(learning_stats, header=None, names=TF_COLUMNS)
         except (FileNotFoundError, pd.errors.EmptyDataError, pd.errors.ParserError):
             return  # not written yet, or caught mid-write: next time
         batch = []

@@ -11,7 +11,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from src.engine import pytorch as engine
+from src import engine
 from src.errors import DataError
 from src.tracking import store
 

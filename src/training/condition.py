@@ -14,6 +14,7 @@ stage, which logs into the same run.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -26,9 +27,8 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src import cpu_numerics, privacy
+from src import cpu_numerics, engine, privacy
 from src.data.prepared import Condition, load_condition
-from src.engine import pytorch as engine
 from src.errors import DataError
 from src.evaluation.condition import evaluate_model
 from src.evaluation.plots import plot_losses
@@ -57,7 +57,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     study_plan.check_condition(
         condition.labelled_frames, condition.facts, str(condition.prepared_dir / "dataset.yaml")
     )
-    engine.set_threads(int(cfg.training.threads))
+    engine.for_config(cfg).set_threads(int(cfg.training.threads))
     n_frames, facts, prepared_dir = (
         condition.labelled_frames,
         condition.facts,
@@ -81,9 +81,16 @@ def train(cfg: DictConfig) -> dict[str, float]:
         name: OmegaConf.to_container(cfg[name], resolve=True)
         for name in ("model", "training", "weights")
     }
+    if engine.engine_name(cfg) != engine.DEFAULT:  # PyTorch models keep the keys they had
+        setup["engine"] = engine.engine_name(cfg)
     snapshot = initial.snapshot("last") if initial else None
     setup["initial_snapshot"] = (
-        store.folder_version(snapshot.parent, snapshot.name) if snapshot else None
+        # a TensorFlow snapshot-N is the prefix of its files (.index, .data-*, .meta)
+        store.folder_version(
+            snapshot.parent, snapshot.name + ("*" if initial.engine != "pytorch" else "")
+        )
+        if snapshot
+        else None
     )
     model_key = store.digest(setup | {"labelled_frames": n_frames})
 
@@ -126,6 +133,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
                 "git_commit": store.git_commit(),
                 "model_key": model_key,
                 "labelled_frames": str(n_frames),
+                "engine": engine.engine_name(cfg),
                 # what "generalisation" means here: unseen participants, or unseen frames (split=frames)
                 "split_kind": str(facts.get("split_kind", "participants")),
                 **fold_tags(cfg),  # split=kfold: fold "1".."k" and folds "k"; none for one split
@@ -226,6 +234,7 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
             )
         if n_frames == 0:
             model = initial
+            condition = own_training_frames_as_train(condition, model)
         elif previous is not None:
             model = download_model(previous.info.run_id, work / "reused")
         else:
@@ -287,25 +296,9 @@ def initial_model(cfg: DictConfig) -> engine.Model:
     if kind == "pretrained":
         folder = ensure_pretrained(cfg)
         meta = yaml.safe_load((folder / "pretrained.yaml").read_text(encoding="utf-8"))
-        return engine.Model(
-            folder / "pytorch_config.yaml",
-            {"last": folder / "snapshot.pt"},
-            list(meta["bodyparts"]),
-        )
-    if kind == "snapshot":
-        snapshot = Path(cfg.weights.path)
-        pose_config = snapshot.parent / "pytorch_config.yaml"
-        for path, what in (
-            (snapshot, "weights.path"),
-            (pose_config, "the snapshot's pytorch_config.yaml"),
-        ):
-            if not path.is_file():
-                raise DataError(
-                    f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
-                    "inside its model's train/ folder."
-                )
-        bodyparts = engine.read_pose_config(pose_config)["metadata"]["bodyparts"]
-        return engine.Model(pose_config, {"last": snapshot}, list(bodyparts))
+        return engine.for_config(cfg).pretrained_model(folder, list(meta["bodyparts"]))
+    if kind == "snapshot":  # DeepLabCut 3 (.pt) or, with engine=tensorflow, DLC 2.x (snapshot-N)
+        return engine.for_config(cfg).snapshot_model(Path(cfg.weights.path))
     raise DataError(
         f"labelled_frames=0 evaluates the initial model, but weights={kind} has no trained pose heads; "
         "choose weights=healthy_adults or weights=snapshot for condition 0."
@@ -325,21 +318,22 @@ def train_condition(
     ``resume``: continue an interrupted training from its newest snapshot in ``work`` when there is one.
     """
     facts = condition.facts
+    eng = engine.for_config(cfg)
     trained_on = condition.frames[condition.frames["set"].isin(["train", "test"])]
     frames = engine.TrainingFrames(condition.prepared_dir, facts, trained_on, condition.labels)
-    training_set, pose_config, updates = engine.prepare_training(
+    training_set, pose_config, updates = eng.prepare_training(
         frames, work / "project", cfg.model, cfg.training, reuse=resume
     )
-    resume_from = engine.resume_point(training_set.model_folder) if resume else None
+    resume_from = eng.resume_point(training_set.model_folder) if resume else None
     if resume_from is not None:
         print(
             f"labelled_frames={condition.labelled_frames}: resuming training from {resume_from.name} "
-            f"(epoch {engine.snapshot_epoch(resume_from)} of {updates['train_settings.epochs']})",
+            f"({eng.resume_progress(resume_from, updates)})",
             flush=True,
         )
     mlflow.log_params(
-        {
-            "derived.epochs": updates["train_settings.epochs"],
+        eng.budget(updates)
+        | {
             "derived.n_train_images": training_set.n_train,
             "derived.n_test_images": training_set.n_test,
         }
@@ -359,9 +353,9 @@ def train_condition(
                 facts["bodyparts"],
                 shared.mapping or "none",
             )
-        weight_init = engine.weight_init(initial.snapshot("last"), conversion)
+        weight_init = eng.weight_init(initial.snapshot("last"), conversion)
     elif kind in ("random", "hub"):
-        weight_init = engine.fresh_weight_init(
+        weight_init = eng.fresh_weight_init(
             kind, pose_config, work / "random-init.pt", int(cfg.seed)
         )
     else:
@@ -370,10 +364,10 @@ def train_condition(
         )
 
     train_dir = training_set.model_folder / "train"
-    with live_curves.streaming_learning_stats(run_id, train_dir / "learning_stats.csv"):
-        engine.train(training_set, updates, weight_init, resume_from)
+    with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
+        eng.train(training_set, updates, weight_init, resume_from)
 
-    found = engine.snapshots(training_set.model_folder)
+    found = eng.snapshots(training_set.model_folder)
     mlflow.set_tag("best_snapshot", found["best"].name)
     kept = {"last": found["last"]} | (
         {"best": found["best"]} if found["best"] != found["last"] else {}
@@ -395,6 +389,20 @@ def train_condition(
             stats = pd.read_csv(work / "model" / "learning_stats.csv")
             mlflow.log_artifact(str(plot_losses(stats, Path(tmp) / "loss.png")), "plots")
     return engine.load_model(work / "model")
+
+
+def own_training_frames_as_train(condition: Condition, model: engine.Model) -> Condition:
+    """Condition 0 of a user's model (weights=snapshot of a DLC 2.x project): the frames it was
+    trained on, as far as its own training indices say, are its train set, not test or
+    generalisation; their number is the tag ``frames_in_models_training``."""
+    own = engine.for_model(model).own_training_images(model)
+    if own is None:
+        return condition
+    frames = condition.frames.copy()
+    seen = frames["image"].map(lambda image: "/".join(Path(image).parts[-2:])).isin(own)
+    frames.loc[seen, "set"] = "train"
+    mlflow.set_tag("frames_in_models_training", str(int(seen.sum())))
+    return dataclasses.replace(condition, frames=frames)
 
 
 def export_project_config(project_config: Path, path: Path, pseudonyms: privacy.Pseudonyms) -> Path:
