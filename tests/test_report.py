@@ -538,6 +538,7 @@ def test_skipped_condition_zero_still_reports_with_its_reason(store, tmp_path):
     assert "min 4, median 9, max 20 over 3 videos" in markdown
     assert "never seen in training" not in markdown  # the generalisation column says what it is
     assert "107.04" not in markdown and "Table 1 beside" not in markdown
+    assert "PCK off: set evaluation.pck.reference_bodyparts" in markdown  # user data: off, said how
 
     # The same from the DVC pipeline: the evaluate stage of condition 0 wrote no run, only why.
     pipeline = tmp_path / "pipeline"

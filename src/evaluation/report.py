@@ -45,6 +45,7 @@ from omegaconf import DictConfig
 from src.checks import check_config
 from src.errors import ConfigError, DataError
 from src.evaluation.metrics import SETS
+from src.evaluation.pck import OFF_NOTE
 from src.evaluation.plots import (
     plot_bodypart_errors_by_condition,
     plot_learning_curve,
@@ -688,6 +689,8 @@ def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
             "length); % ref: mean error as a percentage of it (src/evaluation/pck.py).",
             _markdown(pck, ".3g"),
         ]
+    else:
+        parts += ["## PCK and error relative to a reference length", f"{OFF_NOTE}."]
     if data.fold_spread is not None and len(data.fold_spread):
         parts += [
             "## Spread between folds",
