@@ -765,6 +765,9 @@ def test_folds_are_pooled_over_participants_with_the_spread_between_folds(tmp_pa
                     "n_test_points": 100.0 * (fold + 1),
                     "mae_test_pcutoff0.8_px": 3.0 + fold,
                     "kept_test_pcutoff0.8": 0.5,
+                    # evaluated at the cutoff, no point kept: an empty cell, not a missing column
+                    "mae_generalisation_pcutoff0.8_px": np.nan,
+                    "kept_generalisation_pcutoff0.8": 0.0,
                 }
             )
             for participant, values in participants.items():
@@ -798,6 +801,7 @@ def test_folds_are_pooled_over_participants_with_the_spread_between_folds(tmp_pa
         assert row["mae_test_px"] == pytest.approx((4 * 100 + 5 * 200) / 300)
         assert row["mae_test_pcutoff0.8_px"] == pytest.approx((3 * 50 + 4 * 100) / 150)
         assert np.isnan(row.get("mae_test_px_ci_low", np.nan))  # no participants: no interval
+        assert np.isnan(row["mae_generalisation_pcutoff0.8_px"])
         folds = runs[runs["labelled_frames"] == n_frames]["mae_generalisation_px"]
         assert spread.loc[n_frames, "generalisation fold_min"] == folds.min()
         assert spread.loc[n_frames, "generalisation fold_max"] == folds.max()

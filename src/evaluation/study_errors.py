@@ -136,6 +136,8 @@ def pool_folds(
             for name in (metric, f"{metric}_ci_low", f"{metric}_ci_high"):
                 row.pop(name, None)
             if metric in folds:
+                # evaluated, but perhaps no point kept by the cutoff: an empty cell, as in a single split
+                row[metric] = np.nan
                 values = folds[metric].dropna()
                 if len(values):
                     spread |= {
