@@ -189,7 +189,10 @@ def frames_to_label(
     d = differences[chosen]
     if chosen == best:
         fewer = [n for n in maes if n < best]
-        how = f"the best condition (its {what} MAE is {maes[best]:.1f} px)" + (
+        how = (
+            f"the best condition (its {what} MAE is {maes[best]:.1f} px over "
+            f"{len(totals[best])} participant(s))"
+        ) + (
             f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
             f"({margin_px:.1f} px) by a paired bootstrap over "
             f"{max(differences[n].n_participants for n in fewer)} participant(s)"
