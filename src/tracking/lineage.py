@@ -70,7 +70,9 @@ def data_sets(facts: dict, prepared_dir: Path) -> tuple[MetaDataset, MetaDataset
     return raw, prepared
 
 
-def split_tags(facts: dict, frames: pd.DataFrame, context: str) -> dict[str, str]:
+def split_tags(
+    facts: dict, frames: pd.DataFrame, context: str, evaluated: bool = True
+) -> dict[str, str]:
     """The split, how many frames, videos and participants each set holds (no identifiers), and
     which sets the run used for what."""
     sets = sorted(frames["set"].unique())
@@ -78,8 +80,10 @@ def split_tags(facts: dict, frames: pd.DataFrame, context: str) -> dict[str, str
     tags = {
         "split": str(facts.get("split_kind", "participants")),
         "generalisation_meaning": str(facts.get("generalisation_meaning", "unseen participants")),
-        "used_for": (f"training: {', '.join(trained_on)}; " if context == TRAINING else "")
-        + f"evaluation: {', '.join(sets)}",
+        "used_for": "; ".join(
+            ([f"training: {', '.join(trained_on)}"] if context == TRAINING else [])
+            + ([f"evaluation: {', '.join(sets)}"] if evaluated else [])
+        ),
     }
     for set_name, rows in frames.groupby("set"):
         counts = [f"{len(rows)} frames", f"{rows['video'].nunique()} videos"]
@@ -89,19 +93,22 @@ def split_tags(facts: dict, frames: pd.DataFrame, context: str) -> dict[str, str
     return tags
 
 
-def log_data_inputs(facts: dict, prepared_dir: Path, frames: pd.DataFrame, context: str) -> None:
+def log_data_inputs(
+    facts: dict, prepared_dir: Path, frames: pd.DataFrame, context: str, evaluated: bool = True
+) -> None:
     """Log the raw data set and the prepared frames as inputs of the active run (``context``:
     training | evaluation; ``frames``: the condition's rows, with their ``set``).
 
     MLflow keeps one input per data set and run: a run that trained on the data (context
     ``training``, its tag ``used_for`` names the evaluation too) keeps that input when it is
-    evaluated; a model evaluated only (condition 0) gets context ``evaluation``.
+    evaluated; a model evaluated only (condition 0) gets context ``evaluation``. ``evaluated``:
+    False for a run that only trains (pre-training).
     """
     inputs = mlflow.get_run(mlflow.active_run().info.run_id).inputs.dataset_inputs
     logged = {(i.dataset.name, i.dataset.digest) for i in inputs}
     if {name for name, _ in logged} >= {f"{facts['name']}-raw", f"{facts['name']}-frames"}:
         return  # the training logged them (the evaluate stage): no second hashing of the videos
-    tags = split_tags(facts, frames, context)
+    tags = split_tags(facts, frames, context, evaluated)
     for dataset in data_sets(facts, prepared_dir):
         if (dataset.name, dataset.digest) not in logged:
             mlflow.log_input(dataset, context=context, tags=tags)

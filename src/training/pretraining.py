@@ -25,7 +25,7 @@ from src.engine import pytorch as engine
 from src.errors import DataError
 from src.files import atomic_directory, locked
 from src.study.needs import is_placeholder
-from src.tracking import live_curves, store
+from src.tracking import lineage, live_curves, store
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,9 @@ def pretrain(
         mlflow.log_params(
             store.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"])
         )
+        # its sets: DeepLabCut's train and test split (the roles)
+        frames = selection.assign(set=selection["role"])
+        lineage.log_data_inputs(facts, prepared_dir, frames, lineage.TRAINING, evaluated=False)
         with live_curves.streaming_learning_stats(
             run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"
         ):
