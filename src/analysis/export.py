@@ -43,6 +43,11 @@ def export(cfg: DictConfig) -> Path:
     model_run = resolve_model(str(settings.model), "export.model")
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
         model, _ = download_model_and_skeleton(model_run, Path(tmp))
+        if getattr(model, "engine", "pytorch") != "pytorch":
+            raise DataError(
+                f"export.model={settings.model} is a DeepLabCut TensorFlow model; export writes "
+                "DeepLabCut 3 PyTorch projects: export a model trained with engine=pytorch."
+            )
         project_config = model.pose_config.parent / "project_config.yaml"
         if not project_config.is_file():
             raise DataError(

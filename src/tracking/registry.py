@@ -26,6 +26,7 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from src.engine import engine_name
 from src.errors import ConfigError
 from src.tracking import pose_pyfunc
 from src.tracking.queries import collect_runs, download_model, find_sweep, open_experiment
@@ -199,6 +200,9 @@ def register_study(cfg: DictConfig) -> Registration | None:
     """Register every trained condition of the report's study and set the aliases (see the module)."""
     choice = register_choice(cfg)
     if choice == "none":
+        return None
+    if engine_name(cfg) != "pytorch":  # the pyfunc wraps DeepLabCut's PyTorch inference
+        log.warning("engine=%s: models are registered for engine=pytorch only", engine_name(cfg))
         return None
     client, experiment_id = open_experiment(cfg.mlflow)
     runs = study_runs(cfg, client, experiment_id)
