@@ -111,9 +111,8 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         pseudonyms.save()
         bodyparts.to_csv(tmp / "bodyparts.csv", index=False, float_format="%.4f")
         mlflow.log_artifact(str(tmp / "bodyparts.csv"), "errors")
-        pseudonyms.table(participants).to_csv(
-            tmp / "participants.csv", index=False, float_format="%.6f"
-        )
+        # full precision: pooled MAEs (folds, participants) are recomputed from these sums
+        pseudonyms.table(participants).to_csv(tmp / "participants.csv", index=False)
         mlflow.log_artifact(str(tmp / "participants.csv"), "errors")
         pseudonyms.save()
         mlflow.log_artifact(

@@ -79,7 +79,9 @@ def participant_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame
             except (MlflowException, OSError):
                 log.warning("run %s has no %s", run["run_id"], PARTICIPANTS_ARTIFACT)
                 continue
-            table = pd.read_csv(path).assign(labelled_frames=run["labelled_frames"])
+            table = pd.read_csv(path, float_precision="round_trip").assign(
+                labelled_frames=run["labelled_frames"]
+            )
             if "fold" in run:
                 table["fold"] = run["fold"]
             tables.append(table)
