@@ -207,6 +207,7 @@ def test_runs_log_raw_and_prepared_data_as_inputs_with_dvcs_hash(study, tmp_path
             assert item.dataset.digest == expected[item.dataset.name]
             assert tags["mlflow.data.context"] == "training"
             assert tags["split"] == "participants"
+            assert tags["split_version"] == run.data.tags["split"]  # the hash of split.csv
             assert (
                 tags["used_for"] == "training: test, train; evaluation: generalisation, test, train"
             )

@@ -21,6 +21,8 @@ from mlflow.data.meta_dataset import MetaDataset
 from mlflow.data.sources import LocalArtifactDatasetSource
 from mlflow.types.schema import ColSpec, Schema
 
+from src.tracking.store import folder_version
+
 TRAINING, EVALUATION = "training", "evaluation"
 
 
@@ -109,6 +111,8 @@ def log_data_inputs(
     if {name for name, _ in logged} >= {f"{facts['name']}-raw", f"{facts['name']}-frames"}:
         return  # the training logged them (the evaluate stage): no second hashing of the videos
     tags = split_tags(facts, frames, context, evaluated)
+    # the run's tag `split` holds the same hash of split.csv: which participants are held out
+    tags["split_version"] = folder_version(Path(prepared_dir), "split.csv")
     for dataset in data_sets(facts, prepared_dir):
         if (dataset.name, dataset.digest) not in logged:
             mlflow.log_input(dataset, context=context, tags=tags)
