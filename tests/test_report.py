@@ -891,3 +891,66 @@ def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
     tags = client.get_run(parent).data.tags
     assert tags["frames_to_label"] == "2"  # 1 frame is about 17 px worse for every participant
     assert "paired bootstrap over 4 participant(s)" in tags["frames_to_label_sentence"]
+
+
+@pytest.mark.slow
+def test_report_of_a_tiny_real_cross_validation_pools_the_folds(tmp_path):
+    """A real 3-fold sweep of the tiny cohort (3 participants: 1 held out per fold, so no fold alone
+    has an interval) and `python -m src.report`: the pooled generalisation MAE is the fold MAEs
+    weighted by their points (MLflow's metrics), over 3 participants with an interval; the spread
+    is the fold MAEs'."""
+    import subprocess
+
+    from tests.conftest import python_env, tiny_overrides, tiny_project
+
+    study = ["split=kfold", "split.folds=3", "pipeline.conditions=[0,1]"]
+    cfg = tiny_project(tmp_path, *study)
+    overrides = [
+        *tiny_overrides(tmp_path),
+        f"paths.data_dir={tmp_path / 'data'}",
+        "synthetic=tiny",
+        *study,
+        "pipeline.folds=[1,2,3]",
+        f"report.dir={tmp_path / 'report'}",
+    ]
+    for command in (["src.train", "+sweep=frames"], ["src.report"]):
+        done = subprocess.run(
+            [sys.executable, "-m", *command, *overrides],
+            cwd=REPO,
+            env=python_env(),
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    client = MlflowClient(cfg.mlflow.tracking_uri)
+    experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
+    parent = find_sweep(client, experiment_id)
+    runs = collect_runs(client, experiment_id, parent.info.run_id)
+    assert sorted(runs["fold"].unique()) == [1, 2, 3]
+    results = pd.read_csv(tmp_path / "report" / "results.csv", index_col=0, **EXACT)
+    assert results.index.tolist() == [0, 1]
+    for n, folds in runs.groupby("labelled_frames"):
+        assert (folds["n_generalisation_participants"] == 1).all()
+        weights = folds["n_generalisation_points"]
+        pooled = (folds["mae_generalisation_px"] * weights).sum() / weights.sum()
+        assert results.loc[n, "generalisation"] == pytest.approx(pooled, rel=1e-9)
+        assert results.loc[n, "generalisation participants"] == 3
+        low, high = (
+            results.loc[n, "generalisation ci_low"],
+            results.loc[n, "generalisation ci_high"],
+        )
+        assert low <= results.loc[n, "generalisation"] <= high and low < high
+        assert results.loc[n, "generalisation fold_min"] == folds["mae_generalisation_px"].min()
+        assert results.loc[n, "generalisation fold_max"] == folds["mae_generalisation_px"].max()
+        assert results.loc[n, "generalisation fold_sd"] == pytest.approx(
+            folds["mae_generalisation_px"].std()
+        )
+    markdown = (tmp_path / "report" / "results.md").read_text()
+    assert "## Spread between folds" in markdown
+    per_participant = section(markdown, "Error per generalisation participant (px)")
+    assert per_participant.count("participant-") == 3  # every participant once, by pseudonym
+    tags = client.get_run(parent.info.run_id).data.tags
+    assert tags["frames_to_label"] in ("0", "1")
+    assert "3 participant" in tags["frames_to_label_sentence"]
+    assert tags["frames_to_label_sentence"] in done.stdout
