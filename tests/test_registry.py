@@ -225,3 +225,25 @@ def dvc_add_md5(folder: Path, target: Path) -> str:
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"], ["dvc", "add", "-q", "data"]):
         subprocess.run(command, cwd=target, env=python_env(), check=True, capture_output=True)
     return yaml.safe_load((target / "data.dvc").read_text())["outs"][0]["md5"]
+
+
+@pytest.mark.slow
+def test_condition_zero_logs_its_data_as_an_evaluation_input(tmp_path):
+    """Condition 0 evaluates the (tiny, pre-trained here) initial model without training on the
+    data: its inputs have the context evaluation, and the pre-training run has its own data."""
+    cfg = tiny_project(tmp_path, "labelled_frames=0")
+    train(cfg)
+    client = MlflowClient(str(cfg.mlflow.tracking_uri))
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name(NAME).experiment_id], "tags.labelled_frames = '0'"
+    )
+    inputs = {i.dataset.name: {t.key: t.value for t in i.tags} for i in run.inputs.dataset_inputs}
+    assert sorted(inputs) == [f"{NAME}-frames", f"{NAME}-raw"]
+    for tags in inputs.values():
+        assert tags["mlflow.data.context"] == "evaluation"
+        assert tags["used_for"].startswith("evaluation: ") and "training" not in tags["used_for"]
+    (pretraining,) = client.search_runs(
+        [client.get_experiment_by_name("pretraining-synthetic_healthy_adults").experiment_id]
+    )
+    names = sorted(i.dataset.name for i in pretraining.inputs.dataset_inputs)
+    assert names == ["synthetic_healthy_adults-frames", "synthetic_healthy_adults-raw"]
