@@ -135,9 +135,7 @@ def snapshot_model(prefix: Path) -> Model:
             f"{prefix.parent.parent / 'test' / 'pose_cfg.yaml'} does not exist: a TensorFlow snapshot "
             "needs its shuffle's pose_cfg.yaml (test/ or train/ beside it); copy the whole model folder."
         )
-    return Model(
-        config, {"last": prefix}, list(read_pose_config(config)["all_joints_names"]), ENGINE
-    )
+    return Model(config, {"last": prefix}, list(read_pose_config(config)["all_joints_names"]))
 
 
 def save_model(model: Model, folder: Path) -> Path:
@@ -174,7 +172,7 @@ def load_model(folder: Path) -> Model:
 
 
 def own_training_images(model: Model) -> set[str] | None:
-    """``<folder>/<file>`` of the frames a DLC 2.x snapshot was trained on (its shuffle's trainIndices in
+    """``<folder>/<file>`` of the frames a DLC 2.x snapshot was trained on (its shuffle's train split in
     DeepLabCut's Documentation_data-*.pickle), or None when the model is not inside a DeepLabCut
     project (our model folders: their training frames are the condition's train set)."""
     import pickle
@@ -190,8 +188,8 @@ def own_training_images(model: Model) -> set[str] | None:
     if not metadataset or not documentation.is_file():
         return None
     with open(documentation, "rb") as handle:
-        data, train_indices, _, _ = pickle.load(handle)
-    return {"/".join(data[i]["image"][-2:]) for i in train_indices}
+        train_data, _, _, _ = pickle.load(handle)  # the entries of its train split, in index order
+    return {"/".join(entry["image"][-2:]) for entry in train_data}
 
 
 def save_pretrained(training_set: TrainingSet, snapshot: Path, folder: Path) -> None:

@@ -19,9 +19,9 @@ import mlflow
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from src import engine
 from src.data.preparation import prepare
 from src.data.prepared import read_prepared
-from src.engine import pytorch as engine
 from src.errors import DataError
 from src.files import atomic_directory, locked
 from src.study.needs import is_placeholder
@@ -63,6 +63,8 @@ def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
         name: OmegaConf.to_container(pre_cfg[name], resolve=True)
         for name in ("pretraining", "frames", "split", "model", "training")
     }
+    if engine.engine_name(pre_cfg) != engine.DEFAULT:  # PyTorch models keep the keys they had
+        settings["engine"] = engine.engine_name(pre_cfg)
     return store.digest(settings | {"data_version": data_version})
 
 
@@ -155,13 +157,14 @@ def pretrain(
         raise DataError(
             f"pretraining.weights={pre_cfg.pretraining.weights!r} is unknown; use random or hub."
         )
-    training_set, pose_config, updates = engine.prepare_training(
+    eng = engine.for_config(cfg)
+    training_set, pose_config, updates = eng.prepare_training(
         engine.TrainingFrames(prepared_dir, facts, selection, labels),
         work / "project",
         pre_cfg.model,
         pre_cfg.training,
     )
-    weight_init = engine.fresh_weight_init(
+    weight_init = eng.fresh_weight_init(
         pre_cfg.pretraining.weights, pose_config, work / "random-init.pt", int(cfg.seed)
     )
 
@@ -178,19 +181,18 @@ def pretrain(
         },
     ) as run:
         mlflow.log_params(
-            store.flat_params(pre_cfg, ["pretraining", "model", "training", "frames"])
+            store.flat_params(pre_cfg, ["pretraining", "engine", "model", "training", "frames"])
         )
         # its sets: DeepLabCut's train and test split (the roles)
         frames = selection.assign(set=selection["role"])
         lineage.log_data_inputs(facts, prepared_dir, frames, lineage.TRAINING, evaluated=False)
         with live_curves.streaming_learning_stats(
-            run.info.run_id, training_set.model_folder / "train" / "learning_stats.csv"
+            run.info.run_id, eng.learning_stats_file(training_set)
         ):
-            engine.train(training_set, updates, weight_init)
-        snapshot = engine.snapshots(training_set.model_folder)["last"]
+            eng.train(training_set, updates, weight_init)
+        snapshot = eng.snapshots(training_set.model_folder)["last"]
         with atomic_directory(folder) as staging:
-            shutil.copyfile(training_set.pose_config, staging / "pytorch_config.yaml")
-            engine.save_weights_only(snapshot, staging / "snapshot.pt")
+            eng.save_pretrained(training_set, snapshot, staging)
             (staging / "pretrained.yaml").write_text(
                 yaml.safe_dump(
                     {
