@@ -98,6 +98,12 @@ def test_bad_cross_validation_settings_stop_the_study_check_in_one_line(
     check_study(compose_config(tmp_path, *base, *overrides, *fixed), say=lambda line: None)
 
 
+def test_a_run_of_a_fold_that_does_not_exist_stops_before_training(tmp_path):
+    cfg = compose_config(tmp_path, "split=kfold", "split.folds=3", "split.fold=4")
+    with pytest.raises(DataError, match=r"^split.fold=4 is not a fold of split.folds=3: choose"):
+        check_study(cfg, cheap=True)  # what src.train checks first
+
+
 def test_folds_without_a_cross_validation_are_refused():
     with pytest.raises(
         DataError, match=r"pipeline.folds=\[1\] needs a cross-validation.*split=kfold"
@@ -255,6 +261,10 @@ TINY_KFOLD = [
     "pipeline.conditions=[0,2]",
     "split=kfold",
     "split.folds=3",
+    # a cutoff the tiny models' predictions pass: at 0.8 no fold keeps a point, and the pooled
+    # table then lacks the cutoff's column (report: "not evaluated at p-cutoff 0.8")
+    "evaluation.pcutoffs=[0.01]",
+    "report.pcutoff=0.01",
 ]
 
 
