@@ -352,3 +352,33 @@ def test_failing_tensorflow_training_ends_the_process(project, dlc2_project, tmp
     with pytest.raises(RuntimeError, match="TensorFlow training failed"):
         tensorflow.train(copy, updates, tensorflow.weight_init(snapshot, None))
     assert time.time() - start < 300
+
+
+@pytest.mark.slow
+def test_video_inference_of_a_tensorflow_model_equals_its_frame_inference(
+    project, dlc2_project, tmp_path
+):
+    """Videos through the interface (as src.analyze runs them) with a TensorFlow model: one row per
+    decoded frame in DeepLabCut's table format, and the same poses as frame inference."""
+    import cv2
+
+    from src.engine import tensorflow
+
+    _, snapshot, _ = dlc2_project
+    model = tensorflow.snapshot_model(snapshot)
+    video = next((project / "data" / "synthetic" / "clinical" / "videos").glob("*.mp4"))
+    runner = engine.video_inference_runner(model, "last", 1, "cpu")
+    predictions = engine.video_inference(runner, video)
+    capture = cv2.VideoCapture(str(video))
+    n_frames = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    ok, first = capture.read()
+    capture.release()
+    assert ok and len(predictions) == n_frames
+    table = engine.predictions_table(
+        predictions, "DLC_tf", tensorflow.read_pose_config(model.pose_config), tmp_path, "tracks"
+    )
+    assert table.shape == (n_frames, 3 * len(model.bodyparts))
+    assert (tmp_path / "tracks.h5").is_file() and (tmp_path / "tracks.csv").is_file()
+    cv2.imwrite(str(tmp_path / "first.png"), first)
+    (pose,) = tensorflow.predict(model.pose_config, snapshot, [tmp_path / "first.png"])
+    np.testing.assert_allclose(predictions[0]["bodyparts"][0], pose, rtol=1e-5, atol=1e-4)
