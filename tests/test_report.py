@@ -562,6 +562,19 @@ def test_skipped_condition_zero_still_reports_with_its_reason(store, tmp_path):
     assert results.loc[1, "test"] == metrics_for(1)["mae_test_px"]
     assert f"skipped: {reason}" in (out / "results.md").read_text()
 
+    # Cross-validation: the evaluate stages' records are keyed by fold and condition; condition 0
+    # is skipped in every fold for the same reason.
+    for fold in (1, 2):
+        for n, record in ((0, {"skipped": reason}), (1, {"run_id": one})):
+            folder = pipeline / "evaluation" / f"fold_{fold}" / f"frames_{n}"
+            folder.mkdir(parents=True)
+            (folder / "metrics.json").write_text(json.dumps({"labelled_frames": n} | record))
+    cfg.pipeline.folds = [1, 2]
+    out = report(cfg)
+    results = pd.read_csv(out / "results.csv", index_col=0, **EXACT)
+    assert results.index.tolist() == [0, 1]
+    assert results.loc[0, "note"] == f"skipped: {reason}"
+
 
 @pytest.mark.parametrize(
     "kind, setting, shown",

@@ -936,7 +936,13 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
     skipped = {}
     if from_pipeline:
         records = pipeline_records(cfg)
-        skipped = {n: str(r["skipped"]) for n, r in records.items() if r.get("skipped")}
+        # by condition (records of split=kfold are keyed by fold and condition; a condition is
+        # skipped for the same reason in every fold: its initial model and bodyparts)
+        skipped = {
+            int(r["labelled_frames"]): str(r["skipped"])
+            for r in records.values()
+            if r.get("skipped")
+        }
         run_ids = [r["run_id"] for r in records.values() if r.get("run_id")]
         if not run_ids:
             raise DataError(
