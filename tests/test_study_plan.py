@@ -260,6 +260,15 @@ def test_check_study_fails_fast_on_the_disk_check(tmp_path):
     assert "GB free" in message and "point paths.models_dir at a larger disk" in message
 
 
+def test_check_study_refuses_a_pck_reference_the_data_does_not_label(tmp_path):
+    project = two_participant_project(tmp_path)
+    overrides = project_overrides(project, tmp_path)
+    with pytest.raises(DataError, match=r"evaluation.pck.reference_bodyparts=\['Hand', 'Nose'\]"):
+        check_study(
+            compose_config(tmp_path, *overrides, "evaluation.pck.reference_bodyparts=[Hand,Nose]")
+        )
+
+
 def test_check_study_reuses_the_splits_message_for_one_participant(tmp_path):
     cfg = compose_config(
         tmp_path, *tiny_overrides(tmp_path), "data=dlc_project", f"data.root={REACHING}"

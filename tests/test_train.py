@@ -293,6 +293,17 @@ def test_condition_beyond_the_prepared_frames_names_the_keys(project):
         train(configured(project, "labelled_frames=5"))
 
 
+def test_a_pck_reference_the_data_does_not_label_stops_before_training(project, trained):
+    before = len(runs(project)[1])
+    with pytest.raises(DataError, match=r"evaluation.pck.reference_bodyparts=\['nose', 'tail'\]"):
+        train(
+            configured(
+                project, "labelled_frames=1", "evaluation.pck.reference_bodyparts=[nose,tail]"
+            )
+        )
+    assert len(runs(project)[1]) == before  # no MLflow run was started, nothing was trained
+
+
 def test_random_weights_at_zero_frames_skip_condition_zero_with_the_reason(project):
     """Random weights have no trained pose heads: condition 0 is skipped, and its run says why."""
     result = train(configured(project, "labelled_frames=0", "weights=random"))

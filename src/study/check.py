@@ -34,6 +34,7 @@ from PIL import Image
 from src.checks import check_config
 from src.data.split import KFOLD, check_folds, split_kind
 from src.errors import DataError
+from src.evaluation.pck import reference_of
 from src.study import plan
 from src.study.bodyparts import ConditionZero
 from src.study.needs import cohorts_not_needed, pretraining_not_needed
@@ -113,6 +114,14 @@ def check_study(
     folds = plan.resolve_folds(cfg)  # split=kfold: every fold's split was made above, checked
     # condition 0's plan (and the snapshot's file and weights.bodypart_map), run or not
     zero = plan.condition_zero(cfg, data.bodyparts)
+    # the PCK reference names bodyparts of the data: a typo stops here, not after the first training
+    # (the synthetic cohort not generated yet always has a scale: conf/synthetic's cm_per_px)
+    reference_of(
+        cfg.evaluation.pck,
+        str(cfg.data.kind),
+        data.bodyparts,
+        data.dataset.cm_per_px if data.dataset is not None else 1.0,
+    )
     if data.dataset is not None:
         check_image_sizes(data.dataset)
     trainings = _trainings(cfg, conditions, len(folds) or 1)

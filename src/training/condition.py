@@ -31,6 +31,7 @@ from src import cpu_numerics, engine, privacy
 from src.data.prepared import Condition, load_condition
 from src.errors import DataError
 from src.evaluation.condition import evaluate_model
+from src.evaluation.pck import reference_of
 from src.evaluation.plots import plot_losses
 from src.files import atomic_directory, locked
 from src.paths import fold_of, pipeline_model_dir
@@ -56,6 +57,13 @@ def train(cfg: DictConfig) -> dict[str, float]:
     # every development video has the condition's train frames (src.study.plan: "serves")
     study_plan.check_condition(
         condition.labelled_frames, condition.facts, str(condition.prepared_dir / "dataset.yaml")
+    )
+    # evaluation's PCK reference names bodyparts of the data: checked before the training, not after
+    reference_of(
+        cfg.evaluation.pck,
+        str(cfg.data.kind),
+        list(condition.facts["bodyparts"]),
+        condition.facts.get("cm_per_px"),
     )
     engine.for_config(cfg).set_threads(int(cfg.training.threads))
     n_frames, facts, prepared_dir = (
