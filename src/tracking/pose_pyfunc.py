@@ -45,7 +45,9 @@ class DeepLabCutPoseModel(PythonModel):
             device=None if device == "auto" else device,
         )
 
-    def predict(self, context, model_input, params=None) -> pd.DataFrame:
+    # The hint (a DataFrame; a list of paths or arrays works too) tells MLflow not to infer an input
+    # schema from it; without a hint it prints a request for one in every process defining the class.
+    def predict(self, context, model_input: pd.DataFrame, params=None) -> pd.DataFrame:
         if isinstance(model_input, pd.DataFrame):
             if "image" not in model_input:
                 raise ValueError(
