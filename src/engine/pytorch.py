@@ -87,14 +87,24 @@ def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) 
     (model_folder,) = (project_dir / "dlc-models-pytorch" / "iteration-0").glob(
         f"*shuffle{SHUFFLE}"
     )
-    training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
-    # Written last: its presence says the project is complete, so an interrupted training can resume in it.
+    return save_training_set(
+        TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
+    )
+
+
+def save_training_set(training_set):
+    """Record a complete training set in its project folder (either engine's ``TrainingSet``).
+
+    Written last: its presence says the project is complete, so an interrupted training can resume
+    in it. Returns ``training_set``.
+    """
+    project_dir = Path(training_set.project_config).parent
     (project_dir / TRAINING_SET_FILE).write_text(
         yaml.safe_dump(
             {
-                "model_folder": str(model_folder.relative_to(project_dir)),
-                "n_train": len(train),
-                "n_test": len(test),
+                "model_folder": str(Path(training_set.model_folder).relative_to(project_dir)),
+                "n_train": training_set.n_train,
+                "n_test": training_set.n_test,
             }
         )
     )
@@ -160,13 +170,14 @@ def write_project(frames: TrainingFrames, project_dir: Path) -> tuple[list[int],
     return train, test
 
 
-def open_training_set(project_dir: Path) -> TrainingSet | None:
-    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any."""
+def open_training_set(project_dir: Path, kind: type = TrainingSet):
+    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any,
+    as ``kind`` (an engine's ``TrainingSet``)."""
     path = Path(project_dir) / TRAINING_SET_FILE
     if not path.is_file():
         return None
     saved = yaml.safe_load(path.read_text())
-    return TrainingSet(
+    return kind(
         Path(project_dir) / "config.yaml",
         Path(project_dir) / saved["model_folder"],
         int(saved["n_train"]),

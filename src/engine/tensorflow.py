@@ -47,7 +47,6 @@ from src.errors import DataError
 
 ENGINE = "tensorflow"
 SHUFFLE = 1
-TRAINING_SET_FILE = "training_set.yaml"
 MODEL_FILE = "tensorflow_model.yaml"  # in a saved model folder: which checkpoint is the last one
 POSE_CONFIG = "pose_cfg.yaml"  # DeepLabCut's test pose config: what inference needs
 
@@ -255,30 +254,14 @@ def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) 
             userfeedback=False,
         )
     (model_folder,) = (project_dir / "dlc-models" / "iteration-0").glob(f"*shuffle{SHUFFLE}")
-    training_set = TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
-    (project_dir / TRAINING_SET_FILE).write_text(
-        yaml.safe_dump(
-            {
-                "model_folder": str(model_folder.relative_to(project_dir)),
-                "n_train": len(train),
-                "n_test": len(test),
-            }
-        )
+    return _shared.save_training_set(
+        TrainingSet(project_dir / "config.yaml", model_folder, len(train), len(test))
     )
-    return training_set
 
 
 def open_training_set(project_dir: Path) -> TrainingSet | None:
-    path = Path(project_dir) / TRAINING_SET_FILE
-    if not path.is_file():
-        return None
-    saved = yaml.safe_load(path.read_text())
-    return TrainingSet(
-        Path(project_dir) / "config.yaml",
-        Path(project_dir) / saved["model_folder"],
-        int(saved["n_train"]),
-        int(saved["n_test"]),
-    )
+    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any."""
+    return _shared.open_training_set(project_dir, TrainingSet)
 
 
 def net_type_of(model_cfg) -> str:
