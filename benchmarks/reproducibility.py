@@ -2,10 +2,10 @@
 
     .venv/bin/python -m benchmarks.reproducibility --repeats 5
 
-"pinned" is the project's default (oneDNN capped at AVX2, MKL_CBWR=COMPATIBLE, ATen at AVX2: the same
-results on any x86-64 CPU with AVX2); "free" is ``CPU_REPRODUCIBLE=0`` (every library's fastest code for
-this CPU). Every timing is a fresh process, and the settings alternate (pinned, free, pinned, ...) so that
-other load on a shared machine falls on both alike; the figures are medians.
+The settings are ``CPU_NUMERICS`` (src/__init__.py): "native" (the default: pinned to this CPU's own
+instruction-set class), "portable" (pinned to AVX2: the same results on any x86-64 CPU with AVX2) and
+"off" (every library's fastest code for this CPU). Every timing is a fresh process, and the settings
+alternate so that other load on a shared machine falls on all alike; the figures are medians.
 
 * step: DeepLabCut's pose model as the demo trains it (``model=resnet_18``: the resnet_50 model with timm's
   resnet18 backbone), a batch of 8 random images of the demo's 200 x 160 px: forward, backward and AdamW
@@ -38,27 +38,24 @@ THREADS = 2  # conf/training/cpu_demo.yaml: training.threads
 
 
 def environment(setting: str) -> dict[str, str]:
-    """The environment of a child process: ``pinned`` (the project's default), ``free``, or one variable alone."""
-    from src import REPRODUCIBLE_CPU, SWITCH
+    """The environment of a child process: a ``CPU_NUMERICS`` setting, or one portable pin alone."""
+    from src import CLASSES, LEGACY_SWITCH, PINNED, SETTING
 
     env = {
         k: v
         for k, v in os.environ.items()
-        if k not in (*REPRODUCIBLE_CPU, SWITCH, "DNNL_MAX_CPU_ISA")
+        if k not in (*PINNED, SETTING, LEGACY_SWITCH, "DNNL_MAX_CPU_ISA")
     }
-    if setting == "pinned":
-        return env
-    env[SWITCH] = "0"
-    if setting in REPRODUCIBLE_CPU:
-        env[setting] = REPRODUCIBLE_CPU[setting]
-    return env
+    if setting in PINNED:
+        return env | {SETTING: "off", setting: CLASSES["avx2"][setting]}
+    return env | {SETTING: setting}
 
 
 def child_step(steps: int, images: int) -> None:
     """In a fresh process: time training steps and batch-1 forwards one by one; prints one JSON line."""
     import src
 
-    src.pin_cpu_numerics()  # done on import already; before torch computes (unless CPU_REPRODUCIBLE=0)
+    src.pin_cpu_numerics()  # done on import already; before torch computes (unless CPU_NUMERICS=off)
     import torch
     from deeplabcut.pose_estimation_pytorch.models import PoseModel
 
@@ -214,22 +211,22 @@ def main() -> None:
         child_step(args.steps, args.images)
         return
 
-    from src import REPRODUCIBLE_CPU
+    from src import CLASSES, PINNED
 
-    settings = ["pinned", "free", *(REPRODUCIBLE_CPU if args.attribute else [])]
+    settings = ["native", "portable", "off", *(PINNED if args.attribute else [])]
     steps: dict[str, list[dict]] = {s: [] for s in settings}
-    conditions: dict[str, list[float]] = {s: [] for s in settings[:2]}
+    conditions: dict[str, list[float]] = {s: [] for s in settings[:3]}
     root = Path(tempfile.mkdtemp(prefix="bench-repro-"))
     if args.condition:
         tiny_cohort(root)
     try:
         for repeat in range(args.repeats):
-            order = settings if repeat % 2 == 0 else [settings[1], settings[0], *settings[2:]]
+            order = settings[repeat % 3 :] + settings[: repeat % 3]
             for setting in order:
                 steps[setting].append(run_step(setting, args.steps, args.images))
                 print(f"[{repeat + 1}/{args.repeats}] {setting}: {steps[setting][-1]}", flush=True)
             if args.condition:
-                for setting in order[:2]:
+                for setting in conditions:
                     conditions[setting].append(run_condition(setting, root, args.iterations))
                     print(
                         f"[{repeat + 1}/{args.repeats}] {setting} condition: "
@@ -243,17 +240,21 @@ def main() -> None:
         """Each process's fastest iteration (or image), seconds."""
         return [r[phase]["best_s"] for r in steps[setting]]
 
-    labels = {"pinned": "pinned (the default)", "free": "free (`CPU_REPRODUCIBLE=0`)"}
+    labels = {
+        "native": "native (the default)",
+        "portable": "portable (`CPU_NUMERICS=portable`)",
+        "off": "off (`CPU_NUMERICS=off`)",
+    }
     rows = [
         "| setting | training s/iteration: fastest | cost | median of processes | cost | paired cost "
         "| evaluation s/image: fastest | cost | median of processes | cost | paired cost |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for setting in settings:
-        label = labels.get(setting, f"`{setting}={REPRODUCIBLE_CPU.get(setting, '')}` alone")
+        label = labels.get(setting, f"`{setting}={CLASSES['avx2'].get(setting, '')}` alone")
         cells = []
         for phase in ("train", "eval"):
-            mine, free = best(setting, phase), best("free", phase)
+            mine, free = best(setting, phase), best("off", phase)
             paired = statistics.median(a / b for a, b in zip(mine, free, strict=True))
             cells += [
                 f"{min(mine):.3f} | {min(mine) / min(free):.2f}x",
@@ -273,7 +274,7 @@ def main() -> None:
         f"warm-up; evaluation: {args.images} single images forward. {args.repeats} fresh processes per "
         "setting, the settings alternating. Of each process its fastest iteration (image) counts: the "
         "table shows the fastest of all processes, the median of the processes, and the median ratio to "
-        "the free process run next to it (paired cost). cost = time relative to free (1.00x: none).",
+        "the `off` process run next to it (paired cost). cost = time relative to off (1.00x: none).",
         "",
         "The machine is shared with other jobs, which slow whole processes several-fold at times: the "
         "fastest figures are the least disturbed; read ratios, not absolute speeds.",
@@ -281,16 +282,16 @@ def main() -> None:
         *rows,
     ]
     if args.condition:
-        pinned, free = (
-            statistics.median(conditions["pinned"]),
-            statistics.median(conditions["free"]),
-        )
+        medians = {s: statistics.median(v) for s, v in conditions.items()}
         lines += [
             "",
             f"A whole `src.train` condition of the tiny test cohort ({args.iterations} iterations, "
-            f"pre-training included), wall time: pinned {pinned:.1f} s, free {free:.1f} s, "
-            f"cost {pinned / free:.2f}x (each run: pinned {fmt(conditions['pinned'])}, "
-            f"free {fmt(conditions['free'])}).",
+            "pre-training included), wall time: "
+            + ", ".join(
+                f"{s} {m:.1f} s ({m / medians['off']:.2f}x; runs {fmt(conditions[s])})"
+                for s, m in medians.items()
+            )
+            + ".",
         ]
     lines += [
         "",

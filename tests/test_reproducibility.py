@@ -14,10 +14,10 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import src
-from src import REPRODUCIBLE_CPU, SWITCH
+from src import LEGACY_SWITCH, PINNED, SETTING
 from tests.conftest import REPO, python_env, tiny_overrides, tiny_project
 
-PINS = (*REPRODUCIBLE_CPU, SWITCH, "DNNL_MAX_CPU_ISA")
+PINS = (*PINNED, SETTING, LEGACY_SWITCH, "DNNL_MAX_CPU_ISA")
 
 # What a child process of the project computes with: oneDNN's ISA, MKL's CNR branch, ATen's kernels.
 PROBE = """
@@ -25,7 +25,13 @@ import src, torch
 torch.nn.functional.conv2d(torch.ones(2, 3, 16, 16), torch.ones(4, 3, 3, 3))
 torch.ones(64, 300) @ torch.ones(300, 50)
 print("aten:", torch.backends.cpu.get_cpu_capability())
+print("class:", src.numerics_class())
 """
+# What oneDNN's verbose output and torch say for each class's pins.
+SHOWN = {
+    "avx2": ("isa:Intel AVX2", "aten: AVX2"),
+    "avx512_core": ("isa:Intel AVX-512", "aten: AVX512"),
+}
 
 
 def project_env(**variables: str) -> dict[str, str]:
@@ -33,28 +39,41 @@ def project_env(**variables: str) -> dict[str, str]:
     return {k: v for k, v in python_env().items() if k not in PINS} | variables
 
 
-def avx2() -> bool:
-    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
-    return " avx2 " in flags.replace("\n", " ")
-
-
-def test_pins_are_set_unless_switched_off_and_the_users_values_win(monkeypatch):
+def test_pins_follow_the_setting_and_the_users_values_win(monkeypatch):
     # A plain copy of the environment without the pins: nothing set here reaches the process's own.
     monkeypatch.setattr(os, "environ", {k: v for k, v in os.environ.items() if k not in PINS})
+    native = src.cpu_class()
     src.pin_cpu_numerics()
-    assert {k: os.environ.get(k) for k in REPRODUCIBLE_CPU} == REPRODUCIBLE_CPU
-    assert src.cpu_numerics()["MKL_CBWR"] == "COMPATIBLE"
+    assert {k: os.environ.get(k) for k in PINNED} == (
+        src.CLASSES[native] if native else dict.fromkeys(PINNED)
+    )
+    assert src.numerics_class() == (native or src.numerics_class())
+    assert src.cpu_numerics()["class"] == src.numerics_class()
 
     for name in PINS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv(SWITCH, "0")
+    monkeypatch.setenv(SETTING, "portable")
     src.pin_cpu_numerics()
-    assert not any(name in os.environ for name in REPRODUCIBLE_CPU)
+    if native:
+        assert os.environ["ONEDNN_MAX_CPU_ISA"] == "AVX2" and src.numerics_class() == "avx2"
 
-    monkeypatch.setenv(SWITCH, "1")
+    for setting in ({SETTING: "off"}, {LEGACY_SWITCH: "0"}):
+        for name in PINS:
+            monkeypatch.delenv(name, raising=False)
+        for name, value in setting.items():
+            monkeypatch.setenv(name, value)
+        src.pin_cpu_numerics()
+        assert not any(name in os.environ for name in PINNED)
+        assert src.numerics_class().startswith("unpinned-")
+
+    for name in PINS:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "ALL")
     src.pin_cpu_numerics()
-    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "ALL" and os.environ["MKL_CBWR"] == "COMPATIBLE"
+    assert os.environ["ONEDNN_MAX_CPU_ISA"] == "ALL"
+    if native:
+        assert os.environ["MKL_CBWR"] == "COMPATIBLE"
+    assert src.numerics_class().startswith("unpinned-")  # the user's cap is no class of ours
 
     # oneDNN's older name counts as the user's choice too (ONEDNN_MAX_CPU_ISA would take precedence).
     monkeypatch.delenv("ONEDNN_MAX_CPU_ISA")
@@ -62,21 +81,28 @@ def test_pins_are_set_unless_switched_off_and_the_users_values_win(monkeypatch):
     src.pin_cpu_numerics()
     assert "ONEDNN_MAX_CPU_ISA" not in os.environ
 
+    monkeypatch.setenv(SETTING, "fastest")
+    with pytest.raises(SystemExit, match="CPU_NUMERICS"):
+        src.setting()
 
-@pytest.mark.skipif(not avx2(), reason="the pins are x86-64 instruction sets; this CPU has no AVX2")
-def test_a_process_of_the_project_computes_with_the_pinned_kernels():
+
+@pytest.mark.skipif(src.cpu_class() is None, reason="the pins are x86-64 instruction sets; no AVX2")
+@pytest.mark.parametrize("setting", ["native", "portable"])
+def test_a_process_of_the_project_computes_with_the_pinned_kernels(setting):
+    expected = src.cpu_class() if setting == "native" else "avx2"
     result = subprocess.run(
         [sys.executable, "-c", PROBE],
         cwd=REPO,
-        env=project_env(ONEDNN_VERBOSE="1", MKL_VERBOSE="1"),
+        env=project_env(ONEDNN_VERBOSE="1", MKL_VERBOSE="1", CPU_NUMERICS=setting),
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     shown = result.stdout[-2000:]
-    assert "isa:Intel AVX2" in result.stdout, shown
-    assert "CNR:COMPATIBLE" in result.stdout and "aten: AVX2" in result.stdout, shown
+    isa, aten = SHOWN[expected]
+    assert isa in result.stdout and aten in result.stdout, shown
+    assert "CNR:COMPATIBLE" in result.stdout and f"class: {expected}" in result.stdout, shown
 
 
 def train_tiny(root: Path, data: Path) -> subprocess.CompletedProcess:

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+import src
 from src import privacy
 from src.data.prepared import load_condition
 from src.engine import pytorch as engine
@@ -73,8 +74,11 @@ def test_condition_run_logs_config_tags_metrics_and_curves(project, trained):
     for tag in ("git_commit", "data_version", "prepared_version", "split", "model_key"):
         assert len(run.data.tags[tag]) >= 7
     # the CPU pins the numbers were computed under (the training process ran with the defaults)
-    assert run.data.tags["cpu_numerics.ONEDNN_MAX_CPU_ISA"] == "AVX2"
-    assert run.data.tags["cpu_numerics.MKL_CBWR"] == "COMPATIBLE"
+    # the CPU numerics the numbers were computed under: by default, this CPU's own class
+    if src.cpu_class():
+        assert run.data.tags["cpu_numerics.class"] == src.cpu_class()
+        for name, value in src.CLASSES[src.cpu_class()].items():
+            assert run.data.tags[f"cpu_numerics.{name}"] == value
     for set_name in ("train", "test", "generalisation"):
         assert run.data.metrics[f"mae_{set_name}_px"] == pytest.approx(
             metrics[f"mae_{set_name}_px"]

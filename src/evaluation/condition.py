@@ -7,11 +7,12 @@ import tempfile
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import yaml
 from omegaconf import DictConfig
 
-from src import engine, privacy
+from src import engine, numerics_class, privacy
 from src.data.prepared import Condition, load_condition
 from src.errors import DataError
 from src.evaluation.metrics import (
@@ -66,8 +67,8 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         mlflow.set_tags(zero.tags())
     device = None if cfg.training.device == "auto" else str(cfg.training.device)
     images = [condition.prepared_dir / i for i in condition.frames["image"]]
-    poses = engine.for_model(model).predict(
-        model.pose_config, model.snapshot(cfg.evaluation.snapshot), images, device=device
+    poses = cached_predictions(
+        model, model.snapshot(cfg.evaluation.snapshot), images, device, predictions_cache(cfg)
     )
     if channels is not None:
         poses = poses[:, channels, :]
@@ -137,6 +138,46 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         flush=True,
     )
     return metrics
+
+
+def predictions_cache(cfg: DictConfig) -> Path:
+    """Where predictions are kept for re-use: beside the models, in the data folder (they are poses of
+    the study's frames)."""
+    return Path(cfg.paths.models_dir) / "predictions"
+
+
+def cached_predictions(
+    model: engine.Model, snapshot: Path, images: list[Path], device: str | None, cache: Path
+) -> np.ndarray:
+    """The model's poses of ``images`` (n_images, n_bodyparts, 3), predicted once per snapshot and reused.
+
+    A p-cutoff, an interval or a table changes no prediction: a re-evaluation reads the stored poses.
+    The key holds everything a prediction depends on: the snapshot's and the images' bytes, the image
+    order, the model's configuration, the device and the CPU numerics class.
+    """
+    key = store.digest(
+        {
+            # a TensorFlow snapshot-N is the prefix of its files (.index, .data-*, .meta)
+            "snapshot": store.folder_version(
+                snapshot.parent, snapshot.name + (".*" if model.engine == "tensorflow" else "")
+            ),
+            "pose_config": store.folder_version(model.pose_config.parent, model.pose_config.name),
+            "images": [str(p) for p in images],
+            "image_bytes": [store.folder_version(p.parent, p.name) for p in images],
+            "engine": model.engine,
+            "device": device,
+            "cpu_numerics": numerics_class() if device in (None, "cpu") else None,
+        }
+    )
+    path = cache / f"{key}.npy"
+    if path.is_file():
+        return np.load(path)
+    poses = engine.for_model(model).predict(model.pose_config, snapshot, images, device=device)
+    cache.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=cache, suffix=".partial", delete=False) as handle:
+        np.save(handle, poses)
+    Path(handle.name).replace(path)  # whole or not at all: a reader never sees half a file
+    return poses
 
 
 def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:

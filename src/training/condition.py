@@ -27,7 +27,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src import cpu_numerics, engine, privacy
+from src import cpu_numerics, engine, numerics_class, privacy
 from src.data.prepared import Condition, load_condition
 from src.errors import DataError
 from src.evaluation.condition import evaluate_model
@@ -91,6 +91,8 @@ def train(cfg: DictConfig) -> dict[str, float]:
     }
     if engine.engine_name(cfg) != engine.DEFAULT:  # PyTorch models keep the keys they had
         setup["engine"] = engine.engine_name(cfg)
+    # the instruction-set class the weights are computed with (src/__init__.py) is part of their identity
+    setup["cpu_numerics"] = numerics_class()
     snapshot = initial.snapshot("last") if initial else None
     setup["initial_snapshot"] = (
         # a TensorFlow snapshot-N is the prefix of its files (.index, .data-*, .meta)

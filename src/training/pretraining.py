@@ -19,7 +19,7 @@ import mlflow
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from src import engine
+from src import engine, numerics_class
 from src.data.preparation import prepare
 from src.data.prepared import read_prepared
 from src.errors import DataError
@@ -65,6 +65,8 @@ def pretrained_key(pre_cfg: DictConfig, data_version: str) -> str:
     }
     if engine.engine_name(pre_cfg) != engine.DEFAULT:  # PyTorch models keep the keys they had
         settings["engine"] = engine.engine_name(pre_cfg)
+    # the instruction-set class the weights are computed with (src/__init__.py) is part of their identity
+    settings["cpu_numerics"] = numerics_class()
     return store.digest(settings | {"data_version": data_version})
 
 
