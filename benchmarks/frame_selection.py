@@ -1,4 +1,4 @@
-"""Frame selection: ours (src.frames) against DeepLabCut's ``extract_frames(algo="kmeans")``.
+"""Frame selection: ours (src/data/frames.py) against DeepLabCut's ``extract_frames(algo="kmeans")``.
 
 Both do the same job on the same video: pick N frames by k-means and write them as PNGs into
 ``labeled-data/<video>/``. We time that job (median of several runs, excluding imports) and

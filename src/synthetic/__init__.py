@@ -1,4 +1,4 @@
-"""Generator of the embedded synthetic cohorts (DESIGN.md section 3).
+"""Generator of the embedded synthetic cohorts (docs/embedded_data.md).
 
 `clinical`: children and young adults with dyskinetic cerebral palsy lying supine on a foam mat,
 filmed from above (dystonia + choreoathetosis, distractors, blurred faces).  `healthy_adults`:
