@@ -20,6 +20,7 @@ from src.data.collected_data import write_labels
 from src.data.prepared import largest_image_size
 from src.engine import Model, TrainingFrames
 from src.errors import DataError
+from src.tracking import progress
 
 __all__ = ["Model", "TrainingFrames"]  # shared by the engines (src/engine/__init__.py)
 
@@ -226,7 +227,8 @@ def pose_config_updates(
         "train_settings.batch_size": batch_size,
         "train_settings.epochs": epochs,
         "train_settings.seed": int(training_cfg.seed),
-        "train_settings.display_iters": 10**9,  # per-epoch losses are logged; no per-batch prints
+        # one log record per update, which src.tracking.progress turns into the progress bar (not printed)
+        "train_settings.display_iters": 1,
         # Default crops are 448 x 448 whatever the image size; crop to the image instead.
         "data.train.crop_sampling": {
             "width": width,
@@ -295,11 +297,14 @@ def train(
     import deeplabcut
 
     updates = dict(updates)
+    per_epoch = math.ceil(training_set.n_train / int(updates["train_settings.batch_size"]))
+    total, done = int(updates["train_settings.epochs"]) * per_epoch, 0
     if resume_from is None:
         if weight_init is not None:
             updates["train_settings.weight_init"] = weight_init
     else:
         resumed_epoch = snapshot_epoch(resume_from)
+        done = resumed_epoch * per_epoch
         # DeepLabCut trains `epochs` more epochs after the snapshot's: ask for what is left.
         updates["train_settings.epochs"] = max(
             0, int(updates["train_settings.epochs"]) - resumed_epoch
@@ -311,12 +316,16 @@ def train(
         if stats.is_file():
             table = pd.read_csv(stats)
             table[table["step"] <= resumed_epoch].to_csv(stats, index=False)
-    deeplabcut.train_network(
-        str(training_set.project_config),
-        shuffle=SHUFFLE,
-        pytorch_cfg_updates=updates,
-        snapshot_path=str(resume_from) if resume_from else None,
-    )
+    label = progress.training_label(Path(training_set.project_config).parent)
+    with progress.counting_records(
+        progress.bar(total, label, initial=done), progress.PYTORCH_UPDATE
+    ):
+        deeplabcut.train_network(
+            str(training_set.project_config),
+            shuffle=SHUFFLE,
+            pytorch_cfg_updates=updates,
+            snapshot_path=str(resume_from) if resume_from else None,
+        )
 
 
 def budget(updates: dict) -> dict:

@@ -44,6 +44,7 @@ import yaml
 from src.engine import Model, TrainingFrames
 from src.engine import pytorch as _shared  # project writing and video helpers are engine-neutral
 from src.errors import DataError
+from src.tracking import progress
 
 ENGINE = "tensorflow"
 SHUFFLE = 1
@@ -655,15 +656,20 @@ def _child_train(project_config: str, iterations: str, save_iters: str) -> None:
 
     dlc_train.load_and_enqueue = load_or_exit
 
-    deeplabcut.train_network(
-        project_config,
-        shuffle=SHUFFLE,
-        max_snapshots_to_keep=2,
-        display_iters=1,
-        save_iters=int(save_iters),
-        max_iters=int(iterations),
-        engine=deeplabcut.Engine.TF,
-    )
+    # DeepLabCut logs every update (display_iters 1, for learning_stats.csv): a progress bar instead
+    label = progress.training_label(Path(project_config).parent)
+    with progress.counting_records(
+        progress.bar(int(iterations), label), progress.TENSORFLOW_UPDATE
+    ):
+        deeplabcut.train_network(
+            project_config,
+            shuffle=SHUFFLE,
+            max_snapshots_to_keep=2,
+            display_iters=1,
+            save_iters=int(save_iters),
+            max_iters=int(iterations),
+            engine=deeplabcut.Engine.TF,
+        )
 
 
 def _exit_with_traceback() -> None:

@@ -13,11 +13,13 @@ cluster's nodes), which the launching process reads back at the end.
 from __future__ import annotations
 
 import atexit
+import itertools
 import json
 import logging
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -66,15 +68,48 @@ class MLflowSweepCallback(Callback):
         atexit.register(self.close)  # a failed job makes Hydra raise before on_multirun_end
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
-        """In the job's process (maybe another one, or another machine): nest its run under the parent."""
+        """In the job's process (maybe another one, or another machine): nest its run under the parent;
+        say which cell of the sweep it is and about how long the sweep has left."""
         if self.parent_run_id:
             os.environ[store.PARENT_RUN_ENV] = self.parent_run_id
+        self.job_started = time.monotonic()
+        try:
+            print(self._cell_line(config), flush=True)
+        except Exception as error:  # progress only: never fail a job for it
+            log.debug("no sweep progress line: %s", error)
+
+    def _cell_line(self, config: DictConfig) -> str:
+        """'[sweep] cell k of n ..., about M min left' (src.study.estimate.sweep_cell_line)."""
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        from src.study.estimate import sweep_cell_line
+
+        swept = {str(key): str(value) for key, value in (config.hydra.sweeper.params or {}).items()}
+        parsed = OverridesParser.create().parse_overrides([f"{k}={v}" for k, v in swept.items()])
+        values = {
+            o.key_or_group: list(o.sweep_iterator()) if o.is_sweep_override() else [o.value()]
+            for o in parsed
+        }
+        jobs = [
+            dict(zip(values, combo, strict=True)) for combo in itertools.product(*values.values())
+        ]
+        num = int(OmegaConf.select(config, "hydra.job.num", default=0) or 0)
+        frames = int(config.labelled_frames)
+        left = [int(job.get("labelled_frames", frames)) for job in jobs[num:]] or [frames]
+        done = []
+        if self.records is not None:
+            for record in self.records.glob("*.json"):
+                seconds = json.loads(record.read_text(encoding="utf-8")).get("seconds")
+                if seconds is not None:
+                    done.append(float(seconds))
+        return sweep_cell_line(config, num + 1, len(jobs) or None, done, left)
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         swept = config.hydra.sweeper.params or {}
         overrides = " ".join(f"{key}={OmegaConf.select(config, key)}" for key in swept) or " ".join(
             job_return.overrides or []
         )
+        seconds = time.monotonic() - getattr(self, "job_started", time.monotonic())
         if job_return.status == JobStatus.COMPLETED:
             record = {"job": overrides, "status": "finished", **(job_return.return_value or {})}
             print(f"[sweep] {overrides}: finished", flush=True)
@@ -89,7 +124,8 @@ class MLflowSweepCallback(Callback):
         if self.records is not None:
             num = int(OmegaConf.select(config, "hydra.job.num", default=0) or 0)
             (self.records / f"{num:05d}.json").write_text(
-                json.dumps({"num": num, **record}, default=float), encoding="utf-8"
+                json.dumps({"num": num, "seconds": round(seconds, 1), **record}, default=float),
+                encoding="utf-8",
             )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -103,7 +139,7 @@ class MLflowSweepCallback(Callback):
         os.environ.pop(store.PARENT_RUN_ENV, None)
         files = sorted(self.records.glob("*.json")) if self.records is not None else []
         summary = pd.DataFrame([json.loads(f.read_text(encoding="utf-8")) for f in files]).drop(
-            columns="num", errors="ignore"
+            columns=["num", "seconds"], errors="ignore"
         )
         if self.records is not None:
             shutil.rmtree(self.records, ignore_errors=True)

@@ -35,9 +35,10 @@ from src.evaluation.pck import reference_of
 from src.evaluation.plots import plot_losses
 from src.files import atomic_directory, locked
 from src.paths import fold_of, pipeline_model_dir
+from src.study import estimate
 from src.study import plan as study_plan
 from src.study.bodyparts import ConditionZero
-from src.tracking import lineage, live_curves, store
+from src.tracking import lineage, live_curves, progress, store
 from src.tracking.queries import download_model
 from src.training.pretraining import ensure_pretrained, pretrained_folder
 
@@ -201,6 +202,9 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
     initial, previous, interrupted, work = plan.initial, plan.previous, plan.interrupted, plan.work
     experiment_id, parent, tags = plan.experiment_id, plan.parent, plan.tags
     n_frames = condition.labelled_frames
+    cell = estimate.pipeline_cell_line(cfg)  # dvc repro's train stage: "cell k of n, ... left"
+    if cell:
+        print(cell, flush=True)
     skipped = plan.zero.skipped if plan.zero is not None else None
     if skipped:
         source = "skipped: condition 0 has no model to evaluate"
@@ -376,6 +380,8 @@ def train_condition(
     train_dir = training_set.model_folder / "train"
     with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
         eng.train(training_set, updates, weight_init, resume_from)
+    # this machine's cost per update, for the next estimates (src.study.estimate)
+    estimate.record_training(cfg, updates, progress.last_seconds_per_update())
 
     found = eng.snapshots(training_set.model_folder)
     mlflow.set_tag("best_snapshot", found["best"].name)
