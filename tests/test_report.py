@@ -52,6 +52,7 @@ REPORT_FILES = [
     "learning_curve.png",
     "participant_errors.csv",
     "participant_errors.png",
+    "labelled_vs_predicted.png",
 ]
 
 
@@ -532,7 +533,10 @@ def test_skipped_condition_zero_still_reports_with_its_reason(store, tmp_path):
         for line in section(markdown, "Mean error (MAE) in pixels").splitlines()
         if line[:1] == "|"
     }
-    assert f"skipped: {reason}" in rows["0"] and "." not in rows["0"].split("|")[2]
+    # a short mark in the table, the reason below it
+    assert rows["0"].rstrip(" |").endswith("skipped¹") and reason not in rows["0"]
+    assert "." not in rows["0"].split("|")[2]
+    assert f"¹ 0 frames skipped: {reason}" in section(markdown, "Mean error (MAE) in pixels")
     assert rows["1"].count(SMALL) == 1
     assert "not unseen participants" in markdown and "Split by participant" not in markdown
     assert "min 4, median 9, max 20 over 3 videos" in markdown

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import matplotlib
@@ -100,15 +101,37 @@ def draw_frames(
     return path
 
 
-def plot_mae_vs_frames(table: pd.DataFrame, paper: pd.DataFrame | None, path: Path) -> Path:
-    """MAE against labelled frames per set, all predictions (left) and with the p-cutoff (right)."""
+# The sets whose interval is drawn as bars on the MAE against frames (train is a fit, not an estimate).
+INTERVAL_SETS = ("test", "generalisation")
+
+
+def mae_vs_frames_figure(
+    table: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    low: pd.DataFrame | None = None,
+    high: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+) -> plt.Figure:
+    """MAE against labelled frames per set, all predictions (left) and with the p-cutoff (right);
+    test and generalisation cells with an interval (``low``/``high``, shaped like ``table``) carry
+    it as bars (error bar containers labelled ``_interval <column>``), cells without one a plain
+    point."""
     ours, theirs = tidy(table), tidy(paper) if paper is not None else None
     conditions = table.index.tolist()
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=120, sharey=True, layout="constrained")
     for ax, with_cutoff in zip(axes, (False, True)):
         for colour, set_name in zip(("C0", "C1", "C2"), SETS):
+            column = next(
+                (
+                    c
+                    for c in table.columns
+                    if c.split(",")[0] == set_name and ("p-cutoff" in c) == with_cutoff
+                ),
+                None,
+            )
+            bars = _interval_bars(ax, table, low, high, column, colour) if column else 0
             for data, style, label in (
-                (ours, "-o", set_name),
+                (ours, "-o", f"{set_name} (bars: {confidence:.0%} interval)" if bars else set_name),
                 (theirs, "--", f"{set_name} (paper)"),
             ):
                 if data is None:
@@ -134,8 +157,61 @@ def plot_mae_vs_frames(table: pd.DataFrame, paper: pd.DataFrame | None, path: Pa
         )
         ax.grid(alpha=0.3)
     axes[0].set_ylabel("MAE (px)")
-    fig.legend(*axes[0].get_legend_handles_labels(), loc="outside right center", fontsize=8)
-    fig.savefig(path)
+    handles = dict(zip(*reversed(axes[0].get_legend_handles_labels())))
+    for ax in axes[1:]:  # a set with bars on the right only still says so
+        handles |= dict(zip(*reversed(ax.get_legend_handles_labels())))
+    fig.legend(list(handles.values()), list(handles), loc="outside right center", fontsize=8)
+    return fig
+
+
+def _interval_bars(
+    ax: plt.Axes,
+    table: pd.DataFrame,
+    low: pd.DataFrame | None,
+    high: pd.DataFrame | None,
+    column: str,
+    colour: str,
+) -> int:
+    """Error bars of ``column``'s cells that have both bounds (test and generalisation only);
+    returns how many were drawn."""
+    if low is None or high is None or column.split(",")[0] not in INTERVAL_SETS:
+        return 0
+    if column not in low or column not in high:
+        return 0
+    shown = pd.DataFrame(
+        {"mae": table[column], "low": low[column], "high": high[column]}, index=table.index
+    ).dropna()
+    if not len(shown):
+        return 0
+    below = (shown["mae"] - shown["low"]).clip(lower=0)
+    above = (shown["high"] - shown["mae"]).clip(lower=0)
+    ax.errorbar(
+        shown.index,
+        shown["mae"],
+        yerr=np.vstack([below, above]),
+        fmt="none",
+        ecolor=colour,
+        elinewidth=1.2,
+        capsize=4,
+        label=f"_interval {column}",  # "_": not in the legend; the line's label says "bars"
+    )
+    return len(shown)
+
+
+def plot_mae_vs_frames(
+    table: pd.DataFrame,
+    paper: pd.DataFrame | None,
+    path: Path,
+    low: pd.DataFrame | None = None,
+    high: pd.DataFrame | None = None,
+    confidence: float = 0.95,
+) -> Path:
+    """:func:`mae_vs_frames_figure` saved to ``path``."""
+    return _save(mae_vs_frames_figure(table, paper, low, high, confidence), path)
+
+
+def _save(fig: plt.Figure, path: Path, **options) -> Path:
+    fig.savefig(path, **options)
     plt.close(fig)
     return path
 
@@ -272,28 +348,35 @@ def plot_learning_curve(
     return path
 
 
-def plot_participant_errors(
-    by_condition: pd.DataFrame, by_bodypart: pd.DataFrame, condition: int | None, path: Path
-) -> Path:
-    """Heatmaps: MAE per generalisation participant (pseudonym) and condition (left), and per
-    bodypart and participant at one condition (right)."""
+def participant_errors_figure(
+    by_condition: pd.DataFrame, by_bodypart: pd.DataFrame, condition: int | None
+) -> plt.Figure:
+    """Heatmaps with one row per generalisation participant (pseudonym), in ``by_condition``'s
+    order in both: MAE per condition (left) and per bodypart at one condition (right;
+    ``by_bodypart`` is bodypart x participant). The panels share the y axis, so a row is one
+    participant across the picture and only the left panel carries the names."""
     panels = [("MAE per participant and condition", by_condition, "labelled frames per video")]
     if len(by_bodypart):
-        panels.append((f"per bodypart at {condition} frames", by_bodypart, "participant"))
-    vmax = max(float(np.nanmax(p.to_numpy())) for _, p, _ in panels)
+        per_participant = by_bodypart.T.reindex(by_condition.index)  # the left panel's order
+        panels.append((f"per bodypart at {condition} frames", per_participant, "bodypart"))
+    vmax = max(float(np.nanmax(p.to_numpy(float))) for _, p, _ in panels)
     fig, axes = plt.subplots(
         1,
         len(panels),
         figsize=(
-            sum(0.7 * p.shape[1] + 2.5 for _, p, _ in panels) + 1.5,
-            0.3 * max(p.shape[0] for _, p, _ in panels) + 2,
+            sum(0.6 * p.shape[1] + 1.5 for _, p, _ in panels) + 3.5,
+            0.3 * by_condition.shape[0] + 2.2,
         ),
         dpi=120,
         squeeze=False,
+        sharey=True,
+        width_ratios=[max(p.shape[1], 1) for _, p, _ in panels],
+        layout="constrained",
     )
     for ax, (title, panel, xlabel) in zip(axes[0], panels):
-        image = ax.imshow(panel.to_numpy(float), cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
-        for (i, j), value in np.ndenumerate(panel.to_numpy(float)):
+        values = panel.to_numpy(float)
+        image = ax.imshow(values, cmap="magma_r", vmin=0, vmax=vmax, aspect="auto")
+        for (i, j), value in np.ndenumerate(values):
             if value == value:
                 ax.text(
                     j,
@@ -308,12 +391,167 @@ def plot_participant_errors(
             title=title,
             xlabel=xlabel,
             xticks=range(panel.shape[1]),
-            yticks=range(panel.shape[0]),
             xticklabels=[str(c) for c in panel.columns],
-            yticklabels=[str(r) for r in panel.index],
         )
-        ax.tick_params(axis="x", labelrotation=45 if xlabel == "participant" else 0)
+        ax.tick_params(axis="x", labelrotation=45 if xlabel == "bodypart" else 0)
+    axes[0][0].set(
+        yticks=range(by_condition.shape[0]),
+        yticklabels=[str(r) for r in by_condition.index],
+        ylabel="participant",
+    )
     fig.colorbar(image, ax=axes[0].tolist(), label="MAE (px)")
-    fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_participant_errors(
+    by_condition: pd.DataFrame, by_bodypart: pd.DataFrame, condition: int | None, path: Path
+) -> Path:
+    """:func:`participant_errors_figure` saved to ``path``."""
+    return _save(participant_errors_figure(by_condition, by_bodypart, condition), path)
+
+
+@dataclass(frozen=True)
+class FrameExample:
+    """One labelled frame of a model's evaluation, to draw labels against predictions on."""
+
+    kind: str  # what the frame shows, e.g. "good: lowest error"
+    participant: str  # pseudonym
+    video: str  # pseudonym
+    frame: int
+    points: pd.DataFrame  # bodypart, x_label, y_label, x_pred, y_pred, error_px (labelled points)
+    size: tuple[int, int]  # the frame's width and height (px): the canvas
+    image: np.ndarray | None = (
+        None  # the real frame; None: not allowed (data.log_media) or not found
+    )
+
+
+@dataclass(frozen=True)
+class FrameExamples:
+    """Frames of one condition's run to draw (:func:`plot_labelled_vs_predicted`)."""
+
+    condition: int  # labelled frames per video of the model shown
+    examples: list[FrameExample]
+    skeleton: list[list[str]] = field(default_factory=list)  # pairs of bodyparts
+    cm_per_px: float | None = None
+    media_allowed: bool = False  # data.log_media: may a real frame be shown
+    set_name: str = "generalisation"
+
+
+LABELLED, PREDICTED = "#1a9850", "#d73027"  # green labels, red predictions
+
+
+def labelled_vs_predicted_figure(shown: FrameExamples) -> plt.Figure:
+    """Each example frame with its labelled (green circles) and predicted (red crosses) points,
+    the skeleton of both and a line from label to prediction; its caption names the participant
+    by pseudonym and the frame's mean error in px and cm. The real frame is drawn only when
+    ``shown.media_allowed`` and it was read; otherwise a grey canvas of the frame's size."""
+    examples = shown.examples
+    fig, axes = plt.subplots(
+        1, len(examples), figsize=(5.2 * len(examples), 5.4), dpi=120, layout="constrained"
+    )
+    for ax, example in zip(np.atleast_1d(axes), examples):
+        _draw_frame(ax, example, shown.skeleton, shown.media_allowed)
+        error = float(example.points["error_px"].mean())
+        in_cm = (
+            f" = {error * shown.cm_per_px:.2f} cm"
+            if shown.cm_per_px
+            else " (cm: the data set's scale is unknown)"
+        )
+        ax.set_title(example.kind, fontsize=10)
+        ax.text(  # the error written on the frame itself
+            0.02,
+            0.97,
+            f"{error:.1f} px" + (f" = {error * shown.cm_per_px:.2f} cm" if shown.cm_per_px else ""),
+            transform=ax.transAxes,
+            va="top",
+            fontsize=10,
+            bbox={"facecolor": "white", "alpha": 0.8, "edgecolor": "none"},
+        )
+        ax.set_xlabel(
+            f"{example.participant}, {example.video} frame {example.frame}\n"
+            f"mean error {error:.1f} px{in_cm} over {len(example.points)} points",
+            fontsize=8,
+        )
+    title = (
+        f"Labelled (green) against predicted (red) points: {shown.set_name} frames, model "
+        f"trained on {shown.condition} labelled frames per video"
+    )
+    if not (shown.media_allowed and any(e.image is not None for e in examples)):
+        title += (
+            "\nno real frame shown (data.log_media: false): points on a grey canvas of the "
+            "frame's size"
+            if not shown.media_allowed
+            else "\nthe frames were not found in the prepared folder: points on a grey canvas"
+        )
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
+def _draw_frame(ax: plt.Axes, example: FrameExample, skeleton, media_allowed: bool) -> None:
+    width, height = example.size
+    if media_allowed and example.image is not None:
+        ax.imshow(example.image, cmap="gray" if example.image.ndim == 2 else None)
+    else:  # nothing of the real frame: a canvas of its size
+        ax.add_patch(
+            plt.Rectangle((-0.5, -0.5), width, height, facecolor="0.85", edgecolor="0.6", lw=0.5)
+        )
+    points = example.points.set_index("bodypart")
+    for which, colour, style in (("label", LABELLED, "-"), ("pred", PREDICTED, "--")):
+        for a, b in skeleton:
+            if a in points.index and b in points.index:
+                ax.plot(
+                    points.loc[[a, b], f"x_{which}"],
+                    points.loc[[a, b], f"y_{which}"],
+                    style,
+                    color=colour,
+                    lw=1,
+                    alpha=0.7,
+                )
+    for i, point in enumerate(points.itertuples()):  # label -> prediction: the error itself
+        ax.plot(
+            [point.x_label, point.x_pred],
+            [point.y_label, point.y_pred],
+            color="gold",
+            lw=1,
+            label="error" if i == 0 else None,
+        )
+    ax.scatter(
+        points["x_label"],
+        points["y_label"],
+        s=30,
+        facecolors="none",
+        edgecolors=LABELLED,
+        linewidths=1.5,
+        label="labelled",
+        gid="labelled",
+    )
+    ax.scatter(
+        points["x_pred"],
+        points["y_pred"],
+        s=45,
+        marker="x",
+        c=PREDICTED,
+        linewidths=2,
+        label="predicted",
+        gid="predicted",
+    )
+    # zoomed on the body (an error of a few px is invisible on a whole frame), with a margin of
+    # half its size for context; never beyond the frame, except to keep a stray prediction in view
+    xs = np.r_[points["x_label"], points["x_pred"]]
+    ys = np.r_[points["y_label"], points["y_pred"]]
+    margin = max(0.5 * max(np.ptp(xs), np.ptp(ys)), 20.0)
+    left, right = max(xs.min() - margin, -0.5), min(xs.max() + margin, width - 0.5)
+    top, bottom = max(ys.min() - margin, -0.5), min(ys.max() + margin, height - 0.5)
+    ax.set(
+        xlim=(min(left, xs.min()), max(right, xs.max())),
+        ylim=(max(bottom, ys.max()), min(top, ys.min())),  # image rows run down
+        xticks=[],
+        yticks=[],
+    )
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def plot_labelled_vs_predicted(shown: FrameExamples, path: Path) -> Path:
+    """:func:`labelled_vs_predicted_figure` saved to ``path``."""
+    return _save(labelled_vs_predicted_figure(shown), path)

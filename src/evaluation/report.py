@@ -19,6 +19,9 @@ Writes ``<report.dir>/``:
 * ``mae_vs_frames.png``, ``bodypart_errors.png``, ``loss_curves.png``, ``learning_curve.png``
 * ``participant_errors.csv`` / ``.png``: MAE per generalisation participant and condition (and per
   bodypart within participant), by pseudonym
+* ``labelled_vs_predicted.png``: labelled against predicted points on the best condition's
+  generalisation frame with the lowest and the one with the highest error (src/evaluation/examples.py;
+  the real frame only when data.log_media allows it)
 
 and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
 cells on small sets (``small_sets``) and the answer to "how many frames to label"
@@ -44,10 +47,13 @@ from omegaconf import DictConfig
 
 from src.checks import check_config
 from src.errors import ConfigError, DataError
+from src.evaluation.examples import frame_examples
 from src.evaluation.metrics import SETS
 from src.evaluation.pck import OFF_NOTE
 from src.evaluation.plots import (
+    FrameExamples,
     plot_bodypart_errors_by_condition,
+    plot_labelled_vs_predicted,
     plot_learning_curve,
     plot_loss_curves,
     plot_mae_vs_frames,
@@ -314,7 +320,7 @@ def bodypart_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs.itertuples():
-            if not run.run_id:
+            if not run.run_id or getattr(run, "skipped_reason", ""):  # skipped: nothing to have
                 continue
             try:
                 path = client.download_artifacts(run.run_id, "errors/bodyparts.csv", tmp)
@@ -375,6 +381,7 @@ class ReportData:
     fold_spread: pd.DataFrame | None = None
     bootstrap: Bootstrap = Bootstrap()
     margin_pct: float = 10.0
+    frame_examples: FrameExamples | None = None  # labelled_vs_predicted.png
 
     @property
     def basis(self) -> pd.DataFrame:
@@ -445,7 +452,16 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
         )
         # the paper's cutoff is 0.8: other cutoffs stay empty
         paper = data.paper.reindex(columns=table.columns) if data.paper is not None else None
-        plot_mae_vs_frames(table, paper, staging / "mae_vs_frames.png")
+        plot_mae_vs_frames(
+            table, paper, staging / "mae_vs_frames.png", *data.bounds, data.bootstrap.confidence
+        )
+        if data.frame_examples is not None and data.frame_examples.examples:
+            plot_labelled_vs_predicted(data.frame_examples, staging / "labelled_vs_predicted.png")
+        else:
+            plot_nothing(
+                "no generalisation predictions were logged (predictions/generalisation.csv)",
+                staging / "labelled_vs_predicted.png",
+            )
         if data.bodyparts is not None and len(data.bodyparts):
             plot_bodypart_errors_by_condition(data.bodyparts, staging / "bodypart_errors.png")
         else:
@@ -529,7 +545,13 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     marks = _row_marks(tags)
     shown = _cells(table, flags, marks, data.bounds, data.interval_notes)
     shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
-    shown["note"] = [_row_note(row, short=True) for _, row in tags.iterrows()]
+    skipped = _skipped_marks(tags)  # the reason is a footnote: it would widen every row
+    shown["note"] = [
+        f"skipped{skipped[row['skipped_reason']]}"
+        if row["skipped_reason"]
+        else _row_note(row, short=True)
+        for _, row in tags.iterrows()
+    ]
     parts = [
         f"# {data.title or 'Tracking error against labelled frames per video'}",
         data.sweep_note,
@@ -598,7 +620,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     parts += _uncertainty_sections(data, out_dir)
     plots = [
         name
-        for name in ("mae_vs_frames", "bodypart_errors", "loss_curves")
+        for name in ("mae_vs_frames", "labelled_vs_predicted", "bodypart_errors", "loss_curves")
         if (out_dir / f"{name}.png").is_file()
     ]
     parts += ["## Plots"] + [f"![{name}]({name}.png)" for name in plots]
@@ -873,7 +895,16 @@ def _footnotes(data: ReportData, tags: pd.DataFrame, flags: pd.DataFrame) -> lis
     for n_frames, row in tags.iterrows():
         if not row["skipped_reason"] and (row["condition_note"] or row["bodyparts_evaluated"]):
             lines.append(f"{NOTED} {n_frames} frames: {_row_note(row)}")
+    for reason, mark in _skipped_marks(tags).items():
+        skipped = ", ".join(str(n) for n in tags.index[tags["skipped_reason"] == reason])
+        lines.append(f"{mark} {skipped} frames skipped: {reason}")
     return [f"{line}  " for line in lines]  # Markdown line breaks
+
+
+def _skipped_marks(tags: pd.DataFrame) -> dict[str, str]:
+    """The footnote mark (¹, ², ...) of each skipped condition's reason, one per distinct reason."""
+    reasons = dict.fromkeys(r for r in tags["skipped_reason"] if r)
+    return {r: "¹²³⁴⁵⁶⁷⁸⁹"[i] if i < 9 else f"({i + 1})" for i, r in enumerate(reasons)}
 
 
 def _count(value) -> str:
@@ -990,6 +1021,7 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         fold_spread=fold_spread,
         bootstrap=settings["bootstrap"],
         margin_pct=settings["margin_pct"],
+        frame_examples=frame_examples(client, cfg, runs, paper_table(runs, pcutoff)),
     )
     out_dir = write_report(data, Path(str(cfg.report.dir)))
     decision, _, _ = how_many_frames(data)

@@ -72,7 +72,8 @@ def participant_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame
     tables = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in runs.to_dict("records"):
-            if not run.get("run_id"):
+            skipped = run.get("skipped_reason")
+            if not run.get("run_id") or (isinstance(skipped, str) and skipped):  # nothing to have
                 continue
             try:
                 path = client.download_artifacts(run["run_id"], PARTICIPANTS_ARTIFACT, tmp)
