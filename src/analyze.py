@@ -1,6 +1,9 @@
-"""Analyse videos with a trained model: DeepLabCut's predictions, result movies, time series and
-features.
+"""Analyse videos with a trained model: DeepLabCut's predictions, result movies, joint-angle time
+series and movement features. Reads the videos (analysis.videos, only read) and a model from MLflow (a
+run, or the best run of a condition); writes under <analysis.output_dir>/<model run id>/<video name>/
+and logs a new MLflow run.
 
+Examples:
     # the best run of a condition
     python -m src.analyze analysis.labelled_frames=20 'analysis.videos=[/path/to/videos]'
     # one model run
@@ -17,16 +20,16 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig
 
 from src.analysis.run import analyze
+from src.cli import stage
 from src.errors import exit_on_data_error
 
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
         analyze(cfg)

@@ -1,27 +1,33 @@
-"""Pipeline stage: check the whole study before anything expensive runs (``python -m src.check``).
+"""Check the whole study in seconds, before anything expensive runs: the data loads, it has
+participants enough for the split, the conditions are ones it can serve, condition 0's plan, the
+initial weights and the disk. Reads conf/ and the study (conf/study/current.yaml) and the data set;
+writes <pipeline.dir>/check/plan.yaml. The first stage of dvc.yaml.
 
-The first stage of dvc.yaml: the cohort stage (and so pre-training) depends on its output, so a study
-that cannot run (data that does not load, too few participants for the split, conditions the data
-cannot serve, a missing snapshot, a full disk) stops here in seconds, with one line naming the key or
-file and the fix (:func:`src.study.check.check_study`). Writes ``<pipeline.dir>/check/plan.yaml``: the
-conditions, condition 0's plan and what the study does not need (nothing that changes between runs,
-so an unchanged plan does not re-run the stages after it).
+Examples:
+    python -m src.check                                  # the current study
+    python -m src.check split=frames                     # would a frame split run on this data?
+    python -m src.check 'pipeline.conditions=[0,2,6]'    # can the data serve these conditions?
+
+The cohort stage (and so pre-training) depends on its output, so a study that cannot run stops here
+with one line naming the key or file and the fix (:func:`src.study.check.check_study`). plan.yaml holds
+the conditions, condition 0's plan and what the study does not need (nothing that changes between
+runs, so an unchanged plan does not re-run the stages after it).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import hydra
 import yaml
 from omegaconf import DictConfig
 
+from src.cli import stage
 from src.errors import exit_on_data_error
 from src.files import atomic_directory
 from src.study.check import check_study
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
         plan = check_study(cfg)

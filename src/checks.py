@@ -10,12 +10,16 @@ key, the value and what is allowed, in the data layer's style, and the stage exi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from numbers import Real
 
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from src.errors import ConfigError
+from src.study.config import STUDY_FILE, read_study
 
 _ABSENT = object()
 
@@ -93,6 +97,8 @@ RULES: dict[str, tuple] = {
     "evaluation.bootstrap.resamples": _int_at_least(100),
     "evaluation.bootstrap.confidence": _between(0, 1, open_=True),
     "evaluation.bootstrap.seed": _int_at_least(0),
+    "evaluation.interval.method": _one_of("t_interval", "percentile_bootstrap"),
+    "evaluation.interval.min_participants": _int_at_least(2),
     "evaluation.pck.reference_length_cm": _OPTIONAL_POSITIVE,
     "evaluation.pck.fractions": (
         lambda v: isinstance(v, list) and all(_number(f) and 0 < f <= 10 for f in v),
@@ -121,18 +127,68 @@ for _cohort in ("clinical", "healthy_adults"):
     }
 
 
-# Where each section's keys are documented, for the fix in the message.
-_WHERE = {
-    "seed": "conf/config.yaml",
-    "labelled_frames": "conf/config.yaml",
-    "synthetic": "conf/synthetic/default.yaml",
-}
+# Every section the rules check: what `python -m src.params` checks before it writes the study.
+SECTIONS = tuple(dict.fromkeys(key.split(".")[0] for key in RULES))
 
 
-def check_config(cfg, *sections: str) -> None:
+@dataclass(frozen=True)
+class Sources:
+    """Where the values of a composed configuration came from, for the fix in a message: the command
+    line's overrides, params.yaml (the DVC stages compose it), the study file, or conf/."""
+
+    overrides: tuple[str, ...] = ()
+    choices: Mapping[str, str] = field(
+        default_factory=dict
+    )  # group -> option (hydra.runtime.choices)
+    params_file: bool = False  # composed from params.yaml (--config-name params)
+    study: Mapping | None = None  # the study file's values; None: read conf/study/current.yaml
+
+    @classmethod
+    def of_this_run(cls) -> Sources:
+        """The sources of the running Hydra app's configuration (none known outside one)."""
+        if not HydraConfig.initialized():
+            return cls()
+        hydra = HydraConfig.get()
+        return cls(
+            tuple(hydra.overrides.task),
+            {k: v for k, v in hydra.runtime.choices.items() if v is not None},
+            hydra.job.config_name == "params",
+        )
+
+    def documented_in(self, key: str) -> str:
+        """The conf/ file that comments ``key``: its group's chosen option, or conf/config.yaml."""
+        from src.cli import conf_file  # src.cli imports Hydra's internals: only when a value fails
+
+        return conf_file(key, dict(self.choices))
+
+    def origin(self, key: str) -> tuple[str, str]:
+        """(where the value of ``key`` came from, how to change it there)."""
+        for override in self.overrides:
+            name = override.split("=", 1)[0].lstrip("+~")
+            if key == name or key.startswith(f"{name}."):
+                return f"the command line ({override})", "give another value there"
+        change = f"python -m src.params {key}=<value> changes it in the study"
+        if self.params_file:
+            return "params.yaml (python -m src.params writes it)", change
+        study = read_study(STUDY_FILE)[1] if self.study is None else self.study
+        if _holds(study, key):
+            return str(STUDY_FILE.relative_to(STUDY_FILE.parents[2])), change
+        return self.documented_in(key), "fix it there, or override it on the command line"
+
+
+def _holds(values: Mapping, key: str) -> bool:
+    *parents, leaf = key.split(".")
+    for part in parents:
+        values = values.get(part) if isinstance(values, Mapping) else None
+    return isinstance(values, Mapping) and leaf in values
+
+
+def check_config(cfg, *sections: str, sources: Sources | None = None) -> None:
     """Raise ConfigError for the first value of ``sections`` (top-level keys, e.g. "frames") that is not allowed.
 
-    Also turns a required value left at ``???`` (e.g. ``data.root`` of data=dlc_project) into a clear error.
+    The message says where the value came from and which conf/ file documents the key (``sources``;
+    default: the running Hydra app's). Also turns a required value left at ``???`` (e.g. ``data.root``
+    of data=dlc_project) into a clear error.
     """
     for key, (test, allowed) in RULES.items():
         if key.split(".")[0] not in sections:
@@ -148,11 +204,11 @@ def check_config(cfg, *sections: str) -> None:
         if OmegaConf.is_config(value):
             value = OmegaConf.to_container(value, resolve=True)
         if not test(value):
-            section = key.split(".")[0]
-            where = _WHERE.get(section, f"conf/{section}/")
+            sources = sources or Sources.of_this_run()
+            origin, fix = sources.origin(key)
             raise ConfigError(
-                f"{key}={value!r} is not allowed: it must be {allowed}; fix it on the command line "
-                f"or in {where} (every key is commented there)."
+                f"{key}={value!r} is not allowed: it must be {allowed}. It comes from {origin}: "
+                f"{fix}; {sources.documented_in(key)} documents {key}."
             )
     for section in sections:  # required values (???) of the sections, e.g. data.root
         node = OmegaConf.select(cfg, section, default=None)

@@ -1,9 +1,15 @@
-"""Pipeline stage: generate the embedded synthetic cohorts the study reads (``python -m src.cohort``).
+"""Generate the embedded synthetic cohorts the study reads: the clinical cohort when it is the data set
+(data=synthetic), the healthy-adult cohort when the initial model is pre-trained on it
+(weights=healthy_adults). Reads conf/synthetic/; writes videos, labels and ground truth under
+<paths.synthetic_dir>/ (data/synthetic/). A DVC pipeline stage.
 
-The clinical cohort is generated when it is the data set (``data=synthetic``), the healthy-adult
-cohort when the initial model is pre-trained on it (``weights=healthy_adults``). A cohort the study
-does not read gets a placeholder folder (``NOT_NEEDED.txt``, one line saying why), which the DVC stage
-needs as its output; one line says what is skipped and why.
+Examples:
+    python -m src.cohort                          # the cohorts of the current study
+    python -m src.cohort synthetic=tiny           # a tiny cohort, in seconds
+    python -m src.cohort synthetic.workers=4      # four processes render the videos
+
+A cohort the study does not read gets a placeholder folder (``NOT_NEEDED.txt``, one line saying why),
+which the DVC stage needs as its output; one line says what is skipped and why.
 """
 
 from __future__ import annotations
@@ -11,10 +17,10 @@ from __future__ import annotations
 import logging
 import time
 
-import hydra
 from omegaconf import DictConfig
 
 from src.checks import check_config
+from src.cli import stage
 from src.errors import exit_on_data_error
 from src.study.needs import cohorts_not_needed
 from src.synthetic.cohort import generate_all
@@ -22,7 +28,7 @@ from src.synthetic.cohort import generate_all
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     start = time.perf_counter()
     with exit_on_data_error():

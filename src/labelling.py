@@ -1,10 +1,13 @@
-"""Round trip through DeepLabCut's labelling GUI.
+"""Round trip through DeepLabCut's labelling GUI. export: the prepared selection of frames becomes a
+DeepLabCut project under <paths.labelling_dir>/<data.name>/ (config.yaml, labeled-data/); label it in
+napari. import: the labeller's CollectedData_<scorer>.h5 is read back (validated like any DeepLabCut
+project) and becomes the labels of the prepared frames (<paths.prepared_dir>/<data.name>/labels.csv).
 
-``python -m src.labelling labelling.action=export`` turns the prepared selection into a DeepLabCut
-project (``config.yaml`` + ``labeled-data/<video>/img*.png``) under ``paths.labelling_dir``; open it
-with ``napari`` / ``deeplabcut.label_frames(config)`` and label. ``labelling.action=import`` reads
-the labeller's ``CollectedData_<scorer>.h5`` back (validated like any DeepLabCut project) and makes
-it the labels of the prepared frames.
+Examples:
+    python -m src.labelling labelling.action=export
+    python -m src.labelling labelling.action=import labelling.scorer=Me
+
+Open the exported project with ``napari`` / ``deeplabcut.label_frames(config)`` and label.
 """
 
 from __future__ import annotations
@@ -14,11 +17,11 @@ import os
 import shutil
 from pathlib import Path
 
-import hydra
 import pandas as pd
 from omegaconf import DictConfig
 from PIL import Image
 
+from src.cli import stage
 from src.data.collected_data import write_labels
 from src.data.dlc_project import load_dlc_project
 from src.data.prepared import read_prepared
@@ -118,7 +121,7 @@ def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.Data
     return labels
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     prepared_dir = Path(cfg.paths.prepared_dir) / cfg.data.name
     project_dir = Path(cfg.paths.labelling_dir) / cfg.data.name

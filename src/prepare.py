@@ -1,7 +1,14 @@
-"""Pipeline stage: data set -> participant split -> ranked frame selection -> labelled frames.
+"""Prepare the data set: participant split, ranked frame selection and the labelled frames every
+condition trains and is evaluated on. Reads the data set (data.root) and the study; writes
+<paths.prepared_dir>/<data.name>/ (split.csv, selection.csv, labels.csv, labeled-data/, dataset.yaml).
+A DVC pipeline stage; it checks the whole study first.
 
-Run as ``python -m src.prepare`` (Hydra overrides welcome, e.g. ``data=dlc_project data.root=...``).
-Writes ``<paths.prepared_dir>/<data.name>/``:
+Examples:
+    python -m src.prepare                                           # the current study's data set
+    python -m src.prepare data=dlc_project data.root=raw/MyProject  # another data set, this once
+    python -m src.prepare split=frames frames.max_train_frames_per_video=10
+
+What it writes, in ``<paths.prepared_dir>/<data.name>/``:
 
 * ``split.csv``      participant, video, session, set (development | generalisation)
 * ``selection.csv``  the ranked selection: participant, video, session, set, role (train | test |
@@ -20,9 +27,9 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from omegaconf import DictConfig
 
+from src.cli import stage
 from src.data.preparation import prepare
 from src.errors import exit_on_data_error
 from src.study.check import check_study
@@ -30,7 +37,7 @@ from src.study.check import check_study
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
         check_study(cfg)  # the whole study, in seconds, before frames are decoded and clustered

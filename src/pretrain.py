@@ -1,16 +1,19 @@
-"""Pipeline stage: pre-train the initial model on the healthy-adult cohort (weights=healthy_adults).
+"""Pre-train the initial model on the healthy-adult cohort (weights=healthy_adults), once per model,
+training profile and data. Reads the healthy-adult cohort (python -m src.cohort); writes
+<paths.models_dir>/pretrained/<data>-<model>-<key>/ and links it into <pipeline.dir>/pretrained/.
+Two stages of the DVC pipeline; src.train runs it too when the model is missing.
 
-It stands in for the paper's MPII human model: trained once per model, training profile and data,
-and reused while those are unchanged (src/training/pretraining.py). ``src.train`` runs it too when
-the model is missing, saying so. Writes ``<paths.models_dir>/pretrained/<data>-<model>-<key>/``
-(``pytorch_config.yaml``, ``snapshot.pt``, ``pretrained.yaml``), after preparing the cohort's
-frames into ``<paths.prepared_dir>/<pretraining.data.name>/``, and links that folder's files into
-``<pipeline.dir>/pretrained/``, the DVC stage's output, whose hash tells DVC when the conditions
-must be trained again.
-
+Examples:
     python -m src.pretrain                            # both (pre-trains only when missing)
     python -m src.pretrain +pretraining_step=prepare  # the frames only: prepare_pretraining stage
     python -m src.pretrain +pretraining_step=train    # from frames prepared before: pretrain stage
+
+It stands in for the paper's MPII human model and is reused while the model, training profile and
+data are unchanged (src/training/pretraining.py); ``src.train`` says so when it runs it. The folder
+holds ``pytorch_config.yaml``, ``snapshot.pt`` and ``pretrained.yaml``; the cohort's frames are first
+prepared into ``<paths.prepared_dir>/<pretraining.data.name>/``. The hash of
+``<pipeline.dir>/pretrained/``, the DVC stage's output, tells DVC when the conditions must be trained
+again.
 
 The DVC pipeline runs the two steps as two stages, so each declares exactly what it writes. When the
 study starts from other weights (``weights.kind`` is not ``pretrained``), nothing is pre-trained: both
@@ -24,10 +27,10 @@ import logging
 import os
 from pathlib import Path
 
-import hydra
 from omegaconf import DictConfig
 
 from src import engine
+from src.cli import stage
 from src.data.preparation import prepare
 from src.errors import DataError, exit_on_data_error
 from src.files import atomic_directory
@@ -39,7 +42,7 @@ log = logging.getLogger(__name__)
 STEPS = ("all", "prepare", "train")
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
         step = cfg.get("pretraining_step", "all")

@@ -1,14 +1,23 @@
-"""Pipeline stage: the results table of a study, from the MLflow store (``python -m src.report``)."""
+"""The results table of a study: MAE per condition and set with 95 % intervals, per-participant errors,
+the frames-to-label answer and the plots. Reads the study's runs from the MLflow store
+(mlflow.tracking_uri); writes reports/results.md, results.csv and *.png (report.dir), attaches them to
+the sweep's MLflow run and registers the trained models (report.register).
+
+Examples:
+    python -m src.report                              # the latest sweep of the current data set
+    python -m src.report report.sweep=<run id>        # one sweep's parent run
+    python -m src.report report.pcutoff=0.6           # the p-cutoff columns at another cutoff
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 
-import hydra
 from omegaconf import DictConfig
 
 from src.checks import check_config
+from src.cli import stage
 from src.errors import exit_on_data_error
 from src.evaluation.report import report
 from src.tracking.registry import register_study
@@ -16,7 +25,7 @@ from src.tracking.registry import register_study
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     with exit_on_data_error():

@@ -1,5 +1,9 @@
-"""Main entry point: train and evaluate one labelled-frames condition, tracked in MLflow.
+"""Train and evaluate labelled-frames conditions, each in an MLflow run. Reads the prepared frames
+(python -m src.prepare) and the initial weights; writes each model's snapshots under paths.models_dir
+and logs its metrics, errors and model to the MLflow store (mlflow.tracking_uri). A model already
+trained with the same configuration and data is reused, not trained again.
 
+Examples:
     python -m src.train labelled_frames=6            # one condition
     python -m src.train +sweep=frames                # the study's conditions (pipeline.conditions)
     python -m src.train +sweep=cutoff                # re-evaluate the trained models at other p-cutoffs
@@ -21,12 +25,12 @@ from __future__ import annotations
 
 import logging
 
-import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 import src.study.plan  # noqa: F401  (registers the resolver study_conditions of conf/sweep/frames.yaml)
+from src.cli import stage
 from src.errors import exit_on_data_error
 from src.study.check import check_study
 from src.training.condition import train
@@ -34,7 +38,7 @@ from src.training.condition import train
 log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="config")
+@stage
 def main(cfg: DictConfig) -> dict[str, float]:
     if HydraConfig.get().mode == RunMode.MULTIRUN:
         # exceptions go to Hydra, which reports the failed job and goes on with the others

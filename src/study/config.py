@@ -19,6 +19,7 @@ from src.files import atomic_file
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 STUDY_FILE = CONF_DIR / "study" / "current.yaml"
+PREVIOUS_FILE = STUDY_FILE.with_name("previous.yaml")  # the study before (a new data set, --demo)
 HEADER = """\
 # @package _global_
 # The current study, written by `python -m src.params <overrides>`; every command composes it after
@@ -49,6 +50,32 @@ def write_study(overrides: list[str], path: Path = STUDY_FILE) -> Path:
     return path
 
 
+def study_overrides(path: Path = STUDY_FILE) -> list[str]:
+    """The study file as the overrides that write it: group=option, then key=value (empty: no study)."""
+    defaults, values = read_study(path)
+    choices = [f"{k.removeprefix('override /')}={v}" for d in defaults for k, v in d.items()]
+    return choices + [f"{key}={_shown(value)}" for key, value in _flat(values)]
+
+
+def override_key(override: str) -> str:
+    """The group or key an override sets: ``data`` of data=videos, ``data.root`` of data.root=/v."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def keep_previous(path: Path = STUDY_FILE) -> tuple[Path, Path | None]:
+    """Move the study aside as previous.yaml; returns (previous.yaml, where an earlier, different
+    previous.yaml went: previous-<n>.yaml, None when there was none), so nothing is lost unsaid."""
+    previous = path.with_name(PREVIOUS_FILE.name)
+    moved = None
+    if previous.is_file() and previous.read_bytes() != path.read_bytes():
+        n = 1
+        while (moved := previous.with_name(f"previous-{n}.yaml")).exists():
+            n += 1
+        previous.replace(moved)
+    path.replace(previous)
+    return previous, moved
+
+
 def study_config(overrides: list[str], conf_dir: Path = CONF_DIR) -> tuple[list, dict]:
     """Hydra overrides -> (defaults list of group choices, nested values) of a ``@package _global_`` file."""
     defaults, values = [], {}
@@ -75,3 +102,22 @@ def _deep_merge(old: dict, new: dict) -> dict:
         both = isinstance(value, dict) and isinstance(old.get(key), dict)
         merged[key] = _deep_merge(old[key], value) if both else value
     return merged
+
+
+def _flat(values: dict, prefix: str = "") -> list[tuple[str, object]]:
+    flat = []
+    for key, value in values.items():
+        if isinstance(value, dict) and value:
+            flat += _flat(value, f"{prefix}{key}.")
+        else:
+            flat.append((f"{prefix}{key}", value))
+    return flat
+
+
+def _shown(value) -> str:
+    """A value as an override writes it: lists in brackets, no spaces a shell would split on."""
+    if isinstance(value, (list, dict)):
+        return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().replace(" ", "")
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "null" if value is None else str(value)
