@@ -4,7 +4,11 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-requirements.lock
 
-.PHONY: setup browser demo study sweep ui test test-fast lint lock
+.PHONY: help setup browser demo study sweep ui test test-fast lint lock
+.DEFAULT_GOAL := help
+
+help:             ## list the targets, one line each (plain `make` does this too)
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-zA-Z_-]+:.*## / {printf "  make %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 setup: $(STAMP)   ## create .venv and install the pinned dependencies (quick when up to date)
 
