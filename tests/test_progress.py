@@ -18,9 +18,9 @@ import time
 import pytest
 from omegaconf import OmegaConf
 
+from src.engine import progress
 from src.study import estimate
 from src.study.plan import pipeline_cells, resolve_auto
-from src.tracking import progress
 from tests.conftest import compose_config
 
 PROBED = {"per_update_s": 0.5, "start_s": 8.0, "per_image_s": 0.02}

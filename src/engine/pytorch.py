@@ -18,9 +18,8 @@ import yaml
 
 from src.data.collected_data import write_labels
 from src.data.prepared import largest_image_size
-from src.engine import Model, TrainingFrames
+from src.engine import Model, TrainingFrames, progress
 from src.errors import DataError
-from src.tracking import progress
 
 __all__ = ["Model", "TrainingFrames"]  # shared by the engines (src/engine/__init__.py)
 
@@ -227,7 +226,7 @@ def pose_config_updates(
         "train_settings.batch_size": batch_size,
         "train_settings.epochs": epochs,
         "train_settings.seed": int(training_cfg.seed),
-        # one log record per update, which src.tracking.progress turns into the progress bar (not printed)
+        # one log record per update, which src.engine.progress turns into the progress bar (not printed)
         "train_settings.display_iters": 1,
         # Default crops are 448 x 448 whatever the image size; crop to the image instead.
         "data.train.crop_sampling": {

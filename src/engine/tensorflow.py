@@ -41,10 +41,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from src.engine import Model, TrainingFrames
+from src.engine import Model, TrainingFrames, progress
 from src.engine import pytorch as _shared  # project writing and video helpers are engine-neutral
 from src.errors import DataError
-from src.tracking import progress
 
 ENGINE = "tensorflow"
 SHUFFLE = 1

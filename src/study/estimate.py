@@ -92,7 +92,7 @@ class StudyEstimate:
                     f"; probed while the machine was busy ({self.costs.load_per_core:.1f} "
                     f"processes per core): delete {self.cache} to probe again"
                 )
-        from src.tracking.progress import minutes
+        from src.engine.progress import minutes
 
         return (
             f"time: {minutes(self.seconds)} for {self.cells} cell(s), {self.trained_cells} trained "
@@ -498,7 +498,7 @@ def _safe_shape(cfg: DictConfig) -> StudyShape | None:
 
 
 def _left(seconds: float | None) -> str:
-    from src.tracking.progress import minutes
+    from src.engine.progress import minutes
 
     return "time left unknown until probed" if seconds is None else f"{minutes(seconds)} left"
 

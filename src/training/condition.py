@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from src import cpu_numerics, engine, numerics_class, privacy
 from src.data.prepared import Condition, load_condition
+from src.engine import progress
 from src.errors import DataError
 from src.evaluation.condition import evaluate_model
 from src.evaluation.pck import reference_of
@@ -38,7 +39,7 @@ from src.paths import fold_of, pipeline_model_dir
 from src.study import estimate
 from src.study import plan as study_plan
 from src.study.bodyparts import ConditionZero
-from src.tracking import lineage, live_curves, progress, store
+from src.tracking import lineage, live_curves, store
 from src.tracking.queries import download_model
 from src.training.pretraining import ensure_pretrained, pretrained_folder
 
