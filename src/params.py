@@ -49,6 +49,7 @@ from src.study.config import (
     study_overrides,
     write_study,
 )
+from src.study.estimate import study_time_line
 from src.study.plan import pipeline_cells, resolve_auto
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +116,9 @@ def write_params(path: Path, overrides: list[str] = ()) -> bool:
 
 def main() -> None:
     path = REPO / "params.yaml"
-    overrides = sys.argv[1:]
+    # --no-probe: no timing probe (nor under pytest); the estimate then uses the cache or says unknown
+    overrides = [o for o in sys.argv[1:] if o != "--no-probe"]
+    probe = "--no-probe" not in sys.argv[1:] and "PYTEST_CURRENT_TEST" not in os.environ
     if "--help" in overrides or "-h" in overrides:
         print(usage())
         return
@@ -136,12 +139,13 @@ def main() -> None:
         + (f"; folds {study['pipeline']['folds']}" if study["pipeline"].get("folds") else ""),
         flush=True,
     )
+    print(study_time_line(study, probe_now=probe), flush=True)  # docs/progress.md
 
 
 def usage() -> str:
     """``python -m src.params --help``: what it does, the common overrides, examples, the groups."""
     return (
-        "usage: python -m src.params [--demo | group=option ... key=value ...]\n\n"
+        "usage: python -m src.params [--demo | group=option ... key=value ...] [--no-probe]\n\n"
         f"{help_text(__doc__)}\n\n"
         "Config groups (group=option; each option is a file conf/<group>/<option>.yaml):\n"
         f"{config_groups()}\n\n"

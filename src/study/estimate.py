@@ -71,11 +71,14 @@ class StudyEstimate:
     costs: Costs | None
     why: str = ""  # when unknown: why, and how to measure
     cache: str = CACHE_NAME  # the cache file the costs came from
+    disk_gb: float | None = None  # the snapshots the trainings keep (src.study.check.check_disk)
 
     def line(self) -> str:
-        """One line for ``src.params``."""
+        """One line for ``src.params``: the time beside the disk."""
+        disk = "" if self.disk_gb is None else f" and about {self.disk_gb:.1f} GB of snapshots"
         if self.seconds is None:
-            return f"time: unknown until probed ({self.why})"
+            space = "" if self.disk_gb is None else f"about {self.disk_gb:.1f} GB of snapshots; "
+            return f"estimate: {space}time unknown until probed ({self.why})"
         low, high = self.updates
         per_cell = f"{low}" if low == high else f"{low}-{high}"
         pre = (
@@ -95,9 +98,9 @@ class StudyEstimate:
         from src.engine.progress import minutes
 
         return (
-            f"time: {minutes(self.seconds)} for {self.cells} cell(s), {self.trained_cells} trained "
-            f"({per_cell} updates each){pre}, at {self.costs.per_update_s:.2f} s per update "
-            f"({measured})"
+            f"estimate: {minutes(self.seconds)}{disk} for {self.cells} cell(s), "
+            f"{self.trained_cells} trained ({per_cell} updates each){pre}, at "
+            f"{self.costs.per_update_s:.2f} s per update ({measured})"
         )
 
 
@@ -433,6 +436,7 @@ def estimate_study(
         "pretraining_updates": pre_updates,
         "costs": costs,
         "cache": str(cache_path(cfg)),
+        "disk_gb": _disk_gb(cfg, len(trained) * folds),
     }
     if costs is None:
         engine = str(OmegaConf.select(cfg, "engine.name", default="pytorch"))
@@ -451,6 +455,28 @@ def estimate_study(
         seconds += pre_updates * costs.per_update_s + TRAIN_CELL_EXTRA_S + PREPARE_S
         seconds += 2 * costs.start_s  # prepare_pretraining and pretrain
     return StudyEstimate(seconds, **common)
+
+
+def _disk_gb(cfg: DictConfig, trained_cells: int) -> float | None:
+    """What the study check counts: every training's snapshots, the pre-training's included."""
+    from src.study.check import GB, SNAPSHOTS_PER_TRAINING, snapshot_mb
+
+    trainings = trained_cells + (1 if str(cfg.weights.kind) == "pretrained" else 0)
+    try:
+        return trainings * SNAPSHOTS_PER_TRAINING * snapshot_mb(cfg) * 1e6 / GB
+    except Exception:  # a bad pipeline.snapshot_mb: the study check says so
+        return None
+
+
+def study_time_line(study: dict, *, probe_now: bool = True) -> str:
+    """The estimate's line for ``python -m src.params`` (``study``: params.yaml's content); never
+    raises: an estimate that cannot be made says why."""
+    try:
+        return estimate_study(OmegaConf.create(study), probe_now=probe_now).line()
+    except subprocess.TimeoutExpired:
+        return f"estimate: time unknown (the timing probe took over {PROBE_TIMEOUT_S} s)"
+    except Exception as error:
+        return f"estimate: time unknown ({type(error).__name__}: {error})"
 
 
 def _reads_synthetic(cfg: DictConfig) -> bool:
