@@ -228,3 +228,34 @@ def test_sweep_cells_time_left_from_the_jobs_done(tmp_path):
     assert line == "[sweep] cell 3 of 5 (labelled_frames=2), about 8 min left"  # 150 s x 3
     first = estimate.sweep_cell_line(cfg, 1, 5, [], [0, 1, 2, 6, 10])
     assert first == "[sweep] cell 1 of 5 (labelled_frames=2), time left unknown until probed"
+
+
+def test_the_sweep_callback_counts_the_jobs_of_the_frames_sweep(tmp_path):
+    import json
+
+    from hydra import compose, initialize_config_dir
+    from omegaconf import open_dict
+
+    from src.tracking.sweep_callback import MLflowSweepCallback
+    from tests.conftest import REPO
+
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                f"paths.data_dir={tmp_path / 'data'}",
+                "synthetic=tiny",
+                "weights=random",
+                "+sweep=frames",
+                "pipeline.conditions=[0,1,2]",
+                "labelled_frames=1",
+            ],
+            return_hydra_config=True,
+        )
+    with open_dict(cfg):
+        cfg.hydra.job.num = 1  # the second job
+    callback = MLflowSweepCallback()
+    callback.records = tmp_path / "records"
+    callback.records.mkdir()
+    (callback.records / "00000.json").write_text(json.dumps({"num": 0, "seconds": 150.0}))
+    assert callback._cell_line(cfg) == "[sweep] cell 2 of 3 (labelled_frames=1), about 5 min left"

@@ -24,7 +24,7 @@ from tqdm import tqdm
 # Off a terminal: seconds between plain progress lines (tqdm's mininterval).
 LOG_EVERY_S = 30.0
 # What a bar shows off a terminal: no bar graphic, the counts, the time spent and left, the rate.
-PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit}s [{elapsed}<{remaining}, {rate_fmt}]{postfix}"
+PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit}s [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 # DeepLabCut's log record of one training update, and the loss in it.
 PYTORCH_UPDATE = re.compile(r"^Number of iterations: \d+, loss: (?P<loss>[-+.\deE]+|nan)")
