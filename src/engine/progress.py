@@ -27,8 +27,8 @@ LOG_EVERY_S = 30.0
 PLAIN_FORMAT = "{desc}: {n_fmt}/{total_fmt} {unit}s [{elapsed}<{remaining}, {rate_fmt}{postfix}]"
 
 # DeepLabCut's log record of one training update, and the loss in it.
-PYTORCH_UPDATE = re.compile(r"^Number of iterations: \d+, loss: (?P<loss>[-+.\deE]+|nan)")
-TENSORFLOW_UPDATE = re.compile(r"^iteration: \d+ loss: (?P<loss>[-+.\deE]+|nan)")
+PYTORCH_UPDATE = re.compile(r"^Number of iterations: \d+, loss: (?P<loss>\S+?),? lr: ")
+TENSORFLOW_UPDATE = re.compile(r"^iteration: \d+ loss: (?P<loss>\S+) lr: ")
 
 _last_seconds_per_update: float | None = None
 
