@@ -696,6 +696,7 @@ def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
         f"paths.data_dir={tmp_path / 'data'}",
         "synthetic=tiny",
         f"report.dir={tmp_path / 'report'}",
+        "evaluation.interval.min_participants=2",  # the tiny cohort's 2 develop participants
     ]
     for command in (["src.train", "+sweep=frames", "labelled_frames=0,1"], ["src.report"]):
         done = subprocess.run(
@@ -743,7 +744,9 @@ def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
             pooled = rows["sum_error_px"].sum() / rows["n_points"].sum()
             assert pooled == pytest.approx(logged[f"mae_{set_name}_px"], rel=1e-5)
     assert compared >= 4
-    assert "(no interval: 1 participant)" in section(markdown, "Mean error (MAE) in pixels")
+    assert "(1 generalisation participant: too few for an interval; use split=kfold)" in section(
+        markdown, "Mean error (MAE) in pixels"
+    )
     split = pd.read_csv(Path(cfg.paths.prepared_dir) / cfg.data.name / "split.csv")
     shown = markdown + (tmp_path / "report" / "participant_errors.csv").read_text()
     assert not any(str(p) in shown for p in split["participant"].unique())
@@ -907,7 +910,7 @@ def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
     assert all(p in per_participant for fold in held_out.values() for p in fold)
     tags = client.get_run(parent).data.tags
     assert tags["frames_to_label"] == "2"  # 1 frame is about 17 px worse for every participant
-    assert "paired bootstrap over 4 participant(s)" in tags["frames_to_label_sentence"]
+    assert "of the paired difference over 4 participant(s)" in tags["frames_to_label_sentence"]
 
 
 @pytest.mark.slow
@@ -929,6 +932,7 @@ def test_report_of_a_tiny_real_cross_validation_pools_the_folds(tmp_path):
         *study,
         "pipeline.folds=[1,2,3]",
         f"report.dir={tmp_path / 'report'}",
+        "evaluation.interval.min_participants=2",  # 3 participants pooled: an interval all the same
     ]
     for command in (["src.train", "+sweep=frames"], ["src.report"]):
         done = subprocess.run(

@@ -103,6 +103,7 @@ def test_condition_run_logs_config_tags_metrics_and_curves(project, trained):
     assert not any(name.startswith("training_mae") for name in run.data.metrics)
     assert "dlc_training_rmse_matched_test_px" in run.data.tags["metrics_guide"]
     assert "mae_<set>_px" in run.data.tags["metrics_guide"]
+    assert run.data.tags["interval_method"] == "t_interval"  # what made its interval bounds
     stats = pd.read_csv(client.download_artifacts(run.info.run_id, "model/learning_stats.csv"))
     assert [m.value for m in history] == pytest.approx(stats["losses/train.total_loss"].tolist())
 

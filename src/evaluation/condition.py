@@ -82,7 +82,10 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
         int(bootstrap.resamples),
         int(bootstrap.seed),
         float(bootstrap.confidence),
+        method=str(cfg.evaluation.interval.method),
+        min_participants=int(cfg.evaluation.interval.min_participants),
     )
+    mlflow.set_tag("interval_method", str(cfg.evaluation.interval.method))  # what made the bounds
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
     if reference is None:
         mlflow.set_tag("pck_reference", OFF_NOTE)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from src.evaluation.uncertainty import cluster_bootstrap_mae, participant_totals
+from src.evaluation.uncertainty import IntervalSettings, mae_interval, participant_totals
 
 SETS = ("train", "test", "generalisation")
 
@@ -34,8 +34,9 @@ METRICS_GUIDE = (
     "real project) and is not the paper's MAE; DeepLabCut picks its 'best' snapshot by it. "
     "loss_train, loss_test: DeepLabCut's training and test loss per epoch. "
     "mae_<set>[_pcutoff<c>]_px_ci_low / _ci_high: the bounds of the MAE's confidence interval "
-    "(evaluation.bootstrap.confidence) from a bootstrap that resamples participants, not points; "
-    "absent when the set has 1 participant (no interval). pck<f>_<set>: share of points whose "
+    "(evaluation.bootstrap.confidence) over participants, not points, by the method in the tag "
+    "interval_method (evaluation.interval.method); absent when the set has fewer than "
+    "evaluation.interval.min_participants participants. pck<f>_<set>: share of points whose "
     "error is at most f times the frame's reference length (evaluation.pck), "
     "mae_<set>_pct_ref: the mean error as % of it, n_<set>_points_ref: the points with a "
     "reference length (src/evaluation/pck.py)."
@@ -93,12 +94,16 @@ def interval_metrics(
     n_resamples: int,
     seed: int,
     confidence: float,
+    method: str = IntervalSettings.method,
+    min_participants: int = IntervalSettings.min_participants,
 ) -> dict[str, float]:
-    """``mae_<set>[_pcutoff<c>]_px_ci_low`` and ``_ci_high``: participant-bootstrap interval bounds.
+    """``mae_<set>[_pcutoff<c>]_px_ci_low`` and ``_ci_high``: participant-level interval bounds.
 
-    One interval per MAE of :func:`mae_metrics` (src/evaluation/uncertainty.py); a set whose points
-    come from one participant has none (no metric), not a zero-width one.
+    One interval per MAE of :func:`mae_metrics` by ``method`` (src/evaluation/uncertainty.py); a
+    set whose points come from fewer than ``min_participants`` participants has none (no metric),
+    not a narrow one.
     """
+    settings = IntervalSettings(n_resamples, seed, confidence, method, min_participants)
     metrics = {}
     labelled = _labelled(predictions)
     by = "participant" if "participant" in labelled else "video"
@@ -109,9 +114,7 @@ def interval_metrics(
         ]
         for name, kept in cells:
             totals = participant_totals(kept, by=by)
-            interval = cluster_bootstrap_mae(
-                totals["sum_error_px"], totals["n_points"], n_resamples, seed, confidence
-            )
+            interval = mae_interval(totals["sum_error_px"], totals["n_points"], settings)
             if interval.has_interval:
                 metrics[f"{name}_ci_low"] = interval.low
                 metrics[f"{name}_ci_high"] = interval.high

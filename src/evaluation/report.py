@@ -78,7 +78,9 @@ from src.evaluation.uncertainty import (
     FramesToLabel,
     PowerLawFit,
     fit_power_law,
+    interval_methods_note,
     power_law_sentence,
+    too_few_note,
 )
 from src.files import atomic_files
 from src.paths import pipeline_evaluation_dir
@@ -106,6 +108,7 @@ RUN_TAGS = (
     "bodyparts_evaluated",  # condition 0 on the bodyparts it shares with the initial model: "5 of 12: ..."
     "condition_note",  # why a condition is evaluated differently
     "skipped_reason",  # why a condition has no numbers
+    "interval_method",  # what made the run's interval bounds (evaluation.interval.method)
 )
 
 SMALL = "†"  # a cell on fewer than report.min_participants participants or report.min_points points
@@ -415,6 +418,11 @@ class ReportData:
                 )
                 if isinstance(note, str) and note:
                     notes.loc[n, column] = note
+                elif _tagged(indexed, n) and self.basis.loc[n, (column, "participants")] < (
+                    self.bootstrap.min_participants
+                ):
+                    count = int(self.basis.loc[n, (column, "participants")])
+                    notes.loc[n, column] = too_few_note(count, column.split(",")[0])
                 elif any_logged.get(n, False):
                     notes.loc[n, column] = NO_INTERVAL
         return notes
@@ -422,6 +430,12 @@ class ReportData:
     @property
     def small(self) -> pd.DataFrame:
         return small_cells(self.table, self.basis, self.min_participants, self.min_points)
+
+
+def _tagged(indexed: pd.DataFrame, n_frames) -> bool:
+    """True when the condition's run recorded its interval method (it applied the minimum)."""
+    method = indexed["interval_method"].get(n_frames, "") if "interval_method" in indexed else ""
+    return isinstance(method, str) and bool(method)
 
 
 def write_report(data: ReportData, out_dir: Path) -> Path:
@@ -659,12 +673,9 @@ def how_many_frames(data: ReportData) -> tuple[FramesToLabel, PowerLawFit, str]:
 def _intervals_note(data: ReportData) -> str:
     b = data.bootstrap
     return (
-        f"[low, high]: {b.confidence:.0%} confidence interval of the MAE from a bootstrap over "
-        f"participants ({b.resamples} resamples, seed {b.seed}; evaluation.bootstrap): whole "
-        "participants are resampled, not points, because frames of one person are not "
-        "independent. A set of 1 participant has no interval. With few participants the "
-        "interval is too narrow (simulated: a 95 % interval covers the truth in about 50 % of "
-        "studies of 2 participants, 84 % of 6, 92 % of 20): cross-validation helps."
+        f"[low, high]: {b.confidence:.0%} confidence interval of the MAE over participants, not "
+        "points, because frames of one person are not independent; "
+        + interval_methods_note(data.runs, b)
         + (
             " Cross-validated: each cell pools every fold's points (each participant is in the "
             'generalisation set of one fold); "Spread between folds" shows how the folds differ.'
@@ -683,8 +694,9 @@ def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
         f"**{decision.sentence}**",
         f"The margin is report.frames_to_label.margin_pct = {data.margin_pct:g} % of the best "
         "condition's generalisation MAE; a condition is within it when the upper end of the "
-        "paired bootstrap interval of its difference from the best is (the same participants "
-        "are resampled for both conditions, so what a participant adds to both cancels).",
+        f"paired interval ({data.bootstrap.method}, evaluation.interval) of its difference from "
+        "the best is (the same participants in both conditions, so what a participant adds to "
+        "both cancels).",
         power_law,
     ]
     if (out_dir / "learning_curve.png").is_file():
@@ -954,7 +966,11 @@ def report_settings(cfg: DictConfig) -> dict:
         "compare_paper": bool(compare),
         "margin_pct": float(cfg.report.frames_to_label.margin_pct),
         "bootstrap": Bootstrap(
-            int(bootstrap.resamples), int(bootstrap.seed), float(bootstrap.confidence)
+            int(bootstrap.resamples),
+            int(bootstrap.seed),
+            float(bootstrap.confidence),
+            str(cfg.evaluation.interval.method),
+            int(cfg.evaluation.interval.min_participants),
         ),
     }
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -21,8 +20,9 @@ from mlflow.tracking import MlflowClient
 from src.evaluation.metrics import SETS
 from src.evaluation.uncertainty import (
     FramesToLabel,
-    cluster_bootstrap_mae,
+    IntervalSettings,
     frames_to_label,
+    mae_interval,
     participant_totals,
 )
 
@@ -32,13 +32,8 @@ PARTICIPANTS_ARTIFACT = "errors/participants.csv"
 NO_PARTICIPANT_ERRORS = "no interval: no participant errors logged"
 
 
-@dataclass(frozen=True)
-class Bootstrap:
-    """evaluation.bootstrap: resamples, seed and confidence of every interval."""
-
-    resamples: int = 2000
-    seed: int = 0
-    confidence: float = 0.95
+# evaluation.bootstrap (resamples, seed, confidence) and evaluation.interval (method, min_participants)
+Bootstrap = IntervalSettings
 
 
 def table_metrics(pcutoff: float, unit: str = "px") -> dict[str, str]:
@@ -119,8 +114,9 @@ def pool_folds(
     """One row per condition pooled over the folds, and the spread between folds.
 
     Pooled: the MAE over every fold's points of a set (each participant is in the generalisation
-    set of exactly one fold), its participant-bootstrap interval (a participant's points in all
-    folds move together), and the counts summed over folds. The spread: per cell, the fold MAEs'
+    set of exactly one fold), its participant-level interval by ``bootstrap.method`` (a
+    participant's points in all folds count as one participant; ``interval_method`` names the
+    method), and the counts summed over folds. The spread: per cell, the fold MAEs'
     minimum, maximum and standard deviation (``<column> fold_min``, ``fold_max``, ``fold_sd``,
     ``folds``). Other columns (run id, tags) are the first fold's; ``run_ids`` lists every fold's.
     """
@@ -130,6 +126,7 @@ def pool_folds(
         row = {k: v for k, v in first.items() if not k.startswith(POOLED_PREFIXES)}
         row["run_ids"] = ",".join(r for r in folds["run_id"] if r)
         row["fold"] = ",".join(f"{f:g}" if isinstance(f, float) else str(f) for f in folds["fold"])
+        row["interval_method"] = bootstrap.method  # recomputed here, whatever the folds used
         mine = (
             participants[participants["labelled_frames"] == n_frames] if len(participants) else None
         )
@@ -156,12 +153,8 @@ def pool_folds(
                     row[metric] = weighted
                     row[f"{metric}_ci_note"] = NO_PARTICIPANT_ERRORS
                 continue
-            interval = cluster_bootstrap_mae(
-                totals["sum_error_px"],
-                totals["n_points"],
-                bootstrap.resamples,
-                bootstrap.seed,
-                bootstrap.confidence,
+            interval = mae_interval(
+                totals["sum_error_px"], totals["n_points"], bootstrap, set_name, pooled=True
             )
             row[metric] = interval.estimate
             if interval.has_interval:
@@ -325,5 +318,12 @@ def decide_frames_to_label(
             "`python -m src.train +sweep=frames`).",
         )
     return frames_to_label(
-        totals, margin_pct, bootstrap.resamples, bootstrap.seed, bootstrap.confidence
+        totals,
+        margin_pct,
+        bootstrap.resamples,
+        bootstrap.seed,
+        bootstrap.confidence,
+        method=bootstrap.method,
+        min_participants=bootstrap.min_participants,
+        pooled="fold" in rows,
     )

@@ -1,43 +1,91 @@
-"""How sure the numbers are: participant-level (cluster) bootstrap intervals, a paired bootstrap of the
-difference between two conditions, and a power-law learning curve.
+"""How sure the numbers are: participant-level intervals of a pooled MAE and of the difference between
+two conditions measured on the same participants, and a power-law learning curve.
 
-Frames of one participant are not independent (same body, same clothing, same camera), so intervals
-resample *participants* with replacement, never points or frames: a resample's pooled MAE is the sum
-of its participants' point errors divided by their number of points (point-weighted, like the MAE
-itself); a participant drawn twice counts twice. The interval is the percentile interval of 2000
-(``evaluation.bootstrap.resamples``) such resamples, seeded. With one participant there is no
-interval (it would have zero width and mean nothing): the functions return NaN bounds and say so.
-A percentile interval over few participants is too narrow (simulated coverage of a 95 % interval:
-about 49 % with 2 participants, 84 % with 6, 92 % with 20, 95 % with 33; README).
+Frames of one participant are not independent (same body, same clothing, same camera), so every
+interval treats the *participant* as the unit, never the point or frame. What an interval is for:
+the population point-weighted mean error, ``theta = E[n * m] / E[n]`` over participants drawn from
+the population the study's participants stand for, where ``m`` is a participant's mean error over
+the points ``n`` they would have labelled (the MAE a study would find with infinitely many
+participants). The estimate is the pooled MAE, the sum of every participant's point errors over
+their number of points; a difference of two conditions is the difference of two such MAEs.
 
-Everything is vectorised: a resample is a row of multinomial counts (how often each participant was
-drawn), so 2000 resamples of a cell are two matrix-vector products.
+Methods (``evaluation.interval.method``), chosen by simulated coverage (benchmarks/coverage.py,
+benchmarks/results/coverage.md, docs/intervals.md):
+
+* ``t_interval`` (default): a t-interval on the participants' errors weighted by their points.
+  The standard error is the participant-level (cluster) sandwich, each participant's squared
+  residual scaled so the variance is unbiased when participants vary alike (CR2 with a
+  participant-level working model); the degrees of freedom are Satterthwaite's
+  (Bell-McCaffrey), ``k - 1`` with equal points and fewer when a few participants hold most points.
+  An MAE's interval is made on the log scale (``MAE x exp(+-t SE / MAE)``): errors are positive
+  and right-skewed (a few participants carry much of them), so the truth is more often far above
+  a small study's MAE than far below. A difference, which can be negative, is on the pixel scale.
+* ``percentile_bootstrap``: the percentile interval of ``evaluation.bootstrap.resamples`` seeded
+  resamples of participants with replacement (a participant drawn twice counts twice). Too narrow
+  with few participants (see the benchmark).
+
+Below ``evaluation.interval.min_participants`` participants no method keeps its promise, so
+there is no interval (NaN bounds) and the note says why in plain words (:func:`too_few_note`).
+
+Everything is vectorised over studies (rows), so the benchmark runs the same code as the report.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 NO_INTERVAL = "no interval: 1 participant"
 
+T_INTERVAL = "t_interval"
+PERCENTILE_BOOTSTRAP = "percentile_bootstrap"
+METHODS = (T_INTERVAL, PERCENTILE_BOOTSTRAP)  # evaluation.interval.method
+DEFAULT_METHOD = T_INTERVAL
+MIN_PARTICIPANTS = 4  # evaluation.interval.min_participants: fewer get no interval
+# How a sentence names each method's interval ("95% interval ... by <words> over 6 participants").
+METHOD_WORDS = {
+    T_INTERVAL: "a t-interval",
+    PERCENTILE_BOOTSTRAP: "a percentile bootstrap",
+}
+
+
+@dataclass(frozen=True)
+class IntervalSettings:
+    """evaluation.bootstrap and evaluation.interval: how every interval is made."""
+
+    resamples: int = 2000  # percentile_bootstrap: resamples per interval
+    seed: int = 0  # percentile_bootstrap: the resampling is seeded
+    confidence: float = 0.95
+    method: str = DEFAULT_METHOD
+    min_participants: int = MIN_PARTICIPANTS
+
 
 @dataclass(frozen=True)
 class Interval:
-    """An estimate with its bootstrap interval; ``low``/``high`` NaN (and ``note`` saying why) when none."""
+    """An estimate with its interval; ``low``/``high`` NaN (and ``note`` saying why) when none."""
 
     estimate: float
     low: float
     high: float
     n_participants: int
     note: str = ""
+    method: str = ""
 
     @property
     def has_interval(self) -> bool:
         return not (np.isnan(self.low) or np.isnan(self.high))
+
+
+def too_few_note(n_participants: int, what: str = "", pooled: bool = False) -> str:
+    """Why a cell has no interval, for a clinician: "2 generalisation participants: too few for an
+    interval; use split=kfold" (``pooled``: the folds are pooled already, so more participants)."""
+    who = " ".join(w for w in (str(n_participants), what) if w)
+    plural = "" if n_participants == 1 else "s"
+    advice = "more participants are needed" if pooled else "use split=kfold"
+    return f"{who} participant{plural}: too few for an interval; {advice}"
 
 
 def participant_totals(
@@ -58,13 +106,148 @@ def participant_totals(
     return summed.astype({"sum_error_px": float, "n_points": float})
 
 
-def resample_counts(n_participants: int, n_resamples: int, seed: int) -> np.ndarray:
-    """(n_resamples, n_participants): how often each participant is drawn in each resample.
+# A statistic is a signed sum of pooled MAEs: [(+1, sums, counts)] is one MAE, [(+1, a), (-1, b)]
+# the paired difference a - b. sums and counts: (studies, participants), aligned by participant.
+Parts = list[tuple[float, np.ndarray, np.ndarray]]
 
-    Drawing ``n_participants`` with replacement is a multinomial draw with equal probabilities.
+
+def estimates(parts: Parts) -> np.ndarray:
+    """The statistic of each study (row): sum over parts of sign * sum(sums) / sum(counts)."""
+    return sum(sign * s.sum(-1) / n.sum(-1) for sign, s, n in parts)
+
+
+def weighted_values(parts: Parts) -> tuple[np.ndarray, np.ndarray]:
+    """Per participant a value ``z`` and a weight ``w`` (rows sum to 1) whose weighted mean is the
+    statistic and whose residuals are its influence: the participant's MAE and share of points for
+    one MAE, the difference of their MAEs when both conditions have the same points."""
+    theta = [s.sum(-1, keepdims=True) / n.sum(-1, keepdims=True) for _, s, n in parts]
+    w = sum(n / n.sum(-1, keepdims=True) for _, _, n in parts) / len(parts)
+    influence = sum(
+        sign * (s - t * n) / n.sum(-1, keepdims=True) for (sign, s, n), t in zip(parts, theta)
+    )
+    return influence / w + estimates(parts)[..., None], w
+
+
+def t_interval(
+    parts: Parts, confidence: float = 0.95, log: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the weighted t-interval (module docstring) of each study; NaN with < 2 participants.
+
+    Variance: sum of a_i r_i^2 with r the residuals of the weighted mean and
+    a_i = w_i^2 / (1 - 2 w_i + sum w^2), unbiased when the participants' values have one variance.
+    Degrees of freedom: Satterthwaite's for that quadratic form, tr(B)^2 / tr(B^2) with
+    B = M' diag(a) M and M = I - 1 w' (Bell & McCaffrey 2002); k - 1 with equal weights.
+    ``log``: on the log scale (delta method, for a positive statistic): estimate x exp(+-t se /
+    estimate), which reaches further up than down, as right-skewed errors need.
     """
-    rng = np.random.default_rng(seed)
-    return rng.multinomial(n_participants, np.full(n_participants, 1 / n_participants), n_resamples)
+    from scipy.stats import t as student_t
+
+    z, w = weighted_values(parts)
+    estimate = (w * z).sum(-1)
+    k = z.shape[-1]
+    if k < 2:
+        nan = np.full(estimate.shape, np.nan)
+        return nan, nan
+    sum_w2 = (w**2).sum(-1, keepdims=True)
+    a = w**2 / (1 - 2 * w + sum_w2)
+    variance = (a * (z - estimate[..., None]) ** 2).sum(-1)
+    # (M M')_ij = delta_ij - w_i - w_j + sum w^2; tr(B) = sum a_i (MM')_ii = sum w^2
+    mm = np.eye(k) - w[..., :, None] - w[..., None, :] + sum_w2[..., None]
+    trace_b2 = np.einsum("...i,...j,...ij->...", a, a, mm**2)
+    df = sum_w2[..., 0] ** 2 / trace_b2
+    half = student_t.ppf(0.5 + confidence / 2, df) * np.sqrt(variance)
+    if log:
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            factor = np.where(estimate > 0, np.exp(half / estimate), np.nan)
+        return estimate / factor, estimate * factor
+    return estimate - half, estimate + half
+
+
+def bootstrap_estimates(parts: Parts, n_resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """(studies, resamples): the statistic of resamples of participants drawn with replacement.
+
+    A resample is a row of multinomial counts (how often each participant was drawn), so it is a
+    product of counts and per-participant sums, never a copy of the points.
+    """
+    studies, k = parts[0][1].shape
+    drawn = rng.multinomial(k, np.full(k, 1 / k), size=(studies, n_resamples)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):  # a resample without points: NaN
+        return sum(
+            sign * np.einsum("sbk,sk->sb", drawn, s) / np.einsum("sbk,sk->sb", drawn, n)
+            for sign, s, n in parts
+        )
+
+
+def percentile_interval(
+    parts: Parts, confidence: float = 0.95, n_resamples: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of the percentile participant bootstrap of each study (seeded)."""
+    resampled = bootstrap_estimates(parts, n_resamples, np.random.default_rng(seed))
+    tail = 100 * (1 - confidence) / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: NaN bounds
+        low, high = np.nanpercentile(resampled, [tail, 100 - tail], axis=-1)
+    return low, high
+
+
+def interval_of(parts: Parts, settings: IntervalSettings) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of each study by ``settings.method`` (no minimum applied: :func:`statistic_interval`)."""
+    if settings.method == T_INTERVAL:  # an MAE (one positive part) on the log scale
+        return t_interval(parts, settings.confidence, log=len(parts) == 1 and parts[0][0] > 0)
+    if settings.method == PERCENTILE_BOOTSTRAP:
+        return percentile_interval(parts, settings.confidence, settings.resamples, settings.seed)
+    raise ValueError(
+        f"evaluation.interval.method={settings.method!r}: choose one of {', '.join(METHODS)}"
+    )
+
+
+def statistic_interval(
+    parts: Parts, settings: IntervalSettings, what: str = "", pooled: bool = False
+) -> Interval:
+    """The :class:`Interval` of one study's statistic (1-D sums and counts): none (and why,
+    :func:`too_few_note`) when it has fewer than ``settings.min_participants`` participants or no
+    points."""
+    parts = [(sign, np.asarray(s, float)[None], np.asarray(n, float)[None]) for sign, s, n in parts]
+    k = parts[0][1].shape[-1]
+    if k == 0 or any(n.sum() == 0 for _, _, n in parts):
+        return Interval(np.nan, np.nan, np.nan, 0, "no points", settings.method)
+    estimate = float(estimates(parts)[0])
+    if k < max(settings.min_participants, 2):
+        note = too_few_note(k, what, pooled)
+        return Interval(estimate, np.nan, np.nan, k, note, settings.method)
+    low, high = interval_of(parts, settings)
+    return Interval(estimate, float(low[0]), float(high[0]), k, "", settings.method)
+
+
+def mae_interval(
+    sums: np.ndarray,
+    counts: np.ndarray,
+    settings: IntervalSettings,
+    what: str = "",
+    pooled: bool = False,
+) -> Interval:
+    """Pooled MAE (sum of errors / points) with its interval (``what``: the set, for the note).
+
+    ``sums`` and ``counts`` are per participant (:func:`participant_totals`).
+    """
+    return statistic_interval([(1.0, sums, counts)], settings, what, pooled)
+
+
+def difference_interval(
+    sums_a: np.ndarray,
+    counts_a: np.ndarray,
+    sums_b: np.ndarray,
+    counts_b: np.ndarray,
+    settings: IntervalSettings,
+    what: str = "",
+    pooled: bool = False,
+) -> Interval:
+    """MAE(a) - MAE(b) with a paired interval: entry i of each array is the same participant
+    (measured under conditions a and b), so what the participants share (an easy or a hard
+    patient) cancels in the difference."""
+    return statistic_interval(
+        [(1.0, sums_a, counts_a), (-1.0, sums_b, counts_b)], settings, what, pooled
+    )
 
 
 def cluster_bootstrap_mae(
@@ -74,21 +257,10 @@ def cluster_bootstrap_mae(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> Interval:
-    """Pooled MAE (sum of errors / points) with its participant-bootstrap percentile interval.
-
-    ``sums`` and ``counts`` are per participant (:func:`participant_totals`).
-    """
-    sums, counts = np.asarray(sums, float), np.asarray(counts, float)
-    k = len(sums)
-    if k == 0 or counts.sum() == 0:
-        return Interval(np.nan, np.nan, np.nan, 0, "no points")
-    estimate = float(sums.sum() / counts.sum())
-    if k < 2:
-        return Interval(estimate, np.nan, np.nan, k, NO_INTERVAL)
-    drawn = resample_counts(k, n_resamples, seed)
-    resampled = (drawn @ sums) / (drawn @ counts)  # counts > 0 for every participant kept
-    low, high = _percentiles(resampled, confidence)
-    return Interval(estimate, low, high, k)
+    """Pooled MAE with its percentile participant-bootstrap interval (from 2 participants up)."""
+    settings = IntervalSettings(n_resamples, seed, confidence, PERCENTILE_BOOTSTRAP, 2)
+    interval = mae_interval(sums, counts, settings)
+    return interval if interval.n_participants != 1 else replace(interval, note=NO_INTERVAL)
 
 
 def paired_bootstrap_difference(
@@ -100,27 +272,11 @@ def paired_bootstrap_difference(
     seed: int = 0,
     confidence: float = 0.95,
 ) -> Interval:
-    """MAE(a) - MAE(b) with a paired participant-bootstrap interval.
-
-    The arrays are aligned: entry i of each is the same participant (measured under conditions a
-    and b). Each resample draws the same participants for both conditions, so what the participants
-    share (an easy or a hard patient) cancels in the difference.
-    """
-    sums_a, counts_a = np.asarray(sums_a, float), np.asarray(counts_a, float)
-    sums_b, counts_b = np.asarray(sums_b, float), np.asarray(counts_b, float)
-    k = len(sums_a)
-    if k == 0 or counts_a.sum() == 0 or counts_b.sum() == 0:
-        return Interval(np.nan, np.nan, np.nan, 0, "no points")
-    estimate = float(sums_a.sum() / counts_a.sum() - sums_b.sum() / counts_b.sum())
-    if k < 2:
-        return Interval(estimate, np.nan, np.nan, k, NO_INTERVAL)
-    drawn = resample_counts(k, n_resamples, seed)
-    with np.errstate(
-        invalid="ignore", divide="ignore"
-    ):  # a resample of participants without points
-        difference = (drawn @ sums_a) / (drawn @ counts_a) - (drawn @ sums_b) / (drawn @ counts_b)
-    low, high = _percentiles(difference[np.isfinite(difference)], confidence)
-    return Interval(estimate, low, high, k)
+    """MAE(a) - MAE(b) with a paired percentile participant-bootstrap interval (from 2 up):
+    each resample draws the same participants for both conditions."""
+    settings = IntervalSettings(n_resamples, seed, confidence, PERCENTILE_BOOTSTRAP, 2)
+    interval = difference_interval(sums_a, counts_a, sums_b, counts_b, settings)
+    return interval if interval.n_participants != 1 else replace(interval, note=NO_INTERVAL)
 
 
 def aligned_totals(
@@ -137,10 +293,53 @@ def aligned_totals(
     )
 
 
-def _percentiles(values: np.ndarray, confidence: float) -> tuple[float, float]:
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(values, [tail, 100 - tail])
-    return float(low), float(high)
+def interval_methods_note(runs: pd.DataFrame, settings: IntervalSettings) -> str:
+    """How a report's interval bounds were made, from its runs' ``interval_method`` tags, and a
+    warning when rows were made by different methods (never compare such bounds) or by another
+    method than ``settings.method``. A run without the tag predates it: percentile_bootstrap."""
+    bounds = [c for c in runs if c.endswith(("_ci_low", "_ci_high"))]
+    with_bounds = runs[runs[bounds].notna().any(axis=1)] if bounds else runs.iloc[:0]
+    tags = with_bounds.get("interval_method", pd.Series("", index=with_bounds.index))
+    made_by = tags.where(tags.astype(bool) & tags.notna(), "").astype(str)
+    methods = sorted(set(made_by)) or [settings.method]
+    text = " and ".join(_method_sentence(m or PERCENTILE_BOOTSTRAP, settings) for m in methods)
+    text += (
+        f". Fewer than {settings.min_participants} participants "
+        "(evaluation.interval.min_participants): no interval, and the cell says why."
+    )
+    if len(methods) > 1:
+        rows = "; ".join(
+            f"{m or PERCENTILE_BOOTSTRAP + ' (not recorded)'}: "
+            + ", ".join(str(n) for n in with_bounds.loc[made_by == m, "labelled_frames"])
+            for m in methods
+        )
+        text += (
+            f" **Rows made by different interval methods** ({rows} labelled frames): their "
+            "bounds are not comparable; evaluate them again (`dvc repro`) with one "
+            "evaluation.interval.method."
+        )
+    elif (methods[0] or PERCENTILE_BOOTSTRAP) != settings.method:
+        text += (
+            f" The runs were evaluated with {methods[0] or PERCENTILE_BOOTSTRAP}, not "
+            f"evaluation.interval.method={settings.method}: evaluate them again to apply it."
+        )
+    return text
+
+
+def _method_sentence(method: str, settings: IntervalSettings) -> str:
+    if method == T_INTERVAL:
+        return (
+            "made by a t-interval on the participants' errors weighted by their points "
+            "(participant-level standard error, Satterthwaite degrees of freedom; "
+            "docs/intervals.md)"
+        )
+    if method == PERCENTILE_BOOTSTRAP:
+        return (
+            f"made by a percentile bootstrap that resamples participants ({settings.resamples} "
+            f"resamples, seed {settings.seed}; evaluation.bootstrap), which is too narrow with "
+            "few participants (docs/intervals.md)"
+        )
+    return f"made by {method}"
 
 
 @dataclass(frozen=True)
@@ -161,15 +360,20 @@ def frames_to_label(
     seed: int = 0,
     confidence: float = 0.95,
     what: str = "generalisation",
+    method: str = DEFAULT_METHOD,
+    min_participants: int = MIN_PARTICIPANTS,
+    pooled: bool = False,
 ) -> FramesToLabel:
     """The fewest labelled frames per video whose MAE is within ``margin_pct`` % of the best condition's.
 
     ``totals`` maps each condition to its :func:`participant_totals`. The best condition has the
-    lowest MAE; a condition is within the margin when the upper bound of the paired bootstrap
-    interval of MAE(condition) - MAE(best) is at most ``margin_pct`` % of MAE(best): even its
-    pessimistic end costs no more than the margin. With one participant there is no interval and
-    the point difference decides (the sentence says so).
+    lowest MAE; a condition is within the margin when the upper bound of the paired interval
+    (``method``) of MAE(condition) - MAE(best) is at most ``margin_pct`` % of MAE(best): even its
+    pessimistic end costs no more than the margin. With fewer than ``min_participants``
+    participants there is no interval and the point difference decides (the sentence says so;
+    ``pooled``: the participants are pooled over cross-validation folds already).
     """
+    settings = IntervalSettings(n_resamples, seed, confidence, method, min_participants)
     maes = {
         n: t["sum_error_px"].sum() / t["n_points"].sum() for n, t in totals.items() if len(t) > 0
     }
@@ -179,8 +383,8 @@ def frames_to_label(
     margin_px = margin_pct / 100 * maes[best]
     differences, chosen = {}, None
     for n in sorted(maes):
-        difference = paired_bootstrap_difference(
-            *aligned_totals(totals[n], totals[best]), n_resamples, seed, confidence
+        difference = difference_interval(
+            *aligned_totals(totals[n], totals[best]), settings, pooled=pooled
         )
         differences[n] = difference
         bound = difference.high if difference.has_interval else difference.estimate
@@ -192,25 +396,31 @@ def frames_to_label(
         how = (
             f"the best condition (its {what} MAE is {maes[best]:.1f} px over "
             f"{len(totals[best])} participant(s))"
-        ) + (
-            f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
-            f"({margin_px:.1f} px) by a paired bootstrap over "
-            f"{max(differences[n].n_participants for n in fewer)} participant(s)"
-            if fewer
-            else ""
         )
+        if fewer:
+            widest = max((differences[n] for n in fewer), key=lambda i: i.n_participants)
+            how += (
+                f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
+                f"({margin_px:.1f} px) by {METHOD_WORDS[method]} of the paired difference over "
+                f"{widest.n_participants} participant(s)"
+                if widest.has_interval
+                else f"; no condition with fewer frames is within the margin of {margin_pct:g} % "
+                f"({margin_px:.1f} px) on the point estimates ({widest.note}), so this is an "
+                "indication, not a decision"
+            )
     elif d.has_interval:
         how = (
             f"its {what} MAE is {maes[chosen]:.1f} px, {d.estimate:+.1f} px from the best "
             f"({maes[best]:.1f} px at {best}), {confidence:.0%} interval of the difference "
-            f"[{d.low:+.1f}, {d.high:+.1f}] px by a paired bootstrap over {d.n_participants} "
-            f"participants, within the margin of {margin_pct:g} % ({margin_px:.1f} px)"
+            f"[{d.low:+.1f}, {d.high:+.1f}] px by {METHOD_WORDS[method]} over "
+            f"{d.n_participants} participants (paired), within the margin of {margin_pct:g} % "
+            f"({margin_px:.1f} px)"
         )
     else:
         how = (
             f"its {what} MAE is {maes[chosen]:.1f} px against {maes[best]:.1f} px at {best}, "
             f"within the margin of {margin_pct:g} % ({margin_px:.1f} px) on the point estimate "
-            f"only: {d.note or 'no interval'}, so this is an indication, not a decision"
+            f"only ({d.note or 'no interval'}), so this is an indication, not a decision"
         )
     label = (
         "Label no frames (the initial model)" if chosen == 0 else f"Label {chosen} frames per video"
