@@ -1,10 +1,13 @@
 """Checks of configuration values before a stage does any work.
 
-Hydra already refuses unknown keys and unknown group options; it does not know which values make
-sense. A bad value (``split.generalisation_fraction=1.5``, ``evaluation.pcutoffs=[80]``) would otherwise
-fail deep inside OpenCV, scikit-learn or DeepLabCut, or worse, run with a meaningless result. Each stage
-checks the sections it reads: ``check_config(cfg, "data", "split", "frames")``. The message names the
-key, the value and what is allowed, in the data layer's style, and the stage exits with status 2.
+Hydra already refuses unknown keys and unknown group options (in one line: src/cli.py); it does not
+know which values make sense. A bad value (``split.generalisation_fraction=1.5``,
+``evaluation.pcutoffs=[80]``) would otherwise fail deep inside OpenCV, scikit-learn or DeepLabCut, or
+worse, run with a meaningless result. Each stage checks the sections it reads:
+``check_config(cfg, "data", "split", "frames")``; ``python -m src.params`` checks them all
+(``SECTIONS``) before it writes the study. The message names the key, the value and what is allowed,
+where the value came from (the command line, conf/study/current.yaml, params.yaml or conf/) and the
+conf/ file that documents the key, and the stage exits with status 2.
 """
 
 from __future__ import annotations

@@ -4,7 +4,9 @@
 overrides in ``conf/study/current.yaml`` (git-ignored: it holds local paths). ``conf/config.yaml`` includes
 that file after everything else (``optional study: current``), so every command that composes ``conf/``
 (``src.train``, ``+sweep=frames``, ``src.report``, ``src.analyze``, ...) and ``params.yaml`` (``dvc repro``)
-act on the same data set, and config-group overrides on the command line keep working.
+act on the same data set, and config-group overrides on the command line keep working. Overrides add
+to the study; another data set starts a new one, and :func:`keep_previous` keeps the one before as
+``previous.yaml`` (an earlier ``previous.yaml`` as ``previous-<n>.yaml``).
 """
 
 from __future__ import annotations
@@ -23,7 +25,8 @@ PREVIOUS_FILE = STUDY_FILE.with_name("previous.yaml")  # the study before (a new
 HEADER = """\
 # @package _global_
 # The current study, written by `python -m src.params <overrides>`; every command composes it after
-# conf/config.yaml. Edit it, or run `python -m src.params <more overrides>` (they are added to these), or
+# conf/config.yaml. Edit it, or run `python -m src.params <more overrides>` (they are added to these;
+# another data set starts a new study and keeps this one as previous.yaml), or
 # `python -m src.params --demo` to go back to the embedded synthetic cohort.
 """
 
