@@ -174,7 +174,7 @@ def _unknown_key(key: str, given: str, others: list[str]) -> str:
     keys = _dotted_keys(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])) if cfg else []
     close = difflib.get_close_matches(key, keys, n=3, cutoff=0.8)
     leaf = key.rsplit(".", 1)[-1]
-    close += [k for k in keys if k.rsplit(".", 1)[-1] == leaf and k not in close]
+    close = close or [k for k in keys if k.rsplit(".", 1)[-1] == leaf]  # threads=2
     if not close:
         return (
             f"{given}: unknown key {key}; {conf_file(key, choices)} lists the keys with their "
