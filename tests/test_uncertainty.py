@@ -366,3 +366,28 @@ def test_report_names_the_interval_method_and_flags_mixed_methods():
     assert "Fewer than 4 participants" in alike
     old = interval_methods_note(runs.assign(interval_method=""), settings)
     assert "too narrow with few participants" in old and "evaluate them again" in old
+
+
+def test_report_cells_below_the_minimum_say_why_and_old_runs_keep_their_note():
+    """A run that recorded its method logged no bounds for 2 generalisation participants: the cell
+    says why in words; an older run (no tag) keeps the old note."""
+    from src.evaluation.report import ReportData, paper_table
+
+    metrics = {
+        f"mae_{s}{c}_px": 10.0 for s in ("test", "generalisation") for c in ("", "_pcutoff0.8")
+    }
+    counts = {"n_test_participants": 6.0, "n_generalisation_participants": 2.0}
+    bounds = {"mae_test_px_ci_low": 8.0, "mae_test_px_ci_high": 13.0}
+    runs = pd.DataFrame(
+        [
+            {"labelled_frames": 1, **metrics, **counts, **bounds, "interval_method": T_INTERVAL},
+            {"labelled_frames": 6, **metrics, **counts, **bounds, "interval_method": ""},
+        ]
+    )
+    data = ReportData(runs, paper_table(runs, 0.8))
+    notes = data.interval_notes
+    assert notes.loc[1, "generalisation"] == (
+        "2 generalisation participants: too few for an interval; use split=kfold"
+    )
+    assert notes.loc[1, "generalisation, p-cutoff 0.8"].startswith("2 generalisation participants")
+    assert notes.loc[6, "generalisation"] == NO_INTERVAL and notes.loc[1, "test"] == ""
