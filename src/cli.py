@@ -207,7 +207,6 @@ def config_groups(conf_dir: Path = CONF_DIR) -> str:
 
 def _composed(overrides: list[str]) -> DictConfig | None:
     """conf/config.yaml with ``overrides`` and the hydra node, or None when it does not compose."""
-    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
             return compose("config", overrides=overrides, return_hydra_config=True)
