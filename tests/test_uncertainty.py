@@ -391,3 +391,21 @@ def test_report_cells_below_the_minimum_say_why_and_old_runs_keep_their_note():
     )
     assert notes.loc[1, "generalisation, p-cutoff 0.8"].startswith("2 generalisation participants")
     assert notes.loc[6, "generalisation"] == NO_INTERVAL and notes.loc[1, "test"] == ""
+
+
+@pytest.mark.parametrize(
+    "key, value", [("method", "bca"), ("min_participants", 1), ("min_participants", 2.5)]
+)
+def test_a_bad_interval_setting_is_refused_naming_the_key(key, value):
+    from omegaconf import OmegaConf
+
+    from src.checks import check_config
+    from src.errors import ConfigError
+
+    interval = {"method": T_INTERVAL, "min_participants": 4} | {key: value}
+    cfg = OmegaConf.create({"evaluation": {"interval": interval}})
+    with pytest.raises(ConfigError, match=f"evaluation.interval.{key}"):
+        check_config(cfg, "evaluation")
+    check_config(
+        OmegaConf.create({"evaluation": {"interval": {"min_participants": 2}}}), "evaluation"
+    )
