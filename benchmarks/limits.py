@@ -1,0 +1,447 @@
+"""Each speed figure of the product against its limit on this machine.
+
+    .venv/bin/python -m benchmarks.limits --quick     # the first three figures, a few minutes
+    .venv/bin/python -m benchmarks.limits --full      # also a fresh clone's demo (and, with --cv, the
+                                                      # 5-fold study of all seven conditions)
+
+Writes benchmarks/results/limits.md: first one line per figure, ``name: value``, then the table (figure,
+value, goal, what it divides) and the conditions (CPU, instruction-set class, threads, load average,
+repeats). The machine must be quiet: it refuses to start when the 1-minute load average is above
+``--max-load`` (``--force`` measures anyway, and the file says so).
+
+Figures:
+
+* ``training_vs_limit``: the raw update of the same network (the trained model's pytorch_config.yaml),
+  batch size, input size and threads, *without* CPU pins (``CPU_NUMERICS=off``), divided by our time per
+  update in a real training with the default settings. Our time per update is the marginal cost of a
+  ``src.training.condition.train`` call at two budgets (``--updates``, e.g. 60 and 240; the difference
+  removes the fixed costs of building the project and evaluating) of the 20-frame condition of the
+  default cohort from random weights. Goal >= 0.85.
+* ``analysis_vs_limit``: frames/s of our video tracking (``src.analysis.per_video.track_video``: decoding,
+  DeepLabCut's inference and its H5 writer; no movie or features) on one cohort video, divided by the
+  unpinned raw forward's frames/s at the same batch size and input size. Goal >= 0.90.
+* ``cutoff_reevaluation_share``: a re-evaluation of the finished condition at a new p-cutoff (the same
+  ``train`` call with ``evaluate_only=true``, in the process that trained it, as ``+sweep=cutoff`` runs)
+  as a share of the ``train`` call that trained and evaluated it. Goal <= 0.02.
+* ``demo_minutes`` (``--full``): a fresh clone's ``make demo``, set-up included. Goal <= 15.
+* ``study_update_share`` (``--full``): the share of that clone's ``dvc repro`` spent in weight updates,
+  estimated as updates x our time per update (above) over the repro's wall time. Goal >= 0.80.
+* ``cv_study_minutes`` (``--full --cv``): the 5-fold study of all seven conditions, ``dvc repro`` in the
+  same clone after the demo. Goal <= 60.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from benchmarks import REPO
+
+GOALS = {  # name: (goal, "min" | "max")
+    "training_vs_limit": (0.85, "min"),
+    "analysis_vs_limit": (0.90, "min"),
+    "cutoff_reevaluation_share": (0.02, "max"),
+    "study_update_share": (0.80, "min"),
+    "demo_minutes": (15.0, "max"),
+    "cv_study_minutes": (60.0, "max"),
+}
+CONDITION = 20  # labelled frames per video of the timed condition (the demo's largest)
+INPUT = (160, 200)  # height, width of the default cohort's frames
+NUMERICS_VARIABLES = ("CPU_NUMERICS", "CPU_REPRODUCIBLE", "ONEDNN_MAX_CPU_ISA", "MKL_CBWR")
+NUMERICS_VARIABLES += ("ATEN_CPU_CAPABILITY", "DNNL_MAX_CPU_ISA")
+
+
+def clean_env(**variables: str) -> dict[str, str]:
+    """This environment without any CPU pin of the caller's, plus ``variables``."""
+    env = {k: v for k, v in os.environ.items() if k not in NUMERICS_VARIABLES}
+    return (
+        env
+        | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"}
+        | variables
+    )
+
+
+def run_child(mode: str, *args: str, env: dict[str, str]) -> dict:
+    """``python -m benchmarks.limits --child <mode> <args>``; its last stdout line is JSON."""
+    result = subprocess.run(
+        [sys.executable, "-m", "benchmarks.limits", "--child", mode, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"benchmark child {mode} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+# --- children: each runs in a fresh process so that the CPU pins of its environment apply ---
+
+
+def child_study(root: Path, data: Path, updates: list[int], threads: int, batch_size: int) -> dict:
+    """In-process: train the condition at each budget, re-evaluate the last at a new p-cutoff, track a
+    video with it. Times each call."""
+    from hydra import compose, initialize_config_dir
+
+    import src
+    from src.analysis.per_video import Tracker, track_video
+    from src.analysis.videos import read_video_info
+    from src.engine import pytorch as engine
+    from src.training.condition import train
+
+    base = [
+        f"paths.data_dir={data}",
+        f"paths.models_dir={root / 'models'}",
+        f"mlflow.tracking_uri=sqlite:///{root / 'mlruns' / 'mlflow.db'}",
+        f"mlflow.artifact_location={root / 'mlruns' / 'artifacts'}",
+        f"pipeline.dir={root / 'pipeline'}",
+        "weights=random",
+        f"labelled_frames={CONDITION}",
+        f"training.threads={threads}",
+        f"training.batch_size={batch_size}",
+    ]
+
+    def config(*overrides: str):
+        with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+            return compose(config_name="config", overrides=[*base, *overrides])
+
+    trainings = {}
+    for n in updates:
+        start = time.perf_counter()
+        train(config(f"training.iterations={n}"))
+        trainings[n] = time.perf_counter() - start
+    start = time.perf_counter()
+    train(
+        config(
+            f"training.iterations={updates[-1]}", "evaluate_only=true", "evaluation.pcutoffs=[0.55]"
+        )
+    )
+    reevaluation = time.perf_counter() - start
+
+    (model_folder,) = (root / "models" / "synthetic_clinical").glob(
+        f"frames{CONDITION}-*{_key_of(root, updates[-1])}*/model"
+    )
+    model = engine.load_model(model_folder)
+    video = read_video_info(sorted((data / "synthetic" / "clinical" / "videos").glob("*.mp4"))[0])
+    pose_config = engine.read_pose_config(model.pose_config)
+    rates = []
+    for repeat in range(3):
+        out = root / f"analysis-{repeat}"
+        out.mkdir()
+        runner = engine.video_inference_runner(model, "last", batch_size, "cpu")
+        _, frames_per_s = track_video(Tracker(runner, pose_config, "DLC_bench"), video, out)
+        rates.append(frames_per_s)
+    return {
+        "trainings_s": trainings,
+        "reevaluation_s": reevaluation,
+        "analysis_frames_per_s": statistics.median(rates),
+        "analysis_runs": rates,
+        "pose_config": str(model.pose_config),
+        "numerics_class": src.numerics_class(),
+    }
+
+
+def _key_of(root: Path, updates: int) -> str:
+    """The model key of the finished run trained with ``updates`` (from the MLflow store)."""
+    import mlflow
+
+    client = mlflow.MlflowClient(f"sqlite:///{root / 'mlruns' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("synthetic_clinical")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"params.`training.iterations` = '{updates}' and attributes.status = 'FINISHED'",
+    )
+    return runs[0].data.tags["model_key"]
+
+
+def child_raw(pose_config: Path, threads: int, batch_size: int, steps: int) -> dict:
+    """The network alone: forward + backward + AdamW on a random batch, and forward alone (no grad)."""
+    import torch
+    from deeplabcut.pose_estimation_pytorch.models import PoseModel
+
+    import src
+    from src.engine import pytorch as engine
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    model = PoseModel.build(engine.read_pose_config(pose_config)["model"])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    batch = torch.randn(batch_size, 3, *INPUT)
+
+    def update() -> None:
+        optimizer.zero_grad()
+        outputs = model(batch)
+        loss = sum((t**2).mean() for head in outputs.values() for t in head.values())
+        loss.backward()
+        optimizer.step()
+
+    def median_s(work) -> float:
+        work()  # warm-up: oneDNN generates its kernels on first use
+        walls = []
+        for _ in range(steps):
+            start = time.perf_counter()
+            work()
+            walls.append(time.perf_counter() - start)
+        return statistics.median(walls)
+
+    update_s = median_s(update)
+    model.eval()
+    with torch.no_grad():
+        forward_s = median_s(lambda: model(batch))
+    return {
+        "update_s": update_s,
+        "forward_frames_per_s": batch_size / forward_s,
+        "numerics_class": src.numerics_class(),
+    }
+
+
+# --- the parent ---
+
+
+def quick(root: Path, args: argparse.Namespace) -> tuple[dict, dict]:
+    """The first three figures; returns (figures, details)."""
+    env = clean_env()
+    data = args.data or root / "data"
+    print(f"generating and preparing the default cohort in {data} (not timed) ...", flush=True)
+    subprocess.run(
+        [sys.executable, "-m", "src.cohort", f"paths.data_dir={data}", "weights=random"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    subprocess.run(
+        [sys.executable, "-m", "src.prepare", f"paths.data_dir={data}", "weights=random"],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    print(f"training the {CONDITION}-frame condition at {args.updates} updates ...", flush=True)
+    study = run_child(
+        "study",
+        str(root),
+        str(data),
+        ",".join(map(str, args.updates)),
+        str(args.threads),
+        str(args.batch_size),
+        env=env,
+    )
+    low, high = args.updates[0], args.updates[-1]
+    trainings = {int(k): v for k, v in study["trainings_s"].items()}
+    ours_update_s = (trainings[high] - trainings[low]) / (high - low)
+    raws = []
+    for repeat in range(args.repeats):
+        print(f"raw network, unpinned, {repeat + 1} of {args.repeats} ...", flush=True)
+        raws.append(
+            run_child(
+                "raw",
+                study["pose_config"],
+                str(args.threads),
+                str(args.batch_size),
+                str(args.steps),
+                env=clean_env(CPU_NUMERICS="off"),
+            )
+        )
+    raw_update_s = statistics.median(r["update_s"] for r in raws)
+    raw_frames_per_s = statistics.median(r["forward_frames_per_s"] for r in raws)
+    figures = {
+        "training_vs_limit": raw_update_s / ours_update_s,
+        "analysis_vs_limit": study["analysis_frames_per_s"] / raw_frames_per_s,
+        "cutoff_reevaluation_share": study["reevaluation_s"] / trainings[high],
+    }
+    details = {
+        "training_vs_limit": f"raw unpinned update {raw_update_s:.3f} s / ours {ours_update_s:.3f} s "
+        f"per update (train calls: {', '.join(f'{n} updates {s:.1f} s' for n, s in trainings.items())})",
+        "analysis_vs_limit": f"ours {study['analysis_frames_per_s']:.1f} frames/s (runs "
+        f"{', '.join(f'{r:.1f}' for r in study['analysis_runs'])}) / raw unpinned forward "
+        f"{raw_frames_per_s:.1f} frames/s",
+        "cutoff_reevaluation_share": f"re-evaluation {study['reevaluation_s']:.2f} s / training and "
+        f"evaluation {trainings[high]:.1f} s",
+        "_ours_update_s": ours_update_s,
+        "_class": study["numerics_class"],
+        "_raw": raws,
+    }
+    return figures, details
+
+
+def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[dict, dict]:
+    """A fresh clone's ``make demo`` (and the 5-fold study with ``--cv``)."""
+    clone = root / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    if (REPO.parent / "shared").exists() and not (clone.parent / "shared").exists():
+        (clone.parent / "shared").symlink_to(REPO.parent / "shared")
+    env = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}
+    venv_bin = clone / ".venv" / "bin"
+    env["PATH"] = f"{venv_bin}{os.pathsep}{env['PATH']}"
+    # make demo's steps (Makefile), each timed: set-up, params, dvc repro, screenshot
+    steps = {
+        "setup": ["make", "setup", "browser"],
+        "params": [str(venv_bin / "python"), "-m", "src.params"],
+        "repro": ["dvc", "repro"],
+        "screenshot": [
+            str(venv_bin / "python"),
+            "-m",
+            "tools.mlflow_screenshot",
+            "--out",
+            "reports/mlflow_ui.png",
+        ],
+    }
+    seconds = {}
+    for name, command in steps.items():
+        print(f"fresh clone ({clone}): {' '.join(command)} ...", flush=True)
+        start = time.perf_counter()
+        subprocess.run(command, cwd=clone, env=env, check=name != "screenshot")
+        seconds[name] = time.perf_counter() - start
+    demo_s, repro_s = sum(seconds.values()), seconds["repro"]
+    params = _params(clone)
+    cells = [c for c in params["pipeline"]["cells"] if int(str(c).split("-")[-1]) > 0]
+    updates = int(params["training"]["iterations"]) * len(cells)
+    updates += (
+        int(params["pretraining"]["iterations"]) if params["weights"]["kind"] == "pretrained" else 0
+    )
+    figures = {
+        "demo_minutes": demo_s / 60,
+        "study_update_share": updates * ours_update_s / repro_s,
+    }
+    details = {
+        "demo_minutes": "make demo's steps: "
+        + ", ".join(f"{name} {s / 60:.1f} min" for name, s in seconds.items()),
+        "study_update_share": f"{updates} updates x {ours_update_s:.3f} s / dvc repro {repro_s:.0f} s",
+        "_clone": str(clone),
+    }
+    if args.cv:
+        py = clone / ".venv" / "bin" / "python"
+        subprocess.run([str(py), "-m", "src.params", "split=kfold"], cwd=clone, env=env, check=True)
+        start = time.perf_counter()
+        subprocess.run(
+            ["dvc", "repro"],
+            cwd=clone,
+            env=env | {"PATH": f"{py.parent}:{env['PATH']}"},
+            check=True,
+        )
+        figures["cv_study_minutes"] = (time.perf_counter() - start) / 60
+        details["cv_study_minutes"] = "split=kfold, conditions auto, dvc repro after the demo"
+    return figures, details
+
+
+def _params(clone: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))
+
+
+def conditions_text(args: argparse.Namespace, load: tuple[float, float, float], cls: str) -> str:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown CPU",
+    )
+    return (
+        f"CPU: {cpu}, {os.cpu_count()} cores; CPU numerics class of our runs: {cls} (raw limits: "
+        f"`CPU_NUMERICS=off`); {args.threads} torch threads, batch size {args.batch_size}, input "
+        f"{INPUT[1]} x {INPUT[0]} px; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{' (forced: the machine was not quiet)' if args.force and load[0] > args.max_load else ''}; "
+        f"raw figures: median of {args.repeats} processes x {args.steps} timed steps; "
+        f"analysis: median of 3 runs over one 150-frame video; Python {platform.python_version()}."
+    )
+
+
+def write(figures: dict, details: dict, args: argparse.Namespace, load) -> str:
+    lines = [f"{name}: {value:.3f}" for name, value in figures.items()]
+    lines += [
+        "",
+        "# Speed against its limit",
+        "",
+        f"`python -m benchmarks.limits {' '.join(sys.argv[1:])}`".replace(" `", "`"),
+        "",
+        "| figure | value | goal | met | what it divides |",
+        "|---|---:|---:|:-:|---|",
+    ]
+    for name, value in figures.items():
+        goal, kind = GOALS[name]
+        met = value >= goal if kind == "min" else value <= goal
+        sign = ">=" if kind == "min" else "<="
+        lines.append(
+            f"| {name} | {value:.3f} | {sign} {goal} | {'yes' if met else 'no'} | {details[name]} |"
+        )
+    lines += ["", conditions_text(args, load, details.get("_class", "?")), ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--quick", action="store_true", help="the first three figures (default)")
+    which.add_argument("--full", action="store_true", help="also a fresh clone's make demo")
+    parser.add_argument("--cv", action="store_true", help="with --full: also the 5-fold study")
+    parser.add_argument(
+        "--updates", type=lambda s: [int(x) for x in s.split(",")], default=[60, 240]
+    )
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (training.threads)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3, help="processes of the raw limits")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per raw process")
+    parser.add_argument(
+        "--max-load", type=float, default=0.5, help="refuse above this load average"
+    )
+    parser.add_argument("--force", action="store_true", help="measure even on a loaded machine")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help="paths.data_dir holding (or to hold) the default cohort; default: a temporary one",
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "limits.md")
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, *rest = args.child
+        if mode == "study":
+            result = child_study(
+                Path(rest[0]),
+                Path(rest[1]),
+                [int(x) for x in rest[2].split(",")],
+                int(rest[3]),
+                int(rest[4]),
+            )
+        else:
+            result = child_raw(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]))
+        print(json.dumps(result))
+        return
+
+    load = os.getloadavg()
+    if load[0] > args.max_load and not args.force:
+        raise SystemExit(
+            f"error: load average {load[0]:.2f} > --max-load {args.max_load}: the machine is not quiet, "
+            "and the figures would not be its limits; stop other jobs, or --force to measure anyway"
+        )
+    root = Path(tempfile.mkdtemp(prefix="bench-limits-"))
+    try:
+        figures, details = quick(root, args)
+        if args.full:
+            more, more_details = full(root, args, details["_ours_update_s"])
+            figures |= more
+            details |= more_details
+    finally:
+        if not args.full:
+            shutil.rmtree(root, ignore_errors=True)
+    text = write(figures, details, args, load)
+    print(text)
+    args.out.write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
