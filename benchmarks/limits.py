@@ -399,6 +399,9 @@ def main() -> None:
     )
     parser.add_argument("--force", action="store_true", help="measure even on a loaded machine")
     parser.add_argument(
+        "--wait", type=int, default=180, help="seconds to wait for the load to fall"
+    )
+    parser.add_argument(
         "--data",
         type=Path,
         help="paths.data_dir holding (or to hold) the default cohort; default: a temporary one",
@@ -422,6 +425,15 @@ def main() -> None:
         return
 
     load = os.getloadavg()
+    waited = 0
+    while load[0] > args.max_load and not args.force and waited < args.wait:
+        print(
+            f"load average {load[0]:.2f} > {args.max_load}: waiting for a quiet machine ...",
+            flush=True,
+        )
+        time.sleep(15)
+        waited += 15
+        load = os.getloadavg()
     if load[0] > args.max_load and not args.force:
         raise SystemExit(
             f"error: load average {load[0]:.2f} > --max-load {args.max_load}: the machine is not quiet, "
