@@ -221,6 +221,12 @@ def test_dvc_train_stage_says_which_cell_and_how_long_is_left(tmp_path, monkeypa
     line = estimate.pipeline_cell_line(cfg, stage="train@1")
     assert re.fullmatch(r"\[study\] cell 2 of 3 \(train@1\), about \d+ min left", line), line
 
+    # dvc repro runs every train stage before the evaluate stages: a trained cell counts as done
+    (tmp_path / "pipeline" / "models" / "frames_1").mkdir(parents=True)
+    os.utime(tmp_path / "pipeline" / "models" / "frames_1", (old + 5, old + 5))
+    line = estimate.pipeline_cell_line(cfg, stage="train@2")
+    assert re.fullmatch(r"\[study\] cell 3 of 3 \(train@2\), about \d+ min left", line), line
+
 
 def test_sweep_cells_time_left_from_the_jobs_done(tmp_path):
     cfg = study(tmp_path, "weights=random", "labelled_frames=2")

@@ -541,8 +541,9 @@ def _pipeline_cell_line(cfg: DictConfig, stage: str | None = None) -> str | None
     """'cell k of n' for a train stage of ``dvc repro`` (``DVC_STAGE`` train@<cell>), with the time
     left from the cached costs; None outside one.
 
-    A cell counts as done when its evaluation output (``<pipeline.dir>/evaluation/<cell>/``) is
-    newer than params.yaml; a cell DVC re-runs for a code change alone counts as done too, so k
+    DVC runs every train stage before the evaluate stages, so a cell counts as done when its trained
+    model (``<pipeline.dir>/models/<cell>/``) or its evaluation (``<pipeline.dir>/evaluation/<cell>/``)
+    is newer than params.yaml; a cell DVC re-runs for a code change alone counts as done too, so k
     then runs ahead.
     """
     stage = os.environ.get("DVC_STAGE", "") if stage is None else stage
@@ -554,14 +555,13 @@ def _pipeline_cell_line(cfg: DictConfig, stage: str | None = None) -> str | None
         return None
     params = Path("params.yaml")
     since = params.stat().st_mtime if params.is_file() else 0.0
-    evaluation = Path(str(cfg.pipeline.dir)) / "evaluation"
-    to_do = [
-        name
-        for name, cell in cells.items()
-        if name == this
-        or not (evaluation / str(cell["dir"])).is_dir()
-        or (evaluation / str(cell["dir"])).stat().st_mtime <= since
-    ]
+    outputs = [Path(str(cfg.pipeline.dir)) / kind for kind in ("models", "evaluation")]
+
+    def done(cell) -> bool:
+        folders = [folder / str(cell["dir"]) for folder in outputs]
+        return any(f.is_dir() and f.stat().st_mtime > since for f in folders)
+
+    to_do = [name for name, cell in cells.items() if name == this or not done(cell)]
     k = len(cells) - len(to_do) + 1
     seconds = None
     shape = _safe_shape(cfg)
