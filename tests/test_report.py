@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -366,7 +367,8 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     assert f"{logged[2]['mae_train_px']:.2f} [" in rows["2"]
     # no interval logged for the generalisation p-cutoff cell: 1 participant, said so
     cutoff = one["mae_generalisation_pcutoff0.8_px"]
-    assert f"{cutoff:.2f} (no interval: 1 participant){SMALL} |" in rows["1"]
+    letter = re.search(rf"{cutoff:.2f} \((\w)\){re.escape(SMALL)} \|", rows["1"]).group(1)
+    assert f"({letter}) no interval: 1 participant." in pixels
     assert sum(line.count(SMALL) for line in rows.values()) == sum(
         map(len, EXPECTED_SMALL.values())
     )
@@ -744,9 +746,11 @@ def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
             pooled = rows["sum_error_px"].sum() / rows["n_points"].sum()
             assert pooled == pytest.approx(logged[f"mae_{set_name}_px"], rel=1e-5)
     assert compared >= 4
-    assert "(1 generalisation participant: too few for an interval; use split=kfold)" in section(
-        markdown, "Mean error (MAE) in pixels"
-    )
+    pixels = section(markdown, "Mean error (MAE) in pixels")
+    letter = re.search(
+        r"\((\w)\) 1 generalisation participant: too few for an interval; use split=kfold\.", pixels
+    ).group(1)
+    assert re.search(rf"\d\.\d\d \({letter}\)", pixels)  # the cell carries the letter
     split = pd.read_csv(Path(cfg.paths.prepared_dir) / cfg.data.name / "split.csv")
     shown = markdown + (tmp_path / "report" / "participant_errors.csv").read_text()
     assert not any(str(p) in shown for p in split["participant"].unique())
@@ -905,7 +909,8 @@ def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
     assert "## Spread between folds" in markdown
     # the test set logged no errors per participant here: pooled from counts, no interval, said so
     pixels = section(markdown, "Mean error (MAE) in pixels")
-    assert "(no interval: no participant errors logged)" in pixels and NO_INTERVAL not in pixels
+    letter = re.search(r"\((\w)\) no interval: no participant errors logged\.", pixels).group(1)
+    assert re.search(rf"\d\.\d\d \({letter}\)", pixels) and NO_INTERVAL not in pixels
     per_participant = section(markdown, "Error per generalisation participant (px)")
     assert all(p in per_participant for fold in held_out.values() for p in fold)
     tags = client.get_run(parent).data.tags

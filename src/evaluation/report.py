@@ -557,7 +557,9 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     c = f"{data.pcutoff:g}"
     basis, flags, tags = data.basis, data.small, _tags(runs)
     marks = _row_marks(tags)
-    shown = _cells(table, flags, marks, data.bounds, data.interval_notes)
+    # why a cell has no interval: a letter in the cell, the words once below the table
+    letters = _note_letters(data.interval_notes)
+    shown = _cells(table, flags, marks, data.bounds, data.interval_notes, letters)
     shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
     skipped = _skipped_marks(tags)  # the reason is a footnote: it would widen every row
     shown["note"] = [
@@ -573,7 +575,10 @@ def markdown(data: ReportData, out_dir: Path) -> str:
         "\n".join(_measured(data, tags)),
         "## Mean error (MAE) in pixels",
         _text_table(shown, n_left=2),
-        "\n".join(_footnotes(data, tags, flags)),
+        "\n".join(
+            [f"({letter}) {note}.  " for note, letter in letters.items()]
+            + _footnotes(data, tags, flags)
+        ),
         _intervals_note(data),
     ]
     if table_cm is not None:
@@ -795,10 +800,11 @@ def _cells(
     marks: pd.Series,
     bounds: tuple[pd.DataFrame, pd.DataFrame] | None = None,
     notes: pd.DataFrame | None = None,
+    letters: dict[str, str] | None = None,
 ) -> pd.DataFrame:
     """``table`` as text: 2 decimals, with ``bounds`` as ``19.00 [8.40, 31.20]`` (``notes``: why a
-    cell has none, e.g. 1 participant), :data:`SMALL` on flagged
-    cells, rows marked with ``marks``."""
+    cell has none, e.g. 1 participant, shown as its letter of ``letters``, ``17.84 (a)``),
+    :data:`SMALL` on flagged cells, rows marked with ``marks``."""
 
     def cell(n_frames, column: str, value: float, flag: bool) -> str:
         if pd.isna(value):
@@ -809,7 +815,8 @@ def _cells(
             if pd.notna(low) and pd.notna(high):
                 text += f" [{low:.2f}, {high:.2f}]"
             elif notes is not None and notes.loc[n_frames, column]:
-                text += f" ({notes.loc[n_frames, column]})"
+                note = notes.loc[n_frames, column]
+                text += f" ({(letters or {}).get(note, note)})"
         return text + (SMALL if flag else "")
 
     shown = pd.DataFrame(
@@ -826,6 +833,12 @@ def _cells(
     )
     shown.index.name = table.index.name
     return shown
+
+
+def _note_letters(notes: pd.DataFrame) -> dict[str, str]:
+    """Each distinct note of ``notes`` with its letter, a, b, ... in reading order."""
+    distinct = dict.fromkeys(note for _, row in notes.iterrows() for note in row if note)
+    return {note: chr(ord("a") + i) for i, note in enumerate(distinct)}
 
 
 def _basis_cells(basis: pd.DataFrame, flags: pd.DataFrame, marks: pd.Series) -> pd.DataFrame:
