@@ -558,7 +558,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
     basis, flags, tags = data.basis, data.small, _tags(runs)
     marks = _row_marks(tags)
     # why a cell has no interval: a letter in the cell, the words once below the table
-    letters = _note_letters(data.interval_notes)
+    letters = _note_letters(data.interval_notes.where(table.notna(), ""))
     shown = _cells(table, flags, marks, data.bounds, data.interval_notes, letters)
     shown["snapshot"] = [_snapshot_cell(row) for _, row in tags.iterrows()]
     skipped = _skipped_marks(tags)  # the reason is a footnote: it would widen every row
