@@ -541,7 +541,7 @@ CASES = [
         [
             "synthetic.clinical.n_participants=0 is not allowed",
             "an integer >= 1",
-            "conf/synthetic/default.yaml",
+            "conf/synthetic/tiny.yaml documents",  # the cohort generator these cases run with
         ],
     ),
     # --- outputs
