@@ -104,13 +104,19 @@ def _compose_once(task, args) -> None:
     )
     if args.config_dir is not None:
         search_path.prepend("command-line", f"file://{Path(args.config_dir).absolute()}")
-    overrides = _first_of_each_sweep(args.overrides) if args.multirun else list(args.overrides)
-    with explained(overrides):
+    given = list(args.overrides)
+    # A sweep is a multirun from -m or from a config that sets hydra.mode (+sweep=frames): its jobs
+    # are checked with each swept override's first value.
+    overrides = _first_of_each_sweep(given)
+    with explained(given if overrides == given else overrides):
         app = Hydra.create_main_hydra2(
             task_name=detect_task_name(calling_file, calling_module), config_search_path=search_path
         )
         try:
-            app.compose_config(args.config_name or "config", overrides, run_mode=RunMode.RUN)
+            name = args.config_name or "config"
+            cfg = app.compose_config(name, overrides, run_mode=RunMode.RUN)
+            if overrides != given and not args.multirun and cfg.hydra.mode != RunMode.MULTIRUN:
+                app.compose_config(name, given, run_mode=RunMode.RUN)  # Hydra's "add --multirun"
         finally:
             GlobalHydra.instance().clear()
 

@@ -260,3 +260,23 @@ def test_make_help_lists_every_target_with_its_line():
         assert set(shown) == set(documented)
         for target, line in documented.items():
             assert shown[target].rstrip().endswith(line.strip())
+
+
+def test_a_sweep_passes_the_check_only_as_a_multirun(tmp_path):
+    """The check composes each swept override's first value: a sweep set by its config
+    (+sweep=frames sets hydra.mode) reaches the sweep, whose study check then refuses the missing
+    project; a sweep without a multirun gets Hydra's hint, in one line."""
+    swept = python(
+        REPO,
+        "-m",
+        "src.train",
+        "+sweep=frames",
+        "labelled_frames=0,2",
+        "data=dlc_project",
+        f"data.root={tmp_path / 'missing'}",
+        f"mlflow.tracking_uri=sqlite:///{tmp_path / 'mlflow.db'}",
+        f"paths.data_dir={tmp_path / 'data'}",
+    )
+    assert swept.returncode == 2, swept.stderr[-2000:]
+    assert f"{tmp_path / 'missing' / 'config.yaml'} does not exist" in swept.stderr
+    assert "--multirun" in one_line_error(python(REPO, "-m", "src.train", "labelled_frames=0,2"))
