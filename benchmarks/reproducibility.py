@@ -95,40 +95,14 @@ def child_step(steps: int, images: int) -> None:
 
 def model_config() -> dict:
     """The ``model`` section of the pytorch_config.yaml that src.train writes for ``model=resnet_18``."""
-    import warnings
-
-    from deeplabcut.pose_estimation_pytorch.config import make_pytorch_pose_config
     from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
 
-    from src.engine import pytorch as engine
+    from src.study.estimate import pose_model_config
 
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         model_cfg = compose(config_name="config", overrides=["model=resnet_18"]).model
-    folder = Path(tempfile.mkdtemp(prefix="bench-repro-config-"))
-    project = {
-        "Task": "bench",
-        "scorer": "bench",
-        "date": "bench",
-        "multianimalproject": False,
-        "identity": False,
-        "project_path": str(folder),
-        "bodyparts": [f"point{i}" for i in range(14)],
-        "uniquebodyparts": [],
-        "individuals": ["single"],
-        "skeleton": [],
-        "video_sets": {},
-        "TrainingFraction": [0.95],
-        "iteration": 0,
-    }
-    with warnings.catch_warnings():
-        # Deprecated in favour of PoseConfig.build, which needs a project on disk.
-        warnings.simplefilter("ignore")
-        pose = make_pytorch_pose_config(
-            project, folder / "pytorch_config.yaml", net_type=str(model_cfg.net_type)
-        )
-    pose = pose.model_dump() if hasattr(pose, "model_dump") else dict(pose)
-    shutil.rmtree(folder, ignore_errors=True)
-    return engine.apply_updates(pose, engine.backbone_updates(model_cfg, pose))["model"]
+    return pose_model_config(OmegaConf.to_container(model_cfg, resolve=True), 14)
 
 
 def run_step(setting: str, steps: int, images: int) -> dict:

@@ -225,7 +225,7 @@ def _child_probe(request: dict) -> None:
     device = torch.device(request["device"])
     torch.manual_seed(0)
     model = PoseModel.build(
-        _pose_model_config(request["model"], request["n_bodyparts"]), pretrained_backbone=False
+        pose_model_config(request["model"], request["n_bodyparts"]), pretrained_backbone=False
     ).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     width, height = request["input_wh"]
@@ -260,7 +260,7 @@ def _child_probe(request: dict) -> None:
     )
 
 
-def _pose_model_config(model_cfg: dict, n_bodyparts: int) -> dict:
+def pose_model_config(model_cfg: dict, n_bodyparts: int) -> dict:
     """The ``model`` section of the pytorch_config.yaml src.engine.pytorch trains for ``model=``."""
     import shutil
     import tempfile
