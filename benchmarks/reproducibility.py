@@ -35,6 +35,7 @@ from pathlib import Path
 from benchmarks import REPO
 
 THREADS = 2  # conf/training/cpu_demo.yaml: training.threads
+LOAD_BEFORE = os.getloadavg()  # 1, 5, 15 minutes: when the benchmark started
 
 
 def environment(setting: str) -> dict[str, str]:
@@ -250,8 +251,8 @@ def main() -> None:
         "table shows the fastest of all processes, the median of the processes, and the median ratio to "
         "the `off` process run next to it (paired cost). cost = time relative to off (1.00x: none).",
         "",
-        "The machine is shared with other jobs, which slow whole processes several-fold at times: the "
-        "fastest figures are the least disturbed; read ratios, not absolute speeds.",
+        f"Load average before: {LOAD_BEFORE[0]:.2f} {LOAD_BEFORE[1]:.2f} {LOAD_BEFORE[2]:.2f}. Other jobs "
+        "slow whole processes several-fold: the fastest figures are the least disturbed.",
         "",
         *rows,
     ]
