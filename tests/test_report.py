@@ -17,6 +17,7 @@ from mlflow.tracking import MlflowClient
 
 from src.errors import ConfigError, DataError
 from src.evaluation import report as report_module
+from src.evaluation.metric_names import MetricName
 from src.evaluation.metrics import METRICS_GUIDE
 from src.evaluation.report import (
     ReportData,
@@ -75,23 +76,24 @@ def metrics_for(n_frames: int, bump: float = 0.0) -> dict[str, float]:
     ):
         mae = 100 / (n_frames + 1) + i / 3 + bump + 1 / 7
         participants, frames, points = SIZES[set_name](n_frames)
+        every, kept = MetricName("mae", set_name), MetricName("mae", set_name, 0.8)
         metrics |= {
-            f"mae_{set_name}_px": mae,
-            f"mae_{set_name}_cm": 1.5 * mae,
-            f"mae_{set_name}_pcutoff0.8_px": mae / 3,
-            f"mae_{set_name}_pcutoff0.8_cm": mae / 2,
-            f"kept_{set_name}_pcutoff0.8": 0.25 + i / 7,
-            f"n_{set_name}_participants": float(participants),
-            f"n_{set_name}_frames": float(frames),
-            f"n_{set_name}_points": float(points),
+            every.name: mae,
+            every.in_unit("cm").name: 1.5 * mae,
+            kept.name: mae / 3,
+            kept.in_unit("cm").name: mae / 2,
+            MetricName("kept", set_name, 0.8).name: 0.25 + i / 7,
+            MetricName("n_participants", set_name).name: float(participants),
+            MetricName("n_frames", set_name).name: float(frames),
+            MetricName("n_points", set_name).name: float(points),
             # interval bounds; none for the generalisation p-cutoff cell (1 participant kept)
-            f"mae_{set_name}_px_ci_low": 0.5 * mae,
-            f"mae_{set_name}_px_ci_high": 1.5 * mae + 1 / 9,
-            f"mae_{set_name}_pcutoff0.8_px_ci_low": mae / 6,
-            f"mae_{set_name}_pcutoff0.8_px_ci_high": mae / 2 + 1 / 11,
+            every.with_bound("low").name: 0.5 * mae,
+            every.with_bound("high").name: 1.5 * mae + 1 / 9,
+            kept.with_bound("low").name: mae / 6,
+            kept.with_bound("high").name: mae / 2 + 1 / 11,
         }
-    del metrics["mae_generalisation_pcutoff0.8_px_ci_low"]
-    del metrics["mae_generalisation_pcutoff0.8_px_ci_high"]
+    for bound in ("low", "high"):
+        del metrics[MetricName("mae", "generalisation", 0.8, bound=bound).name]
     return metrics
 
 
@@ -312,16 +314,17 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     for n, metrics in logged.items():
         for column, metric in TABLE_COLUMNS.items():
             for end in ("ci_low", "ci_high"):
-                expected = metrics.get(f"{metric}_{end}", float("nan"))
+                bound = MetricName.parse(metric).with_bound(end.removeprefix("ci_")).name
+                expected = metrics.get(bound, float("nan"))
                 assert results.loc[n, f"{column} {end}"] == pytest.approx(expected, nan_ok=True)
-                if f"{metric}_{end}" in metrics:
+                if bound in metrics:
                     assert results.loc[n, f"{column} {end}"] == expected, (n, column, end)
 
     # What each cell rests on: the runs' counts; with the p-cutoff, the points it kept.
     for n, metrics in logged.items():
         for set_name in ("train", "test", "generalisation"):
             for what in ("participants", "frames", "points"):
-                expected = metrics.get(f"n_{set_name}_{what}", float("nan"))
+                expected = metrics.get(MetricName(f"n_{what}", set_name).name, float("nan"))
                 assert results.loc[n, f"{set_name} {what}"] == pytest.approx(expected, nan_ok=True)
         kept = round(metrics["n_test_points"] * metrics["kept_test_pcutoff0.8"])
         assert results.loc[n, "test, p-cutoff 0.8 points"] == kept

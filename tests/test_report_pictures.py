@@ -16,6 +16,7 @@ from PIL import Image
 
 from src import privacy
 from src.evaluation.examples import frame_examples, pick_frames
+from src.evaluation.metric_names import MetricName
 from src.evaluation.plots import (
     FrameExample,
     FrameExamples,
@@ -52,21 +53,22 @@ def logged_metrics(n_frames: int) -> dict[str, float]:
     metrics = {}
     for i, set_name in enumerate(SETS):
         mae = 40 / (n_frames + 1) + i + 2
+        every, kept = MetricName("mae", set_name), MetricName("mae", set_name, 0.8)
         metrics |= {
-            f"mae_{set_name}_px": mae,
-            f"mae_{set_name}_pcutoff0.8_px": mae * 0.8,
-            f"kept_{set_name}_pcutoff0.8": 0.9,
-            f"n_{set_name}_participants": 4.0,
-            f"n_{set_name}_frames": 20.0,
-            f"n_{set_name}_points": 200.0,
-            f"mae_{set_name}_px_ci_low": mae - 1 - i,
-            f"mae_{set_name}_px_ci_high": mae + 2 + i,
-            f"mae_{set_name}_pcutoff0.8_px_ci_low": mae * 0.8 - 1,
-            f"mae_{set_name}_pcutoff0.8_px_ci_high": mae * 0.8 + 1,
+            every.name: mae,
+            kept.name: mae * 0.8,
+            MetricName("kept", set_name, 0.8).name: 0.9,
+            MetricName("n_participants", set_name).name: 4.0,
+            MetricName("n_frames", set_name).name: 20.0,
+            MetricName("n_points", set_name).name: 200.0,
+            every.with_bound("low").name: mae - 1 - i,
+            every.with_bound("high").name: mae + 2 + i,
+            kept.with_bound("low").name: mae * 0.8 - 1,
+            kept.with_bound("high").name: mae * 0.8 + 1,
         }
     if n_frames == 1:
-        del metrics["mae_generalisation_pcutoff0.8_px_ci_low"]
-        del metrics["mae_generalisation_pcutoff0.8_px_ci_high"]
+        for bound in ("low", "high"):
+            del metrics[MetricName("mae", "generalisation", 0.8, bound=bound).name]
     return metrics
 
 

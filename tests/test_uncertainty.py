@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from src.evaluation.metric_names import MetricName
 from src.evaluation.metrics import interval_metrics, mae_metrics, participant_table
 from src.evaluation.uncertainty import (
     NO_INTERVAL,
@@ -209,13 +210,15 @@ def test_interval_metrics_of_a_prediction_table():
     predictions = predictions_of(6, np.random.default_rng(0))
     metrics = interval_metrics(predictions, [0.5], 2000, 0, 0.95)
     mae = mae_metrics(predictions, [0.5], None)
-    for name in ("mae_test_px", "mae_test_pcutoff0.5_px"):
-        assert metrics[f"{name}_ci_low"] < mae[name] < metrics[f"{name}_ci_high"]
+    for cell in (MetricName("mae", "test"), MetricName("mae", "test", 0.5)):
+        low, high = (cell.with_bound(b).name for b in ("low", "high"))
+        assert metrics[low] < mae[cell.name] < metrics[high]
     assert not any(k.startswith("mae_generalisation") for k in metrics)  # 1 participant: none
+    assert {MetricName.parse(k).set for k in metrics} == {"test"}
     # errors/participants.csv sums back to the MAE of every set and cutoff
     table = participant_table(predictions, [0.5])
     for (cutoff, set_name), rows in table.groupby(["pcutoff", "set"], dropna=False):
-        name = f"mae_{set_name}_px" if np.isnan(cutoff) else f"mae_{set_name}_pcutoff0.5_px"
+        name = MetricName("mae", set_name, None if np.isnan(cutoff) else cutoff).name
         assert rows["sum_error_px"].sum() / rows["n_points"].sum() == pytest.approx(mae[name])
 
 

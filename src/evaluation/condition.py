@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from src import engine, numerics_class, privacy
 from src.data.prepared import Condition, load_condition
 from src.errors import DataError
+from src.evaluation.metric_names import MetricName
 from src.evaluation.metrics import (
     bodypart_table,
     evaluation_tags,
@@ -135,12 +136,15 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
                     mlflow.log_artifact(str(drawn), "plots")
     print(
         f"labelled_frames={condition.labelled_frames}: "
-        + ", ".join(
-            f"{k}={v:.2f}" for k, v in metrics.items() if k.startswith("mae_") and k.endswith("_px")
-        ),
+        + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if _mae_px(k)),
         flush=True,
     )
     return metrics
+
+
+def _mae_px(name: str) -> bool:
+    metric = MetricName.parse(name)
+    return metric is not None and metric.is_mae and metric.unit == "px"
 
 
 def predictions_cache(cfg: DictConfig) -> Path:

@@ -23,6 +23,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from src import privacy
+from src.evaluation.metric_names import MetricName
 from src.evaluation.plots import FrameExample, FrameExamples
 
 log = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def _size_of(points: pd.DataFrame) -> tuple[int, int]:
 
 def _scale(run: pd.Series, set_name: str) -> float | None:
     """cm per pixel from the run's own MAE in cm and px (None when it logged no cm)."""
-    px, cm = run.get(f"mae_{set_name}_px"), run.get(f"mae_{set_name}_cm")
+    px, cm = (run.get(MetricName("mae", set_name, unit=u).name) for u in ("px", "cm"))
     if px is None or cm is None or pd.isna(px) or pd.isna(cm) or px <= 0:
         return None
     return float(cm / px)

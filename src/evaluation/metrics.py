@@ -15,10 +15,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from src.evaluation.metric_names import MetricName
 from src.evaluation.uncertainty import IntervalSettings, mae_interval, participant_totals
-
-SETS = ("train", "test", "generalisation")
-
 
 # The tag `metrics_guide` of every evaluated run (MLflow has no per-metric description).
 METRICS_GUIDE = (
@@ -78,13 +76,12 @@ def mae_metrics(
     """
     metrics = set_sizes(predictions)
     for set_name, rows in _labelled(predictions).groupby("set", sort=False):
-        metrics |= _named(f"mae_{set_name}", rows["error_px"].mean(), cm_per_px)
+        metrics |= _named(MetricName("mae", set_name), rows["error_px"].mean(), cm_per_px)
         for cutoff in pcutoffs:
             kept = rows["likelihood"] >= cutoff
-            metrics |= _named(
-                f"mae_{set_name}_pcutoff{cutoff:g}", rows.loc[kept, "error_px"].mean(), cm_per_px
-            )
-            metrics[f"kept_{set_name}_pcutoff{cutoff:g}"] = float(kept.mean())
+            mae = MetricName("mae", set_name, cutoff)
+            metrics |= _named(mae, rows.loc[kept, "error_px"].mean(), cm_per_px)
+            metrics[MetricName("kept", set_name, cutoff).name] = float(kept.mean())
     return metrics
 
 
@@ -108,16 +105,14 @@ def interval_metrics(
     labelled = _labelled(predictions)
     by = "participant" if "participant" in labelled else "video"
     for set_name, rows in labelled.groupby("set", sort=False):
-        cells = [(f"mae_{set_name}_px", rows)]
-        cells += [
-            (f"mae_{set_name}_pcutoff{c:g}_px", rows[rows["likelihood"] >= c]) for c in pcutoffs
-        ]
-        for name, kept in cells:
+        cells = [(MetricName("mae", set_name), rows)]
+        cells += [(MetricName("mae", set_name, c), rows[rows["likelihood"] >= c]) for c in pcutoffs]
+        for mae, kept in cells:
             totals = participant_totals(kept, by=by)
             interval = mae_interval(totals["sum_error_px"], totals["n_points"], settings)
             if interval.has_interval:
-                metrics[f"{name}_ci_low"] = interval.low
-                metrics[f"{name}_ci_high"] = interval.high
+                metrics[mae.with_bound("low").name] = interval.low
+                metrics[mae.with_bound("high").name] = interval.high
     return metrics
 
 
@@ -164,9 +159,13 @@ def set_sizes(predictions: pd.DataFrame) -> dict[str, float]:
     sizes = {}
     for set_name, rows in _labelled(predictions).groupby("set", sort=False):
         if "participant" in rows:
-            sizes[f"n_{set_name}_participants"] = float(rows["participant"].nunique())
-        sizes[f"n_{set_name}_frames"] = float(len(rows.drop_duplicates(["video", "frame"])))
-        sizes[f"n_{set_name}_points"] = float(len(rows))
+            sizes[MetricName("n_participants", set_name).name] = float(
+                rows["participant"].nunique()
+            )
+        sizes[MetricName("n_frames", set_name).name] = float(
+            len(rows.drop_duplicates(["video", "frame"]))
+        )
+        sizes[MetricName("n_points", set_name).name] = float(len(rows))
     return sizes
 
 
@@ -249,10 +248,10 @@ def _labelled(predictions: pd.DataFrame) -> pd.DataFrame:
     return predictions[predictions["x_label"].notna() & predictions["y_label"].notna()]
 
 
-def _named(prefix: str, mae_px: float, cm_per_px: float | None) -> dict[str, float]:
-    named = {f"{prefix}_px": float(mae_px)}
+def _named(mae: MetricName, mae_px: float, cm_per_px: float | None) -> dict[str, float]:
+    named = {mae.in_unit("px").name: float(mae_px)}
     if cm_per_px:
-        named[f"{prefix}_cm"] = float(mae_px * cm_per_px)
+        named[mae.in_unit("cm").name] = float(mae_px * cm_per_px)
     return named
 
 

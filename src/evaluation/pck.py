@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from src.errors import ConfigError
+from src.evaluation.metric_names import PCT_REF, MetricName
 
 # The embedded synthetic cohort's reference: its torso diagonal (src/synthetic/body.py BODYPARTS), the
 # longest segment that rigid-ish trunk has, so it varies least with pose; LSP's PCK uses the same.
@@ -117,10 +118,10 @@ def pck_metrics(predictions: pd.DataFrame, fractions: list[float]) -> dict[str, 
     scored = predictions[predictions["normalised_error"].notna()]
     for set_name, rows in scored.groupby("set", sort=False):
         r = rows["normalised_error"].to_numpy()
-        metrics[f"mae_{set_name}_pct_ref"] = float(100 * r.mean())
-        metrics[f"n_{set_name}_points_ref"] = float(len(r))
+        metrics[MetricName("mae", set_name, unit=PCT_REF).name] = float(100 * r.mean())
+        metrics[MetricName("n_points_ref", set_name).name] = float(len(r))
         for f in fractions:
-            metrics[f"pck{f:g}_{set_name}"] = float((r <= f).mean())
+            metrics[MetricName("pck", set_name, fraction=f).name] = float((r <= f).mean())
     return metrics
 
 

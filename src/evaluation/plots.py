@@ -13,7 +13,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np
 import pandas as pd
 
-from src.evaluation.metrics import SETS, tidy
+from src.evaluation.metric_names import SETS
+from src.evaluation.metrics import tidy
 
 log = logging.getLogger(__name__)
 

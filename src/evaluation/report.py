@@ -48,7 +48,7 @@ from omegaconf import DictConfig
 from src.checks import check_config
 from src.errors import ConfigError, DataError
 from src.evaluation.examples import frame_examples
-from src.evaluation.metrics import SETS
+from src.evaluation.metric_names import PCT_REF, SETS, MetricName, table_cells, table_columns
 from src.evaluation.pck import OFF_NOTE
 from src.evaluation.plots import (
     FrameExamples,
@@ -71,7 +71,6 @@ from src.evaluation.study_errors import (
     participant_matrix,
     pool_bodyparts,
     pool_folds,
-    table_metrics,
 )
 from src.evaluation.uncertainty import (
     NO_INTERVAL,
@@ -183,17 +182,13 @@ def pipeline_runs(cfg: DictConfig) -> list[str]:
 def paper_table(runs: pd.DataFrame, pcutoff: float, unit: str = "px") -> pd.DataFrame:
     """The paper's Table 1 layout: MAE per condition (rows) for train, test, generalisation, +/- p-cutoff."""
     c = f"{pcutoff:g}"
-    columns = {
-        "train": f"mae_train_{unit}",
-        "test": f"mae_test_{unit}",
-        f"test, p-cutoff {c}": f"mae_test_pcutoff{c}_{unit}",
-        "generalisation": f"mae_generalisation_{unit}",
-        f"generalisation, p-cutoff {c}": f"mae_generalisation_pcutoff{c}_{unit}",
-    }
-    evaluated = any(name.startswith("mae_") for name in runs)  # all skipped: nothing to check
+    columns = table_columns(pcutoff, unit)
+    # all skipped: nothing to check
+    evaluated = any(_statistic(name) == "mae" for name in runs)
     if unit == "px" and evaluated and columns[f"test, p-cutoff {c}"] not in runs:
         raise DataError(
-            f"the sweep was not evaluated at p-cutoff {c} (no metric mae_test_pcutoff{c}_px); choose "
+            f"the sweep was not evaluated at p-cutoff {c} (no metric "
+            f"{MetricName('mae', 'test', pcutoff).name}); choose "
             f"report.pcutoff among its evaluation.pcutoffs or add it: `python -m src.train +sweep=cutoff`."
         )
     table = runs.set_index("labelled_frames").reindex(columns=list(columns.values()))
@@ -215,10 +210,10 @@ def cell_basis(runs: pd.DataFrame, pcutoff: float) -> pd.DataFrame:
 
     columns = {}
     for set_name in SETS:
-        participants = metric(f"n_{set_name}_participants")
-        frames = metric(f"n_{set_name}_frames")
-        points = metric(f"n_{set_name}_points")
-        kept = (points * metric(f"kept_{set_name}_pcutoff{c}")).round()
+        participants = metric(MetricName("n_participants", set_name).name)
+        frames = metric(MetricName("n_frames", set_name).name)
+        points = metric(MetricName("n_points", set_name).name)
+        kept = (points * metric(MetricName("kept", set_name, pcutoff).name)).round()
         cells = [(set_name, points)]
         if set_name != "train":  # Table 1 has no train column with the p-cutoff
             cells.append((f"{set_name}, p-cutoff {c}", kept))
@@ -405,17 +400,16 @@ class ReportData:
         why in ``<metric>_ci_note``.
         """
         indexed = self.runs.set_index("labelled_frames")
-        logged = [c for c in indexed if c.endswith(("_ci_low", "_ci_high"))]
+        logged = [c for c in indexed if _bound(c) in ("low", "high")]
         any_logged = indexed[logged].notna().any(axis=1)
         low, high = self.bounds
         notes = pd.DataFrame("", index=self.table.index, columns=self.table.columns)
-        for column, metric in table_metrics(self.pcutoff).items():
+        for column, metric in table_cells(self.pcutoff).items():
+            why = metric.with_bound("note").name
             for n in self.table.index:
                 if pd.notna(low.loc[n, column]) and pd.notna(high.loc[n, column]):
                     continue
-                note = (
-                    indexed[f"{metric}_ci_note"].get(n) if f"{metric}_ci_note" in indexed else None
-                )
+                note = indexed[why].get(n) if why in indexed else None
                 if isinstance(note, str) and note:
                     notes.loc[n, column] = note
                 elif _tagged(indexed, n) and self.basis.loc[n, (column, "participants")] < (
@@ -430,6 +424,16 @@ class ReportData:
     @property
     def small(self) -> pd.DataFrame:
         return small_cells(self.table, self.basis, self.min_participants, self.min_points)
+
+
+def _statistic(name: str) -> str | None:
+    metric = MetricName.parse(name)
+    return None if metric is None else metric.statistic
+
+
+def _bound(name: str) -> str | None:
+    metric = MetricName.parse(name)
+    return None if metric is None else metric.bound
 
 
 def _tagged(indexed: pd.DataFrame, n_frames) -> bool:
@@ -456,7 +460,8 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
         )
         # for `dvc plots`: one column per set, stable names
         wide.to_csv(staging / "mae_vs_frames.csv")
-        wanted = [c for c in runs if c.startswith(("mae_", "kept_", "n_", "pck"))]
+        # every evaluation metric (and a pooled row's interval notes)
+        wanted = [c for c in runs if MetricName.parse(c) is not None]
         metrics = {
             f"frames_{n}": row.dropna().to_dict()
             for n, row in runs.set_index("labelled_frames")[wanted].iterrows()
@@ -614,7 +619,9 @@ def markdown(data: ReportData, out_dir: Path) -> str:
         _text_table(_basis_cells(basis, flags, marks)),
     ]
     kept = (
-        runs.set_index("labelled_frames").reindex(columns=[f"kept_{s}_pcutoff{c}" for s in SETS])
+        runs.set_index("labelled_frames").reindex(
+            columns=[MetricName("kept", s, data.pcutoff).name for s in SETS]
+        )
         * 100
     )
     kept.columns, kept.index.name = list(SETS), INDEX
@@ -742,17 +749,16 @@ def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
 
 def _pck_table(runs: pd.DataFrame) -> pd.DataFrame:
     """PCK (%) and error as % of the reference length per condition and set, from the runs."""
-    names = [c for c in runs if c.startswith("pck") or c.endswith("_pct_ref")]
-    if not names:
+    parsed = {c: MetricName.parse(c) for c in runs}
+    metrics = {c: m for c, m in parsed.items() if m and (m.statistic == "pck" or m.unit == PCT_REF)}
+    if not metrics:
         return pd.DataFrame()
-    table = runs.set_index("labelled_frames")[names].copy()
-    pck = [c for c in names if c.startswith("pck")]
+    table = runs.set_index("labelled_frames")[list(metrics)].copy()
+    pck = [c for c, m in metrics.items() if m.statistic == "pck"]
     table[pck] = table[pck] * 100
     table.columns = [
-        f"{c.split('_', 1)[1]} PCK@{c.split('_')[0][3:]} (%)"
-        if c.startswith("pck")
-        else f"{c.split('_')[1]} % ref"
-        for c in names
+        f"{m.set} PCK@{m.fraction:g} (%)" if m.statistic == "pck" else f"{m.set} % ref"
+        for m in metrics.values()
     ]
     return table.rename_axis(INDEX).sort_index(axis=1)
 

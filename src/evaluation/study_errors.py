@@ -17,7 +17,7 @@ import pandas as pd
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from src.evaluation.metrics import SETS
+from src.evaluation.metric_names import PCT_REF, SETS, MetricName, table_cells, table_columns
 from src.evaluation.uncertainty import (
     FramesToLabel,
     IntervalSettings,
@@ -36,26 +36,17 @@ NO_PARTICIPANT_ERRORS = "no interval: no participant errors logged"
 Bootstrap = IntervalSettings
 
 
-def table_metrics(pcutoff: float, unit: str = "px") -> dict[str, str]:
-    """The paper's Table 1 columns and the metric each shows (``mae_<set>[_pcutoff<c>]_<unit>``)."""
-    c = f"{pcutoff:g}"
-    return {
-        "train": f"mae_train_{unit}",
-        "test": f"mae_test_{unit}",
-        f"test, p-cutoff {c}": f"mae_test_pcutoff{c}_{unit}",
-        "generalisation": f"mae_generalisation_{unit}",
-        f"generalisation, p-cutoff {c}": f"mae_generalisation_pcutoff{c}_{unit}",
-    }
+table_metrics = table_columns  # the paper's Table 1 columns and the metric each shows
 
 
 def interval_bounds(runs: pd.DataFrame, pcutoff: float) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Lower and upper interval bounds (px) of each cell of the paper's table, from the runs'
     ``<metric>_ci_low`` / ``_ci_high`` metrics; NaN where a run logged none."""
-    columns = table_metrics(pcutoff)
+    columns = table_cells(pcutoff)
     indexed = runs.set_index("labelled_frames")
     bounds = []
-    for end in ("ci_low", "ci_high"):
-        table = indexed.reindex(columns=[f"{m}_{end}" for m in columns.values()])
+    for end in ("low", "high"):
+        table = indexed.reindex(columns=[m.with_bound(end).name for m in columns.values()])
         table.columns, table.index.name = list(columns), "labelled frames per video"
         bounds.append(table)
     return bounds[0], bounds[1]
@@ -89,18 +80,6 @@ def has_folds(runs: pd.DataFrame) -> bool:
     return "fold" in runs and runs["fold"].notna().any()
 
 
-def _cells(pcutoff: float) -> list[tuple[str, str, float | None]]:
-    """(table column, set, p-cutoff or None) of every cell of a row."""
-    c = f"{pcutoff:g}"
-    return [
-        ("train", "train", None),
-        ("test", "test", None),
-        (f"test, p-cutoff {c}", "test", pcutoff),
-        ("generalisation", "generalisation", None),
-        (f"generalisation, p-cutoff {c}", "generalisation", pcutoff),
-    ]
-
-
 def _select(participants: pd.DataFrame, set_name: str, cutoff: float | None) -> pd.DataFrame:
     rows = participants[participants["set"] == set_name]
     if cutoff is None:
@@ -123,7 +102,8 @@ def pool_folds(
     pooled_rows, spread_rows = [], []
     for n_frames, folds in runs.sort_values("fold").groupby("labelled_frames", sort=True):
         first = folds.iloc[0].to_dict()
-        row = {k: v for k, v in first.items() if not k.startswith(POOLED_PREFIXES)}
+        # per-fold metrics the pooled row recomputes
+        row = {k: v for k, v in first.items() if MetricName.parse(k) is None}
         row["run_ids"] = ",".join(r for r in folds["run_id"] if r)
         row["fold"] = ",".join(f"{f:g}" if isinstance(f, float) else str(f) for f in folds["fold"])
         row["interval_method"] = bootstrap.method  # recomputed here, whatever the folds used
@@ -131,9 +111,10 @@ def pool_folds(
             participants[participants["labelled_frames"] == n_frames] if len(participants) else None
         )
         spread = {"labelled frames per video": n_frames}
-        for column, set_name, cutoff in _cells(pcutoff):
-            metric = table_metrics(pcutoff)[column]
-            for name in (metric, f"{metric}_ci_low", f"{metric}_ci_high"):
+        for column, cell in table_cells(pcutoff).items():
+            set_name, cutoff, metric = cell.set, cell.pcutoff, cell.name
+            low, high, note = (cell.with_bound(b).name for b in ("low", "high", "note"))
+            for name in (metric, low, high):
                 row.pop(name, None)
             if metric in folds:
                 # evaluated, but perhaps no point kept by the cutoff: an empty cell, as in a single split
@@ -151,39 +132,37 @@ def pool_folds(
                 weighted = _points_weighted(folds, metric, set_name, cutoff)
                 if weighted is not None:
                     row[metric] = weighted
-                    row[f"{metric}_ci_note"] = NO_PARTICIPANT_ERRORS
+                    row[note] = NO_PARTICIPANT_ERRORS
                 continue
             interval = mae_interval(
                 totals["sum_error_px"], totals["n_points"], bootstrap, set_name, pooled=True
             )
             row[metric] = interval.estimate
             if interval.has_interval:
-                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = interval.low, interval.high
+                row[low], row[high] = interval.low, interval.high
             else:
-                row[f"{metric}_ci_note"] = interval.note
+                row[note] = interval.note
         row |= _weighted_over_folds(folds)
         cm_per_px = _scale(folds)
-        for name in [k for k in row if k.startswith("mae_") and k.endswith("_px")]:
-            if cm_per_px:
-                row[name.removesuffix("_px") + "_cm"] = row[name] * cm_per_px
+        for mae in [m for m in map(MetricName.parse, list(row)) if m and m.is_mae]:
+            if cm_per_px and mae.unit == "px":
+                row[mae.in_unit("cm").name] = row[mae.name] * cm_per_px
         for set_name in SETS:
-            for what in ("frames", "points", "points_ref"):
-                name = f"n_{set_name}_{what}"
+            for what in ("n_frames", "n_points", "n_points_ref"):
+                name = MetricName(what, set_name).name
                 if name in folds:
                     row[name] = folds[name].sum(min_count=1)
             if mine is not None:
                 rows = _select(mine, set_name, None)
                 if len(rows):
-                    row[f"n_{set_name}_participants"] = float(rows["participant"].nunique())
+                    count = MetricName("n_participants", set_name).name
+                    row[count] = float(rows["participant"].nunique())
                     kept = _select(mine, set_name, pcutoff)["n_points"].sum()
-                    row[f"kept_{set_name}_pcutoff{pcutoff:g}"] = kept / rows["n_points"].sum()
+                    row[MetricName("kept", set_name, pcutoff).name] = kept / rows["n_points"].sum()
         pooled_rows.append(row)
         spread_rows.append(spread)
     spread = pd.DataFrame(spread_rows).set_index("labelled frames per video")
     return pd.DataFrame(pooled_rows).reset_index(drop=True), spread
-
-
-POOLED_PREFIXES = ("mae_", "kept_", "n_", "pck")  # per-fold metrics a pooled row recomputes
 
 
 def _points_weighted(
@@ -191,12 +170,12 @@ def _points_weighted(
 ) -> float | None:
     """The MAE over all folds' points from the folds' MAEs and point counts (kept points with a
     cutoff); None when the counts are missing."""
-    points = f"n_{set_name}_points"
+    points = MetricName("n_points", set_name).name
     if metric not in folds or points not in folds:
         return None
     weights = folds[points]
     if cutoff is not None:
-        kept = f"kept_{set_name}_pcutoff{cutoff:g}"
+        kept = MetricName("kept", set_name, cutoff).name
         if kept not in folds:
             return None
         weights = weights * folds[kept]
@@ -210,11 +189,12 @@ def _weighted_over_folds(folds: pd.DataFrame) -> dict[str, float]:
     points with a reference length (exactly the pooled share and mean)."""
     pooled = {}
     for set_name in SETS:
-        weights = f"n_{set_name}_points_ref"
+        weights = MetricName("n_points_ref", set_name).name
         if weights not in folds:
             continue
-        names = [c for c in folds if c.startswith("pck") and c.endswith(f"_{set_name}")]
-        for name in [*names, f"mae_{set_name}_pct_ref"]:
+        pck = [m for m in map(MetricName.parse, folds) if m and m.statistic == "pck"]
+        names = [m.name for m in pck if m.set == set_name]
+        for name in [*names, MetricName("mae", set_name, unit=PCT_REF).name]:
             if name in folds:
                 both = folds[[name, weights]].dropna()
                 if len(both) and both[weights].sum() > 0:
@@ -225,7 +205,7 @@ def _weighted_over_folds(folds: pd.DataFrame) -> dict[str, float]:
 def _scale(folds: pd.DataFrame) -> float | None:
     """cm per pixel, from any fold's pair of ``mae_<set>_cm`` and ``_px`` (None when unknown)."""
     for set_name in SETS:
-        px, cm = f"mae_{set_name}_px", f"mae_{set_name}_cm"
+        px, cm = (MetricName("mae", set_name, unit=u).name for u in ("px", "cm"))
         if px in folds and cm in folds:
             both = folds[[px, cm]].dropna()
             both = both[both[px] > 0]

@@ -28,6 +28,7 @@ from omegaconf import DictConfig
 
 from src.engine import engine_name
 from src.errors import ConfigError
+from src.evaluation.metric_names import MetricName
 from src.tracking import pose_pyfunc
 from src.tracking.queries import collect_runs, download_model, find_sweep, open_experiment
 
@@ -36,7 +37,7 @@ log = logging.getLogger(__name__)
 PYFUNC_CODE = Path(pose_pyfunc.__file__)  # logged as the model's code
 CHOICES = ("best_generalisation", "frames_to_label", "none")
 CHAMPION = "champion"
-RANKING_METRIC = "mae_generalisation_px"
+RANKING_METRIC = MetricName("mae", "generalisation").name  # mae_generalisation_px
 FRAMES_TAG = (
     "frames_to_label"  # set on the sweep's parent run by the report's frames-to-label answer
 )
