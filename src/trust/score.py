@@ -1,0 +1,148 @@
+"""One trust score per point: the calibrated probability that the point's tracking error exceeds a
+threshold, from its signals (``src.trust.signals``), fitted on out-of-sample errors only.
+
+The score is scikit-learn's logistic regression on the standardised ``log1p`` of the signals
+(every signal is >= 0 and heavy-tailed; the log keeps a few wild jumps from dominating). A
+logistic regression's probabilities are calibrated on the data it is fitted on; cross-fitting by
+participant (``cross_fit``) gives every participant a score from a model fitted on the others
+only, so the figures judge it on participants it never saw. ``TrustModel.save`` writes the fitted
+score (and the pose subspace it needs) as one small JSON file that travels with the pose model.
+Frame and video scores are the mean point score: the expected share of points in error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler
+
+FORMAT = "trust-score/1"
+
+
+def _features(table: pd.DataFrame, signals: Sequence[str], fill: dict[str, float]) -> np.ndarray:
+    """log1p of the signals (clipped at 0), NaN replaced by the training median of the signal."""
+    values = table[list(signals)].astype(float).fillna(fill).to_numpy()
+    return np.log1p(np.clip(values, 0.0, None))
+
+
+@dataclass
+class TrustModel:
+    """The fitted combined score. ``threshold``: what "error" means for it (e.g. ``2 x test MAE``,
+    ``threshold_px`` the pixels of the model it was fitted for); ``pose_pca``: the pose subspace of
+    the ``pca_reconstruction_error_px`` signal (``PosePCA.to_dict``), if used."""
+
+    signals: list[str]
+    threshold: str
+    threshold_px: float | None
+    fill: dict[str, float]
+    scaler_mean: list[float]
+    scaler_scale: list[float]
+    coef: list[float]
+    intercept: float
+    n_fitted: int
+    base_rate: float
+    pose_pca: dict | None = field(default=None)
+
+    @classmethod
+    def fit(
+        cls,
+        table: pd.DataFrame,
+        signals: Sequence[str],
+        is_error: np.ndarray,
+        threshold: str = "",
+        threshold_px: float | None = None,
+        pose_pca: dict | None = None,
+    ) -> TrustModel:
+        """Fit on the rows of ``table`` (one per point and frame, a column per signal) and
+        ``is_error`` (1 where the point's error exceeds the threshold). The rows must be
+        out-of-sample: frames no model trained on, participants the score is not judged on."""
+        is_error = np.asarray(is_error, dtype=int)
+        if len(np.unique(is_error)) < 2:
+            raise ValueError("the trust score needs points both in and out of error to fit")
+        fill = {s: float(np.nan_to_num(np.nanmedian(table[s].astype(float)))) for s in signals}
+        x = _features(table, signals, fill)
+        scaler = StandardScaler().fit(x)
+        regression = LogisticRegression(C=1.0, max_iter=1000).fit(scaler.transform(x), is_error)
+        return cls(
+            signals=list(signals),
+            threshold=threshold,
+            threshold_px=threshold_px,
+            fill=fill,
+            scaler_mean=scaler.mean_.tolist(),
+            scaler_scale=scaler.scale_.tolist(),
+            coef=regression.coef_[0].tolist(),
+            intercept=float(regression.intercept_[0]),
+            n_fitted=len(is_error),
+            base_rate=float(is_error.mean()),
+            pose_pca=pose_pca,
+        )
+
+    def probability(self, table: pd.DataFrame) -> np.ndarray:
+        """Probability (0 ... 1) that each row's point is in error."""
+        x = (_features(table, self.signals, self.fill) - self.scaler_mean) / self.scaler_scale
+        return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept)))
+
+    def save(self, path: Path) -> Path:
+        """Write the score as JSON (a few kB); ``load`` reads it back."""
+        path = Path(path)
+        path.write_text(json.dumps({"format": FORMAT} | self.__dict__, indent=1), encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: Path) -> TrustModel:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        if data.pop("format", None) != FORMAT:
+            raise ValueError(f"{path} is not a trust score file ({FORMAT})")
+        return cls(**data)
+
+
+@dataclass
+class CrossFit:
+    """Out-of-sample scores of every row: ``combined`` from the model fitted without the row's
+    participant; ``best_single``: the single signal that ranked best on the other participants
+    (``chosen``: which, per held-out participant), calibrated on them alone."""
+
+    combined: np.ndarray
+    best_single: np.ndarray
+    chosen: dict[str, str]
+
+
+def cross_fit(
+    table: pd.DataFrame,
+    signals: Sequence[str],
+    is_error: np.ndarray,
+    participants: np.ndarray,
+    rank_single=None,
+) -> CrossFit:
+    """Leave-one-participant-out: for each participant, fit the combined score and choose the best
+    single signal on all the other participants, and score the held-out participant's rows.
+
+    ``rank_single(y, score) -> float`` ranks the single signals on the fitting participants
+    (default: AUROC). A participant's own rows never enter the model that scores them.
+    """
+    from src.trust.validation import auroc
+
+    rank_single = rank_single or auroc
+    is_error = np.asarray(is_error, dtype=int)
+    participants = np.asarray(participants)
+    combined = np.full(len(table), np.nan)
+    best_single = np.full(len(table), np.nan)
+    chosen = {}
+    for held_out in np.unique(participants):
+        judged = participants == held_out
+        fitting = ~judged
+        if held_out in set(participants[fitting]):  # the rule the figures rest on
+            raise AssertionError(f"participant {held_out} would be in its own fitting data")
+        train, y = table[fitting], is_error[fitting]
+        combined[judged] = TrustModel.fit(train, signals, y).probability(table[judged])
+        ranks = {s: rank_single(y, train[s].to_numpy(dtype=float)) for s in signals}
+        best = max(ranks, key=ranks.get)
+        chosen[str(held_out)] = best
+        best_single[judged] = TrustModel.fit(train, [best], y).probability(table[judged])
+    return CrossFit(combined, best_single, chosen)
