@@ -108,12 +108,15 @@ def test_same_seed_same_bytes_other_seed_other_selection(prepared, tmp_path):
     again = prepare(compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}"))
     for name in ("split.csv", "selection.csv", "labels.csv", "dataset.yaml"):
         assert (again / name).read_bytes() == (out / name).read_bytes(), name
-    for h5 in out.glob(
-        "labeled-data/*/CollectedData_*.h5"
-    ):  # HDF5 stores write times: compare content
+    label_files = sorted(out.glob("labeled-data/*/CollectedData_*.h5"))
+    assert label_files
+    for h5 in label_files:
         pd.testing.assert_frame_equal(pd.read_hdf(again / h5.relative_to(out)), pd.read_hdf(h5))
+        # no HDF5 write times: the same bytes, so the same DVC and MLflow digests
+        assert (again / h5.relative_to(out)).read_bytes() == h5.read_bytes(), h5
         csv = h5.with_suffix(".csv")
         assert (again / csv.relative_to(out)).read_bytes() == csv.read_bytes(), csv
+    assert tree_checksums(again) == tree_checksums(out)  # every file of the prepared folder
     other = prepare(
         compose_config(tmp_path, f"paths.synthetic_dir={cfg.paths.synthetic_dir}", "frames.seed=5")
     )

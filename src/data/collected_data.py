@@ -7,10 +7,12 @@ written in DeepLabCut 3's own layout.
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import tables
 from PIL import Image, UnidentifiedImageError
 
 from src.data.validation import check_inside_image, one_line
@@ -107,8 +109,29 @@ def write_collected_data(
         ),
     )
     folder.mkdir(parents=True, exist_ok=True)
-    table.to_hdf(folder / f"CollectedData_{scorer}.h5", key="df_with_missing", mode="w")
+    with _untimed_hdf5():
+        table.to_hdf(folder / f"CollectedData_{scorer}.h5", key="df_with_missing", mode="w")
     table.to_csv(folder / f"CollectedData_{scorer}.csv")
+
+
+@contextmanager
+def _untimed_hdf5():
+    """HDF5 objects written inside record no creation and modification times.
+
+    HDF5 stamps every dataset with the time it was written, so the same labels would make other
+    bytes on every run, and the prepared folder's DVC hash and MLflow input digests would differ
+    between runs of the same data. pandas' ``to_hdf`` cannot pass PyTables' ``track_times``.
+    """
+    init = tables.Leaf.__init__
+
+    def untimed(self, parentnode, name, new=False, filters=None, byteorder=None, _log=True, *_):
+        init(self, parentnode, name, new, filters, byteorder, _log, False)  # False: track_times
+
+    tables.Leaf.__init__ = untimed
+    try:
+        yield
+    finally:
+        tables.Leaf.__init__ = init
 
 
 def write_labels(
