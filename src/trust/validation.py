@@ -12,6 +12,7 @@ intervals.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 
 import numpy as np
@@ -82,5 +83,7 @@ def participant_bootstrap(
         picked = rng.integers(len(groups), size=len(groups))
         draws[b] = statistic(np.concatenate([groups[i] for i in picked]))
     tail = (1 - level) / 2 * 100
-    low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
+    with warnings.catch_warnings():  # a figure undefined in every resample stays NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        low, high = np.nanpercentile(draws, [tail, 100 - tail], axis=0)
     return estimate, low, high

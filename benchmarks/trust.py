@@ -1,0 +1,495 @@
+"""Trust without labels on the embedded cohort: do the signals of src.trust flag the points and
+frames where tracking fails, on participants the models never saw?
+
+    flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.trust --work /tmp/trust-work
+
+``--work`` holds a cross-validated study of the synthetic cohort (``split=kfold``: every
+participant is in the generalisation set of exactly one fold) with models of several conditions
+per fold, made by the commands docs/trust.md lists. For every fold, each condition's model tracks
+the fold's generalisation videos (DeepLabCut's video inference, as src.analyze; cached in
+``<work>/predictions``); the model of ``--primary`` frames is the one judged, the others only give
+the disagreement signal. The generator's ground truth gives every point's error on every frame.
+
+Truth: a point is in error when its distance from the ground truth exceeds 2 x the test MAE of the
+fold's judged model (and, for comparison, 20 px); a frame when its MAE does; a video's actual
+error is its MAE. The combined score is cross-fitted leave-one-participant-out (never fitted on the
+participant it scores); the best single signal is chosen, and calibrated, on the other
+participants as well. Intervals: 95 % participant bootstrap; the gain of the combined score over
+the best single signal has a paired interval (same resamples).
+
+Writes benchmarks/results/trust.md (headline lines first, then the tables) and
+benchmarks/results/trust_model.json (the combined score fitted on every participant, with fold
+1's pose subspace: the file that would travel with fold 1's model). Prints the cost ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from benchmarks import REPO
+from src.trust import signals as sig
+from src.trust.score import TrustModel, cross_fit
+from src.trust.validation import auroc, participant_bootstrap, precision_at_flag_rate, spearman
+
+SINGLE_MODEL = [
+    "low_likelihood",
+    "jump_px",
+    "segment_length_deviation",
+    "pca_reconstruction_error_px",
+]
+ALL_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px"]
+BASELINES = ["dlc_displacement_px", "dlc_jump", "dlc_uncertain"]
+LABELS = {
+    "combined": "combined score (all signals)",
+    "combined_one_model": "combined score (one model's signals)",
+    "best_single": "best single signal (chosen on the other participants)",
+    "low_likelihood": "1 - likelihood",
+    "jump_px": "jump beyond body motion (px)",
+    "segment_length_deviation": "segment length deviation",
+    "pca_reconstruction_error_px": "pose PCA reconstruction error (px)",
+    "model_disagreement_px": "model disagreement (px)",
+    "dlc_displacement_px": "DLC jump quantity: displacement (px)",
+    "dlc_jump": "DLC jump flag (> 20 px)",
+    "dlc_uncertain": "DLC uncertain flag (likelihood < 0.01)",
+}
+FLAGS = {"dlc_jump", "dlc_uncertain"}  # frame flagged when any point is (as DeepLabCut does)
+
+
+def model_runs(store: Path) -> tuple[pd.DataFrame, str]:
+    """FINISHED runs of the store with a fold and a condition: the newest per (fold, condition)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    experiment = mlflow.get_experiment_by_name("synthetic_clinical")
+    runs = mlflow.search_runs(
+        [experiment.experiment_id], "attributes.status = 'FINISHED'", order_by=["start_time DESC"]
+    )
+    runs = runs[runs["tags.fold"].notna() & (runs["tags.labelled_frames"] != "0")]
+    runs = runs.assign(
+        fold=runs["tags.fold"].astype(int), condition=runs["tags.labelled_frames"].astype(int)
+    )
+    return runs.drop_duplicates(["fold", "condition"]), experiment.experiment_id
+
+
+def tracker(run_id: str, work: Path):
+    """A function tracking a video with the run's model as src.analyze does (DeepLabCut's video
+    inference and its H5 + CSV writer, batch size 8, CPU); it returns DeepLabCut's table."""
+    from src import engine
+    from src.tracking.queries import download_model
+
+    model = download_model(run_id, work / "models" / run_id)
+    runner = engine.video_inference_runner(model, "best", 8, "cpu")
+    pose_config = engine.read_pose_config(model.pose_config)
+
+    def track_one(video: Path) -> pd.DataFrame:
+        with tempfile.TemporaryDirectory() as tmp:
+            predictions = engine.video_inference(runner, video)
+            return engine.predictions_table(
+                predictions, "DLC_trust", pose_config, Path(tmp), video.stem + "DLC_trust"
+            )
+
+    return track_one
+
+
+def track(run_id: str, videos: list[Path], bodyparts: list[str], cache: Path, work: Path):
+    """Poses (n_frames, n_points, 3) of each video by the run's model, cached in ``cache``."""
+    from src.analysis.per_video import poses_of
+
+    todo = [v for v in videos if not (cache / f"{run_id}_{v.stem}.npy").is_file()]
+    if todo:
+        track_one = tracker(run_id, work)
+        for video in todo:
+            np.save(cache / f"{run_id}_{video.stem}.npy", poses_of(track_one(video), bodyparts))
+    return {v.stem: np.load(cache / f"{run_id}_{v.stem}.npy") for v in videos}
+
+
+def truth_of(ground_truth: pd.DataFrame, video: str, bodyparts: list[str]) -> np.ndarray:
+    """(n_frames, n_points, 2) exact positions of one video."""
+    wide = ground_truth[ground_truth["video"] == video].pivot(index="frame", columns="bodypart")
+    return np.stack([wide["x"][bodyparts].to_numpy(), wide["y"][bodyparts].to_numpy()], axis=2)
+
+
+def training_poses(fold_dir: Path, bodyparts: list[str], condition: int) -> np.ndarray:
+    """The labelled poses the judged model trained on (train frames of rank <= condition)."""
+    selection = pd.read_csv(fold_dir / "selection.csv")
+    labels = pd.read_csv(fold_dir / "labels.csv")
+    used = selection[(selection["role"] == "train") & (selection["rank"] <= condition)]
+    labels = labels.merge(used[["video", "frame"]], on=["video", "frame"])
+    wide = labels.pivot(index=["video", "frame"], columns="bodypart")
+    return np.stack([wide["x"][bodyparts].to_numpy(), wide["y"][bodyparts].to_numpy()], axis=2)
+
+
+def video_rows(
+    video: str,
+    participant: str,
+    fold: int,
+    xy_by_model: list[np.ndarray],
+    poses: np.ndarray,
+    truth: np.ndarray,
+    bodyparts: list[str],
+    skeleton: list[list[str]],
+    pca: sig.PosePCA,
+) -> pd.DataFrame:
+    """One row per point and frame: the judged model's error (px) and every signal."""
+    xy, likelihood = poses[..., :2], poses[..., 2]
+    columns = sig.single_model_signals(xy, likelihood, bodyparts, skeleton, pca)
+    columns["model_disagreement_px"] = sig.model_disagreement_px(xy_by_model)
+    columns["dlc_displacement_px"] = sig.displacement_px(xy)
+    columns |= sig.dlc_outlier_flags(xy, likelihood)
+    n_frames, n_points = xy.shape[:2]
+    frame, point = np.meshgrid(np.arange(n_frames), np.arange(n_points), indexing="ij")
+    return pd.DataFrame(
+        {
+            "fold": fold,
+            "participant": participant,
+            "video": video,
+            "frame": frame.ravel(),
+            "bodypart": np.asarray(bodyparts)[point.ravel()],
+            "error_px": np.linalg.norm(xy - truth[:n_frames], axis=2).ravel(),
+            **{name: values.ravel() for name, values in columns.items()},
+        }
+    )
+
+
+def scores_for(rows: pd.DataFrame, is_error: np.ndarray) -> tuple[pd.DataFrame, dict]:
+    """Every score per point: the cross-fitted combined scores, best single, each signal, the
+    DeepLabCut baselines."""
+    participants = rows["participant"].to_numpy()
+    full = cross_fit(rows, ALL_SIGNALS, is_error, participants)
+    one_model = cross_fit(rows, SINGLE_MODEL, is_error, participants)
+    scores = pd.DataFrame(
+        {
+            "combined": full.combined,
+            "combined_one_model": one_model.combined,
+            "best_single": full.best_single,
+            **{name: rows[name].to_numpy(dtype=float) for name in ALL_SIGNALS + BASELINES},
+        },
+        index=rows.index,
+    )
+    return scores, full.chosen
+
+
+def per_frame(rows: pd.DataFrame, scores: pd.DataFrame) -> pd.DataFrame:
+    """Frames: MAE and participant, the mean of each point score (any point, for 0/1 flags)."""
+    keys = [rows["video"], rows["frame"]]
+    frames = scores.groupby(keys).mean()
+    for name in FLAGS:
+        frames[name] = scores[name].groupby(keys).max()
+    frames["mae_px"] = rows["error_px"].groupby(keys).mean()
+    frames["threshold_px"] = rows["threshold_px"].groupby(keys).first()
+    frames["participant"] = rows["participant"].groupby(keys).first()
+    return frames.reset_index(drop=True)
+
+
+def figures(
+    is_error: np.ndarray, scores: pd.DataFrame, participants: np.ndarray, rate: float, n_boot: int
+) -> pd.DataFrame:
+    """AUROC and precision at ``rate`` of each score, estimate and 95 % participant-bootstrap
+    interval, and the paired AUROC gain of the combined score over the best single signal."""
+    names = list(scores.columns)
+    values = scores.to_numpy(dtype=float)
+
+    def statistic(rows):
+        y, s = is_error[rows], values[rows]
+        aurocs = [auroc(y, s[:, i]) for i in range(len(names))]
+        precisions = [precision_at_flag_rate(y, s[:, i], rate) for i in range(len(names))]
+        gain = aurocs[names.index("combined")] - aurocs[names.index("best_single")]
+        return [*aurocs, *precisions, gain]
+
+    estimate, low, high = participant_bootstrap(participants, statistic, n_boot=n_boot)
+    n = len(names)
+    table = pd.DataFrame(
+        {
+            "auroc": estimate[:n],
+            "auroc_low": low[:n],
+            "auroc_high": high[:n],
+            "precision": estimate[n : 2 * n],
+            "precision_low": low[n : 2 * n],
+            "precision_high": high[n : 2 * n],
+        },
+        index=names,
+    )
+    table.attrs["gain"] = (estimate[-1], low[-1], high[-1])
+    return table
+
+
+def video_figures(rows: pd.DataFrame, scores: pd.DataFrame, n_boot: int) -> pd.DataFrame:
+    """Per video: Spearman of each score's video mean against the video's MAE, with intervals."""
+    keys = rows["video"]
+    means = scores.groupby(keys).mean()
+    mae = rows["error_px"].groupby(keys).mean().loc[means.index].to_numpy()
+    participants = rows["participant"].groupby(keys).first().loc[means.index].to_numpy()
+    values = means.to_numpy(dtype=float)
+
+    def statistic(idx):
+        return [spearman(values[idx, i], mae[idx]) for i in range(values.shape[1])]
+
+    estimate, low, high = participant_bootstrap(participants, statistic, n_boot=n_boot)
+    return pd.DataFrame({"rho": estimate, "rho_low": low, "rho_high": high}, index=means.columns)
+
+
+def cell(value: float, low: float, high: float) -> str:
+    if not np.isfinite(value):
+        return "n/a (one class only)"
+    return f"{value:.3f} [{low:.3f}, {high:.3f}]"
+
+
+def drop_one(rows: pd.DataFrame, is_error: np.ndarray) -> list[str]:
+    """Point AUROC of the cross-fitted combined score without each signal in turn (estimates
+    only): what each signal adds to the others."""
+    participants = rows["participant"].to_numpy()
+    lines = ["| left out | points AUROC of the combined score without it |", "|---|---:|"]
+    for left_out in ALL_SIGNALS:
+        kept = [s for s in ALL_SIGNALS if s != left_out]
+        combined = cross_fit(rows, kept, is_error, participants).combined
+        lines.append(f"| {LABELS[left_out]} | {auroc(is_error, combined):.3f} |")
+    return lines
+
+
+def result_table(points: pd.DataFrame, frames: pd.DataFrame, videos: pd.DataFrame, rate: float):
+    lines = [
+        f"| score | points AUROC | points precision, worst {rate:.0%} | frames AUROC | "
+        f"frames precision, worst {rate:.0%} | videos Spearman (score vs MAE) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name in points.index:
+        p, f, v = points.loc[name], frames.loc[name], videos.loc[name]
+        lines.append(
+            f"| {LABELS[name]} | {cell(p.auroc, p.auroc_low, p.auroc_high)} | "
+            f"{cell(p.precision, p.precision_low, p.precision_high)} | "
+            f"{cell(f.auroc, f.auroc_low, f.auroc_high)} | "
+            f"{cell(f.precision, f.precision_low, f.precision_high)} | "
+            f"{cell(v.rho, v.rho_low, v.rho_high)} |"
+        )
+    return lines
+
+
+def cost(video: Path, run_id: str, work: Path, xy_models, bodyparts, skeleton, pca) -> dict:
+    """Seconds of tracking one video with the run's model and of the single-model signals of its
+    predictions (and of model disagreement given the other models' predictions), medians of 5."""
+    from src.analysis.per_video import poses_of
+
+    track_one = tracker(run_id, work)
+    track_one(video)  # warm-up
+    tracking_s = statistics.median(timed_runs(lambda: track_one(video), 5))
+    poses = poses_of(track_one(video), bodyparts)
+    xy, likelihood = poses[..., :2], poses[..., 2]
+
+    def single():
+        sig.single_model_signals(xy, likelihood, bodyparts, skeleton, pca)
+        sig.dlc_outlier_flags(xy, likelihood)
+
+    single_s = statistics.median(timed_runs(single, 5))
+    return {
+        "tracking_s": tracking_s,
+        "signals_s": single_s,
+        "ratio": single_s / tracking_s,
+        "disagreement_s": statistics.median(
+            timed_runs(lambda: sig.model_disagreement_px(xy_models), 5)
+        ),
+    }
+
+
+def timed_runs(function, repeats: int) -> list[float]:
+    """Wall seconds of each of ``repeats`` calls."""
+    runs = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        function()
+        runs.append(time.perf_counter() - start)
+    return runs
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--work", type=Path, default=Path("/tmp/trust-work"))
+    parser.add_argument("--primary", type=int, default=6, help="condition of the judged model")
+    parser.add_argument("--rate", type=float, default=0.05, help="flag rate for the precision")
+    parser.add_argument("--fixed-px", type=float, default=20.0, help="the comparison threshold")
+    parser.add_argument("--n-boot", type=int, default=1000)
+    parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "trust.md")
+    args = parser.parse_args()
+
+    from src import engine
+
+    engine.set_threads(2)
+    data = args.work / "data"
+    cohort = data / "synthetic" / "clinical"
+    prepared = data / "prepared" / "synthetic_clinical"
+    dataset = yaml.safe_load((cohort / "dataset.yaml").read_text())
+    bodyparts, skeleton = list(dataset["bodyparts"]), [list(p) for p in dataset["skeleton"]]
+    ground_truth = pd.read_csv(cohort / "ground_truth.csv")
+    runs, _ = model_runs(args.work / "mlruns" / "mlflow.db")
+    cache = args.work / "predictions"
+    cache.mkdir(exist_ok=True)
+    conditions = sorted(runs["condition"].unique())
+    complete = runs.groupby("fold")["condition"].nunique() == len(conditions)
+    folds = sorted(complete.index[complete])
+    if len(folds) < complete.size:
+        print(f"folds without every condition left out: {sorted(complete.index[~complete])}")
+
+    tables, fold_facts, timing, pcas = [], [], None, {}
+    for fold in folds:
+        fold_dir = prepared / f"fold_{fold}"
+        split = pd.read_csv(fold_dir / "split.csv")
+        held_out = split[split["set"] == "generalisation"]
+        videos = [cohort / "videos" / f"{v}.mp4" for v in held_out["video"]]
+        fold_runs = runs[runs["fold"] == fold].set_index("condition")
+        by_model = {
+            c: track(fold_runs.loc[c, "run_id"], videos, bodyparts, cache, args.work)
+            for c in conditions
+        }
+        judged = fold_runs.loc[args.primary]
+        threshold = 2 * float(judged["metrics.mae_test_px"])
+        pca = sig.PosePCA().fit(training_poses(fold_dir, bodyparts, args.primary))
+        pcas[fold] = pca
+        fold_facts.append(
+            f"fold {fold}: participants {', '.join(held_out['participant'].unique())}; "
+            f"test MAE {threshold / 2:.2f} px -> threshold {threshold:.2f} px; "
+            f"pose PCA {pca.pca.n_components_} components"
+        )
+        for row in held_out.itertuples():
+            xy_models = [by_model[c][row.video][..., :2] for c in conditions]
+            table = video_rows(
+                row.video,
+                row.participant,
+                fold,
+                xy_models,
+                by_model[args.primary][row.video],
+                truth_of(ground_truth, row.video, bodyparts),
+                bodyparts,
+                skeleton,
+                pca,
+            )
+            tables.append(table.assign(threshold_px=threshold))
+            if timing is None:
+                video = cohort / "videos" / f"{row.video}.mp4"
+                run_id = fold_runs.loc[args.primary, "run_id"]
+                timing = cost(video, run_id, args.work, xy_models, bodyparts, skeleton, pca)
+    rows = pd.concat(tables, ignore_index=True)
+
+    sections, headline = [], {}
+    for name, threshold in [
+        ("2 x test MAE", rows["threshold_px"]),
+        (f"{args.fixed_px:g} px", None),
+    ]:
+        limit = rows["threshold_px"].to_numpy() if threshold is not None else args.fixed_px
+        is_error = (rows["error_px"].to_numpy() > limit).astype(int)
+        scores, chosen = scores_for(rows, is_error)
+        participants = rows["participant"].to_numpy()
+        points = figures(is_error, scores, participants, args.rate, args.n_boot)
+        frames = per_frame(rows, scores)
+        frame_limit = frames["threshold_px"] if threshold is not None else args.fixed_px
+        frame_error = (frames["mae_px"] > frame_limit).to_numpy().astype(int)
+        frame_table = figures(
+            frame_error,
+            frames[scores.columns],
+            frames["participant"].to_numpy(),
+            args.rate,
+            args.n_boot,
+        )
+        videos = video_figures(rows, scores, args.n_boot)
+        gain, gain_low, gain_high = points.attrs["gain"]
+        ablation = []
+        if threshold is not None:
+            ablation = [
+                "What each signal adds (combined score of all signals but one, cross-fitted the "
+                "same way):",
+                "",
+                *drop_one(rows, is_error),
+                "",
+            ]
+            headline = {
+                "auroc_combined": points.loc["combined", "auroc"],
+                "auroc_likelihood": points.loc["low_likelihood", "auroc"],
+                "auroc_best_single": points.loc["best_single", "auroc"],
+                "auroc_gain_over_best_single_ci_low": gain_low,
+            }
+        f_gain = frame_table.attrs["gain"]
+        verdict = (
+            "the combined score beats the best single signal (paired interval above 0)"
+            if gain_low > 0
+            else "the combined score is ahead on average, but the paired interval includes 0: "
+            "not shown to beat the best single signal"
+            if gain > 0
+            else "the combined score does NOT beat the best single signal"
+        )
+        sections += [
+            f"## Error = distance from the ground truth > {name}",
+            "",
+            f"Points in error: {is_error.mean():.1%} of {len(is_error)}; frames in error: "
+            f"{frame_error.mean():.1%} of {len(frame_error)}; best single signal chosen on the "
+            f"other participants: {', '.join(sorted(set(chosen.values())))}.",
+            "",
+            *result_table(points, frame_table, videos, args.rate),
+            "",
+            f"AUROC gain of the combined score over the best single signal, paired: points "
+            f"{cell(gain, gain_low, gain_high)}, frames {cell(*f_gain)}: {verdict}.",
+            "",
+            *ablation,
+        ]
+
+    final = TrustModel.fit(
+        rows,
+        ALL_SIGNALS,
+        (rows["error_px"] > rows["threshold_px"]).to_numpy(dtype=int),
+        "2 x test MAE",
+        float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
+        pcas[folds[0]].to_dict(),
+    )
+    final.save(args.out.with_name("trust_model.json"))
+    weights = ", ".join(
+        f"{name} {coef:+.2f}" for name, coef in zip(final.signals, final.coef, strict=True)
+    )
+    ratio_line = (
+        f"signals from one model's output: {timing['signals_s'] * 1000:.1f} ms per video against "
+        f"{timing['tracking_s']:.2f} s tracking it: time ratio {timing['ratio']:.4f} (limit 0.25)"
+    )
+    print(ratio_line)
+    lines = [
+        *(f"{key}: {value:.4f}" for key, value in headline.items()),
+        f"signal_time_ratio: {timing['ratio']:.4f}",
+        "",
+        "# Trust without labels: flagging tracking failures on participants never seen",
+        "",
+        "`flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.trust --work /tmp/trust-work` "
+        f"(data and models: docs/trust.md). Headline: points, error > 2 x the judged model's test "
+        f"MAE, condition {args.primary}; 95 % intervals from {args.n_boot} participant-bootstrap "
+        f"resamples. Folds (the participants each fold's models never saw):",
+        "",
+        *(f"- {fact}" for fact in fold_facts),
+        "",
+        f"Models per fold: conditions {', '.join(map(str, conditions))} (labelled frames per "
+        f"video); the judged model is condition {args.primary}, the disagreement is the spread of "
+        f"all {len(conditions)}. {len(rows['participant'].unique())} participants, "
+        f"{rows['video'].nunique()} videos, {len(rows) // len(bodyparts)} frames, "
+        f"{len(rows)} points.",
+        "",
+        *sections,
+        "## The saved score",
+        "",
+        f"`benchmarks/results/trust_model.json`: the combined score fitted on every participant "
+        f"(for fold {folds[0]}'s judged model, with its pose subspace); standardised "
+        f"log-signal weights: {weights}; intercept {final.intercept:+.2f}.",
+        "",
+        "## Cost",
+        "",
+        ratio_line + f"; model disagreement from the other models' predictions "
+        f"{timing['disagreement_s'] * 1000:.1f} ms more, but each other model tracks the video "
+        f"once more ({len(conditions) - 1} more trackings here).",
+        "",
+    ]
+    args.out.write_text("\n".join(lines), encoding="utf-8")
+    print("\n".join(lines[:5]))
+
+
+if __name__ == "__main__":
+    main()
