@@ -19,7 +19,7 @@ from src.data.dataset import load_dataset
 from src.data.frames import select_frames
 from src.data.split import DEVELOPMENT, GENERALISATION, assign_folds, split_fold
 from src.errors import ConfigError, DataError
-from src.evaluation.report import pipeline_records, pipeline_runs
+from src.evaluation.report import _measured, dataset_facts, pipeline_records, pipeline_runs
 from src.params import composed
 from src.study.check import check_study
 from src.study.plan import _CACHE
@@ -178,6 +178,36 @@ def test_prepared_folds_share_each_videos_selection(tmp_path):
         for f in developed
     )
     pd.testing.assert_frame_equal(first, second)  # the same ranked frames and test frames
+    # the report reads the folds' dataset.yaml files together (the folder has none of its own)
+    facts = dataset_facts(root / "dataset.yaml")
+    assert facts["split_kind"] == "kfold" and facts["folds"] == 3
+    assert facts["participants"] == {"generalisation": 3}
+    assert facts["train_frames"][3] == len(dataset.videos)  # every video develops in some fold
+
+
+def test_the_report_says_how_a_cross_validation_split_the_data(tmp_path):
+    """Not "Split and frames per video: unknown": the folds' dataset.yaml files, read together."""
+    root = tmp_path / "prepared" / "mine"
+    for fold, used in ((1, {"a": 4, "b": 2}), (2, {"a": 4, "c": 3}), (3, {"b": 2, "c": 3})):
+        per_video = {v: {"train": {"asked": 4, "used": n}} for v, n in used.items()}
+        facts = {
+            "split_kind": "kfold",
+            "generalisation_meaning": "unseen participants",
+            "participants": {"development": 2, "generalisation": 1},
+            "frames_per_video": per_video,
+        }
+        (root / f"fold_{fold}").mkdir(parents=True)
+        (root / f"fold_{fold}" / "dataset.yaml").write_text(yaml.safe_dump(facts))
+    facts = dataset_facts(root / "dataset.yaml")
+    assert facts["train_frames"] == (2, 3.0, 4, 3)
+    tags = pd.DataFrame({"skipped_reason": [""], "evaluation.snapshot": ["last"]})
+    lines = "\n".join(_measured(type("Data", (), {"dataset": facts}), tags))
+    assert "unknown" not in lines and "Split by participant" not in lines
+    assert "**Cross-validation by participant** (split.kind=kfold, 3 folds)" in lines
+    assert "every participant is held out by exactly one fold (3 participants)." in lines
+    assert "min 2, median 3, max 4 over 3 videos" in lines
+    assert f"From `{root}/fold_<k>/dataset.yaml` (3 folds)." in lines
+    assert dataset_facts(tmp_path / "none" / "dataset.yaml") is None
 
 
 def test_prepare_decodes_each_video_once_for_all_folds(tmp_path, monkeypatch):

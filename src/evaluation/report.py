@@ -288,13 +288,14 @@ def with_skipped(runs: pd.DataFrame, skipped: dict[int, str]) -> pd.DataFrame:
 def dataset_facts(dataset_yaml: Path) -> dict | None:
     """What the report says about the prepared data set, from its dataset.yaml (None if absent).
 
-    ``split_kind`` (participants | frames), ``generalisation_meaning``, ``participants`` per set
-    and the labelled (train) frames per development video: ``train_frames`` (min, median, max,
-    videos).
+    ``split_kind`` (participants | frames | kfold), ``generalisation_meaning``, ``participants``
+    per set and the labelled (train) frames per development video: ``train_frames`` (min, median,
+    max, videos). A cross-validation's folder has a dataset.yaml per fold (``fold_<k>/``): its
+    facts are those of every fold together, with ``folds`` their number.
     """
     path = Path(dataset_yaml)
     if not path.is_file():
-        return None
+        return _fold_facts(path)
     facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     used = [
         int(roles["train"]["used"])
@@ -307,10 +308,39 @@ def dataset_facts(dataset_yaml: Path) -> dict | None:
         "split_kind": facts.get("split_kind", "participants"),
         "generalisation_meaning": facts.get("generalisation_meaning", ""),
         "participants": facts.get("participants") or {},
-        "train_frames": (
-            (min(used), float(np.median(used)), max(used), len(used)) if used else None
-        ),
+        "train_frames": _spread(used),
     }
+
+
+def _fold_facts(dataset_yaml: Path) -> dict | None:
+    """:func:`dataset_facts` of a cross-validation: its folds' dataset.yaml files together."""
+    paths = sorted(
+        dataset_yaml.parent.glob(f"fold_*/{dataset_yaml.name}"),
+        key=lambda p: int(p.parent.name.removeprefix("fold_")),
+    )
+    if not paths:
+        return None
+    folds = [yaml.safe_load(p.read_text(encoding="utf-8")) or {} for p in paths]
+    used = {}  # train frames per video: the same ranking in every fold that develops on it
+    for facts in folds:
+        for video, roles in (facts.get("frames_per_video") or {}).items():
+            if "train" in roles:
+                used[video] = min(used.get(video, 10**9), int(roles["train"]["used"]))
+    # each participant is held out by exactly one fold: the held-out counts add up to everyone
+    held_out = sum(int((f.get("participants") or {}).get("generalisation", 0)) for f in folds)
+    return {
+        "path": str(dataset_yaml.parent / f"fold_<k>/{dataset_yaml.name}"),
+        "kind": folds[0].get("kind"),
+        "split_kind": folds[0].get("split_kind", "kfold"),
+        "generalisation_meaning": folds[0].get("generalisation_meaning", ""),
+        "participants": {"generalisation": held_out} if held_out else {},
+        "train_frames": _spread(list(used.values())),
+        "folds": len(folds),
+    }
+
+
+def _spread(used: list[int]) -> tuple[int, float, int, int] | None:
+    return (min(used), float(np.median(used)), max(used), len(used)) if used else None
 
 
 def bodypart_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
@@ -879,7 +909,16 @@ def _measured(data: ReportData, tags: pd.DataFrame) -> list[str]:
     else:
         participants = facts["participants"]
         counts = ", ".join(f"{n} {s}" for s, n in participants.items())
-        if facts["split_kind"] == "frames":
+        if facts.get("folds"):
+            held_out = participants.get("generalisation")
+            lines.append(
+                f"- **Cross-validation by participant** (split.kind=kfold, {facts['folds']} "
+                "folds): each fold trains on the other folds' participants and holds its own out "
+                "for generalisation; every participant is held out by exactly one fold"
+                + (f" ({held_out} participants)" if held_out else "")
+                + "."
+            )
+        elif facts["split_kind"] == "frames":
             lines.append(
                 "- **Split by frames** (split.kind=frames): the generalisation frames are unseen "
                 "frames of seen subjects, **not unseen participants**; the generalisation column "
@@ -904,7 +943,8 @@ def _measured(data: ReportData, tags: pd.DataFrame) -> list[str]:
                 f"{median:g}, max {high} over {n_videos} videos; condition N labels up to N of "
                 "them per video (all of a video's when it has fewer)."
             )
-        lines.append(f"- From `{facts['path']}`.")
+        folds = f" ({facts['folds']} folds)" if facts.get("folds") else ""
+        lines.append(f"- From `{facts['path']}`{folds}.")
     evaluated = sorted({w for w in tags.loc[tags["skipped_reason"] == "", "evaluation.snapshot"]})
     evaluated = [w for w in evaluated if w]
     if evaluated:
