@@ -68,11 +68,9 @@ lock:             ## re-pin requirements.lock (pipeline) and requirements-tools.
 	@echo "requirements-nodeps.txt (installed with --no-deps) is pinned by hand: check it against the new lock"
 
 .PHONY: tracking-server
-tracking-server: setup  ## a shared MLflow server (docs/tracking_server.md): make tracking-server BACKEND=postgresql://mlflow:PW@127.0.0.1:5432/mlflow ARTIFACTS=/srv/mlflow-artifacts [HOST=127.0.0.1 PORT=5000]
-	@test -n "$(BACKEND)$$MLFLOW_BACKEND_STORE_URI" || (echo "set BACKEND=postgresql://... (or MLFLOW_BACKEND_STORE_URI)"; exit 2)
+tracking-server: setup  ## the shared MLflow server with logins (docs/tracking_server.md): make tracking-server ARTIFACTS=/srv/mlflow-artifacts [HOST=127.0.0.1 PORT=5000]
 	@test -n "$(ARTIFACTS)" || (echo "set ARTIFACTS=<shared folder or s3://bucket/prefix>"; exit 2)
-	$(if $(BACKEND),MLFLOW_BACKEND_STORE_URI="$(BACKEND)") $(VENV)/bin/mlflow server --artifacts-destination "$(ARTIFACTS)" \
-	  --serve-artifacts --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),5000)
+	$(PY) -m src.server start --artifacts "$(ARTIFACTS)" --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),5000)
 
 .PHONY: postgres
 postgres:         ## PostgreSQL's server programs for tests/test_tracking_server.py (Debian's postgresql; installed when missing and we may)

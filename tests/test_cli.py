@@ -21,11 +21,12 @@ from src.errors import ConfigError
 from src.params import configuration
 from tests.conftest import REACHING, REPO
 
-# Every entry point but src.params (which is not a Hydra app): `if __name__ == "__main__"` in src/*.py.
+# Every entry point but src.params and src.server (not Hydra apps): `if __name__ == "__main__"` in src/*.py.
 STAGES = sorted(
     p.stem
     for p in (REPO / "src").glob("*.py")
-    if '__name__ == "__main__"' in p.read_text(encoding="utf-8") and p.stem != "params"
+    if '__name__ == "__main__"' in p.read_text(encoding="utf-8")
+    and p.stem not in ("params", "server")
 )
 UNKNOWN_KIND = (
     "error: data=dlc_projct: unknown data set kind 'dlc_projct'; choose one of: dlc_project, "

@@ -7,6 +7,7 @@ sweep folders) at the same time into the same experiment, read back through the 
 
 from __future__ import annotations
 
+import base64
 import glob
 import os
 import pwd
@@ -17,9 +18,11 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
+import mlflow
 import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
@@ -352,3 +355,213 @@ def test_a_model_trained_by_one_machine_is_downloaded_by_another_through_the_ser
     assert any(
         (third / "models").rglob("snapshot-last.pt")
     )  # downloaded from the server into its own folder
+
+
+# --- The same server with logins (python -m src.server start): who may read and write what ---------
+
+ADMIN_PASSWORD = "admin-test-Passw0rd"  # given in an owner-only file, as the docs say
+USERS = {"alice": "alice-test-Passw0rd", "bob": "bob-test-Passw0rd"}
+
+
+def owner_only(path: Path, text: str) -> str:
+    path.write_text(text + "\n")
+    path.chmod(0o600)
+    return str(path)
+
+
+def as_user(name: str | None, password: str | None = None) -> dict[str, str]:
+    """The environment of a command run by ``name`` (None: without any credential)."""
+    env = {
+        k: v
+        for k, v in python_env().items()
+        if k
+        not in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
+    }
+    if name:
+        env |= {
+            "MLFLOW_TRACKING_USERNAME": name,
+            "MLFLOW_TRACKING_PASSWORD": password or USERS.get(name, ADMIN_PASSWORD),
+        }
+    return env
+
+
+def client_of(url: str, name: str, monkeypatch) -> MlflowClient:
+    """A client acting as ``name`` (through the environment, which MLflow reads at each request)."""
+    for key, value in as_user(name, ADMIN_PASSWORD if name == "admin" else None).items():
+        if key.startswith("MLFLOW_TRACKING_"):
+            monkeypatch.setenv(key, value)
+    return MlflowClient(url)
+
+
+def status_of(url: str, path: str, user: str | None = None, password: str | None = None) -> int:
+    request = urllib.request.Request(url + path)
+    if user:
+        token = base64.b64encode(f"{user}:{password}".encode()).decode()
+        request.add_header("Authorization", f"Basic {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            return answer.status
+    except urllib.error.HTTPError as error:
+        return error.code
+    except urllib.error.URLError:
+        return 0  # nothing listens yet
+
+
+def src_server(*args: str, env: dict[str, str], url: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "src.server", *args, "--uri", url],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def auth_server(postgres, tmp_path_factory):
+    """`python -m src.server start` over its own PostgreSQL database; alice and bob added by the admin,
+    each granted one study: (URL, folder of the users' password files)."""
+    root = tmp_path_factory.mktemp("auth-server")
+    with psycopg.connect(postgres.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
+        admin.execute("CREATE DATABASE mlflow_auth")
+    port = free_port()
+    env = {
+        k: v for k, v in python_env().items() if not k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK"))
+    } | {
+        "MLFLOW_BACKEND_STORE_URI_FILE": owner_only(
+            root / "backend", postgres.rsplit("/", 1)[0] + "/mlflow_auth"
+        ),
+        "MLFLOW_AUTH_ADMIN_PASSWORD_FILE": owner_only(root / "admin", ADMIN_PASSWORD),
+        "MLFLOW_FLASK_SERVER_SECRET_KEY_FILE": owner_only(root / "key", "test-only-flask-key-0123"),
+    }
+    command = [sys.executable, "-m", "src.server", "start", "--artifacts", str(root / "artifacts")]
+    command += ["--port", str(port), "--workers", "1", "--state-dir", str(root / "state")]
+    with open(root / "server.log", "w") as log:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.time() + 180
+            while status_of(url, "/health") != 200:
+                assert process.poll() is None, (root / "server.log").read_text()[-3000:]
+                assert time.time() < deadline, (root / "server.log").read_text()[-3000:]
+                time.sleep(1)
+            # the command line of the server holds no secret (ps shows it to every user of the host)
+            cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+            assert ADMIN_PASSWORD not in cmdline and "test-only-flask-key" not in cmdline
+            for name, password in USERS.items():
+                added = src_server(
+                    "add-user",
+                    name,
+                    "--study",
+                    f"study-{name}",
+                    "--password-file",
+                    owner_only(root / name, password),
+                    env=as_user("admin", ADMIN_PASSWORD),
+                    url=url,
+                )
+                assert added.returncode == 0, added.stderr[-2000:]
+            yield url, root
+        finally:
+            stop_session(process)
+
+
+def test_the_authenticated_server_lets_no_one_in_without_a_login(auth_server):
+    url, _ = auth_server
+    search = "/api/2.0/mlflow/experiments/search?max_results=10"
+    assert status_of(url, search) == 401  # no credential
+    assert status_of(url, search, "alice", "wrong-password-123") == 401
+    assert (
+        status_of(url, search, "admin", "password1234") == 401
+    )  # MLflow's old default admin login
+    assert status_of(url, search, "admin", ADMIN_PASSWORD) == 200
+    assert status_of(
+        url, "/ajax-api/2.0/mlflow/users/get?username=bob", "alice", USERS["alice"]
+    ) in (
+        401,
+        403,
+    )
+
+
+def test_a_user_cannot_read_write_find_or_load_another_users_study(
+    auth_server, monkeypatch, tmp_path
+):
+    url, _ = auth_server
+    alice = client_of(url, "alice", monkeypatch)
+    experiment = alice.get_experiment_by_name("study-alice")
+    run = alice.create_run(experiment.experiment_id)
+    alice.log_metric(run.info.run_id, "mae_test_px", 3.5)
+    model_file = tmp_path / "model.txt"
+    model_file.write_text("weights")
+    alice.log_artifact(run.info.run_id, str(model_file), "model")
+    alice.create_registered_model("study-alice")
+    alice.create_model_version("study-alice", f"runs:/{run.info.run_id}/model", run.info.run_id)
+    alice.set_terminated(run.info.run_id)
+
+    bob = client_of(url, "bob", monkeypatch)
+    monkeypatch.setenv(
+        "MLFLOW_TRACKING_URI", url
+    )  # models:/ URIs resolve against it (else ./mlflow.db)
+    assert "study-alice" not in {e.name for e in bob.search_experiments()}
+    assert "study-alice" not in {m.name for m in bob.search_registered_models()}
+    denied = [
+        lambda: bob.get_experiment(experiment.experiment_id),
+        lambda: bob.get_run(run.info.run_id),
+        lambda: bob.log_metric(run.info.run_id, "mae_test_px", 0.0),
+        lambda: bob.get_registered_model("study-alice"),
+        lambda: bob.download_artifacts(run.info.run_id, "model", str(tmp_path)),
+        lambda: mlflow.artifacts.download_artifacts(
+            "models:/study-alice/1", dst_path=str(tmp_path / "bob")
+        ),
+    ]
+    for attempt in denied:
+        with pytest.raises(Exception, match="403|PERMISSION_DENIED|Permission denied"):
+            attempt()
+    # bob's own study is his to write
+    mine = bob.get_experiment_by_name("study-bob")
+    bob.set_terminated(bob.create_run(mine.experiment_id).info.run_id)
+    alice = client_of(url, "alice", monkeypatch)  # MLflow reads the credential at each request
+    assert [m.value for m in alice.get_metric_history(run.info.run_id, "mae_test_px")] == [3.5]
+
+
+def test_a_study_runs_with_a_login_and_stops_in_one_line_without_one(
+    auth_server, two_machines, tmp_path, monkeypatch
+):
+    """The project's own command against the server: refused before any run without a credential,
+    with a wrong one, or on another user's study; with alice's login it logs the condition as
+    always, and her password is in no param, tag or file it wrote."""
+    url, _ = auth_server
+    data_root = two_machines[0].parent  # the tiny cohort and initial model the sweeps above used
+    machine = new_machine(tmp_path / "alice", data_root / "models" / "pretrained")
+    train = [sys.executable, "-m", "src.train", *store_overrides(machine, data_root, url)]
+    train += ["labelled_frames=2", "mlflow.experiment=study-alice"]
+    for env, needle in (
+        (as_user(None), "MLFLOW_TRACKING_USERNAME"),
+        (as_user("alice", "wrong-password-123"), "credential was refused"),
+        (as_user("bob"), "user bob may not use it"),
+    ):
+        done = subprocess.run(train, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 2, done.stderr[-3000:]
+        assert done.stderr.count("\n") == 1 and needle in done.stderr, done.stderr[-3000:]
+    admin = client_of(url, "admin", monkeypatch)
+    experiment_id = admin.get_experiment_by_name("study-alice").experiment_id
+    assert not admin.search_runs([experiment_id], "tags.labelled_frames = '2'")  # nothing started
+    done = subprocess.run(
+        train, cwd=REPO, env=as_user("alice"), capture_output=True, text=True, timeout=900
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    [run] = admin.search_runs([experiment_id], "tags.labelled_frames = '2'")
+    assert run.info.status == "FINISHED" and set(METRICS) <= set(run.data.metrics)
+    history = admin.get_metric_history(run.info.run_id, "loss_train")
+    assert [m.step for m in history] == list(range(1, int(run.data.params["derived.epochs"]) + 1))
+    logged = " ".join([*run.data.params.values(), *run.data.tags.values()])
+    written = " ".join(p.read_text(errors="ignore") for p in machine.rglob("*.y*ml") if p.is_file())
+    for secret in (USERS["alice"], ADMIN_PASSWORD):
+        assert secret not in logged and secret not in written and secret not in done.stdout

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from src.files import process_alive
+from src.tracking.credentials import check_access
 
 PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"  # set by the sweep callback for the jobs of a multirun
 
@@ -54,8 +55,10 @@ def configure(mlflow_cfg: DictConfig) -> str:
     Against a tracking server (``http(s)://``) a local ``artifact_location`` folder is ignored: the folder
     would exist on this machine only, so new experiments take the server's default, its proxied
     ``--artifacts-destination`` (docs/tracking_server.md). A URI (``s3://...``) is passed on as given.
+    A server that refuses our login or this experiment stops the stage here, in one line.
     """
     uri = tracking_uri(str(mlflow_cfg.tracking_uri))
+    check_access(uri, str(mlflow_cfg.experiment))  # a login or permission problem, before any work
     mlflow.set_tracking_uri(uri)
     if uri.startswith("sqlite:///"):
         Path(uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
