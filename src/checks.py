@@ -13,6 +13,7 @@ conf/ file that documents the key, and the stage exits with status 2.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Real
@@ -52,6 +53,9 @@ def _one_of(*choices: str):
 
 
 _POSITIVE = (lambda v: _number(v) and v > 0), "a number > 0"
+
+# A registered version (src/analysis/model_choice.py reads it) or a run id as MLflow allows one.
+_MODEL_REFERENCE = re.compile(r"models:/[^@/\s]+(@[^@/\s]+|/[0-9]+)|[a-zA-Z0-9][\w-]{0,255}")
 
 
 _NON_NEGATIVE = (lambda v: _number(v) and v >= 0), "a number >= 0"
@@ -109,6 +113,17 @@ RULES: dict[str, tuple] = {
     ),
     "report.frames_to_label.margin_pct": _POSITIVE,
     "report.pcutoff": _between(0, 1),
+    # src/tracking/registry.py CHOICES (not imported: it imports MLflow)
+    "report.register": _one_of("best_generalisation", "frames_to_label", "none"),
+    "export.model": (
+        lambda v: isinstance(v, str) and bool(_MODEL_REFERENCE.fullmatch(v)),
+        "models:/<name>@<alias>, models:/<name>/<version> or an MLflow run id",
+    ),
+    "export.snapshot": _one_of("best", "last"),
+    "export.dir": (
+        lambda v: v is None or (isinstance(v, str) and v.strip() != ""),
+        "null or the folder to write",
+    ),
     "synthetic.workers": _int_at_least(0),
 }
 

@@ -24,7 +24,7 @@ from hydra import compose, initialize_config_dir
 from mlflow.tracking import MlflowClient
 from omegaconf import OmegaConf
 
-from src.errors import DataError
+from src.errors import ConfigError, DataError
 from src.study import plan
 from src.study.bodyparts import bodypart_mapping, normalise, plan_condition_zero
 from src.study.check import check_study
@@ -267,6 +267,30 @@ def test_check_study_refuses_a_pck_reference_the_data_does_not_label(tmp_path):
         check_study(
             compose_config(tmp_path, *overrides, "evaluation.pck.reference_bodyparts=[Hand,Nose]")
         )
+
+
+@pytest.mark.parametrize(
+    "override, allowed",
+    [
+        ("report.register=best", "best_generalisation | frames_to_label | none"),
+        ("export.snapshot=newest", "best | last"),
+        ("export.model=models:/mine", "models:/<name>@<alias>, models:/<name>/<version> or an"),
+        ("export.dir=' '", "null or the folder to write"),
+    ],
+)
+@pytest.mark.parametrize("cheap", [False, True], ids=["check", "train"])
+def test_check_study_refuses_a_bad_report_or_export_value_before_training(
+    tmp_path, override, allowed, cheap
+):
+    """The registry (report stage) and the export read them only after training: checked first,
+    by the study check and by src.train's cheap one, in one line naming the key and the values."""
+    key = override.split("=")[0]
+    cfg = compose_config(tmp_path, *tiny_overrides(tmp_path), override)
+    with pytest.raises(ConfigError) as raised:
+        check_study(cfg, cheap=cheap, say=lambda line: None)
+    message = str(raised.value)
+    assert message.startswith(f"{key}=") and f"it must be {allowed}" in message, message
+    assert "\n" not in message and "conf/" in message
 
 
 def test_check_study_reuses_the_splits_message_for_one_participant(tmp_path):

@@ -3,7 +3,8 @@
 :func:`check_study` runs, in this order, and stops at the first problem (a DataError naming the key
 or file and a fix that works):
 
-1. the configuration values it reads (:func:`src.checks.check_config`);
+1. the configuration values it reads (:func:`src.checks.check_config`), and those of the stages
+   after training (``report.*``, ``export.*``), also with ``cheap=True``;
 2. the data set loads (:func:`src.data.dataset.load_dataset`, with every check of its loader);
 3. it has participants enough for the split (the split's own function, on the loaded videos: with
    fewer than 2 participants it suggests ``split=frames``); with ``split=kfold`` every fold's split,
@@ -47,6 +48,8 @@ SNAPSHOTS_PER_TRAINING = 8
 # MB of one snapshot's weights (measured: resnet_18 45.6 MB); pipeline.snapshot_mb overrides it.
 SNAPSHOT_MB = {"resnet_18": 45, "resnet_50": 95, "resnet_101": 170}
 GB = 1e9
+# Settings that only the stages after training read, checked before it.
+AFTER_TRAINING = ("report", "export")
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,8 @@ def check_study(
     ``conditions`` (default: ``labelled_frames``).
     """
     start = time.perf_counter()
+    # read only after training (the report's registry, the export): a bad value stops here, not then
+    check_config(cfg, *AFTER_TRAINING)
     if cheap:
         conditions = [int(cfg.labelled_frames)] if conditions is None else list(conditions)
         if split_kind(cfg.split) == KFOLD:  # split.fold is one of split.folds (the folds' own
