@@ -46,10 +46,12 @@ SINGLE_MODEL = [
     "pca_reconstruction_error_px",
 ]
 ALL_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px"]
+VIDEO_CONTEXT = [f"video_mean_{name}" for name in ALL_SIGNALS]
 BASELINES = ["dlc_displacement_px", "dlc_jump", "dlc_uncertain"]
 LABELS = {
     "combined": "combined score (all signals)",
     "combined_one_model": "combined score (one model's signals)",
+    "combined_video_context": "combined score (all signals + their video means)",
     "best_single": "best single signal (chosen on the other participants)",
     "low_likelihood": "1 - likelihood",
     "jump_px": "jump beyond body motion (px)",
@@ -63,8 +65,9 @@ LABELS = {
 FLAGS = {"dlc_jump", "dlc_uncertain"}  # frame flagged when any point is (as DeepLabCut does)
 
 
-def model_runs(store: Path) -> tuple[pd.DataFrame, str]:
-    """FINISHED runs of the store with a fold and a condition: the newest per (fold, condition)."""
+def model_runs(store: Path, folds: int) -> tuple[pd.DataFrame, str]:
+    """FINISHED runs of the store's ``folds``-fold cross-validation: the newest per (fold,
+    condition)."""
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{store}")
@@ -72,7 +75,7 @@ def model_runs(store: Path) -> tuple[pd.DataFrame, str]:
     runs = mlflow.search_runs(
         [experiment.experiment_id], "attributes.status = 'FINISHED'", order_by=["start_time DESC"]
     )
-    runs = runs[runs["tags.fold"].notna() & (runs["tags.labelled_frames"] != "0")]
+    runs = runs[(runs["tags.folds"] == str(folds)) & (runs["tags.labelled_frames"] != "0")]
     runs = runs.assign(
         fold=runs["tags.fold"].astype(int), condition=runs["tags.labelled_frames"].astype(int)
     )
@@ -142,6 +145,7 @@ def video_rows(
     xy, likelihood = poses[..., :2], poses[..., 2]
     columns = sig.single_model_signals(xy, likelihood, bodyparts, skeleton, pca)
     columns["model_disagreement_px"] = sig.model_disagreement_px(xy_by_model)
+    columns |= sig.video_means({name: columns[name] for name in ALL_SIGNALS})
     columns["dlc_displacement_px"] = sig.displacement_px(xy)
     columns |= sig.dlc_outlier_flags(xy, likelihood)
     n_frames, n_points = xy.shape[:2]
@@ -165,10 +169,12 @@ def scores_for(rows: pd.DataFrame, is_error: np.ndarray) -> tuple[pd.DataFrame, 
     participants = rows["participant"].to_numpy()
     full = cross_fit(rows, ALL_SIGNALS, is_error, participants)
     one_model = cross_fit(rows, SINGLE_MODEL, is_error, participants)
+    context = cross_fit(rows, ALL_SIGNALS + VIDEO_CONTEXT, is_error, participants)
     scores = pd.DataFrame(
         {
             "combined": full.combined,
             "combined_one_model": one_model.combined,
+            "combined_video_context": context.combined,
             "best_single": full.best_single,
             **{name: rows[name].to_numpy(dtype=float) for name in ALL_SIGNALS + BASELINES},
         },
@@ -311,6 +317,7 @@ def timed_runs(function, repeats: int) -> list[float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/trust-work"))
+    parser.add_argument("--folds", type=int, default=3, help="the cross-validation's split.folds")
     parser.add_argument("--primary", type=int, default=6, help="condition of the judged model")
     parser.add_argument("--rate", type=float, default=0.05, help="flag rate for the precision")
     parser.add_argument("--fixed-px", type=float, default=20.0, help="the comparison threshold")
@@ -327,7 +334,7 @@ def main() -> None:
     dataset = yaml.safe_load((cohort / "dataset.yaml").read_text())
     bodyparts, skeleton = list(dataset["bodyparts"]), [list(p) for p in dataset["skeleton"]]
     ground_truth = pd.read_csv(cohort / "ground_truth.csv")
-    runs, _ = model_runs(args.work / "mlruns" / "mlflow.db")
+    runs, _ = model_runs(args.work / "mlruns" / "mlflow.db", args.folds)
     cache = args.work / "predictions"
     cache.mkdir(exist_ok=True)
     conditions = sorted(runs["condition"].unique())

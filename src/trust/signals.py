@@ -199,6 +199,16 @@ def single_model_signals(
     }
 
 
+def video_means(signals: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Each signal's mean over the whole video (all points and frames), broadcast to every point
+    and frame, as ``video_mean_<signal>`` (the signal's unit): how hard the video is as a whole,
+    context for a point's own signal (a video where every point is in doubt)."""
+    return {
+        f"video_mean_{name}": np.full(np.shape(values), np.nanmean(values))
+        for name, values in signals.items()
+    }
+
+
 def dlc_outlier_flags(
     xy: np.ndarray,
     likelihood: np.ndarray,

@@ -105,3 +105,10 @@ def test_dlc_outlier_flags_use_deeplabcuts_defaults():
     assert set(map(tuple, np.argwhere(flags["dlc_jump"]))) == {(5, 1), (6, 1)}
     assert set(map(tuple, np.argwhere(flags["dlc_uncertain"]))) == {(3, 2)}
     np.testing.assert_allclose(signals.low_likelihood(likelihood)[0], 0.1)
+
+
+def test_video_means_give_every_point_the_videos_mean():
+    values = np.array([[0.0, 1.0], [2.0, np.nan]])
+    context = signals.video_means({"jump_px": values})
+    assert list(context) == ["video_mean_jump_px"]
+    np.testing.assert_allclose(context["video_mean_jump_px"], np.full((2, 2), 1.0))
