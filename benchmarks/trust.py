@@ -451,6 +451,8 @@ def main() -> None:
         "2 x test MAE",
         float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
         pcas[folds[0]].to_dict(),
+        bodyparts,
+        skeleton,
     )
     final.save(args.out.with_name("trust_model.json"))
     weights = ", ".join(

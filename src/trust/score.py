@@ -48,6 +48,8 @@ class TrustModel:
     n_fitted: int
     base_rate: float
     pose_pca: dict | None = field(default=None)
+    bodyparts: list[str] | None = field(default=None)
+    skeleton: list[list[str]] | None = field(default=None)
 
     @classmethod
     def fit(
@@ -58,6 +60,8 @@ class TrustModel:
         threshold: str = "",
         threshold_px: float | None = None,
         pose_pca: dict | None = None,
+        bodyparts: Sequence[str] | None = None,
+        skeleton: Sequence[Sequence[str]] | None = None,
     ) -> TrustModel:
         """Fit on the rows of ``table`` (one per point and frame, a column per signal) and
         ``is_error`` (1 where the point's error exceeds the threshold). The rows must be
@@ -81,12 +85,35 @@ class TrustModel:
             n_fitted=len(is_error),
             base_rate=float(is_error.mean()),
             pose_pca=pose_pca,
+            bodyparts=list(bodyparts) if bodyparts is not None else None,
+            skeleton=[list(pair) for pair in skeleton] if skeleton is not None else None,
         )
 
     def probability(self, table: pd.DataFrame) -> np.ndarray:
         """Probability (0 ... 1) that each row's point is in error."""
         x = (_features(table, self.signals, self.fill) - self.scaler_mean) / self.scaler_scale
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept)))
+
+    def score_video(
+        self, poses: np.ndarray, other_predictions: Sequence[np.ndarray] = ()
+    ) -> np.ndarray:
+        """Trust of every point of one video, (n_frames, n_points) probabilities of error, from
+        the model's predictions ``poses`` (n_frames, n_points, 3: x, y, likelihood in the order of
+        ``bodyparts``) and, for ``model_disagreement_px``, other models' ``xy`` of the same video
+        (the judged model's own points are counted among the models)."""
+        from src.trust import signals as sig
+
+        if self.pose_pca is None or self.bodyparts is None or self.skeleton is None:
+            raise ValueError("this trust score was saved without its pose subspace and skeleton")
+        xy, likelihood = poses[..., :2], poses[..., 2]
+        pca = sig.PosePCA.from_dict(self.pose_pca)
+        columns = sig.single_model_signals(xy, likelihood, self.bodyparts, self.skeleton, pca)
+        if "model_disagreement_px" in self.signals:
+            if not other_predictions:
+                raise ValueError("this trust score needs other models' predictions (disagreement)")
+            columns["model_disagreement_px"] = sig.model_disagreement_px([xy, *other_predictions])
+        table = pd.DataFrame({name: columns[name].ravel() for name in self.signals})
+        return self.probability(table).reshape(xy.shape[:2])
 
     def save(self, path: Path) -> Path:
         """Write the score as JSON (a few kB); ``load`` reads it back."""

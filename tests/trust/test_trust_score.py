@@ -72,3 +72,32 @@ def test_a_participant_that_only_memorising_could_score_is_not_scored_well():
     result = cross_fit(table, ["s"], is_error, participants)
     judged = participants == "C"
     assert auroc(is_error[judged], result.combined[judged]) < 0.2  # wrong way round, as it must be
+
+
+def test_a_saved_score_scores_a_new_video_from_its_predictions_alone(tmp_path):
+    from src.trust import signals
+    from tests.trust.test_trust_signals import BODYPARTS, SKELETON, smooth_tracks, training_poses
+
+    rng = np.random.default_rng(5)
+    pca = signals.PosePCA().fit(training_poses())
+    xy = smooth_tracks(80)
+    likelihood = rng.uniform(0.8, 1.0, xy.shape[:2])
+    is_error = np.zeros(xy.shape[:2], dtype=int)
+    for frame, point in zip(rng.integers(1, 79, 15), rng.integers(0, 8, 15), strict=True):
+        xy[frame, point] += rng.normal(0, 8, 2)  # glitches: the points in error
+        is_error[frame, point] = 1
+    other = xy + rng.normal(0, 0.3, xy.shape)
+    columns = signals.single_model_signals(xy, likelihood, BODYPARTS, SKELETON, pca)
+    columns["model_disagreement_px"] = signals.model_disagreement_px([xy, other])
+    table = pd.DataFrame({name: values.ravel() for name, values in columns.items()})
+    model = TrustModel.fit(
+        table, list(columns), is_error.ravel(), "glitch", None, pca.to_dict(), BODYPARTS, SKELETON
+    )
+    loaded = TrustModel.load(model.save(tmp_path / "trust.json"))
+    poses = np.concatenate([xy, likelihood[..., None]], axis=2)
+    trust = loaded.score_video(poses, [other])
+    assert trust.shape == xy.shape[:2]
+    np.testing.assert_allclose(trust.ravel(), model.probability(table))
+    assert auroc(is_error.ravel(), trust.ravel()) > 0.9
+    with pytest.raises(ValueError, match="other models"):
+        loaded.score_video(poses)
