@@ -384,17 +384,14 @@ def main() -> None:
     rows = pd.concat(tables, ignore_index=True)
 
     sections, headline = [], {}
-    for name, threshold in [
-        ("2 x test MAE", rows["threshold_px"]),
-        (f"{args.fixed_px:g} px", None),
-    ]:
-        limit = rows["threshold_px"].to_numpy() if threshold is not None else args.fixed_px
+    for name, relative in [("2 x test MAE", True), (f"{args.fixed_px:g} px", False)]:
+        limit = rows["threshold_px"].to_numpy() if relative else args.fixed_px
         is_error = (rows["error_px"].to_numpy() > limit).astype(int)
         scores, chosen = scores_for(rows, is_error)
         participants = rows["participant"].to_numpy()
         points = figures(is_error, scores, participants, args.rate, args.n_boot)
         frames = per_frame(rows, scores)
-        frame_limit = frames["threshold_px"] if threshold is not None else args.fixed_px
+        frame_limit = frames["threshold_px"] if relative else args.fixed_px
         frame_error = (frames["mae_px"] > frame_limit).to_numpy().astype(int)
         frame_table = figures(
             frame_error,
@@ -406,7 +403,7 @@ def main() -> None:
         videos = video_figures(rows, scores, args.n_boot)
         gain, gain_low, gain_high = points.attrs["gain"]
         ablation = []
-        if threshold is not None:
+        if relative:
             ablation = [
                 "What each signal adds (combined score of all signals but one, cross-fitted the "
                 "same way):",
@@ -469,10 +466,10 @@ def main() -> None:
         "",
         "# Trust without labels: flagging tracking failures on participants never seen",
         "",
-        "`flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.trust --work /tmp/trust-work` "
-        f"(data and models: docs/trust.md). Headline: points, error > 2 x the judged model's test "
-        f"MAE, condition {args.primary}; 95 % intervals from {args.n_boot} participant-bootstrap "
-        f"resamples. Folds (the participants each fold's models never saw):",
+        f"`flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.trust --work {args.work} "
+        f"--folds {args.folds}` (data and models: docs/trust.md). Headline: points, error > 2 x "
+        f"the judged model's test MAE, condition {args.primary}; 95 % intervals from "
+        f"{args.n_boot} participant-bootstrap resamples. Folds (the participants each fold's models never saw):",
         "",
         *(f"- {fact}" for fact in fold_facts),
         "",
