@@ -18,7 +18,7 @@ participants as well. Intervals: 95 % participant bootstrap; the gain of the com
 the best single signal has a paired interval (same resamples).
 
 Writes benchmarks/results/trust.md (headline lines first, then the tables) and
-benchmarks/results/trust_model.json (the combined score fitted on every participant, with fold
+benchmarks/results/trust_model.json (``<out>_model.json``: the combined score fitted on every participant, with fold
 1's pose subspace: the file that would travel with fold 1's model). Prints the cost ratio.
 """
 
@@ -451,7 +451,7 @@ def main() -> None:
         bodyparts,
         skeleton,
     )
-    final.save(args.out.with_name("trust_model.json"))
+    model_file = final.save(args.out.with_name(f"{args.out.stem}_model.json"))
     weights = ", ".join(
         f"{name} {coef:+.2f}" for name, coef in zip(final.signals, final.coef, strict=True)
     )
@@ -482,7 +482,8 @@ def main() -> None:
         *sections,
         "## The saved score",
         "",
-        f"`benchmarks/results/trust_model.json`: the combined score fitted on every participant "
+        f"`{model_file.relative_to(REPO) if model_file.is_relative_to(REPO) else model_file}`: "
+        "the combined score fitted on every participant "
         f"(for fold {folds[0]}'s judged model, with its pose subspace); standardised "
         f"log-signal weights: {weights}; intercept {final.intercept:+.2f}.",
         "",
