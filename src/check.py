@@ -1,6 +1,7 @@
 """Check the whole study in seconds, before anything expensive runs: the data loads, it has
 participants enough for the split, the conditions are ones it can serve, condition 0's plan, the
-initial weights, the disk, and the tracking server's login when the store is one. Reads conf/ and the study (conf/study/current.yaml) and the data set;
+initial weights, the disk, and the tracking server's login when the store is one. Reads conf/ and the
+study (conf/study/current.yaml) and the data set;
 writes <pipeline.dir>/check/plan.yaml. The first stage of dvc.yaml.
 
 Examples:
@@ -32,7 +33,9 @@ from src.tracking.store import tracking_uri
 @stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
-        check_access(tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment)  # login, permission
+        check_access(
+            tracking_uri(cfg.mlflow.tracking_uri), cfg.mlflow.experiment
+        )  # login, permission
         plan = check_study(cfg)
         folder = Path(cfg.pipeline.dir) / "check"
         with atomic_directory(folder, key="pipeline.dir") as staging:

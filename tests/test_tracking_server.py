@@ -2,27 +2,16 @@
 
 Real PostgreSQL on loopback (started as the `postgres` user when the tests run as root: PostgreSQL refuses
 root), a real `mlflow server`, and two tiny frames sweeps from two "machines" (own working folders, own
-sweep folders) at the same time into the same experiment, read back through the server.
+sweep folders) at the same time into the same experiment, read back through the server. Then the same
+with logins (`python -m src.server start`): who may read and write what.
 """
 
 from __future__ import annotations
 
-import base64
-import glob
-import os
-import pwd
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
-import mlflow
 import psycopg
 import pytest
 from mlflow.tracking import MlflowClient
@@ -36,132 +25,23 @@ from tests.test_launchers import (
     store_overrides,
     sweep_runs,
 )
+from tools import local_servers
+from tools.local_servers import free_port, http_status, owner_only
 
 CONDITIONS = [0, 2]  # the initial model (evaluation only) and one trained condition
-PASSWORD = (
-    "test-only-secret"  # of the database role `mlflow`; a real server reads it from a file (docs)
-)
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def postgres_bin() -> Path | None:
-    """The folder of PostgreSQL's server programs (initdb, pg_ctl), from PATH or Debian's layout."""
-    found = shutil.which("pg_ctl")
-    if found and Path(found).with_name("initdb").exists():
-        return Path(found).resolve().parent
-    versions = sorted(
-        glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), key=lambda p: int(p.split("/")[4])
-    )
-    return Path(versions[-1]).parent if versions else None
-
-
-def as_owner(command: list[str], owner: str | None) -> list[str]:
-    """``command`` run as ``owner`` (when we are root), else as ourselves."""
-    return ["runuser", "-u", owner, "--", *command] if owner else command
 
 
 @pytest.fixture(scope="module")
 def postgres():
-    """A throw-away PostgreSQL server on 127.0.0.1 with a database `mlflow`; yields its SQLAlchemy URI."""
-    bin_dir = postgres_bin()
-    if bin_dir is None:
+    """A throw-away PostgreSQL server on 127.0.0.1 with databases `mlflow` and `mlflow_auth`; yields the
+    SQLAlchemy URI of `mlflow`."""
+    if local_servers.postgres_bin() is None:
         pytest.skip(
             "no PostgreSQL server programs (initdb, pg_ctl) on this machine: apt-get install postgresql"
         )
-    owner = None
-    if (
-        os.geteuid() == 0
-    ):  # PostgreSQL will not run as root: its files and processes belong to an ordinary user
-        owner = next((name for name in ("postgres", "nobody") if _user_exists(name)), None)
-        assert owner, (
-            "running as root, and neither a 'postgres' nor a 'nobody' user exists to run PostgreSQL"
-        )
-    base = Path(
-        tempfile.mkdtemp(prefix="mlflow-pg-")
-    )  # not under pytest's tmp_path: its parents are root-only
-    (base / "pwfile").write_text(PASSWORD + "\n")
-    if owner:
-        user = pwd.getpwnam(owner)
-        for path in (base, base / "pwfile"):
-            os.chown(path, user.pw_uid, user.pw_gid)
-    port = free_port()
-    data = base / "data"
-    subprocess.run(
-        as_owner(
-            [
-                str(bin_dir / "initdb"),
-                "-D",
-                str(data),
-                "-U",
-                "mlflow",
-                "--pwfile",
-                str(base / "pwfile"),
-                "--auth-host=scram-sha-256",
-                "--auth-local=trust",
-                "-E",
-                "UTF8",
-                "--no-locale",
-            ],
-            owner,
-        ),
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    options = f"-c listen_addresses=127.0.0.1 -p {port} -k {base}"  # TCP on loopback only; its socket in base/
-    subprocess.run(
-        as_owner(
-            [
-                str(bin_dir / "pg_ctl"),
-                "-D",
-                str(data),
-                "-l",
-                str(base / "postgres.log"),
-                "-o",
-                options,
-                "-w",
-                "-t",
-                "120",
-                "start",
-            ],
-            owner,
-        ),
-        check=True,
-        capture_output=True,
-        timeout=180,
-    )
-    try:
-        with psycopg.connect(
-            host="127.0.0.1",
-            port=port,
-            user="mlflow",
-            password=PASSWORD,
-            dbname="postgres",
-            autocommit=True,
-        ) as admin:
-            admin.execute("CREATE DATABASE mlflow")
-        yield f"postgresql://mlflow:{PASSWORD}@127.0.0.1:{port}/mlflow"
-    finally:
-        subprocess.run(
-            as_owner([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"], owner),
-            capture_output=True,
-            timeout=120,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    try:
-        pwd.getpwnam(name)
-        return True
-    except KeyError:
-        return False
+    with local_servers.postgres(("mlflow", "mlflow_auth")) as uri:
+        yield uri
 
 
 @pytest.fixture(scope="module")
@@ -169,61 +49,12 @@ def server(postgres, tmp_path_factory):
     """`mlflow server` over the PostgreSQL store, proxying artifacts to a shared folder: (URL, artifacts folder)."""
     root = tmp_path_factory.mktemp("server")
     artifacts, port = root / "artifacts", free_port()
-    with open(root / "server.log", "w") as log:
-        process = subprocess.Popen(
-            [
-                str(Path(sys.executable).with_name("mlflow")),
-                "server",
-                "--backend-store-uri",
-                postgres,
-                "--artifacts-destination",
-                str(artifacts),
-                "--serve-artifacts",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env=python_env(),
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 180
-            while True:
-                assert process.poll() is None, (root / "server.log").read_text()[-3000:]
-                try:
-                    with urllib.request.urlopen(f"{url}/health", timeout=5) as answer:
-                        if answer.status == 200:
-                            break
-                except OSError:
-                    pass
-                assert time.time() < deadline, (
-                    "mlflow server did not answer /health:\n"
-                    + (root / "server.log").read_text()[-3000:]
-                )
-                time.sleep(1)
-            yield url, artifacts
-        finally:
-            stop_session(process)
-
-
-def stop_session(process: subprocess.Popen) -> None:
-    """End the process we started in its own session, and what it started (the server's worker)."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            process.wait(timeout=30)
-            return
-        except subprocess.TimeoutExpired:
-            continue
+    command = [str(Path(sys.executable).with_name("mlflow")), "server"]
+    command += ["--backend-store-uri", postgres, "--artifacts-destination", str(artifacts)]
+    command += ["--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    url = f"http://127.0.0.1:{port}"
+    with local_servers.started(command, root / "server.log", url, python_env()):
+        yield url, artifacts
 
 
 @pytest.fixture(scope="module")
@@ -363,12 +194,6 @@ ADMIN_PASSWORD = "admin-test-Passw0rd"  # given in an owner-only file, as the do
 USERS = {"alice": "alice-test-Passw0rd", "bob": "bob-test-Passw0rd"}
 
 
-def owner_only(path: Path, text: str) -> str:
-    path.write_text(text + "\n")
-    path.chmod(0o600)
-    return str(path)
-
-
 def as_user(name: str | None, password: str | None = None) -> dict[str, str]:
     """The environment of a command run by ``name`` (None: without any credential)."""
     env = {
@@ -386,25 +211,12 @@ def as_user(name: str | None, password: str | None = None) -> dict[str, str]:
 
 
 def client_of(url: str, name: str, monkeypatch) -> MlflowClient:
-    """A client acting as ``name`` (through the environment, which MLflow reads at each request)."""
+    """A client of ``url`` (runs and registry) acting as ``name``, through the environment, which
+    MLflow reads at each request."""
     for key, value in as_user(name, ADMIN_PASSWORD if name == "admin" else None).items():
         if key.startswith("MLFLOW_TRACKING_"):
             monkeypatch.setenv(key, value)
-    return MlflowClient(url)
-
-
-def status_of(url: str, path: str, user: str | None = None, password: str | None = None) -> int:
-    request = urllib.request.Request(url + path)
-    if user:
-        token = base64.b64encode(f"{user}:{password}".encode()).decode()
-        request.add_header("Authorization", f"Basic {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=30) as answer:
-            return answer.status
-    except urllib.error.HTTPError as error:
-        return error.code
-    except urllib.error.URLError:
-        return 0  # nothing listens yet
+    return MlflowClient(url, registry_uri=url)
 
 
 def src_server(*args: str, env: dict[str, str], url: str) -> subprocess.CompletedProcess:
@@ -421,69 +233,39 @@ def src_server(*args: str, env: dict[str, str], url: str) -> subprocess.Complete
 @pytest.fixture(scope="module")
 def auth_server(postgres, tmp_path_factory):
     """`python -m src.server start` over its own PostgreSQL database; alice and bob added by the admin,
-    each granted one study: (URL, folder of the users' password files)."""
+    each granted one study: (URL, folder of the secrets)."""
     root = tmp_path_factory.mktemp("auth-server")
-    with psycopg.connect(postgres.rsplit("/", 1)[0] + "/postgres", autocommit=True) as admin:
-        admin.execute("CREATE DATABASE mlflow_auth")
-    port = free_port()
-    env = {
-        k: v for k, v in python_env().items() if not k.startswith(("MLFLOW_AUTH", "MLFLOW_FLASK"))
-    } | {
-        "MLFLOW_BACKEND_STORE_URI_FILE": owner_only(
-            root / "backend", postgres.rsplit("/", 1)[0] + "/mlflow_auth"
-        ),
-        "MLFLOW_AUTH_ADMIN_PASSWORD_FILE": owner_only(root / "admin", ADMIN_PASSWORD),
-        "MLFLOW_FLASK_SERVER_SECRET_KEY_FILE": owner_only(root / "key", "test-only-flask-key-0123"),
-    }
-    command = [sys.executable, "-m", "src.server", "start", "--artifacts", str(root / "artifacts")]
-    command += ["--port", str(port), "--workers", "1", "--state-dir", str(root / "state")]
-    with open(root / "server.log", "w") as log:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.time() + 180
-            while status_of(url, "/health") != 200:
-                assert process.poll() is None, (root / "server.log").read_text()[-3000:]
-                assert time.time() < deadline, (root / "server.log").read_text()[-3000:]
-                time.sleep(1)
-            # the command line of the server holds no secret (ps shows it to every user of the host)
-            cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
-            assert ADMIN_PASSWORD not in cmdline and "test-only-flask-key" not in cmdline
-            for name, password in USERS.items():
-                added = src_server(
-                    "add-user",
-                    name,
-                    "--study",
-                    f"study-{name}",
-                    "--password-file",
-                    owner_only(root / name, password),
-                    env=as_user("admin", ADMIN_PASSWORD),
-                    url=url,
-                )
-                assert added.returncode == 0, added.stderr[-2000:]
-            yield url, root
-        finally:
-            stop_session(process)
+    backend = postgres.rsplit("/", 1)[0] + "/mlflow_auth"
+    with local_servers.auth_server(backend, root, ADMIN_PASSWORD) as (url, process):
+        # the command line of the server holds no secret (ps shows it to every user of the host)
+        cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes().decode()
+        assert ADMIN_PASSWORD not in cmdline and "test-only-flask-key" not in cmdline
+        for name, password in USERS.items():
+            added = src_server(
+                "add-user",
+                name,
+                "--study",
+                f"study-{name}",
+                "--password-file",
+                owner_only(root / name, password),
+                env=as_user("admin", ADMIN_PASSWORD),
+                url=url,
+            )
+            assert added.returncode == 0, added.stderr[-2000:]
+        yield url, root
 
 
 def test_the_authenticated_server_lets_no_one_in_without_a_login(auth_server):
     url, _ = auth_server
     search = "/api/2.0/mlflow/experiments/search?max_results=10"
-    assert status_of(url, search) == 401  # no credential
-    assert status_of(url, search, "alice", "wrong-password-123") == 401
+    assert http_status(url + search) == 401  # no credential
+    assert http_status(url + search, "alice", "wrong-password-123") == 401
     assert (
-        status_of(url, search, "admin", "password1234") == 401
+        http_status(url + search, "admin", "password1234") == 401
     )  # MLflow's old default admin login
-    assert status_of(url, search, "admin", ADMIN_PASSWORD) == 200
-    assert status_of(
-        url, "/ajax-api/2.0/mlflow/users/get?username=bob", "alice", USERS["alice"]
+    assert http_status(url + search, "admin", ADMIN_PASSWORD) == 200
+    assert http_status(
+        url + "/ajax-api/2.0/mlflow/users/get?username=bob", "alice", USERS["alice"]
     ) in (
         401,
         403,
@@ -506,9 +288,6 @@ def test_a_user_cannot_read_write_find_or_load_another_users_study(
     alice.set_terminated(run.info.run_id)
 
     bob = client_of(url, "bob", monkeypatch)
-    monkeypatch.setenv(
-        "MLFLOW_TRACKING_URI", url
-    )  # models:/ URIs resolve against it (else ./mlflow.db)
     assert "study-alice" not in {e.name for e in bob.search_experiments()}
     assert "study-alice" not in {m.name for m in bob.search_registered_models()}
     denied = [
@@ -517,9 +296,7 @@ def test_a_user_cannot_read_write_find_or_load_another_users_study(
         lambda: bob.log_metric(run.info.run_id, "mae_test_px", 0.0),
         lambda: bob.get_registered_model("study-alice"),
         lambda: bob.download_artifacts(run.info.run_id, "model", str(tmp_path)),
-        lambda: mlflow.artifacts.download_artifacts(
-            "models:/study-alice/1", dst_path=str(tmp_path / "bob")
-        ),
+        lambda: bob.get_model_version_download_uri("study-alice", "1"),  # loading its model
     ]
     for attempt in denied:
         with pytest.raises(Exception, match="403|PERMISSION_DENIED|Permission denied"):

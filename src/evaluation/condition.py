@@ -199,8 +199,9 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
         )
     saved = yaml.safe_load((folder / "run.yaml").read_text(encoding="utf-8"))
     store.configure(cfg.mlflow)
+    run = store.saved_run(saved["run_id"], folder / "run.yaml")
     if saved.get("skipped"):  # condition 0 without a model to evaluate: its reason, no metrics
-        record_skipped(cfg, saved)
+        record_skipped(cfg, saved, run)
         return {}
     with mlflow.start_run(run_id=saved["run_id"]) as run:
         mlflow.set_tags(store.process_tags())  # this process now owns the run: others see it live
@@ -222,9 +223,8 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     return metrics
 
 
-def record_skipped(cfg: DictConfig, saved: dict) -> None:
-    """metrics.json of a condition the train stage skipped: the reason, and no metrics."""
-    run = mlflow.MlflowClient().get_run(saved["run_id"])
+def record_skipped(cfg: DictConfig, saved: dict, run: mlflow.entities.Run) -> None:
+    """metrics.json of a condition the train stage skipped (its ``run``): the reason, and no metrics."""
     with atomic_directory(pipeline_evaluation_dir(cfg)) as staging:
         (staging / "metrics.json").write_text(
             json.dumps(

@@ -83,6 +83,10 @@ def write_auth_config(state_dir: Path, auth_db: str | None) -> Path:
         f"admin_username = {ADMIN_USER}\n"
         "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
         "grant_default_workspace_access = false\n"
+        # A checked login is remembered for 60 s per worker: about 3x the requests per second (each
+        # check is a deliberately slow password hash); a changed password reaches the other workers
+        # within that minute.
+        "auth_cache_ttl_seconds = 60\n"
     )
     handle, staging = tempfile.mkstemp(dir=state_dir, prefix=".basic_auth-")  # created 0600
     with os.fdopen(handle, "w", encoding="utf-8") as out:
@@ -158,7 +162,9 @@ def start(artifacts: str, host: str, port: int, workers: int, state_dir: Path) -
 
 def admin_client(uri: str):
     """MLflow's user API of the server at ``uri``, as the admin in MLFLOW_TRACKING_USERNAME/PASSWORD."""
-    with warnings.catch_warnings():  # starlette's deprecation notice would break the one-line errors
+    with (
+        warnings.catch_warnings()
+    ):  # starlette's deprecation notice would break the one-line errors
         warnings.simplefilter("ignore", DeprecationWarning)
         from mlflow.server import get_app_client
 

@@ -19,8 +19,9 @@ from mlflow.entities import RunStatus
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
+from src.errors import DataError
 from src.files import process_alive
-from src.tracking.credentials import check_access
+from src.tracking.credentials import check_access, redact
 
 PARENT_RUN_ENV = "POSE_SWEEP_PARENT_RUN_ID"  # set by the sweep callback for the jobs of a multirun
 
@@ -74,6 +75,22 @@ def configure(mlflow_cfg: DictConfig) -> str:
         return client.create_experiment(str(mlflow_cfg.experiment), artifact_location=location)
     except mlflow.exceptions.MlflowException:  # created meanwhile by a concurrent job
         return client.get_experiment_by_name(str(mlflow_cfg.experiment)).experiment_id
+
+
+def saved_run(run_id: str, named_by: Path) -> mlflow.entities.Run:
+    """The run a saved model names (``named_by``, e.g. a pipeline's run.yaml), or one line if the
+    configured store does not hold it (the model was trained against another ``mlflow.tracking_uri``)."""
+    try:
+        return MlflowClient().get_run(run_id)
+    except mlflow.exceptions.MlflowException as error:
+        if error.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+    raise DataError(
+        f"{named_by} names MLflow run {run_id}, which the store mlflow.tracking_uri="
+        f"{redact(mlflow.get_tracking_uri())} does not hold: the model was trained against another "
+        "store. Set mlflow.tracking_uri to that store, or train it again into this one: dvc repro "
+        "(which restores run.yaml)"
+    )
 
 
 def flat_params(
