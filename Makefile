@@ -46,7 +46,7 @@ ui: setup         ## the MLflow UI over the study's store (mlflow.tracking_uri),
 	  "$$($(PY) -c 'from src.params import composed; print(composed()["mlflow"]["tracking_uri"])')"
 
 test: setup browser postgres lint  ## lint, then the whole test suite, slow tests included (what CI runs)
-	$(PY) -m pytest -m "slow or not slow"
+	$(PY) -m pytest -m "slow or not slow" --durations=25
 
 lint: setup       ## ruff: lint and format check (pyproject.toml); `ruff format .` fixes the format
 	$(VENV)/bin/ruff check .
