@@ -70,11 +70,11 @@ def check_password(password: str, whose: str) -> None:
         )
 
 
-def write_auth_config(state_dir: Path, auth_db: str | None) -> Path:
-    """MLflow's basic-auth settings in ``state_dir`` (owner-only): no permission for new users."""
+def write_auth_config(state_dir: Path, database: str) -> Path:
+    """MLflow's basic-auth settings in ``state_dir`` (owner-only): users in ``database``, and no
+    permission for a new user."""
     state_dir.mkdir(parents=True, exist_ok=True)
     state_dir.chmod(0o700)
-    database = auth_db or f"sqlite:///{state_dir.resolve() / 'basic_auth.db'}"
     text = (
         "# Written by python -m src.server start; MLflow reads it through MLFLOW_AUTH_CONFIG_PATH.\n"
         "[mlflow]\n"
@@ -122,7 +122,11 @@ def server_environment(state_dir: Path) -> dict[str, str]:
     admin_password = read_secret(ADMIN_PASSWORD_VAR, "the admin's password")
     check_password(admin_password, ADMIN_PASSWORD_VAR)
     secret_key = read_secret(SECRET_KEY_VAR, "a random key (secrets.token_hex(32))")
-    auth_db = read_secret(AUTH_DB_VAR, "") if _is_set(AUTH_DB_VAR) else None
+    auth_db = (
+        read_secret(AUTH_DB_VAR, "")
+        if _is_set(AUTH_DB_VAR)
+        else f"sqlite:///{state_dir.resolve() / 'basic_auth.db'}"
+    )
     config = write_auth_config(state_dir, auth_db)
     env = {k: v for k, v in os.environ.items() if not k.endswith("_FILE")}
     env.update(
@@ -130,6 +134,7 @@ def server_environment(state_dir: Path) -> dict[str, str]:
             BACKEND_VAR: backend,
             ADMIN_PASSWORD_VAR: admin_password,
             SECRET_KEY_VAR: secret_key,
+            AUTH_DB_VAR: auth_db,
             "MLFLOW_AUTH_CONFIG_PATH": str(config),
         }
     )
@@ -147,7 +152,7 @@ def start(artifacts: str, host: str, port: int, workers: int, state_dir: Path) -
     print(
         f"[server] mlflow server with logins on http://{host}:{port}: runs in "
         f"{redact(env[BACKEND_VAR])}, artifacts in {artifacts} (served), users in "
-        f"{redact(env.get(AUTH_DB_VAR) or str(state_dir / 'basic_auth.db'))}; new users see nothing "
+        f"{redact(env[AUTH_DB_VAR])}; new users see nothing "
         "until granted a study (python -m src.server grant)",
         flush=True,
     )
@@ -157,14 +162,13 @@ def start(artifacts: str, host: str, port: int, workers: int, state_dir: Path) -
             "through an HTTPS proxy (docs/tracking_server.md, 'TLS')",
             flush=True,
         )
-    os.execve(command[0], command, env)
+    os.execvpe(command[0], command, env)
 
 
 def admin_client(uri: str):
     """MLflow's user API of the server at ``uri``, as the admin in MLFLOW_TRACKING_USERNAME/PASSWORD."""
-    with (
-        warnings.catch_warnings()
-    ):  # starlette's deprecation notice would break the one-line errors
+    # starlette's deprecation notice on importing the login app would break the one-line errors
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         from mlflow.server import get_app_client
 
