@@ -48,9 +48,10 @@ ui: setup         ## the MLflow UI over the study's store (mlflow.tracking_uri),
 test: setup browser postgres lint  ## lint, then the whole test suite, slow tests included (what CI runs)
 	$(PY) -m pytest -m "slow or not slow" --durations=25
 
-lint: setup       ## ruff: lint and format check (pyproject.toml); `ruff format .` fixes the format
+lint: setup       ## ruff (lint, format check) and import-linter (the layers of src/; pyproject.toml); `ruff format .` fixes the format
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test-fast: setup  ## the default, fast tests only
 	$(PY) -m pytest

@@ -145,6 +145,36 @@ def remove_stale_staging(target: Path) -> list[Path]:
     return removed
 
 
+# A placeholder: a folder a stage must write (DVC requires its outputs) but whose work the study
+# does not need; it holds only NOT_NEEDED.txt, one line saying why (src/study/needs.py decides).
+NOT_NEEDED = "NOT_NEEDED.txt"
+
+
+def is_placeholder(folder: Path) -> bool:
+    return (Path(folder) / NOT_NEEDED).is_file()
+
+
+def placeholder_reason(folder: Path) -> str:
+    return (Path(folder) / NOT_NEEDED).read_text(encoding="utf-8").strip()
+
+
+def write_placeholder(folder: Path, reason: str, key: str | None = None) -> Path:
+    """``folder`` as a placeholder: only ``NOT_NEEDED.txt``, one line saying why.
+
+    Up-to-date placeholders are left as they are; so is a folder that holds real output (made
+    before, e.g. by an earlier study): it is not deleted for being unneeded.
+    """
+    folder = Path(folder)
+    text = f"not needed: {reason}\n"
+    if folder.is_dir() and any(p.name != NOT_NEEDED for p in folder.iterdir()):
+        return folder
+    if (folder / NOT_NEEDED).is_file() and (folder / NOT_NEEDED).read_text("utf-8") == text:
+        return folder
+    with atomic_directory(folder, key=key) as staging:
+        (staging / NOT_NEEDED).write_text(text, encoding="utf-8")
+    return folder
+
+
 def process_alive(pid: int) -> bool:
     """Whether a process with this id runs on this machine."""
     try:

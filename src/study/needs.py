@@ -14,9 +14,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from src.files import atomic_directory
+# placeholders are written and read by src/files.py (the cohort stage writes them below src/study)
+from src.files import (  # noqa: F401  (their names here as before)
+    NOT_NEEDED,
+    is_placeholder,
+    placeholder_reason,
+    write_placeholder,
+)
 
-NOT_NEEDED = "NOT_NEEDED.txt"
 COHORTS = ("clinical", "healthy_adults")
 
 
@@ -70,28 +75,3 @@ def pretraining_not_needed(cfg) -> str | None:
         }.get(kind, f"weights.kind={kind}")
         + ", not from a model pre-trained on the healthy-adult cohort (weights=healthy_adults)"
     )
-
-
-def is_placeholder(folder: Path) -> bool:
-    return (Path(folder) / NOT_NEEDED).is_file()
-
-
-def placeholder_reason(folder: Path) -> str:
-    return (Path(folder) / NOT_NEEDED).read_text(encoding="utf-8").strip()
-
-
-def write_placeholder(folder: Path, reason: str, key: str | None = None) -> Path:
-    """``folder`` as a placeholder: only ``NOT_NEEDED.txt``, one line saying why.
-
-    Up-to-date placeholders are left as they are; so is a folder that holds real output (made
-    before, e.g. by an earlier study): it is not deleted for being unneeded.
-    """
-    folder = Path(folder)
-    text = f"not needed: {reason}\n"
-    if folder.is_dir() and any(p.name != NOT_NEEDED for p in folder.iterdir()):
-        return folder
-    if (folder / NOT_NEEDED).is_file() and (folder / NOT_NEEDED).read_text("utf-8") == text:
-        return folder
-    with atomic_directory(folder, key=key) as staging:
-        (staging / NOT_NEEDED).write_text(text, encoding="utf-8")
-    return folder

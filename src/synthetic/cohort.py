@@ -11,8 +11,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from src.files import atomic_directory
-from src.study.needs import write_placeholder
+from src.files import atomic_directory, write_placeholder
 from src.synthetic.body import BODYPARTS, SKELETON, make_participant
 from src.synthetic.render import render_video
 from src.synthetic.settings import settings
