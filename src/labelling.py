@@ -34,11 +34,6 @@ def export_for_labelling(
     prepared_dir: Path, project_dir: Path, scorer: str, include_labels: bool
 ) -> Path:
     """Write the selected frames as a DeepLabCut project for labelling; returns its config.yaml."""
-    from deeplabcut.core.config import (  # heavy import, only here
-        ProjectConfig,
-        write_project_config,
-    )
-
     prepared_dir, project_dir = Path(prepared_dir), Path(project_dir)
     facts, selection, labels = read_prepared(prepared_dir)
     if (project_dir / "labeled-data").exists():
@@ -59,18 +54,47 @@ def export_for_labelling(
         video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {
             "crop": f"0, {width}, 0, {height}"
         }
+    config = write_labelling_config(
+        project_dir,
+        project_dir,
+        facts["name"],
+        scorer,
+        facts["bodyparts"],
+        facts["skeleton"],
+        video_sets,
+    )
+    log.info("exported %d frames for labelling to %s", len(selection), project_dir)
+    return config
+
+
+def write_labelling_config(
+    project_dir: Path,
+    project_path: Path,
+    task: str,
+    scorer: str,
+    bodyparts: list[str],
+    skeleton: list[list[str]],
+    video_sets: dict[str, dict],
+) -> Path:
+    """DeepLabCut's project ``config.yaml`` in ``project_dir`` for labelling its ``labeled-data/``
+    (found through the stems of ``video_sets``' keys); ``project_path``: where the project will
+    lie (it may be written elsewhere and moved). Also used by src.analyze for flagged frames."""
+    from deeplabcut.core.config import (  # heavy import, only here
+        ProjectConfig,
+        write_project_config,
+    )
+
     config = ProjectConfig(
-        Task=facts["name"],
+        Task=task,
         scorer=scorer,
         date="",
-        project_path=project_dir.resolve(),
+        project_path=Path(project_path).resolve(),
         video_sets=video_sets,
-        bodyparts=facts["bodyparts"],
-        skeleton=facts["skeleton"],
+        bodyparts=list(bodyparts),
+        skeleton=[list(pair) for pair in skeleton],
     )
-    write_project_config(project_dir / "config.yaml", config)
-    log.info("exported %d frames for labelling to %s", len(selection), project_dir)
-    return project_dir / "config.yaml"
+    write_project_config(Path(project_dir) / "config.yaml", config)
+    return Path(project_dir) / "config.yaml"
 
 
 def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.DataFrame:
