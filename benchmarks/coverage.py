@@ -20,10 +20,11 @@ pixels), each condition with its own point noise. The target is ``E[n mu (rho - 
 E[mu] (exp(log 1.1 + 0.15^2 / 2) - 1)``.
 
 Candidates: the two selectable methods of src/evaluation/uncertainty.py (``percentile_bootstrap``,
-``t_interval``) and, defined here, BCa, the studentised (bootstrap-t) cluster bootstrap, its
-log-scale version, the t-interval with Kish's effective number of participants for degrees of
-freedom, and the t-interval on the log of the MAE (delta method). The log-scale candidates apply to
-the MAE only (a difference can be negative).
+``t_interval``, whose MAE interval is on the log scale) and, defined here, BCa, the studentised
+(bootstrap-t) cluster bootstrap, its log-scale version, the t-interval with Kish's effective number
+of participants for degrees of freedom, and ``t_interval`` on the pixel scale for the MAE. The
+log-scale bootstrap-t and the pixel-scale MAE t-interval are for the MAE only: a difference can be
+negative, and ``t_interval`` makes it on the pixel scale already.
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python -m benchmarks.coverage
 
