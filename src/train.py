@@ -13,8 +13,8 @@ trained with the same configuration and data (same ``model_key`` tag) is reused,
 condition 0 evaluates the initial model itself, on the bodyparts it shares with the data, or is skipped
 with its reason when they share none. ``+sweep=frames`` sweeps ``pipeline.conditions``: ``auto`` is the
 paper's 0, 1, 2, 6, 10, 15, 20 that the prepared data can serve, plus the most it can serve (resolved
-by ``src.study.plan``, imported here before Hydra composes). Before training, a quick check: the initial
-weights' file and room on disk for the snapshots. With ``weights=healthy_adults`` and no pre-trained
+by the resolvers of ``src.study.plan``, registered before Hydra composes). Before training, a quick
+check: the initial weights' file and room on disk for the snapshots. With ``weights=healthy_adults`` and no pre-trained
 model for this configuration yet, it first pre-trains one (as ``python -m src.pretrain`` does) and
 says so in one line, with about how long that takes. In the DVC pipeline (dvc.yaml) this module is
 the train stage (``evaluate=false``) and ``python -m src.evaluate`` the evaluate stage, which logs
@@ -29,10 +29,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-import src.study.plan  # noqa: F401  (registers the resolver study_conditions of conf/sweep/frames.yaml)
 from src.cli import stage
 from src.errors import exit_on_data_error
 from src.study.check import check_study
+from src.study.plan import register_resolvers
 from src.training.condition import train
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,6 @@ def _conditions_left(cfg: DictConfig) -> list[int]:
 
 
 if __name__ == "__main__":
-    src.study.plan.ONE_LINE_ERRORS = (
-        True  # a sweep its data cannot serve: one line, not a traceback
-    )
+    # a sweep its data cannot serve: one line, not a traceback
+    register_resolvers(one_line_errors=True)
     main()

@@ -381,37 +381,42 @@ class _writable:
         OmegaConf.set_readonly(self.cfg, self.flag)
 
 
-# Set by an entry point (src.train run as a command): a DataError while Hydra sets up a sweep is
-# shown as our one line (exit status 2) rather than Hydra's traceback of its own set-up code.
-ONE_LINE_ERRORS = False
-
-
-def _sweep_conditions(conditions, _root_) -> str:
-    """The resolver ``study_conditions``: pipeline.conditions as Hydra's sweep "0,1,2"."""
+def _one_line(resolve: Callable[[], list], one_line_errors: bool) -> str:
+    """A resolver's value as Hydra's sweep "a,b,c"; its DataError as our one line (exit status 2)
+    when ``one_line_errors``, else raised to Hydra."""
     try:
-        return ",".join(str(n) for n in resolve_conditions(_root_, conditions, prepared=True))
+        return ",".join(str(value) for value in resolve())
     except DataError:
-        if not ONE_LINE_ERRORS:
+        if not one_line_errors:
             raise
         with exit_on_data_error():
             raise
 
 
-def _sweep_folds(folds, n_folds, _root_) -> str:
-    """The resolver ``study_folds`` (conf/split/kfold.yaml): pipeline.folds as Hydra's sweep "1,2"."""
-    try:
-        return ",".join(str(k) for k in resolve_folds(_root_, folds))
-    except DataError:
-        if not ONE_LINE_ERRORS:
-            raise
-        with exit_on_data_error():
-            raise
+def register_resolvers(one_line_errors: bool = False) -> None:
+    """The resolvers ``study_conditions`` (conf/sweep/frames.yaml: pipeline.conditions as Hydra's
+    sweep "0,1,2") and ``study_folds`` (conf/split/kfold.yaml: pipeline.folds as "1,2").
+
+    Registered when this module is imported. An entry point run as a command (``python -m
+    src.train``) registers them again with ``one_line_errors``: a DataError while Hydra sets up a
+    sweep is then shown as our one line (exit status 2) rather than Hydra's traceback of its own
+    set-up code.
+    """
+
+    def sweep_conditions(conditions, _root_) -> str:
+        return _one_line(
+            lambda: resolve_conditions(_root_, conditions, prepared=True), one_line_errors
+        )
+
+    def sweep_folds(folds, n_folds, _root_) -> str:
+        return _one_line(lambda: resolve_folds(_root_, folds), one_line_errors)
+
+    OmegaConf.register_new_resolver(RESOLVER, sweep_conditions, replace=True)
+    OmegaConf.register_new_resolver(FOLDS_RESOLVER, sweep_folds, replace=True)
 
 
 if not OmegaConf.has_resolver(RESOLVER):
-    OmegaConf.register_new_resolver(RESOLVER, _sweep_conditions)
-if not OmegaConf.has_resolver(FOLDS_RESOLVER):
-    OmegaConf.register_new_resolver(FOLDS_RESOLVER, _sweep_folds)
+    register_resolvers()
 
 
 # ----------------------------------------------------------------------------- condition 0
