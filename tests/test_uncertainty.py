@@ -412,3 +412,23 @@ def test_a_bad_interval_setting_is_refused_naming_the_key(key, value):
     check_config(
         OmegaConf.create({"evaluation": {"interval": {"min_participants": 2}}}), "evaluation"
     )
+
+
+def test_the_coverage_benchmark_writes_every_cell_and_its_first_line(tmp_path):
+    """`python -m benchmarks.coverage` on a small grid (60 studies, 60 resamples: about 2 s) writes
+    the first line from its own table, and a row per statistic, distribution, count and candidate;
+    the committed result's first line is the same function of the committed table and meets 93 %."""
+    from benchmarks import coverage
+
+    out = tmp_path / "coverage.md"
+    coverage.main(["--studies", "60", "--resamples", "60", "--seed", "0", "--output", str(out)])
+    table = pd.read_csv(out.with_suffix(".csv"))
+    paired = [name for name, (_, _, both) in coverage.CANDIDATES.items() if both]
+    cells = len(coverage.DISTRIBUTIONS) * len(coverage.COUNTS)
+    assert len(table) == cells * (len(coverage.CANDIDATES) + len(paired))
+    assert set(table["participants"]) == set(coverage.COUNTS)
+    first = out.read_text(encoding="utf-8").splitlines()[0]
+    assert first == f"chosen_min_coverage_from_4: {coverage.chosen_min_coverage(table):.3f}"
+    committed = coverage.OUTPUT.read_text(encoding="utf-8").splitlines()[0]
+    value = coverage.chosen_min_coverage(pd.read_csv(coverage.OUTPUT.with_suffix(".csv")))
+    assert committed == f"chosen_min_coverage_from_4: {value:.3f}" and value >= coverage.TARGET
