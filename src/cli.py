@@ -86,7 +86,17 @@ def stage(task):
     def main():
         global _help
         _help = help_text(sys.modules[task.__module__].__doc__)
-        args = get_args_parser().parse_args()
+        args, unknown = get_args_parser().parse_known_args()
+        if unknown:  # argparse would print its usage, many lines: one line instead
+            spec = getattr(sys.modules[task.__module__], "__spec__", None)
+            print(
+                f"error: {unknown[0]}: not an option of python -m "
+                f"{spec.name if spec else task.__module__}; give "
+                "overrides (key=value, group=option) or Hydra's options (-m, --cfg job, --info); "
+                "see --help",
+                file=sys.stderr,
+            )
+            sys.exit(2)
         if args.experimental_rerun is None:
             with exit_on_data_error():
                 _compose_once(task, args)

@@ -34,11 +34,12 @@ from pathlib import Path
 
 import yaml
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from src.checks import SECTIONS, Sources, check_config
 from src.cli import config_groups, explained, help_text
-from src.errors import exit_on_data_error
+from src.errors import ConfigError, exit_on_data_error
 from src.files import atomic_file
 from src.study.check import check_study
 from src.study.config import (
@@ -120,9 +121,13 @@ def main() -> None:
     overrides = [o for o in sys.argv[1:] if o != "--no-probe"]
     probe = "--no-probe" not in sys.argv[1:] and "PYTEST_CURRENT_TEST" not in os.environ
     if "--help" in overrides or "-h" in overrides:
-        print(usage())
+        try:
+            print(usage(), flush=True)
+        except BrokenPipeError:  # `--help | head`: the reader has stopped; no traceback
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     with exit_on_data_error():
+        readable(overrides)
         if overrides == ["--demo"]:
             _leave_study()
         elif overrides:
@@ -140,6 +145,26 @@ def main() -> None:
         flush=True,
     )
     print(study_time_line(study, probe_now=probe), flush=True)  # docs/progress.md
+
+
+def readable(overrides: list[str]) -> None:
+    """Raise a ConfigError of one line for an option src.params does not take (``--bogus``,
+    ``--demo`` with overrides) or an override Hydra cannot read (``foo``, ``'x=[1'``)."""
+    flags = [o for o in overrides if o.startswith("-")]
+    unknown = [o for o in flags if o != "--demo"]
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]}: not an option of python -m src.params; it takes --demo, --no-probe, "
+            "--help or overrides (key=value, group=option); see --help"
+        )
+    if flags and len(overrides) > 1:
+        raise ConfigError(
+            "--demo: goes back to the embedded cohort and takes no overrides; run it alone, then "
+            "python -m src.params <overrides>"
+        )
+    if not flags:
+        with explained(overrides):
+            OverridesParser.create().parse_overrides(overrides)
 
 
 def usage() -> str:

@@ -55,6 +55,7 @@ CASES = {
     "help": ["--help"],
     "unknown kind": ["data=dlc_projct"],
     "unknown key": ["trainig.threads=1"],
+    "unknown flag": ["--bogus"],
 }
 
 
@@ -144,6 +145,28 @@ def test_every_stage_names_the_closest_keys_of_an_unknown_key(stage, stage_runs)
         "error: trainig.threads=1: unknown key trainig.threads; did you mean training.threads? "
         "conf/training/cpu_demo.yaml documents training.threads"
     )
+
+
+@pytest.mark.parametrize("stage", STAGES)
+def test_every_stage_refuses_an_unknown_flag_in_one_line(stage, stage_runs):
+    assert one_line_error(stage_runs[stage, "unknown flag"]) == (
+        f"error: --bogus: not an option of python -m src.{stage}; give overrides (key=value, "
+        "group=option) or Hydra's options (-m, --cfg job, --info); see --help"
+    )
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        (["--bogus"], "error: --bogus: not an option of python -m src.params; it takes --demo"),
+        (["foo"], "error: foo: not an override Hydra can read"),
+        (["x=[1"], "error: x=[1: not an override Hydra can read"),
+        (["--demo", "model=resnet_50"], "error: --demo: goes back to the embedded cohort"),
+    ],
+)
+def test_params_refuses_an_unknown_flag_or_unreadable_override_in_one_line(repo, args, expected):
+    assert one_line_error(python(repo, "-m", "src.params", *args)).startswith(expected)
+    assert not (repo / "conf" / "study" / "current.yaml").exists()
 
 
 def test_the_real_train_command_helps_and_refuses_a_typo():
