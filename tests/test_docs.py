@@ -3,6 +3,7 @@ command they name exists, the README stays short, and user docs do not narrate h
 
 from __future__ import annotations
 
+import ast
 import re
 from pathlib import Path
 
@@ -35,6 +36,9 @@ LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"
 HEADING = re.compile(r"^ {0,3}#{1,6}\s+(.+?)\s*#*\s*$", re.MULTILINE)
 MODULE = re.compile(r"\bpython3?(?:\.\d+)? -m ((?:src|benchmarks|tools)(?:\.[A-Za-z_]\w*)+)")
 MAKE = re.compile(r"(?:^|[ \t;&|(])make[ \t]+([a-z][\w-]*)", re.MULTILINE)
+# A module or a name in one, as code names it: `src.study.estimate`, `src.cpu_numerics()`; not a file name.
+DOTTED = re.compile(r"(?<![\w/.-])((?:src|benchmarks|tools)(?:\.[A-Za-z_]\w*)+)(?![\w/-])")
+FILE_SUFFIXES = {"md", "py", "yaml", "yml", "lock", "in", "csv", "png", "json", "txt", "toml"}
 
 
 def prose(text: str) -> str:
@@ -106,7 +110,43 @@ def missing_commands(page: Path, targets: set[str]) -> list[str]:
     for target in sorted(set(MAKE.findall(code(text)))):
         if target not in targets:
             missing.append(f"make {target}: no such target in the Makefile")
+    for dotted in sorted(set(DOTTED.findall(code(text))) - set(MODULE.findall(text))):
+        if dotted.rsplit(".", 1)[-1] not in FILE_SUFFIXES and not resolves(dotted):
+            missing.append(f"{dotted}: no such module, or name in a module, in the repository")
     return missing
+
+
+def resolves(dotted: str) -> bool:
+    """Whether ``src.a.b`` is a module (src/a/b.py, src/a/b/) or a name a module defines at its top
+    level (``src.cpu_numerics``: a function of src/__init__.py), read without importing it."""
+    parts = dotted.split(".")
+    package = REPO / parts[0]
+    if not (package / "__init__.py").is_file():
+        return False
+    for i, part in enumerate(parts[1:], start=1):
+        if (package / part / "__init__.py").is_file():
+            package = package / part
+        elif (package / f"{part}.py").is_file():
+            rest = parts[i + 1 :]
+            return not rest or rest[0] in top_level_names(package / f"{part}.py")
+        else:
+            return part in top_level_names(package / "__init__.py")
+    return True
+
+
+def top_level_names(module: Path) -> set[str]:
+    """The names a module defines or imports at its top level."""
+    names = set()
+    for node in ast.parse(module.read_text(encoding="utf-8")).body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            names.add(node.target.id)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            names.update((a.asname or a.name).split(".")[0] for a in node.names)
+    return names
 
 
 @pytest.mark.parametrize("page", PAGES, ids=shown)
@@ -148,6 +188,7 @@ def test_the_checks_see_what_they_check(tmp_path):
     page.write_text(
         "# Title\n\n[ok](#title) [gone](no_such_file.md) [bad anchor](#nowhere)"
         " `make no-such-target` `python -m src.no_such_stage` `make test`\n"
+        "`src.frames` `src.cpu_numerics()` `src.study.estimate.study_time_line` `benchmarks.md`\n"
         "```bash\npython -m src.train\n[not a link](nowhere.md)\n```\n",
         encoding="utf-8",
     )
@@ -155,6 +196,7 @@ def test_the_checks_see_what_they_check(tmp_path):
     assert missing_commands(page, makefile_targets()) == [
         "python -m src.no_such_stage: no src/no_such_stage.py",
         "make no-such-target: no such target in the Makefile",
+        "src.frames: no such module, or name in a module, in the repository",
     ]
     assert slug("The TensorFlow engine, and a DeepLabCut 2.x model") == (
         "the-tensorflow-engine-and-a-deeplabcut-2x-model"
