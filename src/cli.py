@@ -86,23 +86,28 @@ def stage(task):
     def main():
         global _help
         _help = help_text(sys.modules[task.__module__].__doc__)
-        args, unknown = get_args_parser().parse_known_args()
-        if unknown:  # argparse would print its usage, many lines: one line instead
-            spec = getattr(sys.modules[task.__module__], "__spec__", None)
-            print(
-                f"error: {unknown[0]}: not an option of python -m "
-                f"{spec.name if spec else task.__module__}; give "
-                "overrides (key=value, group=option) or Hydra's options (-m, --cfg job, --info); "
-                "see --help",
-                file=sys.stderr,
+        spec = getattr(sys.modules[task.__module__], "__spec__", None)
+        command = f"python -m {spec.name if spec else task.__module__}"
+        parser = get_args_parser()
+        # argparse would print its usage, many lines, before its error: one line instead
+        parser.error = lambda message: _refuse(f"{message} ({command}); see --help")
+        args, unknown = parser.parse_known_args()
+        if unknown:
+            _refuse(
+                f"{unknown[0]}: not an option of {command}; give overrides (key=value, "
+                "group=option) or Hydra's options (-m, --cfg job, --info); see --help"
             )
-            sys.exit(2)
         if args.experimental_rerun is None:
             with exit_on_data_error():
                 _compose_once(task, args)
         return app()
 
     return main
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
 
 
 def _compose_once(task, args) -> None:

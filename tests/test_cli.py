@@ -56,6 +56,7 @@ CASES = {
     "unknown kind": ["data=dlc_projct"],
     "unknown key": ["trainig.threads=1"],
     "unknown flag": ["--bogus"],
+    "bad hydra option": ["--cfg=jobb"],
 }
 
 
@@ -152,6 +153,10 @@ def test_every_stage_refuses_an_unknown_flag_in_one_line(stage, stage_runs):
     assert one_line_error(stage_runs[stage, "unknown flag"]) == (
         f"error: --bogus: not an option of python -m src.{stage}; give overrides (key=value, "
         "group=option) or Hydra's options (-m, --cfg job, --info); see --help"
+    )
+    assert one_line_error(stage_runs[stage, "bad hydra option"]) == (
+        "error: argument --cfg/-c: invalid choice: 'jobb' (choose from 'job', 'hydra', 'all') "
+        f"(python -m src.{stage}); see --help"
     )
 
 
