@@ -25,6 +25,7 @@ from src.cli import stage
 from src.data.collected_data import write_labels
 from src.data.dlc_project import load_dlc_project
 from src.data.prepared import read_prepared
+from src.engine import write_labelling_config  # DeepLabCut's config.yaml, engine-neutral
 from src.errors import DataError, exit_on_data_error
 
 log = logging.getLogger(__name__)
@@ -65,36 +66,6 @@ def export_for_labelling(
     )
     log.info("exported %d frames for labelling to %s", len(selection), project_dir)
     return config
-
-
-def write_labelling_config(
-    project_dir: Path,
-    project_path: Path,
-    task: str,
-    scorer: str,
-    bodyparts: list[str],
-    skeleton: list[list[str]],
-    video_sets: dict[str, dict],
-) -> Path:
-    """DeepLabCut's project ``config.yaml`` in ``project_dir`` for labelling its ``labeled-data/``
-    (found through the stems of ``video_sets``' keys); ``project_path``: where the project will
-    lie (it may be written elsewhere and moved). Also used by src.analyze for flagged frames."""
-    from deeplabcut.core.config import (  # heavy import, only here
-        ProjectConfig,
-        write_project_config,
-    )
-
-    config = ProjectConfig(
-        Task=task,
-        scorer=scorer,
-        date="",
-        project_path=Path(project_path).resolve(),
-        video_sets=video_sets,
-        bodyparts=list(bodyparts),
-        skeleton=[list(pair) for pair in skeleton],
-    )
-    write_project_config(Path(project_dir) / "config.yaml", config)
-    return Path(project_dir) / "config.yaml"
 
 
 def import_labels(project_dir: Path, prepared_dir: Path, scorer: str) -> pd.DataFrame:

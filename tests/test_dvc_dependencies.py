@@ -133,10 +133,14 @@ def direct_imports(root: Path, module: str) -> frozenset[str]:
             isinstance(node, ast.Call)
             and getattr(node.func, "attr", getattr(node.func, "id", None)) == "import_module"
             and node.args
-            and isinstance(node.args[0], ast.Constant)
-            and isinstance(node.args[0].value, str)
         ):
-            found.add(node.args[0].value)
+            if isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+                found.add(node.args[0].value)
+            else:  # a name computed at run time (a registry, src/engine): any module of its package
+                folder = module_file(root, package).parent
+                found.update(
+                    f"{package}.{p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"
+                )
     return frozenset(
         name
         for candidate in found
@@ -240,12 +244,16 @@ def test_the_import_walk_finds_submodules_relative_and_lazy_imports(tmp_path):
     """The walk itself, on a made-up package: what it must see to be trusted."""
     files = {
         "src/__init__.py": "",
-        "src/main.py": "from src import pkg\nfrom src.pkg.a import thing\n",
+        "src/main.py": "from src import pkg, registry\nfrom src.pkg.a import thing\n",
         "src/pkg/__init__.py": '"""Only a docstring."""\n',
         "src/pkg/a.py": "from . import b\nthing = 1\n",
         "src/pkg/b.py": "def f():\n    from .sub import c\n",
         "src/pkg/sub/__init__.py": "import os\n",
         "src/pkg/sub/c.py": "import importlib\nimportlib.import_module('src.named')\n",
+        "src/registry/__init__.py": (
+            "import importlib\ndef get(n):\n    return importlib.import_module(f'src.registry.{n}')\n"
+        ),
+        "src/registry/one.py": "x = 1\n",
         "src/named.py": "x = 1\n",
         "src/unused.py": "x = 1\n",
     }
@@ -259,6 +267,8 @@ def test_the_import_walk_finds_submodules_relative_and_lazy_imports(tmp_path):
         "src/pkg/sub/__init__.py",
         "src/pkg/sub/c.py",
         "src/named.py",
+        "src/registry/__init__.py",
+        "src/registry/one.py",  # the registry imports a module named at run time: any of them
     }
 
 

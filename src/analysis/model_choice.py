@@ -17,7 +17,7 @@ from mlflow.models import Model as MlflowModel
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
-from src.engine import pytorch as engine
+from src import engine
 from src.errors import DataError
 from src.tracking import store
 from src.tracking.queries import download_model

@@ -1,26 +1,49 @@
-"""Everything that calls DeepLabCut, one module per engine, chosen by the config group ``engine``.
+"""Everything that calls DeepLabCut: the engines, chosen by the config group ``engine``, and their registry.
 
 - :mod:`src.engine.pytorch`: DeepLabCut 3's PyTorch engine (``engine=pytorch``, the default);
 - :mod:`src.engine.tensorflow`: DeepLabCut 2.x's TensorFlow engine (``engine=tensorflow``).
 
-Each module offers the same operations: build the training set (``prepare_training``), train or resume
-(``train``, ``resume_point``, ``snapshots``), initial weights (``weight_init``, ``fresh_weight_init``,
-``pretrained_model``, ``save_pretrained``, ``snapshot_model``), predict frames (``predict``), predict
-videos (``video_inference_runner``, ``video_inference``, ``predictions_table``), save and load a model
-(``save_model``, ``load_model``). The stages ask :func:`for_config` (a training) or :func:`for_model`
-(a model they hold) for the module and never import DeepLabCut or an engine module themselves.
+Each engine module provides the whole engine contract, :class:`src.engine.contract.Engine`: build the
+training set (``prepare_training``), train with resume (``train``, ``resume_point``, ``snapshots``),
+initial weights (``weight_init``, ``fresh_weight_init``, ``snapshot_model``, ``snapshot_bodyparts``,
+``pretrained_model``), save and load a model (``save_model``, ``load_model``), predict frames
+(``predict``) and videos (``video_inference_runner``, ``video_inference``, ``predictions_table``),
+read a snapshot (``snapshot_bodyparts``, ``snapshot_metadata``) and write a DeepLabCut project
+(``write_dlc_project``). The stages ask this registry for an engine: :func:`for_config` (a
+training), :func:`for_model` (a model they hold), :func:`module` (by name). Nothing outside this
+package imports an engine module, DeepLabCut, TensorFlow or torch: ``make lint`` checks it
+(import-linter, pyproject.toml). Which engine made a file is guessed here only (:func:`engine_of`).
+:mod:`src.engine.shared` holds what the engines share; :mod:`src.engine.progress` their progress
+bars; neither is an engine.
+
+A third engine, ``engine=<name>``:
+
+1. ``src/engine/<name>.py``: a module providing every member of :class:`~src.engine.contract.Engine`
+   (``NAME = "<name>"``, its ``POSE_CONFIG`` and ``MODEL_FILE`` names, the functions with the same
+   parameters); :mod:`src.engine.shared` has the DeepLabCut project writing both engines use. An
+   operation it cannot offer raises a DataError saying so (as ``tensorflow.write_dlc_project``).
+2. ``conf/engine/<name>.yaml``: ``name: <name>`` and its comments (what models it makes).
+
+The registry finds the module by its name (every module of this package but :data:`HELPERS`);
+tests/engine/test_contract.py then checks it against the contract like the other two. DVC: the
+stages that run an engine depend on the folder src/engine, so the new file is a dependency as it is.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
 import pandas as pd
 
-ENGINES = ("pytorch", "tensorflow")
 DEFAULT = "pytorch"
+HELPERS = ("contract", "progress", "shared")  # modules of this package that are not engines
+ENGINES = tuple(
+    sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in HELPERS)
+)  # pytorch, tensorflow: src/engine/<name>.py, conf/engine/<name>.yaml
 
 
 @dataclass
@@ -41,7 +64,7 @@ class Model:
 
     @property
     def engine(self) -> str:
-        return "tensorflow" if Path(self.pose_config).name == "pose_cfg.yaml" else "pytorch"
+        return engine_of(pose_config=self.pose_config)
 
 
 @dataclass
@@ -65,20 +88,18 @@ def engine_name(cfg) -> str:
     if name not in ENGINES:
         from src.errors import DataError
 
-        raise DataError(f"engine.name={name!r} is unknown; use engine=pytorch | tensorflow.")
+        raise DataError(f"engine.name={name!r} is unknown; use engine={' | '.join(ENGINES)}.")
     return name
 
 
 def module(name: str) -> ModuleType:
-    """The engine module ``name`` (imported here, so that the import is visible to whoever follows
-    them: tests/test_dvc_dependencies.py)."""
-    if name == "tensorflow":
-        from src.engine import tensorflow
+    """The engine module ``name`` (src/engine/<name>.py), imported when first asked for.
 
-        return tensorflow
-    from src.engine import pytorch
-
-    return pytorch
+    tests/test_dvc_dependencies.py counts every module of this package as run by whoever imports
+    it (the registry may import any engine)."""
+    if name not in ENGINES:
+        raise ValueError(f"no engine {name!r}; the engines: {', '.join(ENGINES)}")
+    return importlib.import_module(f"{__name__}.{name}")
 
 
 def for_config(cfg) -> ModuleType:
@@ -91,10 +112,31 @@ def for_model(model: Model) -> ModuleType:
     return module(model.engine)
 
 
+def engine_of(
+    *,
+    pose_config: Path | None = None,
+    model_folder: Path | None = None,
+    config: dict | None = None,
+) -> str:
+    """The engine that made a file, guessed in this one place from what its files are called: a
+    pose config's file name (each engine's ``POSE_CONFIG``), a model folder holding an engine's
+    ``MODEL_FILE``, or a pose config read as a dict (it holds a key only that engine's pose
+    configs hold, ``POSE_CONFIG_KEY``). The engines other than the default are asked first; the
+    default (pytorch) is the answer when none claims it."""
+    for name in (*(n for n in ENGINES if n != DEFAULT), DEFAULT):
+        engine = module(name)
+        if (
+            (pose_config is not None and Path(pose_config).name == engine.POSE_CONFIG)
+            or (model_folder is not None and (Path(model_folder) / engine.MODEL_FILE).is_file())
+            or (config is not None and engine.POSE_CONFIG_KEY in config)
+        ):
+            return name
+    return DEFAULT
+
+
 def load_model(folder: Path) -> Model:
     """A model folder written by an engine's ``save_model`` (or an MLflow run's ``model/``)."""
-    name = "tensorflow" if (Path(folder) / "tensorflow_model.yaml").is_file() else "pytorch"
-    return module(name).load_model(folder)
+    return module(engine_of(model_folder=folder)).load_model(folder)
 
 
 def save_model(model: Model, folder: Path) -> Path:
@@ -102,7 +144,7 @@ def save_model(model: Model, folder: Path) -> Path:
 
 
 def set_threads(threads: int) -> None:
-    """CPU threads of both engines in this process (0: their defaults); see each engine's set_threads."""
+    """CPU threads of every engine in this process (0: their defaults); see each engine's set_threads."""
     for name in ENGINES:
         module(name).set_threads(threads)
 
@@ -117,8 +159,9 @@ def video_inference(runner, video: Path) -> list[dict]:
 
 
 def predictions_table(predictions, scorer: str, pose_config: dict, folder: Path, prefix: str):
-    name = "tensorflow" if "all_joints_names" in pose_config else DEFAULT
-    return module(name).predictions_table(predictions, scorer, pose_config, folder, prefix)
+    return module(engine_of(config=pose_config)).predictions_table(
+        predictions, scorer, pose_config, folder, prefix
+    )
 
 
 def filter_predictions(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
@@ -126,6 +169,20 @@ def filter_predictions(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
 
 
 def read_pose_config(path: Path) -> dict:
-    return module(
-        "tensorflow" if Path(path).name == "pose_cfg.yaml" else "pytorch"
-    ).read_pose_config(path)
+    return module(engine_of(pose_config=path)).read_pose_config(path)
+
+
+def write_labelling_config(
+    project_dir: Path,
+    project_path: Path,
+    task: str,
+    scorer: str,
+    bodyparts: list[str],
+    skeleton: list[list[str]],
+    video_sets: dict[str, dict],
+) -> Path:
+    """DeepLabCut's project config.yaml for labelling frames (the same for every engine: the
+    default engine's)."""
+    return module(DEFAULT).write_labelling_config(
+        project_dir, project_path, task, scorer, bodyparts, skeleton, video_sets
+    )

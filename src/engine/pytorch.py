@@ -16,17 +16,25 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from src.data.collected_data import write_labels
 from src.data.prepared import largest_image_size
-from src.engine import Model, TrainingFrames, progress
+from src.engine import Model, TrainingFrames, progress, shared
+from src.engine.shared import (  # noqa: F401  (their names here as before)
+    SHUFFLE,
+    TRAINING_SET_FILE,
+    epochs_for,
+    filter_predictions,
+    save_training_set,
+    write_labelling_config,
+    write_project,
+)
 from src.errors import DataError
 
 __all__ = ["Model", "TrainingFrames"]  # shared by the engines (src/engine/__init__.py)
 
-SHUFFLE = 1
-
-
-TRAINING_SET_FILE = "training_set.yaml"  # in the project folder: the training set is complete
+NAME = "pytorch"  # engine=pytorch (conf/engine/pytorch.yaml)
+POSE_CONFIG = "pytorch_config.yaml"  # a model's pose config (Model.pose_config)
+MODEL_FILE = POSE_CONFIG  # in a model folder written by save_model
+POSE_CONFIG_KEY = "metadata"  # a key of its pose configs (src.engine.engine_of)
 
 
 @dataclass
@@ -92,97 +100,9 @@ def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) 
     )
 
 
-def save_training_set(training_set):
-    """Record a complete training set in its project folder (either engine's ``TrainingSet``).
-
-    Written last: its presence says the project is complete, so an interrupted training can resume
-    in it. Returns ``training_set``.
-    """
-    project_dir = Path(training_set.project_config).parent
-    (project_dir / TRAINING_SET_FILE).write_text(
-        yaml.safe_dump(
-            {
-                "model_folder": str(Path(training_set.model_folder).relative_to(project_dir)),
-                "n_train": training_set.n_train,
-                "n_test": training_set.n_test,
-            }
-        )
-    )
-    return training_set
-
-
-def write_project(frames: TrainingFrames, project_dir: Path) -> tuple[list[int], list[int]]:
-    """Write a DeepLabCut project (any engine) holding exactly the ``frames.selection`` rows; returns
-    the train and test indices into the table DeepLabCut merges from its labeled-data."""
-    from deeplabcut.core.config import ProjectConfig, write_project_config
-
-    prepared_dir, project_dir = Path(frames.prepared_dir), Path(project_dir)
-    facts, selection, labels = frames.facts, frames.selection, frames.labels
-    shutil.rmtree(project_dir, ignore_errors=True)
-    labeled = project_dir / "labeled-data"
-    for image in selection["image"]:
-        (labeled / Path(image).parent.name).mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(prepared_dir / image, project_dir / image)
-    write_labels(
-        labels.merge(selection[["video", "frame"]]),
-        selection,
-        facts["scorer"],
-        facts["bodyparts"],
-        labeled,
-    )
-
-    # DeepLabCut finds labeled-data/<video> through the stem of each video_sets key; the videos
-    # themselves are not needed to train.
-    video_sets = {}
-    for video, images in sorted(selection.groupby("video")["image"]):
-        width, height = largest_image_size(project_dir / image for image in images)
-        video_sets[str(project_dir / "videos" / f"{video}.mp4")] = {
-            "crop": f"0, {width}, 0, {height}"
-        }
-    is_test = (selection["role"] == "test").to_numpy()
-    train_fraction = round(int((~is_test).sum()) / len(selection), 2)
-    config = ProjectConfig(
-        Task=facts["name"],
-        scorer=facts["scorer"],
-        date="",
-        project_path=project_dir.resolve(),
-        iteration=0,
-        video_sets=video_sets,
-        bodyparts=facts["bodyparts"],
-        skeleton=facts["skeleton"],
-        TrainingFraction=[train_fraction],
-    )
-    write_project_config(project_dir / "config.yaml", config)
-
-    # Indices refer to rows of the table DeepLabCut merges from labeled-data: ask it for that table.
-    from deeplabcut.generate_training_dataset.trainingsetmanipulation import (
-        merge_annotateddatasets,
-    )
-    from deeplabcut.utils.auxiliaryfunctions import get_training_set_folder, read_config
-
-    project_cfg = read_config(str(project_dir / "config.yaml"))
-    merged_dir = project_dir / get_training_set_folder(project_cfg)
-    merged_dir.mkdir(parents=True, exist_ok=True)
-    merged = merge_annotateddatasets(project_cfg, merged_dir)
-    position = {"/".join(index): i for i, index in enumerate(merged.index)}
-    train = sorted(position[i] for i in selection.loc[~is_test, "image"])
-    test = sorted(position[i] for i in selection.loc[is_test, "image"])
-    return train, test
-
-
-def open_training_set(project_dir: Path, kind: type = TrainingSet):
-    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any,
-    as ``kind`` (an engine's ``TrainingSet``)."""
-    path = Path(project_dir) / TRAINING_SET_FILE
-    if not path.is_file():
-        return None
-    saved = yaml.safe_load(path.read_text())
-    return kind(
-        Path(project_dir) / "config.yaml",
-        Path(project_dir) / saved["model_folder"],
-        int(saved["n_train"]),
-        int(saved["n_test"]),
-    )
+def open_training_set(project_dir: Path) -> TrainingSet | None:
+    """The complete training set an earlier (interrupted) training made in ``project_dir``, if any."""
+    return shared.open_training_set(project_dir, TrainingSet)
 
 
 def prepare_training(
@@ -275,11 +195,6 @@ def backbone_updates(model_cfg, pose_config: dict) -> dict:
                     *head[part]["channels"][1:],
                 ]
     return updates
-
-
-def epochs_for(iterations: int, batch_size: int, n_train: int) -> int:
-    """Epochs that give at least ``iterations`` batches over ``n_train`` images."""
-    return max(1, math.ceil(iterations / math.ceil(n_train / batch_size)))
 
 
 def train(
@@ -564,60 +479,221 @@ def predictions_table(
     )
 
 
-def filter_predictions(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
-    """DeepLabCut's ``filterpredictions`` on a predictions table (it needs a project; this does
-    the same on the table).
+# --- the rest of the engine contract (src/engine/contract.py) ---
 
-    median: scipy's medfilt of x and y; arima: DeepLabCut's SARIMAX fit per coordinate; spline:
-    DeepLabCut's gap filling. The code mirrors deeplabcut/post_processing/filtering.py and calls
-    its helpers.
-    """
-    from scipy import signal
 
-    kind = str(filter_cfg.type)
-    if kind == "median":
-        filtered = table.copy()
-        coords = filtered.columns.get_level_values("coords") != "likelihood"
-        filtered.loc[:, coords] = table.loc[:, coords].apply(
-            signal.medfilt, args=(int(filter_cfg.window_length),), axis=0
-        )
-        return filtered
-    if kind == "arima":
-        return _sarimax_filtered(table, filter_cfg)
-    if kind == "spline":
-        from deeplabcut.post_processing.filtering import columnwise_spline_interp
+def weight_updates(iterations: int, batch_size: int, n_train: int) -> int:
+    """Weight updates a training of ``training.iterations`` runs on ``n_train`` images: whole epochs
+    (DeepLabCut 3 trains epochs, :func:`epochs_for`)."""
+    return epochs_for(iterations, batch_size, n_train) * math.ceil(n_train / batch_size)
 
-        filtered = table.copy()
-        is_xy = filtered.columns.get_level_values("coords").isin(("x", "y"))
-        xy = filtered.loc[:, is_xy].to_numpy(copy=True)
-        filled = columnwise_spline_interp(xy, int(filter_cfg.window_length))
-        xy[~np.isnan(filled)] = filled[~np.isnan(filled)]
-        filtered.loc[:, is_xy] = xy
-        return filtered
-    raise DataError(
-        f"analysis.filter.type={kind!r} is unknown; use none | median | arima | spline."
+
+def snapshot_bodyparts(snapshot: Path) -> list[str]:
+    """The bodyparts of a DeepLabCut 3 snapshot (``weights.path``), from the pytorch_config.yaml
+    beside it; read as YAML, without DeepLabCut (the check and prepare stages train nothing)."""
+    snapshot = Path(snapshot)
+    pose_config = snapshot.parent / POSE_CONFIG
+    for path, what in (
+        (snapshot, "weights.path"),
+        (pose_config, "the snapshot's pytorch_config.yaml"),
+    ):
+        if not path.is_file():
+            raise DataError(
+                f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
+                "inside its model's train/ folder."
+            )
+    try:
+        bodyparts = yaml.safe_load(pose_config.read_text(encoding="utf-8"))["metadata"]["bodyparts"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
+        raise DataError(
+            f"{pose_config} names no bodyparts (metadata.bodyparts: {error}); point "
+            "weights.path at a snapshot in the train/ folder of a DeepLabCut 3 model."
+        ) from error
+    return list(bodyparts)
+
+
+def snapshot_metadata(snapshot: Path) -> dict:
+    """What DeepLabCut saved with a snapshot (``epoch``, ``metrics``); {} when nothing."""
+    import torch
+
+    return torch.load(snapshot, map_location="cpu", weights_only=False).get("metadata") or {}
+
+
+def write_dlc_project(
+    folder: Path, final: Path, model: Model, project_config: Path, snapshot: str, batch_size: int
+) -> dict:
+    """A DeepLabCut 3 project of ``model`` in ``folder`` (to be renamed ``final``) that DeepLabCut's
+    own tools read (``python -m src.export``): ``config.yaml`` from the model's
+    ``project_config`` (no video names), the shuffle's ``train/pytorch_config.yaml`` and the
+    ``snapshot`` (last | best) under DeepLabCut's name, ``test/pose_cfg.yaml`` and the training
+    datasets' metadata. Returns the config.yaml as a dict."""
+    from deeplabcut.create_project.modelzoo import MakeTest_pose_yaml
+    from deeplabcut.utils.auxiliaryfunctions import get_model_folder, write_config
+
+    config = yaml.safe_load(project_config.read_text(encoding="utf-8"))
+    config.update(
+        project_path=str(final),
+        video_sets={},  # no video names leave the data folder
+        engine="pytorch",
+        snapshotindex=-1,  # the only snapshot
+        batch_size=batch_size,  # as src.analyze (analysis.batch_size): the same batches
+    )
+    folder.mkdir(parents=True)
+    for empty in ("videos", "labeled-data"):
+        (folder / empty).mkdir()
+    write_config(str(folder / "config.yaml"), config)
+    model_folder = folder / get_model_folder(
+        config["TrainingFraction"][0], SHUFFLE, config, engine=_dlc_engine()
+    )
+    (model_folder / "train").mkdir(parents=True)
+    (model_folder / "test").mkdir()
+    pose_config = read_pose_config(model.pose_config)
+    pose_config["metadata"]["project_path"] = config["project_path"]
+    pose_config["metadata"]["pose_config_path"] = str(
+        Path(config["project_path"]) / model_folder.relative_to(folder) / "train" / POSE_CONFIG
+    )
+    pose_config["train_settings"]["weight_init"] = None  # a path on the machine it was trained on
+    (model_folder / "train" / POSE_CONFIG).write_text(
+        yaml.safe_dump(pose_config, sort_keys=False), encoding="utf-8"
+    )
+    weights = model.snapshot(snapshot)
+    epoch = snapshot_metadata(weights)
+    name = f"snapshot-{int(epoch.get('epoch', 0)):03d}.pt"  # DeepLabCut's snapshot naming
+    shutil.copyfile(weights, model_folder / "train" / name)
+    _write_shuffle_metadata(config | {"project_path": str(folder)}, model_folder.name)
+    bodyparts = list(pose_config["metadata"]["bodyparts"])
+    MakeTest_pose_yaml(
+        {
+            "dataset": "",
+            "num_joints": len(bodyparts),
+            "all_joints": [[i] for i in range(len(bodyparts))],
+            "all_joints_names": bodyparts,
+            "net_type": pose_config.get("net_type", ""),
+        },
+        ["dataset", "num_joints", "all_joints", "all_joints_names", "net_type"],
+        str(model_folder / "test" / "pose_cfg.yaml"),
+    )
+    return config
+
+
+def _write_shuffle_metadata(config: dict, shuffle_name: str) -> None:
+    """DeepLabCut's training-datasets metadata.yaml naming the one shuffle and its engine, which
+    create_labeled_video and others look up (its frame split is empty: no labelled frames)."""
+    from deeplabcut.generate_training_dataset.metadata import (
+        DataSplit,
+        ShuffleMetadata,
+        TrainingDatasetMetadata,
     )
 
-
-def _sarimax_filtered(table: pd.DataFrame, filter_cfg) -> pd.DataFrame:
-    """DeepLabCut's SARIMAX fit of x and y of every bodypart; the first frame is kept."""
-    from deeplabcut.refine_training_dataset.outlier_frames import FitSARIMAXModel
-
-    arguments = (
-        float(filter_cfg.p_bound),
-        float(filter_cfg.alpha),
-        int(filter_cfg.ar_degree),
-        int(filter_cfg.ma_degree),
-        False,
+    shuffle = ShuffleMetadata(
+        name=shuffle_name,
+        train_fraction=config["TrainingFraction"][0],
+        index=SHUFFLE,
+        engine=_dlc_engine(),
+        split=DataSplit(train_indices=(), test_indices=()),
     )
-    values = table.to_numpy().reshape((len(table), -1, 3))
-    smoothed = np.empty_like(values)
-    for j in range(values.shape[1]):
-        x, y, likelihood = values[:, j].T
-        mean_x, _ = FitSARIMAXModel(x, likelihood, *arguments)
-        mean_y, _ = FitSARIMAXModel(y, likelihood, *arguments)
-        mean_x[0], mean_y[0] = x[0], y[0]
-        smoothed[:, j] = np.c_[mean_x, mean_y, likelihood]
-    return pd.DataFrame(
-        smoothed.reshape((len(table), -1)), columns=table.columns, index=table.index
-    )
+    metadata = TrainingDatasetMetadata(project_config=config, shuffles=(shuffle,))
+    metadata.path(config).parent.mkdir(parents=True, exist_ok=True)
+    metadata.save()
+
+
+def _dlc_engine():
+    from deeplabcut.core.engine import Engine
+
+    return Engine.PYTORCH
+
+
+# --- the time estimate's probe (src/study/estimate.py) ---
+
+TIMING_PROBE = True  # timing_probe measures this engine's updates
+
+
+def timing_probe(request: dict) -> dict | None:
+    """The time estimate's probe (src/study/estimate.py), in its own process: a few AdamW updates of
+    the study's model (``request``: model, input_wh, batch_size, threads, device, n_bodyparts,
+    probe_updates, probe_images) on random images, then batch-1 predictions. Returns the fastest
+    seconds per update and per image, and when the imports were done (``imported_at``)."""
+    import time
+
+    import torch
+    from deeplabcut.pose_estimation_pytorch.models import PoseModel
+
+    imported_at = time.time()
+    if request["threads"] > 0:
+        torch.set_num_threads(request["threads"])
+    device = torch.device(request["device"])
+    torch.manual_seed(0)
+    model = PoseModel.build(
+        pose_model_config(request["model"], request["n_bodyparts"]), pretrained_backbone=False
+    ).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
+    width, height = request["input_wh"]
+    batch = torch.randn(request["batch_size"], 3, height, width, device=device)
+
+    def timed(work) -> float:
+        start = time.perf_counter()
+        work()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+    def update() -> None:
+        optimizer.zero_grad()
+        outputs = model(batch)  # a stand-in loss: DeepLabCut's own needs targets
+        loss = sum((t**2).mean() for head in outputs.values() for t in head.values())
+        loss.backward()
+        optimizer.step()
+
+    timed(update)  # warm-up
+    # the fastest: the least disturbed by other work on the machine
+    per_update = min(timed(update) for _ in range(request["probe_updates"]))
+    model.eval()
+    image = batch[:1]
+    with torch.no_grad():
+        timed(lambda: model(image))
+        per_image = min(timed(lambda: model(image)) for _ in range(request["probe_images"]))
+    return {"per_update_s": per_update, "per_image_s": per_image, "imported_at": imported_at}
+
+
+def pose_model_config(model_cfg: dict, n_bodyparts: int) -> dict:
+    """The ``model`` section of the pytorch_config.yaml this engine trains for ``model=``."""
+    import shutil
+    import tempfile
+    import warnings
+
+    from deeplabcut.pose_estimation_pytorch.config import make_pytorch_pose_config
+
+    folder = Path(tempfile.mkdtemp(prefix="timing-probe-"))
+    project = {
+        "Task": "probe",
+        "scorer": "probe",
+        "date": "probe",
+        "multianimalproject": False,
+        "identity": False,
+        "project_path": str(folder),
+        "bodyparts": [f"point{i}" for i in range(n_bodyparts)],
+        "uniquebodyparts": [],
+        "individuals": ["single"],
+        "skeleton": [],
+        "video_sets": {},
+        "TrainingFraction": [0.95],
+        "iteration": 0,
+    }
+    try:
+        with warnings.catch_warnings():  # deprecated for PoseConfig.build, which needs a project
+            warnings.simplefilter("ignore")
+            pose = make_pytorch_pose_config(
+                project, folder / "pytorch_config.yaml", net_type=str(model_cfg["net_type"])
+            )
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    pose = pose.model_dump() if hasattr(pose, "model_dump") else dict(pose)
+    from omegaconf import OmegaConf
+
+    model_cfg = OmegaConf.create(model_cfg)
+    return apply_updates(pose, backbone_updates(model_cfg, pose))["model"]
+
+
+def auto_device() -> str:
+    """The device ``training.device=auto`` trains on: cuda when torch sees one, else cpu."""
+    return shared.auto_device()

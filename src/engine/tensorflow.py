@@ -41,14 +41,16 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from src.data.prepared import largest_image_size
 from src.engine import Model, TrainingFrames, progress
-from src.engine import pytorch as _shared  # project writing and video helpers are engine-neutral
+from src.engine import shared as _shared  # project writing and video helpers are engine-neutral
 from src.errors import DataError
 
-ENGINE = "tensorflow"
+ENGINE = NAME = "tensorflow"  # engine=tensorflow (conf/engine/tensorflow.yaml)
 SHUFFLE = 1
 MODEL_FILE = "tensorflow_model.yaml"  # in a saved model folder: which checkpoint is the last one
 POSE_CONFIG = "pose_cfg.yaml"  # DeepLabCut's test pose config: what inference needs
+POSE_CONFIG_KEY = "all_joints_names"  # a key only its pose configs hold (src.engine.engine_of)
 
 # numpy 1's np.sctypes (removed in numpy 2.0), which imgaug 0.4 reads when imported.
 NUMPY1_SCTYPES = {
@@ -112,10 +114,10 @@ def checkpoint_files(prefix: Path) -> list[Path]:
     return sorted(p for p in prefix.parent.glob(prefix.name + ".*") if p.is_file())
 
 
-def snapshot_model(prefix: Path) -> Model:
+def snapshot_model(snapshot: Path) -> Model:
     """A DLC 2.x snapshot (``.../train/snapshot-N`` or any of its files) as a model: its bodyparts and
     inference config come from the shuffle's ``test/pose_cfg.yaml`` (else ``train/pose_cfg.yaml``)."""
-    prefix = Path(prefix)
+    prefix = Path(snapshot)
     if prefix.suffix in (".index", ".meta") or prefix.suffix.startswith(".data-"):
         prefix = prefix.with_suffix("")
     if not (prefix.parent / (prefix.name + ".index")).is_file():
@@ -237,7 +239,7 @@ def _no_weight_download(checkpoint: str):
 
 
 def make_training_set(frames: TrainingFrames, project_dir: Path, net_type: str) -> TrainingSet:
-    """The project of :func:`src.engine.pytorch.write_project`, with a TensorFlow training set."""
+    """The project of :func:`src.engine.shared.write_project`, with a TensorFlow training set."""
     import_tensorflow()
     import deeplabcut
 
@@ -287,9 +289,7 @@ def prepare_training(
         frames, project_dir, net_type_of(model_cfg)
     )
     pose_config = read_pose_config(training_set.train_pose_config)
-    image_wh = _shared.largest_image_size(
-        Path(frames.prepared_dir) / i for i in frames.selection["image"]
-    )
+    image_wh = largest_image_size(Path(frames.prepared_dir) / i for i in frames.selection["image"])
     updates = pose_config_updates(training_cfg, image_wh, training_set.n_train)
     return training_set, pose_config | updates, updates
 
@@ -782,6 +782,58 @@ def predictions_table(
 
 # The PyTorch engine's filters work on any DeepLabCut predictions table.
 filter_predictions = _shared.filter_predictions
+
+
+# --- the rest of the engine contract (src/engine/contract.py) ---
+
+
+def weight_updates(iterations: int, batch_size: int, n_train: int) -> int:
+    """Weight updates a training of ``training.iterations`` runs: the iterations, plus one
+    (DeepLabCut's TensorFlow engine counts iterations itself)."""
+    return iterations + 1
+
+
+def snapshot_bodyparts(snapshot: Path) -> list[str]:
+    """The bodyparts of a DLC 2.x TensorFlow ``snapshot-N`` (``weights.path``), from its shuffle's
+    test/pose_cfg.yaml; checked as :func:`snapshot_model` loads it, read as YAML without TensorFlow
+    (the check and prepare stages train nothing)."""
+    prefix = snapshot.with_suffix("") if snapshot.suffix in (".index", ".meta") else snapshot
+    config = prefix.parent.parent / "test" / POSE_CONFIG
+    if not config.is_file():
+        config = prefix.parent / POSE_CONFIG
+    if not prefix.with_name(prefix.name + ".index").is_file() or not config.is_file():
+        raise DataError(
+            f"{prefix}.index or its shuffle's test/pose_cfg.yaml does not exist (weights.path); point "
+            "it at a DeepLabCut 2.x TensorFlow snapshot, e.g. "
+            "dlc-models/iteration-0/<task>-trainset95shuffle1/train/snapshot-200000."
+        )
+    return list(yaml.safe_load(config.read_text(encoding="utf-8"))["all_joints_names"])
+
+
+def snapshot_metadata(snapshot: Path) -> dict:
+    """What DeepLabCut saved with a snapshot: nothing beside a TensorFlow checkpoint ({}); its
+    name (snapshot-<iteration>) says its iteration (:func:`snapshot_epoch`)."""
+    return {}
+
+
+def write_dlc_project(
+    folder: Path, final: Path, model: Model, project_config: Path, snapshot: str, batch_size: int
+) -> dict:
+    """Not offered: ``python -m src.export`` writes DeepLabCut 3 PyTorch projects."""
+    raise DataError(
+        "this is a DeepLabCut TensorFlow model; export writes DeepLabCut 3 PyTorch projects: "
+        "export a model trained with engine=pytorch."
+    )
+
+
+TIMING_PROBE = False  # the time estimate is unknown until a training of the setting was measured
+auto_device = _shared.auto_device  # training.device=auto, as the PyTorch engine
+write_labelling_config = _shared.write_labelling_config  # DeepLabCut's config.yaml, engine-neutral
+
+
+def timing_probe(request: dict) -> dict | None:
+    """No probe of TensorFlow's updates (the estimate then waits for a measured training)."""
+    return None
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from src import engine
 from src.evaluation.metric_names import MetricName
 from src.evaluation.uncertainty import IntervalSettings, mae_interval, participant_totals
 
@@ -197,9 +198,7 @@ def snapshot_identity(model, which: str) -> tuple[str, int | None]:
     named = DLC_SNAPSHOT.fullmatch(path.name)
     if named:
         return path.name, int(named.group(2))
-    import torch
-
-    metadata = torch.load(path, map_location="cpu", weights_only=False).get("metadata") or {}
+    metadata = engine.for_model(model).snapshot_metadata(path)
     epoch = metadata.get("epoch")
     if epoch is None:
         return path.name, None

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import math
 import os
 import subprocess
 import sys
@@ -31,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
+
+from src import engine
 
 CACHE_NAME = "timings.json"  # under paths.data_dir (git-ignored)
 PROBE_UPDATES = 3  # timed after one warm-up update (oneDNN builds its kernels on first use)
@@ -116,12 +117,7 @@ def device_of(cfg: DictConfig) -> str:
     device = str(cfg.training.device)
     if device != "auto":
         return device
-    try:
-        import torch
-
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    except ImportError:
-        return "cpu"
+    return engine.for_config(cfg).auto_device()
 
 
 def cache_key(cfg: DictConfig, input_wh: tuple[int, int]) -> dict:
@@ -189,6 +185,9 @@ def probe(cfg: DictConfig, input_wh: tuple[int, int], n_bodyparts: int) -> Costs
         "threads": int(cfg.training.threads),
         "device": device_of(cfg),
         "n_bodyparts": int(n_bodyparts),
+        "engine": engine.engine_name(cfg),
+        "probe_updates": PROBE_UPDATES,
+        "probe_images": PROBE_IMAGES,
     }
     load = os.getloadavg()[0] / (os.cpu_count() or 1)
     started = time.time()
@@ -210,93 +209,6 @@ def probe(cfg: DictConfig, input_wh: tuple[int, int], n_bodyparts: int) -> Costs
         per_image_s=measured["per_image_s"],
         load_per_core=load,
     )
-
-
-def _child_probe(request: dict) -> None:
-    """In the probe's process: time the updates and predictions; print one JSON line."""
-    # `python -m src.study.estimate` imported `src` first, which pins the CPU numerics as in a stage
-    import mlflow  # noqa: F401  (a stage's imports: part of its start-up)
-    import torch
-    from deeplabcut.pose_estimation_pytorch.models import PoseModel
-
-    imported_at = time.time()
-    if request["threads"] > 0:
-        torch.set_num_threads(request["threads"])
-    device = torch.device(request["device"])
-    torch.manual_seed(0)
-    model = PoseModel.build(
-        pose_model_config(request["model"], request["n_bodyparts"]), pretrained_backbone=False
-    ).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
-    width, height = request["input_wh"]
-    batch = torch.randn(request["batch_size"], 3, height, width, device=device)
-
-    def timed(work) -> float:
-        start = time.perf_counter()
-        work()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        return time.perf_counter() - start
-
-    def update() -> None:
-        optimizer.zero_grad()
-        outputs = model(batch)  # a stand-in loss: DeepLabCut's own needs targets
-        loss = sum((t**2).mean() for head in outputs.values() for t in head.values())
-        loss.backward()
-        optimizer.step()
-
-    timed(update)  # warm-up
-    # the fastest: the least disturbed by other work on the machine
-    per_update = min(timed(update) for _ in range(PROBE_UPDATES))
-    model.eval()
-    image = batch[:1]
-    with torch.no_grad():
-        timed(lambda: model(image))
-        per_image = min(timed(lambda: model(image)) for _ in range(PROBE_IMAGES))
-    print(
-        json.dumps(
-            {"per_update_s": per_update, "per_image_s": per_image, "imported_at": imported_at}
-        )
-    )
-
-
-def pose_model_config(model_cfg: dict, n_bodyparts: int) -> dict:
-    """The ``model`` section of the pytorch_config.yaml src.engine.pytorch trains for ``model=``."""
-    import shutil
-    import tempfile
-    import warnings
-
-    from deeplabcut.pose_estimation_pytorch.config import make_pytorch_pose_config
-
-    from src.engine import pytorch as engine
-
-    folder = Path(tempfile.mkdtemp(prefix="timing-probe-"))
-    project = {
-        "Task": "probe",
-        "scorer": "probe",
-        "date": "probe",
-        "multianimalproject": False,
-        "identity": False,
-        "project_path": str(folder),
-        "bodyparts": [f"point{i}" for i in range(n_bodyparts)],
-        "uniquebodyparts": [],
-        "individuals": ["single"],
-        "skeleton": [],
-        "video_sets": {},
-        "TrainingFraction": [0.95],
-        "iteration": 0,
-    }
-    try:
-        with warnings.catch_warnings():  # deprecated for PoseConfig.build, which needs a project
-            warnings.simplefilter("ignore")
-            pose = make_pytorch_pose_config(
-                project, folder / "pytorch_config.yaml", net_type=str(model_cfg["net_type"])
-            )
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-    pose = pose.model_dump() if hasattr(pose, "model_dump") else dict(pose)
-    model_cfg = OmegaConf.create(model_cfg)
-    return engine.apply_updates(pose, engine.backbone_updates(model_cfg, pose))["model"]
 
 
 # ----------------------------------------------------------------------------- the study
@@ -347,12 +259,8 @@ def updates_per_cell(cfg: DictConfig, labelled_frames: int, dev_videos: float) -
     """Updates a condition's training runs: ``training.iterations`` rounded up to whole epochs of
     its training images (PyTorch engine; the TensorFlow engine runs the iterations, plus one)."""
     iterations, batch = int(cfg.training.iterations), int(cfg.training.batch_size)
-    if str(OmegaConf.select(cfg, "engine.name", default="pytorch")) == "tensorflow":
-        return iterations + 1
-    from src.engine.pytorch import epochs_for
-
     n_train = max(1, round(labelled_frames * dev_videos))
-    return epochs_for(iterations, batch, n_train) * math.ceil(n_train / batch)
+    return engine.for_config(cfg).weight_updates(iterations, batch, n_train)
 
 
 def images_per_evaluation(cfg: DictConfig, labelled_frames: int, shape: StudyShape) -> float:
@@ -396,7 +304,7 @@ def study_costs(cfg: DictConfig, shape: StudyShape, *, probe_now: bool = True) -
     key = cache_key(cfg, shape.input_wh)
     path = cache_path(cfg)
     found = cached_costs(path, key)
-    if found is not None or not probe_now or key["engine"] != "pytorch":
+    if found is not None or not probe_now or not engine.module(key["engine"]).TIMING_PROBE:
         return found
     measured = probe(cfg, shape.input_wh, shape.n_bodyparts)
     write_entry(
@@ -593,6 +501,15 @@ def sweep_cell_line(
             seconds = sum(cell_seconds(cfg, m, shape, costs) for m in left)
     of = f" of {n}" if n is not None else ""
     return f"[sweep] cell {k}{of} (labelled_frames={cfg.labelled_frames}), {_left(seconds)}"
+
+
+def _child_probe(request: dict) -> None:
+    """In the probe's process: time the updates and predictions (its engine's ``timing_probe``);
+    print one JSON line."""
+    # `python -m src.study.estimate` imported `src` first, which pins the CPU numerics as in a stage
+    import mlflow  # noqa: F401  (a stage's imports: part of its start-up)
+
+    print(json.dumps(engine.module(request["engine"]).timing_probe(request)))
 
 
 if __name__ == "__main__":

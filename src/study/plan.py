@@ -30,6 +30,7 @@ import pandas as pd
 import yaml
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from src import engine
 from src.data.dataset import Dataset, load_dataset
 from src.data.frames import candidate_frames, n_test_frames_per_video
 from src.data.split import DEVELOPMENT, KFOLD, frame_sets, split_dataset, split_fold, split_kind
@@ -437,47 +438,9 @@ def initial_model_bodyparts(cfg: DictConfig) -> tuple[list[str] | None, str]:
             return list(BODYPARTS), name
         return list(load_dataset(pre).bodyparts), name
     if kind == "snapshot":
-        snapshot = Path(str(cfg.weights.path))
-        if OmegaConf.select(cfg, "engine.name", default="pytorch") == "tensorflow":
-            return tensorflow_snapshot_bodyparts(snapshot), name
-        pose_config = snapshot.parent / "pytorch_config.yaml"
-        for path, what in (
-            (snapshot, "weights.path"),
-            (pose_config, "the snapshot's pytorch_config.yaml"),
-        ):
-            if not path.is_file():
-                raise DataError(
-                    f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
-                    "inside its model's train/ folder."
-                )
-        try:
-            bodyparts = yaml.safe_load(pose_config.read_text(encoding="utf-8"))["metadata"][
-                "bodyparts"
-            ]
-        except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
-            raise DataError(
-                f"{pose_config} names no bodyparts (metadata.bodyparts: {error}); point "
-                "weights.path at a snapshot in the train/ folder of a DeepLabCut 3 model."
-            ) from error
-        return list(bodyparts), name
+        # read from the snapshot's files by its engine, without the engine's libraries
+        return engine.for_config(cfg).snapshot_bodyparts(Path(str(cfg.weights.path))), name
     return None, name
-
-
-def tensorflow_snapshot_bodyparts(snapshot: Path) -> list[str]:
-    """The bodyparts of a DLC 2.x TensorFlow ``snapshot-N`` (engine=tensorflow), from its shuffle's
-    test/pose_cfg.yaml; checked as src.engine.tensorflow.snapshot_model loads it (not imported here:
-    the check and prepare stages do not run the engines)."""
-    prefix = snapshot.with_suffix("") if snapshot.suffix in (".index", ".meta") else snapshot
-    config = prefix.parent.parent / "test" / "pose_cfg.yaml"
-    if not config.is_file():
-        config = prefix.parent / "pose_cfg.yaml"
-    if not prefix.with_name(prefix.name + ".index").is_file() or not config.is_file():
-        raise DataError(
-            f"{prefix}.index or its shuffle's test/pose_cfg.yaml does not exist (weights.path); point "
-            "it at a DeepLabCut 2.x TensorFlow snapshot, e.g. "
-            "dlc-models/iteration-0/<task>-trainset95shuffle1/train/snapshot-200000."
-        )
-    return list(yaml.safe_load(config.read_text(encoding="utf-8"))["all_joints_names"])
 
 
 def initial_model_name(cfg: DictConfig) -> str:
