@@ -83,6 +83,56 @@ def atomic_file(path: Path):
         staging.unlink(missing_ok=True)
 
 
+# A write that failed for want of room: a full disk, a quota, a file-size limit (ulimit -f).
+_FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+@contextlib.contextmanager
+def whole_torch_saves(folder: Path | None = None, what: str = "the snapshot"):
+    """While the block runs, ``torch.save`` to a path writes a temporary file beside it and renames
+    it into place: a snapshot is whole or absent, never truncated. When the disk is full (or a
+    file-size limit is reached) the temporary file is removed, the files written before stay as
+    they were, and a :class:`DataError` says so in one line. Temporary files that dead processes of
+    this host left in ``folder`` (killed mid-write) are removed first."""
+    import torch
+
+    pattern = re.compile(r"^\..+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
+    for path in Path(folder).iterdir() if folder is not None and Path(folder).is_dir() else ():
+        match = pattern.match(path.name)
+        ours = match and path.is_file() and match["host"] in (None, socket.gethostname())
+        if ours and (int(match["pid"]) == os.getpid() or not process_alive(int(match["pid"]))):
+            path.unlink(missing_ok=True)
+
+    save = torch.save
+
+    def save_whole(obj, f, *args, **kwargs):
+        if not isinstance(f, (str, os.PathLike)):
+            return save(obj, f, *args, **kwargs)
+        path = Path(f)
+        staging = path.with_name(f".{path.name}.tmp-{_PROCESS}")
+        try:
+            # into a Python file: its OSError (no space, too large) is what torch's error comes from
+            with open(staging, "wb") as file:
+                save(obj, file, *args, **kwargs)
+            os.replace(staging, path)
+        except (OSError, RuntimeError) as error:
+            staging.unlink(missing_ok=True)
+            cause = error if isinstance(error, OSError) else error.__context__
+            if isinstance(cause, OSError) and cause.errno in _FULL_ERRNOS:
+                raise DataError(
+                    f"cannot write {what} {path}: {cause.strerror}; free some space on the disk of "
+                    f"{path.parent} (or raise the file-size limit, ulimit -f), then run the same "
+                    "command again: it resumes from the last whole snapshot, which is kept"
+                ) from error
+            raise
+
+    torch.save = save_whole
+    try:
+        yield
+    finally:
+        torch.save = save
+
+
 @contextlib.contextmanager
 def atomic_files(target: Path):
     """Yield a temporary folder inside ``target``; on success each file written there replaces its

@@ -180,3 +180,20 @@ def auth_server(
     url = f"http://127.0.0.1:{port}"
     with started(command, root / "server.log", url, env) as process:
         yield url, process
+
+
+@contextlib.contextmanager
+def mlflow_server(
+    backend_uri: str, artifacts: Path, port: int | None = None
+) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A plain ``mlflow server`` (no logins) over ``backend_uri`` on 127.0.0.1, serving the artifacts in
+    ``artifacts``; yields (URL, process). Give ``port`` to start it again where it was, on the same store."""
+    port = port or free_port()
+    command = [str(Path(sys.executable).with_name("mlflow")), "server"]
+    command += ["--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts)]
+    command += ["--serve-artifacts", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    url = f"http://127.0.0.1:{port}"
+    log = Path(artifacts).parent / f"mlflow-server-{port}.log"
+    with started(command, log, url, env) as process:
+        yield url, process

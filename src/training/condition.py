@@ -25,6 +25,7 @@ from pathlib import Path
 import mlflow
 import pandas as pd
 import yaml
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from src import cpu_numerics, engine, numerics_class, privacy
@@ -34,7 +35,7 @@ from src.errors import DataError
 from src.evaluation.condition import evaluate_model
 from src.evaluation.pck import reference_of
 from src.evaluation.plots import plot_losses
-from src.files import atomic_directory, locked
+from src.files import atomic_directory, locked, whole_torch_saves
 from src.paths import fold_of, pipeline_model_dir
 from src.study import estimate
 from src.study import plan as study_plan
@@ -155,7 +156,14 @@ def train(cfg: DictConfig) -> dict[str, float]:
             }
         )
         plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)
-        return run_condition(cfg, condition, plan)
+        try:
+            return run_condition(cfg, condition, plan)
+        except MlflowException as error:  # the server went away mid-run (after MLflow's retries)
+            if not live_curves.unreachable(error):
+                raise
+            raise live_curves.server_away(
+                str(cfg.mlflow.tracking_uri), error, f"labelled_frames={n_frames} stopped"
+            ) from None
 
 
 def fold_tags(cfg: DictConfig) -> dict[str, str]:
@@ -379,7 +387,11 @@ def train_condition(
         )
 
     train_dir = training_set.model_folder / "train"
-    with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
+    # snapshots written whole or not at all; a full disk stops the training in one line
+    with (
+        whole_torch_saves(train_dir),
+        live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)),
+    ):
         eng.train(training_set, updates, weight_init, resume_from)
     # this machine's cost per update, for the next estimates (src.study.estimate)
     estimate.record_training(cfg, updates, progress.last_seconds_per_update())
