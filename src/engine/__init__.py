@@ -12,16 +12,19 @@ read a snapshot (``snapshot_bodyparts``, ``snapshot_metadata``) and write a Deep
 (``write_dlc_project``). The stages ask this registry for an engine: :func:`for_config` (a
 training), :func:`for_model` (a model they hold), :func:`module` (by name). Nothing outside this
 package imports an engine module, DeepLabCut, TensorFlow or torch: ``make lint`` checks it
-(import-linter, pyproject.toml). Which engine made a file is guessed here only (:func:`engine_of`).
+(import-linter, pyproject.toml). The one exception is the registered model's pyfunc
+(src/tracking/pose_pyfunc.py), which MLflow loads without this project and so calls DeepLabCut
+itself. Which engine made a file is guessed here only (:func:`engine_of`).
 :mod:`src.engine.shared` holds what the engines share; :mod:`src.engine.progress` their progress
 bars; neither is an engine.
 
 A third engine, ``engine=<name>``:
 
 1. ``src/engine/<name>.py``: a module providing every member of :class:`~src.engine.contract.Engine`
-   (``NAME = "<name>"``, its ``POSE_CONFIG`` and ``MODEL_FILE`` names, the functions with the same
-   parameters); :mod:`src.engine.shared` has the DeepLabCut project writing both engines use. An
-   operation it cannot offer raises a DataError saying so (as ``tensorflow.write_dlc_project``).
+   (``NAME = "<name>"``; ``POSE_CONFIG``, ``POSE_CONFIG_KEY`` and ``MODEL_FILE``, by which
+   :func:`engine_of` knows its files; the functions, with the same parameters);
+   :mod:`src.engine.shared` has the DeepLabCut project writing both engines use. An operation it
+   cannot offer raises a DataError saying so (as ``tensorflow.write_dlc_project``).
 2. ``conf/engine/<name>.yaml``: ``name: <name>`` and its comments (what models it makes).
 
 The registry finds the module by its name (every module of this package but :data:`HELPERS`);
