@@ -12,8 +12,9 @@ Examples:
     python -m src.analyze analysis.labelled_frames=20 analysis.compare_ground_truth=true
 
 What it writes and logs: src/analysis/run.py. The work is done in src/analysis: ``run`` (the
-steps and the MLflow run), ``model_choice``, ``videos``, ``per_video``, ``movies``, ``features``
-and ``ground_truth``.
+steps and the MLflow run), ``model_choice``, ``videos``, ``per_video``, ``movies``, ``features``,
+``trust`` (a trust value per point, flags, summary, timeline and the flagged frames as a labelling
+folder; analysis.trust) and ``ground_truth``.
 """
 
 from __future__ import annotations

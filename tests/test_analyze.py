@@ -248,6 +248,87 @@ def cfg_bodyparts(cfg) -> list[str]:
 
 
 @pytest.mark.slow
+def test_trust_beside_each_point_summary_timeline_movie_and_labelling_folder(analysed):
+    """The default trust (likelihood, flagged under 0.6) of every point in trust.h5/.csv, the
+    per-video summary, the flags in features.csv, the timeline, red X in the movie and the flagged
+    frames as a labelling folder DeepLabCut reads; MLflow gets the summary, not the frames."""
+    from deeplabcut.generate_training_dataset.trainingsetmanipulation import (
+        merge_annotateddatasets,
+    )
+    from deeplabcut.utils.auxiliaryfunctions import read_config
+
+    cfg, summary = analysed
+    bodyparts = cfg_bodyparts(cfg)
+    frames_flagged, n_frames = 0, 0
+    for result in summary["results"]:
+        stem = result["video"].path.stem
+        folder = summary["output_dir"] / stem
+        (h5,) = folder.glob(f"{stem}DLC_*.h5")
+        likelihood = pd.read_hdf(h5).xs("likelihood", level="coords", axis=1).to_numpy()
+        table = pd.read_hdf(folder / "trust.h5")
+        assert table.columns.names == ["scorer", "bodyparts", "coords"]
+        assert table.columns.get_level_values("bodyparts").unique().tolist() == bodyparts
+        assert table.xs("trust", level="coords", axis=1).to_numpy() == pytest.approx(likelihood)
+        flagged = table.xs("flagged", level="coords", axis=1).to_numpy().astype(bool)
+        assert (flagged == (likelihood < 0.6)).all()
+        from_csv = pd.read_csv(folder / "trust.csv", header=[0, 1, 2], index_col=0)
+        assert from_csv.to_numpy() == pytest.approx(table.to_numpy(), abs=1e-4)
+
+        row = pd.read_csv(folder / "trust_summary.csv").iloc[0]
+        assert row["frames_flagged"] == flagged.any(axis=1).sum() and row["n_frames"] == 12
+        assert row["points_flagged_share"] == pytest.approx(flagged.mean(), abs=1e-4)
+        frames_flagged, n_frames = frames_flagged + flagged.any(axis=1).sum(), n_frames + 12
+        features_table = pd.read_csv(folder / "features.csv")
+        elbow = [bodyparts.index(p) for p in ("right_shoulder", "right_elbow", "right_wrist")]
+        assert features_table["flagged_angle_right_elbow"].tolist() == (
+            flagged[:, elbow].any(axis=1).tolist()
+        )
+        timeline = cv2.imread(str(folder / "trust_timeline.png"))
+        assert timeline.shape[:2] == (750, 900) and timeline.std() > 10
+
+        exported = result["trust"].exported_frames
+        assert len(exported) == row["frames_exported"] <= 20
+        assert set(exported) <= set(np.flatnonzero(flagged.any(axis=1)))
+        assert np.all(np.diff(exported) >= 5)  # export_min_gap_frames
+        if flagged.any():
+            assert exported
+            config = read_config(str(folder / "labelling" / "config.yaml"))
+            assert Path(config["project_path"]) == (folder / "labelling").resolve()
+            (folder / "training-set").mkdir()
+            labels = merge_annotateddatasets(config, folder / "training-set")
+            assert len(labels) == len(exported)
+            images = sorted((folder / "labelling" / "labeled-data" / stem).glob("img*.png"))
+            assert [int(p.stem[3:]) for p in images] == exported
+            # the movie marks the flagged, drawn points: red where the model put the point
+            frame = exported[0]
+            j = int(np.flatnonzero(flagged[frame] & (likelihood[frame] >= 0.01))[0])
+            x, y = table.iloc[frame][table.columns[0][0]][bodyparts[j]][["x", "y"]].astype(int)
+            (movie,) = folder.glob("*_labeled.mp4")
+            capture = cv2.VideoCapture(str(movie))
+            capture.set(cv2.CAP_PROP_POS_FRAMES, frame)
+            ok, image = capture.read()
+            capture.release()
+            patch = image[max(y - 3, 0) : y + 4, max(x - 3, 0) : x + 4].astype(int)
+            assert ok and ((patch[..., 2] - patch[..., :2].max(axis=2)) > 60).any()
+
+    client = MlflowClient(str(cfg.mlflow.tracking_uri))
+    run = client.get_run(summary["run_id"])
+    assert run.data.metrics["trust_frames_flagged_share"] == pytest.approx(
+        frames_flagged / n_frames
+    )
+    assert 0 <= run.data.metrics["trust_score_time_ratio"] < 0.25  # at most 25 % more time
+    assert run.data.metrics["trust_time_ratio"] >= run.data.metrics["trust_score_time_ratio"]
+    assert run.data.tags["trust_score"] == "likelihood"
+    paths = artifact_paths(client, run.info.run_id)
+    assert "tables/trust_summary.csv" in paths and any(
+        p.endswith("trust_timeline.png") for p in paths
+    )
+    assert not any("labeled-data" in p or "labelling" in p for p in paths)  # frames stay local
+    logged = pd.read_csv(client.download_artifacts(run.info.run_id, "tables/trust_summary.csv"))
+    assert logged["video"].str.startswith("video-").all()  # pseudonyms only
+
+
+@pytest.mark.slow
 def test_mlflow_run_is_linked_has_angle_errors_and_pseudonyms_only(trained, analysed):
     root, training_run_id, checksums = trained
     cfg, summary = analysed

@@ -45,9 +45,14 @@ class MovieStyle:
         return cls(bodyparts, skeleton, pcutoff, colours, radius, line_width)
 
 
-def draw_pose(frame: np.ndarray, pose: np.ndarray, style: MovieStyle) -> np.ndarray:
+FLAGGED_COLOUR = (0, 0, 255)  # BGR red: the X of a point the trust score flags
+
+
+def draw_pose(
+    frame: np.ndarray, pose: np.ndarray, style: MovieStyle, flagged: np.ndarray | None = None
+) -> np.ndarray:
     """Draw one frame's points (likelihood >= pcutoff only) and the skeleton lines whose both ends
-    are drawn."""
+    are drawn; a point flagged by the trust score (``flagged[j]``) is a red X instead of a dot."""
     import cv2
 
     drawn = {
@@ -61,14 +66,27 @@ def draw_pose(frame: np.ndarray, pose: np.ndarray, style: MovieStyle) -> np.ndar
                 frame, drawn[start], drawn[end], (255, 255, 255), style.line_width, cv2.LINE_AA
             )
     for j, name in enumerate(style.bodyparts):
-        if name in drawn:
+        if name not in drawn:
+            continue
+        if flagged is not None and flagged[j]:
+            size, thickness = 2 * style.radius + 3, max(1, style.radius // 2 + 1)
+            cv2.drawMarker(
+                frame, drawn[name], FLAGGED_COLOUR, cv2.MARKER_TILTED_CROSS, size, thickness
+            )
+        else:
             cv2.circle(frame, drawn[name], style.radius, style.colours[j], -1, cv2.LINE_AA)
     return frame
 
 
-def write_movie(video: VideoInfo, poses: np.ndarray, style: MovieStyle, path: Path) -> int:
-    """The video with points and skeleton drawn over every frame (OpenCV, mp4v); returns the
-    frames written."""
+def write_movie(
+    video: VideoInfo,
+    poses: np.ndarray,
+    style: MovieStyle,
+    path: Path,
+    flagged: np.ndarray | None = None,
+) -> int:
+    """The video with points and skeleton drawn over every frame (OpenCV, mp4v), points flagged
+    by the trust score (``flagged``, n_frames x n_points) as red X; returns the frames written."""
     import cv2
 
     capture = cv2.VideoCapture(str(video.path))
@@ -82,7 +100,8 @@ def write_movie(video: VideoInfo, poses: np.ndarray, style: MovieStyle, path: Pa
             if not ok:
                 break
             if written < len(poses):
-                frame = draw_pose(frame, poses[written], style)
+                marks = flagged[written] if flagged is not None else None
+                frame = draw_pose(frame, poses[written], style, marks)
             writer.write(frame)
             written += 1
     finally:

@@ -4,6 +4,7 @@ result movie, written atomically into the video's output folder."""
 from __future__ import annotations
 
 import logging
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,13 @@ from omegaconf import DictConfig, OmegaConf
 from src import engine
 from src.analysis import features
 from src.analysis.movies import MovieStyle, write_movie
+from src.analysis.trust import (
+    TrustSettings,
+    VideoTrust,
+    analyse_trust,
+    feature_flags,
+    plot_timeline,
+)
 from src.analysis.videos import VideoInfo
 from src.errors import DataError
 from src.files import atomic_directory
@@ -116,11 +124,29 @@ def poses_of(table: pd.DataFrame, bodyparts: list[str]) -> np.ndarray:
     )
 
 
+def other_models_xy(trackers: list[Tracker], video: VideoInfo, bodyparts: list[str]) -> list:
+    """Each other model's points (n_frames, n_points, 2) on the video, for the trust score's model
+    disagreement: one more tracking per model."""
+    found = []
+    for other in trackers:
+        with tempfile.TemporaryDirectory(prefix="analyze-other-") as scratch:
+            table, _ = track_video(other, video, Path(scratch))
+        found.append(poses_of(table, bodyparts)[..., :2])
+    return found
+
+
 def analyse_video(
-    analysis: DictConfig, tracker: Tracker, points: Points, video: VideoInfo, folder: Path
+    analysis: DictConfig,
+    tracker: Tracker,
+    points: Points,
+    video: VideoInfo,
+    folder: Path,
+    trust: TrustSettings | None = None,
+    other_trackers: list[Tracker] = (),
 ) -> dict:
-    """Track one video into ``folder`` (written atomically) and compute its features; returns
-    what was made."""
+    """Track one video into ``folder`` (written atomically) and compute its features and, with
+    ``trust``, the trust of every point; returns what was made."""
+    started = time.perf_counter()
     with atomic_directory(folder) as staging:
         table, frames_per_s = track_video(tracker, video, staging)
         stem = video.path.stem + tracker.scorer
@@ -131,7 +157,33 @@ def analyse_video(
             )
             table.to_csv(staging / f"{stem}_filtered.csv")
         poses = poses_of(table, points.bodyparts)
-        feature_table, frequencies = write_features(analysis, points, video, poses, staging)
+        video_trust, other_seconds = None, 0.0
+        if trust is not None:
+            other_start = time.perf_counter()
+            other_xy = other_models_xy(list(other_trackers), video, points.bodyparts)
+            other_seconds = time.perf_counter() - other_start
+            video_trust = analyse_trust(
+                trust,
+                video,
+                table,
+                poses,
+                points.bodyparts,
+                points.skeleton,
+                float(analysis.pcutoff),
+                staging,
+                folder,
+                other_xy,
+            )
+        feature_table, frequencies = write_features(
+            analysis, points, video, poses, staging, video_trust
+        )
+        if video_trust is not None:
+            plot_start = time.perf_counter()
+            xy = features.masked_positions(poses, float(analysis.pcutoff))
+            plot_timeline(
+                video_trust, points.bodyparts, feature_table, xy, staging / "trust_timeline.png"
+            )
+            video_trust.seconds += time.perf_counter() - plot_start
         movie_frames = None
         if analysis.movie.enabled:
             style = MovieStyle.rainbow(
@@ -141,7 +193,13 @@ def analyse_video(
                 int(analysis.movie.point_radius),
                 int(analysis.movie.line_width),
             )
-            movie_frames = write_movie(video, poses, style, staging / f"{stem}_labeled.mp4")
+            movie_frames = write_movie(
+                video,
+                poses,
+                style,
+                staging / f"{stem}_labeled.mp4",
+                video_trust.flagged if video_trust is not None else None,
+            )
     return {
         "video": video,
         "folder": folder,
@@ -152,16 +210,29 @@ def analyse_video(
         "frames_per_s": frames_per_s,
         "movie_frames": movie_frames,
         "stem": stem,
+        "trust": video_trust,
+        "seconds": time.perf_counter() - started,  # the whole video's analysis
+        "other_models_seconds": other_seconds,  # tracking by the other models (disagreement)
     }
 
 
 def write_features(
-    analysis: DictConfig, points: Points, video: VideoInfo, poses: np.ndarray, folder: Path
+    analysis: DictConfig,
+    points: Points,
+    video: VideoInfo,
+    poses: np.ndarray,
+    folder: Path,
+    video_trust: VideoTrust | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """features.csv, frequencies.csv and their plots in ``folder`` from the points that pass
-    ``analysis.pcutoff``; returns the features and the frequencies."""
+    ``analysis.pcutoff``; returns the features and the frequencies. Points the trust score flags
+    are left out (``analysis.trust.features: drop``) or the features using them are marked in
+    ``flagged_*`` columns (``mark``)."""
     bodyparts = points.bodyparts
     xy = features.masked_positions(poses, float(analysis.pcutoff))
+    mode = video_trust.settings.features if video_trust is not None else None
+    if mode == "drop":
+        xy[video_trust.flagged] = np.nan
     feature_table = features.feature_table(
         xy,
         bodyparts,
@@ -170,9 +241,16 @@ def write_features(
         list(analysis.body_centre),
         [list(pair) for pair in analysis.body_size],
     )
+    if mode == "mark":
+        flags = feature_flags(
+            video_trust.flagged, bodyparts, points.angles, list(analysis.body_centre)
+        )
+        feature_table = pd.concat([feature_table, flags], axis=1)
     feature_table.to_csv(folder / "features.csv", index=False, float_format="%.4f")
     segment_s = float(analysis.spectrum_segment_s)
     frequencies = features.dominant_frequencies(xy, bodyparts, video.fps, segment_s)
+    if mode == "mark":
+        frequencies["flagged_share"] = video_trust.flagged.mean(axis=0)
     frequencies.to_csv(folder / "frequencies.csv", index=False, float_format="%.4f")
     features.plot_time_series(xy, bodyparts, feature_table, folder / "timeseries.png")
     features.plot_spectra(xy, bodyparts, video.fps, segment_s, folder / "spectra.png")

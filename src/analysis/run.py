@@ -5,7 +5,9 @@ Per video, under ``<analysis.output_dir>/<model run id>/<video name>/`` (the dat
 there may identify people): DeepLabCut's predictions ``<video>DLC_<scorer>.h5/.csv`` (and
 ``_filtered`` with a filter), the result movie ``<video>DLC_<scorer>_labeled.mp4``,
 ``features.csv`` (joint angles, angular velocities, normalised distances per frame),
-``frequencies.csv`` and plots. One new MLflow run per analysis, in the model's experiment, tagged
+``frequencies.csv`` and plots; with ``analysis.trust`` the trust of every point (``trust.h5/.csv``),
+``trust_summary.csv``, ``trust_timeline.png`` and ``labelling/``, the flagged frames to label (never
+logged). One new MLflow run per analysis, in the model's experiment, tagged
 ``model_run_id`` (not nested: the report reads a sweep's children as its conditions); what it logs
 names videos only by pseudonym, and movies and frames only when ``data.log_media`` is true.
 """
@@ -38,7 +40,9 @@ from src.analysis.model_choice import (
 )
 from src.analysis.movies import movie_still
 from src.analysis.per_video import Points, Tracker, analyse_video, points_for, summary_row
+from src.analysis.trust import LABELLING_FOLDER, PREDICTED_MAE_NOTE, TrustSettings
 from src.analysis.videos import VideoInfo, check_output_dir, read_video_info, videos_to_analyse
+from src.errors import DataError
 from src.tracking import store
 
 
@@ -52,6 +56,7 @@ class Outcome:
     results: list[dict]  # per video, from analyse_video
     metrics: dict[str, float]
     errors: AngleErrors | None  # with analysis.compare_ground_truth
+    trust: TrustSettings | None = None  # with analysis.trust.enabled
 
 
 def analyze(cfg: DictConfig) -> dict:
@@ -59,7 +64,17 @@ def analyze(cfg: DictConfig) -> dict:
     a summary."""
     analysis = cfg.analysis
     engine.set_threads(int(analysis.threads))
-    model_run = find_model_run(analysis, store.configure(cfg.mlflow))
+    experiment_id = store.configure(cfg.mlflow)
+    model_run = find_model_run(analysis, experiment_id)
+    trust = TrustSettings.from_config(analysis)  # a wrong setting stops before the long work
+    other_runs = (
+        [
+            find_model_run(OmegaConf.create({"run_id": ref}), experiment_id)
+            for ref in trust.other_models
+        ]
+        if trust is not None and trust.needs_other_models
+        else []
+    )
     videos = videos_to_analyse(cfg)
     infos = [read_video_info(v) for v in videos]  # every video checked before the long work starts
     output_root = Path(str(analysis.output_dir)) / model_run.run_id
@@ -67,11 +82,15 @@ def analyze(cfg: DictConfig) -> dict:
     truth = ground_truth_positions(cfg) if analysis.compare_ground_truth else None
     scorer = scorer_name(cfg, model_run, str(analysis.snapshot))
 
-    results, points = track_videos(analysis, model_run, infos, output_root, scorer)
+    results, points = track_videos(
+        analysis, model_run, infos, output_root, scorer, trust, other_runs
+    )
 
     pseudonyms = privacy.from_config(cfg)
     summary = pseudonyms.table(pd.DataFrame([summary_row(r) for r in results]))
     done = Outcome(model_run, scorer, output_root, results, throughput_metrics(results), None)
+    done.trust = trust
+    done.metrics |= trust_metrics(results)
     if truth is not None:
         pcutoff = float(analysis.pcutoff)
         done.errors = compare_with_ground_truth(
@@ -97,16 +116,33 @@ def track_videos(
     infos: list[VideoInfo],
     output_root: Path,
     scorer: str,
+    trust: TrustSettings | None = None,
+    other_runs: list[ModelRun] = (),
 ) -> tuple[list[dict], Points]:
-    """Download the model into a temporary folder, check the points the settings name against it
-    and analyse every video into ``<output_root>/<video name>``."""
+    """Download the model (and the trust score's other models) into a temporary folder, check the
+    points the settings name against it and analyse every video into
+    ``<output_root>/<video name>``."""
     work = Path(tempfile.mkdtemp(prefix="analyze-model-"))
     try:
         model, model_skeleton = download_model_and_skeleton(model_run, work)
         points = points_for(analysis, list(model.bodyparts), model_skeleton)
         tracker = Tracker.for_model(model, analysis, scorer)
+        others = []
+        if trust is not None:
+            trust.check_bodyparts(points.bodyparts)
+            for i, other_run in enumerate(other_runs):
+                other, _ = download_model_and_skeleton(other_run, work / f"other-{i}")
+                if list(other.bodyparts) != points.bodyparts:
+                    raise DataError(
+                        f"analysis.trust.other_models: {other_run.run_id} tracks "
+                        f"{list(other.bodyparts)}, the analysed model {points.bodyparts}; name "
+                        "models of the same bodyparts."
+                    )
+                others.append(Tracker.for_model(other, analysis, scorer))
         results = [
-            analyse_video(analysis, tracker, points, info, output_root / info.path.stem)
+            analyse_video(
+                analysis, tracker, points, info, output_root / info.path.stem, trust, others
+            )
             for info in infos
         ]
     finally:
@@ -121,6 +157,40 @@ def throughput_metrics(results: list[dict]) -> dict[str, float]:
         "n_frames": float(sum(len(r["poses"]) for r in results)),
         "frames_per_second": float(np.median([r["frames_per_s"] for r in results])),
     }
+
+
+def trust_metrics(results: list[dict]) -> dict[str, float]:
+    """Share of frames and points flagged over all videos, and what the trust work cost against
+    the rest of the analysis (with analysis.trust.enabled): the score (its signals) alone, all the
+    trust work (score, files, timeline, labelling folder), and the other models' tracking."""
+    scored = [r for r in results if r.get("trust") is not None]
+    if not scored:
+        return {}
+    frames = np.concatenate([r["trust"].frame_flagged for r in scored])
+    points = np.concatenate([r["trust"].flagged.ravel() for r in scored])
+    trust_s = sum(r["trust"].seconds for r in scored)
+    score_s = sum(r["trust"].score_seconds for r in scored)
+    other_s = sum(r["other_models_seconds"] for r in scored)
+    rest_s = sum(r["seconds"] for r in scored) - trust_s - other_s
+    return {
+        "trust_frames_flagged_share": float(frames.mean()),
+        "trust_points_flagged_share": float(points.mean()),
+        "trust_frames_exported": float(sum(len(r["trust"].exported_frames) for r in scored)),
+        "trust_score_time_ratio": score_s / rest_s if rest_s > 0 else float("nan"),
+        "trust_time_ratio": trust_s / rest_s if rest_s > 0 else float("nan"),
+        "trust_other_models_time_ratio": other_s / rest_s if rest_s > 0 else float("nan"),
+    }
+
+
+def trust_summary(results: list[dict]) -> pd.DataFrame:
+    """One row per video: its trust summary (VideoTrust.summary)."""
+    return pd.DataFrame(
+        [
+            {"video": r["video"].path.stem} | r["trust"].summary()
+            for r in results
+            if r.get("trust") is not None
+        ]
+    )
 
 
 def run_tags(cfg: DictConfig, done: Outcome) -> dict[str, str]:
@@ -141,6 +211,7 @@ def run_tags(cfg: DictConfig, done: Outcome) -> dict[str, str]:
         ),
         "git_commit": store.git_commit(),
         "media_logged": str(bool(cfg.data.get("log_media", False))),
+        "trust_score": done.trust.score if done.trust is not None else "off",
     }
 
 
@@ -175,6 +246,11 @@ def log_analysis(
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             _log_tables(done.errors, summary, pseudonyms, tmp)
+            if done.trust is not None:
+                pseudonyms.table(trust_summary(done.results)).to_csv(
+                    tmp / "trust_summary.csv", index=False, float_format="%.4f"
+                )
+                mlflow.log_artifact(str(tmp / "trust_summary.csv"), "tables")
             for result in done.results:
                 _log_video(result, pseudonyms(result["video"].path.stem, "video"), tmp, log_media)
     return run.info.run_id
@@ -203,6 +279,8 @@ def _log_video(result: dict, pseudonym: str, tmp: Path, log_media: bool) -> None
     target.mkdir()
     renamed_stem = pseudonym + result["scorer"]
     for path in folder.iterdir():
+        if path.is_dir():  # the labelling folder: frames of the video, kept in the data folder
+            continue
         is_media = path.suffix == ".mp4"
         if is_media and not log_media:
             continue
@@ -223,6 +301,22 @@ def print_outcome(done: Outcome, run_id: str) -> None:
         f"run {run_id} (model run {done.model_run.run_id})",
         flush=True,
     )
+    if done.trust is not None:
+        print(f"trust ({done.trust.describe()}):", flush=True)
+        for result in done.results:
+            print("  " + trust_line(result), flush=True)
+        metrics = done.metrics
+        print(f"  {PREDICTED_MAE_NOTE}", flush=True)
+        print(
+            f"  time against the rest of the analysis: score {metrics['trust_score_time_ratio']:.1%}"
+            f", all trust outputs {metrics['trust_time_ratio']:.1%}"
+            + (
+                f", other models' tracking {metrics['trust_other_models_time_ratio']:.1%}"
+                if done.trust.needs_other_models
+                else ""
+            ),
+            flush=True,
+        )
     if done.errors is not None:
         print(
             "angle error vs ground truth (deg): "
@@ -231,3 +325,20 @@ def print_outcome(done: Outcome, run_id: str) -> None:
             ),
             flush=True,
         )
+
+
+def trust_line(result: dict) -> str:
+    """One video's trust summary in one line."""
+    row = result["trust"].summary()
+    line = (
+        f"{result['video'].path.stem}: {row['frames_flagged']} of {row['n_frames']} frames "
+        f"flagged ({row['frames_flagged_share']:.1%}), {row['points_flagged_share']:.1%} of points"
+    )
+    if "expected_points_in_error_share" in row:
+        line += f"; expected share of points in error {row['expected_points_in_error_share']:.1%}"
+    if row["frames_exported"]:
+        line += (
+            f"; {row['frames_exported']} flagged frames to label in "
+            f"{result['folder'] / LABELLING_FOLDER}"
+        )
+    return line
