@@ -19,7 +19,7 @@ from omegaconf import DictConfig
 from src.checks import check_config
 from src.cli import stage
 from src.errors import exit_on_data_error
-from src.evaluation.report import pipeline_runs, report
+from src.evaluation.report import report
 from src.tracking.registry import register_study
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,7 @@ def main(cfg: DictConfig) -> None:
             f"results table: {out_dir / 'results.md'} (unrounded: {out_dir / 'results.csv'}); "
             "also attached to the sweep's MLflow parent run under report/"
         )
-        pipeline = pipeline_runs(cfg) if str(cfg.report.sweep) == "pipeline" else None
-        registered = register_study(cfg, pipeline)  # report.register: which model is the champion
+        registered = register_study(cfg)  # report.register: which model is the champion
         if registered is not None:
             print(
                 f"registered model: models:/{registered.name}@champion = version "

@@ -16,21 +16,16 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
 from src.errors import ConfigError, DataError
-from src.evaluation import report as report_module
+from src.evaluation import render
 from src.evaluation.metric_names import MetricName
 from src.evaluation.metrics import METRICS_GUIDE
-from src.evaluation.report import (
-    ReportData,
-    loss_histories,
-    paper_table,
-    report,
-    report_settings,
-    write_report,
-)
+from src.evaluation.report import report, report_settings, write_report
 from src.evaluation.study_errors import Bootstrap, pool_folds
+from src.evaluation.tables import NOTED, SMALL, ReportData, paper_table
 from src.evaluation.uncertainty import NO_INTERVAL
 from src.tracking import live_curves
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
+from src.tracking.runs import loss_histories
 from tests.conftest import REPO, compose_config
 
 EXPERIMENT = "synthetic_clinical"
@@ -419,7 +414,6 @@ def test_report_reproduces_the_logged_metrics(store, tmp_path):
     assert len(long) == 2 * len(logged)  # one video each, per condition
 
 
-SMALL, NOTED = report_module.SMALL, report_module.NOTED
 # The cells on small sets in the store's sweep (see SIZES).
 EXPECTED_SMALL = {
     0: {"test, p-cutoff 0.8", "generalisation", "generalisation, p-cutoff 0.8"},
@@ -642,7 +636,7 @@ def test_live_curves_name_deeplabcuts_training_rmse_for_what_it_is(store, tmp_pa
     guide = run.data.tags["metrics_guide"]
     assert "matched" in guide and "mae_test_px" in guide
     # One name in every place that writes or explains it.
-    assert live_curves.TRAINING_RMSE == report_module.TRAINING_RMSE
+    assert live_curves.TRAINING_RMSE == render.TRAINING_RMSE
     assert live_curves.TRAINING_RMSE in METRICS_GUIDE and "mae_<set>_px" in METRICS_GUIDE
 
 

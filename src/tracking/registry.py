@@ -31,6 +31,7 @@ from src.errors import ConfigError
 from src.evaluation.metric_names import MetricName
 from src.tracking import pose_pyfunc
 from src.tracking.queries import collect_runs, download_model, find_sweep, open_experiment
+from src.tracking.runs import pipeline_runs
 
 log = logging.getLogger(__name__)
 
@@ -70,13 +71,11 @@ def register_choice(cfg: DictConfig) -> str:
     return choice
 
 
-def study_runs(
-    cfg: DictConfig, client: MlflowClient, experiment_id: str, pipeline_runs: list[str] | None
-) -> pd.DataFrame:
-    """The report's runs: the DVC pipeline's conditions (``report.sweep=pipeline``: the run ids
-    ``pipeline_runs``, which the report read from the evaluate stages) or a sweep's."""
+def study_runs(cfg: DictConfig, client: MlflowClient, experiment_id: str) -> pd.DataFrame:
+    """The report's runs: the DVC pipeline's conditions (``report.sweep=pipeline``: the runs its
+    evaluate stages name, :func:`src.tracking.runs.pipeline_runs`) or a sweep's."""
     if str(cfg.report.sweep) == "pipeline":
-        return collect_runs(client, experiment_id, run_ids=list(pipeline_runs or []))
+        return collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
     parent = find_sweep(client, experiment_id, str(cfg.report.sweep))
     return collect_runs(client, experiment_id, parent.info.run_id)
 
@@ -198,12 +197,8 @@ def ensure_version(client: MlflowClient, name: str, row: pd.Series, snapshot: st
     return registered.version
 
 
-def register_study(cfg: DictConfig, pipeline_runs: list[str] | None = None) -> Registration | None:
-    """Register every trained condition of the report's study and set the aliases (see the module).
-
-    ``pipeline_runs``: under ``report.sweep=pipeline``, the runs of the pipeline's conditions
-    (:func:`src.evaluation.report.pipeline_runs`, which the caller reads: tracking is below
-    evaluation in the layers of pyproject.toml)."""
+def register_study(cfg: DictConfig) -> Registration | None:
+    """Register every trained condition of the report's study and set the aliases (see the module)."""
     choice = register_choice(cfg)
     if choice == "none":
         return None
@@ -211,7 +206,7 @@ def register_study(cfg: DictConfig, pipeline_runs: list[str] | None = None) -> R
         log.warning("engine=%s: models are registered for engine=pytorch only", engine_name(cfg))
         return None
     client, experiment_id = open_experiment(cfg.mlflow)
-    runs = study_runs(cfg, client, experiment_id, pipeline_runs)
+    runs = study_runs(cfg, client, experiment_id)
     candidates = with_model(runs)
     if candidates.empty:
         log.warning("no condition of the study has a trained model: nothing registered")
