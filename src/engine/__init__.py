@@ -158,7 +158,9 @@ def video_inference_runner(model: Model, snapshot: str, batch_size: int, device:
 
 
 def video_inference(runner, video: Path) -> list[dict]:
-    return module(getattr(runner, "engine", DEFAULT)).video_inference(runner, video)
+    """By the runner's ``engine`` (the default engine's runner, DeepLabCut's own, names none)."""
+    name = getattr(runner, "engine", DEFAULT)
+    return module(name if name in ENGINES else DEFAULT).video_inference(runner, video)
 
 
 def predictions_table(predictions, scorer: str, pose_config: dict, folder: Path, prefix: str):
