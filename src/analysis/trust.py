@@ -271,7 +271,7 @@ def export_flagged_frames(
     import cv2
 
     from src.data.collected_data import write_collected_data
-    from src.labelling import write_labelling_config
+    from src.engine import write_labelling_config
 
     settings = video_trust.settings
     frames = frames_to_export(video_trust, settings.export_flagged, settings.export_min_gap)
