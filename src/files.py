@@ -87,23 +87,21 @@ def atomic_file(path: Path):
 _FULL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
-@contextlib.contextmanager
-def whole_torch_saves(folder: Path | None = None, what: str = "the snapshot"):
-    """While the block runs, ``torch.save`` to a path writes a temporary file beside it and renames
-    it into place: a snapshot is whole or absent, never truncated. When the disk is full (or a
-    file-size limit is reached) the temporary file is removed, the files written before stay as
-    they were, and a :class:`DataError` says so in one line. Temporary files that dead processes of
-    this host left in ``folder`` (killed mid-write) are removed first."""
-    import torch
-
+def clear_dead_staging(folder: Path) -> None:
+    """Remove the temporary files that killed processes of this host left in ``folder`` mid-write."""
     pattern = re.compile(r"^\..+\.tmp-(?:(?P<host>.+)-)?(?P<pid>\d+)$")
-    for path in Path(folder).iterdir() if folder is not None and Path(folder).is_dir() else ():
+    for path in Path(folder).iterdir() if Path(folder).is_dir() else ():
         match = pattern.match(path.name)
         ours = match and path.is_file() and match["host"] in (None, socket.gethostname())
         if ours and (int(match["pid"]) == os.getpid() or not process_alive(int(match["pid"]))):
             path.unlink(missing_ok=True)
 
-    save = torch.save
+
+def whole_writer(save, what: str = "the snapshot"):
+    """``save(obj, path, ...)`` made whole-or-absent: it writes a temporary file beside ``path`` and
+    renames it into place. When the disk is full (or a file-size limit is reached) the temporary file
+    is removed, the file written before stays as it was, and a :class:`DataError` says so in one line.
+    A target that is not a path (an open file) is passed through unchanged."""
 
     def save_whole(obj, f, *args, **kwargs):
         if not isinstance(f, (str, os.PathLike)):
@@ -111,7 +109,7 @@ def whole_torch_saves(folder: Path | None = None, what: str = "the snapshot"):
         path = Path(f)
         staging = path.with_name(f".{path.name}.tmp-{_PROCESS}")
         try:
-            # into a Python file: its OSError (no space, too large) is what torch's error comes from
+            # into a Python file: its OSError (no space, too large) is what the library's error comes from
             with open(staging, "wb") as file:
                 save(obj, file, *args, **kwargs)
             os.replace(staging, path)
@@ -126,11 +124,7 @@ def whole_torch_saves(folder: Path | None = None, what: str = "the snapshot"):
                 ) from error
             raise
 
-    torch.save = save_whole
-    try:
-        yield
-    finally:
-        torch.save = save
+    return save_whole
 
 
 @contextlib.contextmanager

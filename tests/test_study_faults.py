@@ -403,14 +403,14 @@ def test_metric_buffer_keeps_what_the_server_missed_and_sends_each_key_and_step_
 
 
 def test_a_snapshot_is_written_whole_or_not_at_all_and_a_full_disk_is_one_line(tmp_path):
-    """torch.save under whole_torch_saves, in a process whose files may not exceed 1 MB (as a full disk)."""
+    """torch.save under the engine's whole_snapshots, in a process whose files may not exceed 1 MB (as a full disk)."""
     script = f"""
 import resource, torch
 from pathlib import Path
 from src.errors import DataError
-from src.files import whole_torch_saves
+from src.engine.pytorch import whole_snapshots
 target = Path({str(tmp_path)!r}) / "snapshot-003.pt"
-with whole_torch_saves(target.parent):
+with whole_snapshots(target.parent):
     torch.save({{"w": torch.ones(10)}}, target)
     resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 20, 1 << 20))
     try:

@@ -7,6 +7,7 @@ unseeded frame extraction or train/test split: the training set is made with exp
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from src.engine.shared import (  # noqa: F401  (their names here as before)
     write_project,
 )
 from src.errors import DataError
+from src.files import clear_dead_staging, whole_writer
 
 __all__ = ["Model", "TrainingFrames"]  # shared by the engines (src/engine/__init__.py)
 
@@ -231,8 +233,11 @@ def train(
             table = pd.read_csv(stats)
             table[table["step"] <= resumed_epoch].to_csv(stats, index=False)
     label = progress.training_label(Path(training_set.project_config).parent)
-    with progress.counting_records(
-        progress.bar(total, label, initial=done), progress.PYTORCH_UPDATE
+    with (
+        whole_snapshots(Path(training_set.model_folder) / "train"),
+        progress.counting_records(
+            progress.bar(total, label, initial=done), progress.PYTORCH_UPDATE
+        ),
     ):
         deeplabcut.train_network(
             str(training_set.project_config),
@@ -240,6 +245,22 @@ def train(
             pytorch_cfg_updates=updates,
             snapshot_path=str(resume_from) if resume_from else None,
         )
+
+
+@contextlib.contextmanager
+def whole_snapshots(folder: Path):
+    """While the block runs, every ``torch.save`` to a path (DeepLabCut's snapshots) is whole or
+    absent, and a full disk is one line (:func:`src.files.whole_writer`); temporary files that
+    killed trainings left in ``folder`` are removed first."""
+    import torch
+
+    clear_dead_staging(folder)
+    save = torch.save
+    torch.save = whole_writer(save)
+    try:
+        yield
+    finally:
+        torch.save = save
 
 
 def budget(updates: dict) -> dict:

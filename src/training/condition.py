@@ -35,7 +35,7 @@ from src.errors import DataError
 from src.evaluation.condition import evaluate_model
 from src.evaluation.pck import reference_of
 from src.evaluation.plots import plot_losses
-from src.files import atomic_directory, locked, whole_torch_saves
+from src.files import atomic_directory, locked
 from src.paths import fold_of, pipeline_model_dir
 from src.study import estimate
 from src.study import plan as study_plan
@@ -387,11 +387,7 @@ def train_condition(
         )
 
     train_dir = training_set.model_folder / "train"
-    # snapshots written whole or not at all; a full disk stops the training in one line
-    with (
-        whole_torch_saves(train_dir),
-        live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)),
-    ):
+    with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
         eng.train(training_set, updates, weight_init, resume_from)
     # this machine's cost per update, for the next estimates (src.study.estimate)
     estimate.record_training(cfg, updates, progress.last_seconds_per_update())
