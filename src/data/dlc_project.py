@@ -13,8 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 from src.data.collected_data import read_collected_data, tidy_collected_data
-from src.data.dataset import ANNOTATION_COLUMNS, Dataset
 from src.data.participants import participants_for
+from src.data.table import ANNOTATION_COLUMNS, Dataset
 from src.data.validation import override, read_yaml
 from src.data.videos import VIDEO_SUFFIXES, probe_video
 from src.errors import DataError
@@ -23,6 +23,23 @@ log = logging.getLogger(__name__)
 
 
 DLC_PLACEHOLDER = "WILL BE AUTOMATICALLY UPDATED"
+
+
+KIND = "dlc_project"
+LABELLED_IMAGES = True  # its labelled images are the candidate frames
+
+
+def load(data_cfg) -> Dataset:
+    """The project of ``conf/data/dlc_project.yaml``."""
+    participants = data_cfg.get("participants", {}) or {}
+    return load_dlc_project(
+        Path(data_cfg.root),
+        name=data_cfg.name,
+        scorer=data_cfg.get("scorer"),
+        participants_table=participants.get("table"),
+        participant_pattern=participants.get("pattern"),
+        cm_per_px=data_cfg.get("cm_per_px"),
+    )
 
 
 def load_dlc_project(
@@ -130,7 +147,8 @@ def load_dlc_project(
 
     return Dataset(
         name=name or str(cfg.get("Task") or root.name),
-        kind="dlc_project",
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
         root=root,
         bodyparts=bodyparts,
         skeleton=[list(pair) for pair in (cfg.get("skeleton") or [])],

@@ -1,10 +1,11 @@
-"""Frame selection by seeded k-means, ranked so that labelled-frames conditions are nested.
+"""Frame selection: candidate frames, their features, the strategy's ranked picks, the test frames.
 
-For every video, k-means over downsampled grey frames picks one representative frame per
-cluster (the frame nearest the centroid). The picks are then *ranked* by farthest-point order,
-so the first N picks of a video are as varied as N picks can be: the condition with N labelled
-frames uses ranks 1..N, and every larger condition contains every smaller one. The development
-test frames are drawn once, per video, from the same picks and are shared by all conditions.
+For every video and set (development, generalisation), the frame-selection strategy
+(``frames.strategy``, :mod:`src.data.selection`; ``kmeans`` by default) ranks the candidate frames
+so that labelled-frames conditions are nested: the condition with N labelled frames uses ranks
+1..N, and every larger condition contains every smaller one. The development test frames are
+drawn afterwards, once per video, from the same picks (:func:`draw_test_frames`, whatever the
+strategy) and are shared by all conditions.
 
 With ``split=frames`` a video's candidate frames are divided first (:func:`src.data.split.frame_sets`):
 train and test frames are picked from the frames outside its held-out block, generalisation frames
@@ -17,14 +18,17 @@ from __future__ import annotations
 import logging
 import math
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import cv2
 import numpy as np
 import pandas as pd
 
-from src.data.dataset import Dataset
+from src.data import selection
 from src.data.split import DEVELOPMENT, FRAMES, GENERALISATION, frame_sets, split_kind
+from src.data.table import Dataset
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -84,36 +88,8 @@ def _downsample(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 
 
 def rank_kmeans(features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
-    """Row indices of ``n_picks`` representative rows of ``features``, most informative first.
-
-    One pick per k-means cluster (the row nearest its centroid), ordered by farthest-point
-    traversal starting from the representative of the largest cluster.
-    """
-    from sklearn.cluster import (
-        KMeans,  # here: importing scikit-learn costs seconds, and bad input fails before
-    )
-
-    n_picks = min(n_picks, len(features))
-    centred = features - features.mean(axis=0)
-    kmeans = KMeans(n_clusters=n_picks, n_init=3, random_state=seed).fit(centred)
-    distances = kmeans.transform(centred)  # (rows, clusters)
-    picks = []
-    for cluster in range(n_picks):
-        members = np.flatnonzero(kmeans.labels_ == cluster)
-        if len(members):  # identical frames can leave a cluster empty
-            picks.append(members[np.argmin(distances[members, cluster])])
-    picks = np.array(picks)
-    cluster_sizes = np.bincount(kmeans.labels_, minlength=n_picks)[kmeans.labels_[picks]]
-    order = [int(np.argmax(cluster_sizes))]
-    nearest = np.linalg.norm(centred[picks] - centred[picks[order[0]]], axis=1)
-    while len(order) < len(picks):
-        nearest[order] = -1
-        following = int(np.argmax(nearest))
-        order.append(following)
-        nearest = np.minimum(
-            nearest, np.linalg.norm(centred[picks] - centred[picks[following]], axis=1)
-        )
-    return picks[order]
+    """The ``kmeans`` strategy's ranking (:func:`src.data.selection.kmeans.rank`)."""
+    return selection.module("kmeans").rank(features, n_picks, seed)
 
 
 def n_test_frames_per_video(max_train_frames: int, test_fraction: float) -> int:
@@ -131,6 +107,47 @@ def video_seeds(seed: int, video: str) -> list[int]:
     return [seed, zlib.crc32(video.encode("utf-8"))]
 
 
+@dataclass(frozen=True)
+class _Settings:
+    """What select_frames reads of conf/frames/ and conf/split/, checked once."""
+
+    size: tuple[int, int]  # features: width, height in pixels
+    max_frames: int  # frames.max_frames_for_clustering
+    max_train: int  # frames.max_train_frames_per_video
+    n_generalisation: int  # frames.generalisation_frames_per_video
+    n_test: int  # fixed test frames per development video
+    seed: int
+    all_held_out: (
+        bool  # split=frames: every candidate of a held-out block is a generalisation frame
+    )
+    strategy: ModuleType  # src.data.selection.<frames.strategy>
+
+
+def _settings(frames_cfg, split_cfg) -> _Settings:
+    size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
+    for key in ("max_train_frames_per_video", "generalisation_frames_per_video"):
+        if int(frames_cfg[key]) < 1:
+            raise DataError(f"frames.{key}={frames_cfg[key]} must be at least 1 (conf/frames/).")
+    n_test = n_test_frames_per_video(
+        int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction)
+    )
+    all_held_out = (
+        split_cfg is not None
+        and split_kind(split_cfg) == FRAMES
+        and split_cfg.get("generalisation_frames", "all") == "all"
+    )
+    return _Settings(
+        size=size,
+        max_frames=int(frames_cfg.max_frames_for_clustering),
+        max_train=int(frames_cfg.max_train_frames_per_video),
+        n_generalisation=int(frames_cfg.generalisation_frames_per_video),
+        n_test=n_test,
+        seed=int(frames_cfg.seed),
+        all_held_out=all_held_out,
+        strategy=selection.strategy(frames_cfg),
+    )
+
+
 def select_frames(
     dataset: Dataset, split: pd.DataFrame, frames_cfg, split_cfg=None, shared: dict | None = None
 ) -> pd.DataFrame:
@@ -144,48 +161,18 @@ def select_frames(
     (they depend only on the video, its set and the seed). Columns: SELECTION_COLUMNS.
     """
     shared = {} if shared is None else shared
-    size = (int(frames_cfg.features.width_px), int(frames_cfg.features.height_px))
-    for key in ("max_train_frames_per_video", "generalisation_frames_per_video"):
-        if int(frames_cfg[key]) < 1:
-            raise DataError(f"frames.{key}={frames_cfg[key]} must be at least 1 (conf/frames/).")
-    n_test = n_test_frames_per_video(
-        int(frames_cfg.max_train_frames_per_video), float(frames_cfg.test_fraction)
-    )
-    all_held_out = (
-        split_cfg is not None
-        and split_kind(split_cfg) == FRAMES
-        and split_cfg.get("generalisation_frames", "all") == "all"
-    )
+    settings = _settings(frames_cfg, split_cfg)
     rows = []
     for video in split.drop_duplicates("video").itertuples(index=False):
-        seeds = video_seeds(int(frames_cfg.seed), video.video)
         if video.video not in shared:
-            shared[video.video] = _pool(
-                dataset, video.video, size, int(frames_cfg.max_frames_for_clustering)
-            )
+            shared[video.video] = _pool(dataset, video.video, settings.size, settings.max_frames)
         frame_numbers, features = shared[video.video]
         sets = frame_sets(split, video.video, frame_numbers)
         for set_name in (DEVELOPMENT, GENERALISATION):
             in_set = sets == set_name
             if not in_set.any():
                 continue
-            if set_name == GENERALISATION and all_held_out:
-                picked = frame_numbers[in_set]  # every candidate of the block, in frame order
-                roles = np.full(len(picked), GENERALISATION)
-            elif (video.video, set_name, in_set.tobytes()) in shared:
-                picked, roles = shared[(video.video, set_name, in_set.tobytes())]
-            else:
-                picked, roles = _ranked_roles(
-                    dataset,
-                    video.video,
-                    set_name,
-                    frame_numbers[in_set],
-                    features[in_set],
-                    frames_cfg,
-                    n_test,
-                    seeds,
-                )
-                shared[(video.video, set_name, in_set.tobytes())] = picked, roles
+            picked, roles = _picks(dataset, video.video, set_name, in_set, settings, shared)
             for role in np.unique(roles):
                 for rank, frame in enumerate(picked[roles == role], start=1):
                     rows.append(
@@ -202,21 +189,38 @@ def select_frames(
     return pd.DataFrame(rows, columns=SELECTION_COLUMNS)
 
 
+def _picks(
+    dataset: Dataset,
+    video: str,
+    set_name: str,
+    in_set: np.ndarray,
+    settings: _Settings,
+    shared: dict,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The frames of one video's set, in rank order, and the role of each (kept in ``shared``)."""
+    frame_numbers, features = shared[video]
+    if set_name == GENERALISATION and settings.all_held_out:
+        picked = frame_numbers[in_set]  # every candidate of the block, in frame order
+        return picked, np.full(len(picked), GENERALISATION)
+    key = (video, set_name, in_set.tobytes())
+    if key not in shared:
+        shared[key] = _ranked_roles(
+            dataset, video, set_name, frame_numbers[in_set], features[in_set], settings
+        )
+    return shared[key]
+
+
 def _ranked_roles(
     dataset: Dataset,
     video: str,
     set_name: str,
     frame_numbers: np.ndarray,
     features: np.ndarray,
-    frames_cfg,
-    n_test: int,
-    seeds: list[int],
+    settings: _Settings,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Ranked k-means picks among one video's candidates of one set, and the role of each."""
-    if set_name == DEVELOPMENT:
-        wanted = int(frames_cfg.max_train_frames_per_video) + n_test
-    else:
-        wanted = int(frames_cfg.generalisation_frames_per_video)
+    """The strategy's ranked picks among one video's candidates of one set, and the role of each."""
+    development = set_name == DEVELOPMENT
+    wanted = settings.max_train + settings.n_test if development else settings.n_generalisation
     if len(frame_numbers) < wanted:
         log.warning(
             "%s: %d frame(s) asked, only %d available; all are used",
@@ -224,9 +228,18 @@ def _ranked_roles(
             wanted,
             len(frame_numbers),
         )
-    ranked = frame_numbers[rank_kmeans(features, wanted, sum(seeds) % 2**32)]
+    seeds = video_seeds(settings.seed, video)
+    ranked = frame_numbers[settings.strategy.rank(features, wanted, sum(seeds) % 2**32)]
     if set_name != DEVELOPMENT:
         return ranked, np.full(len(ranked), GENERALISATION)
+    return ranked, draw_test_frames(dataset, video, ranked, settings.n_test, seeds)
+
+
+def draw_test_frames(
+    dataset: Dataset, video: str, ranked: np.ndarray, n_test: int, seeds: list[int]
+) -> np.ndarray:
+    """The role (train or test) of each ranked development pick of a video: ``n_test`` fixed test
+    frames drawn at random (seeded by the video), whatever strategy ranked the picks."""
     if len(ranked) < 2:
         fix = (
             "label more frames of it in DeepLabCut, or remove its labeled-data folder"
@@ -241,7 +254,7 @@ def _ranked_roles(
     is_test = np.zeros(len(ranked), bool)
     tests = rng.choice(len(ranked), size=min(n_test, len(ranked) - 1), replace=False)
     is_test[tests] = True
-    return ranked, np.where(is_test, TEST, TRAIN)
+    return np.where(is_test, TEST, TRAIN)
 
 
 def candidate_frames(dataset: Dataset, video: str) -> np.ndarray:

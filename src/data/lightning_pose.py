@@ -5,7 +5,7 @@ DeepLabCut's layout (header rows scorer, bodyparts, coords; one row per image, i
 to the data folder in the first column, e.g. ``labeled-data/<session>/img0001.png``; empty cells
 for unlabelled points). Each image's folder is its video (session); a flat ``labeled-data/`` is
 one video named ``labeled-data`` unless ``data.video_pattern`` groups its images. The data set is
-loaded into the same :class:`~src.data.dataset.Dataset` as a DeepLabCut project, so everything
+loaded into the same :class:`~src.data.table.Dataset` as a DeepLabCut project, so everything
 downstream treats both alike. Nothing in the folder is modified.
 """
 
@@ -26,8 +26,8 @@ from src.data.collected_data import (
     long_labels,
     read_collected_data,
 )
-from src.data.dataset import ANNOTATION_COLUMNS, Dataset
 from src.data.participants import participants_for
+from src.data.table import ANNOTATION_COLUMNS, Dataset
 from src.data.validation import override, read_yaml
 from src.data.videos import VIDEO_SUFFIXES, probe_video
 from src.errors import DataError
@@ -37,6 +37,26 @@ log = logging.getLogger(__name__)
 DEFAULT_CSV = "CollectedData.csv"
 
 
+KIND = "lightning_pose"
+LABELLED_IMAGES = True  # its labelled images are the candidate frames
+
+
+def load(data_cfg) -> Dataset:
+    """The data folder of ``conf/data/lightning_pose.yaml``."""
+    participants = data_cfg.get("participants", {}) or {}
+    return load_lightning_pose(
+        Path(data_cfg.root),
+        name=data_cfg.name,
+        csv_file=data_cfg.get("csv_file"),
+        lp_config=data_cfg.get("config"),
+        video_pattern=data_cfg.get("video_pattern"),
+        participants_table=participants.get("table"),
+        participant_pattern=participants.get("pattern"),
+        cm_per_px=data_cfg.get("cm_per_px"),
+    )
+
+
+# one parameter per key of its conf/data/*.yaml, read by load() above
 def load_lightning_pose(
     root: Path,
     name: str | None = None,
@@ -123,7 +143,8 @@ def load_lightning_pose(
     annotations = long.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
     return Dataset(
         name=name or root.name,
-        kind="lightning_pose",
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
         root=root,
         bodyparts=bodyparts,
         skeleton=[],

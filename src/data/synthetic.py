@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from src.data.dataset import ANNOTATION_COLUMNS, Dataset
+from src.data.table import ANNOTATION_COLUMNS, Dataset
 from src.data.validation import (
     check_frames_exist,
     check_inside_image,
@@ -21,6 +21,14 @@ from src.data.validation import (
 )
 from src.data.videos import probe_video
 from src.errors import DataError
+
+KIND = "synthetic"
+LABELLED_IMAGES = False  # frames are decoded from its videos
+
+
+def load(data_cfg) -> Dataset:
+    """The cohort of ``conf/data/synthetic.yaml`` (``root``, ``name``)."""
+    return load_synthetic(Path(data_cfg.root), name=data_cfg.name)
 
 
 def load_synthetic(root: Path, name: str | None = None) -> Dataset:
@@ -88,7 +96,8 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
     annotations = annotations.sort_values(["video", "frame"], kind="stable")
     return Dataset(
         name=name or meta.get("name", root.name),
-        kind="synthetic",
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
         root=root,
         bodyparts=bodyparts,
         skeleton=[list(pair) for pair in meta.get("skeleton", [])],

@@ -11,13 +11,32 @@ from pathlib import Path
 import cv2
 import pandas as pd
 
-from src.data.dataset import ANNOTATION_COLUMNS, Dataset
 from src.data.participants import participants_for
+from src.data.table import ANNOTATION_COLUMNS, Dataset
 from src.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".mpg", ".mpeg", ".m4v", ".wmv")
 
 
+KIND = "videos"
+LABELLED_IMAGES = False  # frames are decoded from its videos
+
+
+def load(data_cfg) -> Dataset:
+    """The recordings of ``conf/data/videos.yaml``."""
+    participants = data_cfg.get("participants", {}) or {}
+    return load_videos(
+        Path(data_cfg.root),
+        name=data_cfg.name,
+        bodyparts=list(data_cfg.bodyparts),
+        skeleton=[list(pair) for pair in data_cfg.get("skeleton") or []],
+        participants_table=participants.get("table"),
+        participant_pattern=participants.get("pattern"),
+        cm_per_px=data_cfg.get("cm_per_px"),
+    )
+
+
+# one parameter per key of its conf/data/*.yaml, read by load() above
 def load_videos(
     root: Path,
     name: str,
@@ -62,7 +81,8 @@ def load_videos(
         )
     return Dataset(
         name=name,
-        kind="videos",
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
         root=root,
         bodyparts=list(bodyparts),
         skeleton=skeleton,

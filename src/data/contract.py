@@ -1,0 +1,57 @@
+"""The data layer's two contracts: a kind of data set (:class:`Loader`) and a frame-selection
+strategy (:class:`FrameSelection`).
+
+A kind is a module of src/data named after it (``data.kind``), a strategy a module of
+src/data/selection/ (``frames.strategy``); each module's top-level names satisfy its Protocol (a
+module is a structural implementation of a Protocol). The stages reach them through the
+registries, :func:`src.data.dataset.load_dataset` and :func:`src.data.selection.strategy`, and
+tests/data/test_kinds.py and tests/data/test_selection.py check every registered module against
+these classes. A leaf: it imports no loader and no strategy.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+
+if TYPE_CHECKING:  # for the annotations only
+    import numpy as np
+
+    from src.data.table import Dataset
+
+
+@runtime_checkable
+class Loader(Protocol):
+    """A kind of data set: reads one into a :class:`~src.data.table.Dataset`, never writing under
+    its root."""
+
+    KIND: str  # data.kind=<KIND>: conf/data/<KIND>.yaml, src/data/<KIND>.py
+    # Its frames are labelled image files (Dataset.has_labelled_images), not frames of videos:
+    # the candidate frames are its labelled images, copied rather than decoded.
+    LABELLED_IMAGES: bool
+
+    def load(self, data_cfg) -> Dataset:
+        """The data set a ``conf/data/<KIND>.yaml`` config describes; a DataError naming the file
+        or key at fault otherwise."""
+
+
+@runtime_checkable
+class FrameSelection(Protocol):
+    """A frame-selection strategy: picks and ranks one video's candidate frames of one set.
+
+    The fixed test frames are not its business: src.data.frames draws them afterwards from the
+    development picks, the same way for every strategy."""
+
+    NAME: str  # frames.strategy=<NAME>: src/data/selection/<NAME>.py
+
+    def rank(self, features: np.ndarray, n_picks: int, seed: int) -> np.ndarray:
+        """Row indices of up to ``n_picks`` rows of ``features`` (one row per candidate frame, in
+        frame order), most informative first, so that the first N are the frames of the condition
+        with N labelled frames; the same ``seed`` gives the same rows."""
+
+
+def members(protocol: type) -> dict[str, Any]:
+    """A contract's members: {name: the Protocol's function, or None for a data member}."""
+    names = list(protocol.__annotations__) + [
+        n for n, v in vars(protocol).items() if callable(v) and not n.startswith("_")
+    ]
+    return {n: (vars(protocol).get(n) if callable(vars(protocol).get(n)) else None) for n in names}
