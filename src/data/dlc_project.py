@@ -57,6 +57,29 @@ def load_dlc_project(
     placeholder there); nothing in the project is modified.
     """
     root = Path(root)
+    cfg, bodyparts, scorer = _read_config(root, scorer)
+    annotations = _read_labels(root, scorer, bodyparts)
+    video_names = sorted(annotations["video"].unique())
+    video_mapping = participants_for(
+        video_names, participants_table, participant_pattern, root / "labeled-data"
+    )
+    annotations["participant"] = annotations["video"].map(lambda v: video_mapping[v][0])
+    return Dataset(
+        name=name or str(cfg.get("Task") or root.name),
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
+        root=root,
+        bodyparts=bodyparts,
+        skeleton=[list(pair) for pair in (cfg.get("skeleton") or [])],
+        cm_per_px=float(cm_per_px) if cm_per_px else None,
+        scorer=scorer,
+        videos=_project_videos(root, cfg, video_names, video_mapping),
+        annotations=annotations[ANNOTATION_COLUMNS + ["image"]],
+    )
+
+
+def _read_config(root: Path, scorer: str | None) -> tuple[dict, list[str], str]:
+    """The project's config.yaml, checked, its bodyparts and the scorer (``scorer`` or its own)."""
     config_path = root / "config.yaml"
     if not config_path.is_file():
         _refuse_lightning_pose(root, f"{config_path} does not exist")
@@ -89,7 +112,11 @@ def load_dlc_project(
     project_path = str(cfg.get("project_path", ""))
     if DLC_PLACEHOLDER in project_path or Path(project_path).resolve() != root.resolve():
         log.info("%s: project_path %r ignored; using %s", config_path, project_path, root)
+    return cfg, bodyparts, scorer
 
+
+def _read_labels(root: Path, scorer: str, bodyparts: list[str]) -> pd.DataFrame:
+    """The labels of every labeled-data/<video> folder with a CollectedData_<scorer> file, long."""
     labeled_root = root / "labeled-data"
     if not labeled_root.is_dir():
         raise DataError(
@@ -118,14 +145,11 @@ def load_dlc_project(
             "frames in DeepLabCut first, or set data.scorer to the scorer named in your "
             "CollectedData files."
         )
-    annotations = pd.concat(tables, ignore_index=True)
+    return pd.concat(tables, ignore_index=True)
 
-    video_names = sorted(annotations["video"].unique())
-    video_mapping = participants_for(
-        video_names, participants_table, participant_pattern, labeled_root
-    )
-    annotations["participant"] = annotations["video"].map(lambda v: video_mapping[v][0])
 
+def _project_videos(root: Path, cfg: dict, video_names: list[str], mapping: dict) -> pd.DataFrame:
+    """One row per video (labeled-data folder); its file, when the project has it, probed."""
     videos = []
     for video in video_names:
         path = _find_project_video(root, cfg, video)
@@ -134,29 +158,16 @@ def load_dlc_project(
             n_frames, width, height = probe_video(path)
         videos.append(
             dict(
-                participant=video_mapping[video][0],
+                participant=mapping[video][0],
                 video=video,
-                session=video_mapping[video][1],
+                session=mapping[video][1],
                 path=str(path) if path else None,
                 n_frames=n_frames,
                 width=width,
                 height=height,
             )
         )
-    videos = pd.DataFrame(videos)
-
-    return Dataset(
-        name=name or str(cfg.get("Task") or root.name),
-        kind=KIND,
-        has_labelled_images=LABELLED_IMAGES,
-        root=root,
-        bodyparts=bodyparts,
-        skeleton=[list(pair) for pair in (cfg.get("skeleton") or [])],
-        cm_per_px=float(cm_per_px) if cm_per_px else None,
-        scorer=scorer,
-        videos=videos,
-        annotations=annotations[ANNOTATION_COLUMNS + ["image"]],
-    )
+    return pd.DataFrame(videos)
 
 
 def _refuse_lightning_pose(root: Path, problem: str) -> None:

@@ -81,6 +81,37 @@ def load_lightning_pose(
             "that holds CollectedData.csv and labeled-data/)."
         )
     settings = _lp_settings(lp_config)
+    csv_path = _labels_file(root, csv_file, settings, lp_config)
+    wide = read_collected_data(csv_path)
+    scorer = check_header(wide, csv_path, None)
+    bodyparts, where = _bodyparts(wide, settings, lp_config)
+    images = [_image_path(index) for index in wide.index]
+    long = long_labels(wide, csv_path, root, images, bodyparts, where)
+    long["video"] = _videos_of(long["image"], video_pattern, csv_path, root)
+    check_frame_numbers(long, csv_path)
+    _check_image_dims(root, long["image"].unique(), settings.get("image_orig_dims"), lp_config)
+
+    video_names = sorted(long["video"].unique())
+    mapping = participants_for(video_names, participants_table, participant_pattern, csv_path)
+    long["participant"] = long["video"].map(lambda v: mapping[v][0])
+    video_dir = _video_dir(root, settings.get("video_dir"))
+    annotations = long.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
+    return Dataset(
+        name=name or root.name,
+        kind=KIND,
+        has_labelled_images=LABELLED_IMAGES,
+        root=root,
+        bodyparts=bodyparts,
+        skeleton=[],
+        cm_per_px=float(cm_per_px) if cm_per_px else None,
+        scorer=scorer,
+        videos=_session_videos(video_dir, video_names, mapping),
+        annotations=annotations[ANNOTATION_COLUMNS + ["image"]],
+    )
+
+
+def _labels_file(root: Path, csv_file: str | None, settings: dict, lp_config: str | None) -> Path:
+    """The labels CSV of the data folder ``root``, which must exist."""
     csv_path = root / str(csv_file or settings.get("csv_file") or DEFAULT_CSV)
     if not csv_path.is_file():
         if (root / "config.yaml").is_file() and (root / "labeled-data").is_dir():
@@ -96,33 +127,30 @@ def load_lightning_pose(
         )
     if settings.get("data_dir") and Path(settings["data_dir"]) != root:
         log.info("%s: data.data_dir %r ignored; using %s", lp_config, settings["data_dir"], root)
+    return csv_path
 
-    wide = read_collected_data(csv_path)
-    scorer = check_header(wide, csv_path, None)
+
+def _bodyparts(wide: pd.DataFrame, settings: dict, lp_config: str | None) -> tuple[list, tuple]:
+    """The bodyparts (the config's keypoint names, else the CSV's) and where they come from (the
+    source and the fix named when the CSV differs)."""
     in_file = list(dict.fromkeys(wide.columns.get_level_values("bodyparts")))
     keypoints = settings.get("keypoint_names") or settings.get("keypoints")
-    if keypoints:
-        bodyparts = [str(k) for k in keypoints]
-        where = (
-            f"the keypoint names (data.keypoint_names) of {lp_config}",
-            "make data.keypoint_names list the CSV's keypoints, or leave data.config out",
+    if not keypoints:
+        return in_file, ("its own header", "")
+    bodyparts = [str(k) for k in keypoints]
+    where = (
+        f"the keypoint names (data.keypoint_names) of {lp_config}",
+        "make data.keypoint_names list the CSV's keypoints, or leave data.config out",
+    )
+    if len(set(bodyparts)) != len(bodyparts):
+        raise DataError(
+            f"{lp_config} lists a keypoint twice in data.keypoint_names; remove the duplicate."
         )
-        if len(set(bodyparts)) != len(bodyparts):
-            raise DataError(
-                f"{lp_config} lists a keypoint twice in data.keypoint_names; remove the duplicate."
-            )
-    else:
-        bodyparts, where = in_file, ("its own header", "")
-    images = [_image_path(index) for index in wide.index]
-    long = long_labels(wide, csv_path, root, images, bodyparts, where)
-    long["video"] = _videos_of(long["image"], video_pattern, csv_path, root)
-    check_frame_numbers(long, csv_path)
-    _check_image_dims(root, long["image"].unique(), settings.get("image_orig_dims"), lp_config)
+    return bodyparts, where
 
-    video_names = sorted(long["video"].unique())
-    mapping = participants_for(video_names, participants_table, participant_pattern, csv_path)
-    long["participant"] = long["video"].map(lambda v: mapping[v][0])
-    video_dir = _video_dir(root, settings.get("video_dir"))
+
+def _session_videos(video_dir, video_names: list[str], mapping: dict) -> pd.DataFrame:
+    """One row per video (session); its file in ``video_dir``, when there, probed."""
     videos = []
     for video in video_names:
         path = _find_video(video_dir, video)
@@ -140,19 +168,7 @@ def load_lightning_pose(
                 height=height,
             )
         )
-    annotations = long.sort_values(["video", "frame"], kind="stable").reset_index(drop=True)
-    return Dataset(
-        name=name or root.name,
-        kind=KIND,
-        has_labelled_images=LABELLED_IMAGES,
-        root=root,
-        bodyparts=bodyparts,
-        skeleton=[],
-        cm_per_px=float(cm_per_px) if cm_per_px else None,
-        scorer=scorer,
-        videos=pd.DataFrame(videos),
-        annotations=annotations[ANNOTATION_COLUMNS + ["image"]],
-    )
+    return pd.DataFrame(videos)
 
 
 def _lp_settings(lp_config: str | None) -> dict:

@@ -41,13 +41,7 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
             "Generate it with `python -m src.cohort`, or point data.root at a cohort folder."
         )
     meta = read_yaml(meta_path)
-    bodyparts = meta.get("bodyparts")
-    if not isinstance(bodyparts, list) or not bodyparts:
-        raise DataError(
-            f"{meta_path} has no `bodyparts:` list; "
-            "regenerate the cohort with `python -m src.cohort`."
-        )
-    bodyparts = [str(b) for b in bodyparts]
+    bodyparts = _bodyparts(meta, meta_path)
 
     participants = read_csv(root / "participants.csv", required=["participant", "video", "session"])
     check_unique(participants, ["video"], root / "participants.csv")
@@ -64,22 +58,7 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
             f"{unknown}, never annotated: {absent}); regenerate the cohort with "
             "`python -m src.cohort`."
         )
-    videos = []
-    for row in participants.itertuples(index=False):
-        path = root / "videos" / f"{row.video}.mp4"
-        n_frames, width, height = probe_video(path)
-        videos.append(
-            dict(
-                participant=str(row.participant),
-                video=str(row.video),
-                session=str(row.session),
-                path=str(path),
-                n_frames=n_frames,
-                width=width,
-                height=height,
-            )
-        )
-    videos = pd.DataFrame(videos)
+    videos = _cohort_videos(root, participants)
     missing = sorted(set(truth["video"]) - set(videos["video"]))
     if missing:
         raise DataError(
@@ -106,3 +85,34 @@ def load_synthetic(root: Path, name: str | None = None) -> Dataset:
         videos=videos,
         annotations=annotations.reset_index(drop=True),
     )
+
+
+def _bodyparts(meta: dict, meta_path: Path) -> list[str]:
+    """The cohort's ``bodyparts:`` list (dataset.yaml)."""
+    bodyparts = meta.get("bodyparts")
+    if not isinstance(bodyparts, list) or not bodyparts:
+        raise DataError(
+            f"{meta_path} has no `bodyparts:` list; "
+            "regenerate the cohort with `python -m src.cohort`."
+        )
+    return [str(b) for b in bodyparts]
+
+
+def _cohort_videos(root: Path, participants: pd.DataFrame) -> pd.DataFrame:
+    """One row per video of the participants table, its file videos/<video>.mp4 probed."""
+    videos = []
+    for row in participants.itertuples(index=False):
+        path = root / "videos" / f"{row.video}.mp4"
+        n_frames, width, height = probe_video(path)
+        videos.append(
+            dict(
+                participant=str(row.participant),
+                video=str(row.video),
+                session=str(row.session),
+                path=str(path),
+                n_frames=n_frames,
+                width=width,
+                height=height,
+            )
+        )
+    return pd.DataFrame(videos)
