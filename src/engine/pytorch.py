@@ -278,10 +278,10 @@ def learning_stats_file(training_set: TrainingSet) -> Path:
     return Path(training_set.model_folder) / "train" / "learning_stats.csv"
 
 
-def snapshot_model(snapshot: Path) -> Model:
-    """A DeepLabCut 3 snapshot (``weights.path``) as a model; its pytorch_config.yaml is beside it."""
+def _snapshot_pose_config(snapshot: Path) -> Path:
+    """The pytorch_config.yaml beside a DeepLabCut 3 snapshot (``weights.path``); one line if either is missing."""
     snapshot = Path(snapshot)
-    pose_config = snapshot.parent / "pytorch_config.yaml"
+    pose_config = snapshot.parent / POSE_CONFIG
     for path, what in (
         (snapshot, "weights.path"),
         (pose_config, "the snapshot's pytorch_config.yaml"),
@@ -291,6 +291,13 @@ def snapshot_model(snapshot: Path) -> Model:
                 f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
                 "inside its model's train/ folder (a DLC 2.x TensorFlow snapshot-N: engine=tensorflow)."
             )
+    return pose_config
+
+
+def snapshot_model(snapshot: Path) -> Model:
+    """A DeepLabCut 3 snapshot (``weights.path``) as a model; its pytorch_config.yaml is beside it."""
+    snapshot = Path(snapshot)
+    pose_config = _snapshot_pose_config(snapshot)
     bodyparts = read_pose_config(pose_config)["metadata"]["bodyparts"]
     return Model(pose_config, {"last": snapshot}, list(bodyparts))
 
@@ -512,17 +519,7 @@ def weight_updates(iterations: int, batch_size: int, n_train: int) -> int:
 def snapshot_bodyparts(snapshot: Path) -> list[str]:
     """The bodyparts of a DeepLabCut 3 snapshot (``weights.path``), from the pytorch_config.yaml
     beside it; read as YAML, without DeepLabCut (the check and prepare stages train nothing)."""
-    snapshot = Path(snapshot)
-    pose_config = snapshot.parent / POSE_CONFIG
-    for path, what in (
-        (snapshot, "weights.path"),
-        (pose_config, "the snapshot's pytorch_config.yaml"),
-    ):
-        if not path.is_file():
-            raise DataError(
-                f"{path} ({what}) does not exist; point weights.path at a DeepLabCut 3 snapshot "
-                "inside its model's train/ folder."
-            )
+    pose_config = _snapshot_pose_config(snapshot)
     try:
         bodyparts = yaml.safe_load(pose_config.read_text(encoding="utf-8"))["metadata"]["bodyparts"]
     except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
