@@ -183,8 +183,9 @@ def test_analyze_from_an_alias_gives_the_run_ids_predictions(study):
     tags = client.get_run(by_alias["run_id"]).data.tags
     assert tags["model_run_id"] == champion_run
     assert tags["model_selection"] == f"models:/{NAME}@champion"
-    (alias_h5,) = (by_alias["output_dir"] / "P01_S1").glob("*.h5")
-    (run_h5,) = (by_run["output_dir"] / "P01_S1").glob("*.h5")
+    # the predictions, named as DeepLabCut names them (trust.h5 lies beside them)
+    (alias_h5,) = (by_alias["output_dir"] / "P01_S1").glob("*DLC_*.h5")
+    (run_h5,) = (by_run["output_dir"] / "P01_S1").glob("*DLC_*.h5")
     np.testing.assert_array_equal(pd.read_hdf(alias_h5).to_numpy(), pd.read_hdf(run_h5).to_numpy())
     with pytest.raises(DataError, match=r"models:/nope@champion names no registered model.*"):
         find_model_run(configured(root, "analysis.run_id=models:/nope@champion").analysis, "0")
