@@ -274,7 +274,7 @@ def test_disk_full_while_a_snapshot_is_written_stops_in_one_line_and_keeps_the_l
 
 @pytest.mark.slow
 def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stops_in_one_line(
-    study, tmp_path
+    study, tmp_path, request
 ):
     repo, models = study, study / "data" / "models"
     store, artifacts, port = (
@@ -298,11 +298,15 @@ def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stop
         job = subprocess.Popen(
             command, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        request.addfinalizer(job.kill)  # never left paused when an assertion fails
         away_at = wait_for_epoch(models, 3, 2, job)
-    # Away while the training goes on, then back on the same port and store.
+    # Away while the training goes on, then back on the same port and store. The training is paused
+    # while the server starts, so that it cannot end before the server is back on a fast machine.
     wait_for_epoch(models, 3, away_at + 3, job)
+    job.send_signal(signal.SIGSTOP)
     with mlflow_server(store, artifacts, port):
         back_at = epochs_done(models, 3)
+        job.send_signal(signal.SIGCONT)
         client = MlflowClient(url)
         (running,) = client.search_runs(
             [client.get_experiment_by_name("reaching").experiment_id],
@@ -313,7 +317,9 @@ def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stop
             assert time.monotonic() < deadline, (sent, back_at)  # they are sent every 2 s
             time.sleep(0.5)
         assert sent == list(range(1, len(sent) + 1)), sent  # the missed epochs, each once
-        assert epochs_done(models, 3) < 30, "the training ended before the second outage"
+        job.send_signal(signal.SIGSTOP)  # paused again, so that it ends only once the server is away
+        assert job.poll() is None and epochs_done(models, 3) < 30, "ended before the second outage"
+    job.send_signal(signal.SIGCONT)
     # Away again, now until the training has ended and MLflow's retries are spent: one line.
     out, err = job.communicate(timeout=300)
     assert job.returncode == 2, out[-2000:] + err[-3000:]
