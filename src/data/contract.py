@@ -1,5 +1,6 @@
 """The data layer's two contracts: a kind of data set (:class:`Loader`) and a frame-selection
-strategy (:class:`FrameSelection`).
+strategy (:class:`FrameSelection`; :class:`RoundSelection` for one whose later rounds use the
+previous round's model).
 
 A kind is a module of src/data named after it (``data.kind``), a strategy a module of
 src/data/selection/ (``frames.strategy``); each module's top-level names satisfy its Protocol (a
@@ -14,6 +15,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # for the annotations only
+    from collections.abc import Mapping, Sequence
+
     import numpy as np
 
     from src.data.table import Dataset
@@ -47,6 +50,32 @@ class FrameSelection(Protocol):
         """Row indices of up to ``n_picks`` rows of ``features`` (one row per candidate frame, in
         frame order), most informative first, so that the first N are the frames of the condition
         with N labelled frames; the same ``seed`` gives the same rows."""
+
+
+@runtime_checkable
+class RoundSelection(FrameSelection, Protocol):
+    """A strategy whose later rounds need the previous round's model, which ``rank(features,
+    n_picks, seed)`` cannot be given: ``rank`` ranks what no model has chosen (round 1, and the
+    picks the fixed test frames are drawn from), ``next_round`` extends a video's labelled frames
+    from the previous model's per-frame expected error. Optional: only such strategies provide it
+    (src/data/selection/active.py)."""
+
+    def next_round(
+        self,
+        features: np.ndarray,
+        frame_numbers: np.ndarray,
+        expected_error: np.ndarray,
+        labelled: Sequence[int],
+        excluded: Sequence[int],
+        n_frames: int,
+        seed: int,
+        settings: Mapping,
+    ) -> np.ndarray:
+        """Frame numbers of one video's labelled frames after the round: ``labelled`` first, in
+        its order (rounds are nested), then new candidates (``frame_numbers``, one per row of
+        ``features`` and ``expected_error``), never an ``excluded`` one, up to ``n_frames`` in
+        all; ``settings``: the frames config (the strategy's own keys); the same ``seed`` gives
+        the same frames."""
 
 
 def members(protocol: type) -> dict[str, Any]:

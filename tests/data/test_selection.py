@@ -108,7 +108,7 @@ def labelled_images(root: Path) -> tuple[Dataset, pd.DataFrame]:
 
 
 def test_the_registry_holds_kmeans_the_default():
-    assert selection.STRATEGIES == ("kmeans",) and selection.DEFAULT == "kmeans"
+    assert selection.STRATEGIES == ("active", "kmeans") and selection.DEFAULT == "kmeans"
     assert selection.strategy(OmegaConf.create(FRAMES_CFG)).NAME == "kmeans"  # no key: the default
     assert selection.strategy(OmegaConf.create({"strategy": "kmeans"})).NAME == "kmeans"
 
@@ -128,9 +128,9 @@ def test_an_unknown_strategy_is_one_line_naming_the_strategies_before_any_frame_
     for image in (tmp_path / "labeled-data").rglob("*.png"):
         image.unlink()  # reading a frame would fail otherwise
     with pytest.raises(DataError) as error:
-        select_frames(dataset, split, OmegaConf.create(FRAMES_CFG | {"strategy": "active"}))
+        select_frames(dataset, split, OmegaConf.create(FRAMES_CFG | {"strategy": "random"}))
     assert str(error.value) == (
-        "frames.strategy='active' is unknown; choose kmeans (conf/frames/)."
+        "frames.strategy='random' is unknown; choose active | kmeans (conf/frames/)."
     )
 
 
