@@ -1,0 +1,348 @@
+"""One round of active labelling (frames=active, docs/active_labelling.md): label where the model
+is expected to be wrong, on new recordings a person labels by hand.
+
+export: from a finished condition's model's trust of every frame of the development videos
+(``trust.h5`` that ``python -m src.analyze`` writes per video), choose each video's next frames
+(src/data/selection/active.py: the highest expected error, kept apart in time and image features;
+never a test or generalisation frame) and write them as a DeepLabCut project to label, through
+``src.labelling``'s export: ``<round>/labelling/`` (config.yaml, labeled-data/<video>/). The round
+folder also holds ``round.yaml`` (what was exported) and ``selection.csv`` (the prepared selection
+with the round's train frames; test and generalisation frames unchanged).
+
+import: check the labelled folder (the label file is there, its scorer and bodyparts are the
+export's, every labelled frame was exported, none is labelled twice) and write the annotations
+file given with the new labels merged into a NEW file; a bad folder is refused in one line and
+nothing is written. Version the new file with ``dvc add``.
+
+Examples:
+    python -m src.label_round export --prepared data/prepared/my_videos \\
+        --analysed analysis/<model run id> --videos raw/videos --labelled 1 --frames 2 \\
+        --round data/labelling/my_videos/round_2
+    python -m src.label_round import --round data/labelling/my_videos/round_2 \\
+        --annotations data/prepared/my_videos/labels.csv --out data/annotations/round_2.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import shutil
+import sys
+from pathlib import Path
+
+import cv2
+import pandas as pd
+import yaml
+from omegaconf import OmegaConf
+
+from src.data.collected_data import read_collected_data
+from src.data.frames import video_features
+from src.data.prepared import read_prepared
+from src.data.selection import active
+from src.data.split import DEVELOPMENT, frame_sets
+from src.errors import DataError, exit_on_data_error
+
+log = logging.getLogger(__name__)
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+ROUND_FILE = "round.yaml"
+LABELS_COLUMNS = ["participant", "video", "frame", "bodypart", "x", "y"]
+
+
+def frames_settings(path: Path = CONF / "frames" / "active.yaml") -> dict:
+    """conf/frames/active.yaml without its interpolations (the seed is the prepared data's)."""
+    settings = OmegaConf.to_container(OmegaConf.load(path), resolve=False)
+    return {k: v for k, v in settings.items() if not (isinstance(v, str) and "${" in v)}
+
+
+def expected_error(trust_file: Path) -> pd.Series:
+    """Per frame (index: frame number), 1 - the mean trust of its points (0 ... 1; for the
+    likelihood score 1 - the mean likelihood, for the combined score the expected share of points
+    in error), from the ``trust.h5`` src.analyze writes beside its predictions."""
+    if not trust_file.is_file():
+        raise DataError(
+            f"{trust_file}: no trust file; analyse the video with the condition's model first "
+            "(python -m src.analyze with analysis.trust.enabled=true)."
+        )
+    table = pd.read_hdf(trust_file)
+    trust = table.xs("trust", axis=1, level="coords")
+    return 1.0 - trust.mean(axis=1, skipna=True)
+
+
+def export_round(
+    prepared_dir: Path,
+    analysed_dir: Path,
+    videos: list[Path],
+    labelled: int,
+    n_frames: int,
+    round_dir: Path,
+    scorer: str,
+    settings: dict | None = None,
+) -> Path:
+    """Choose each development video's frames of the next round and export them for labelling;
+    returns the project's config.yaml."""
+    from src.analysis.trust import read_frames
+    from src.analysis.videos import collect_videos
+    from src.labelling import export_for_labelling
+
+    prepared_dir, round_dir = Path(prepared_dir), Path(round_dir)
+    facts, selection, _ = read_prepared(prepared_dir)
+    if not 0 < labelled < n_frames:
+        raise DataError(
+            f"--labelled {labelled} --frames {n_frames}: the model's labelled frames per video "
+            "must be at least 1 and fewer than the round's budget; e.g. --labelled 1 --frames 2."
+        )
+    if round_dir.exists():
+        raise DataError(f"{round_dir}: exists; choose a new round folder (none is overwritten).")
+    settings = frames_settings() | (settings or {})
+    config = facts["config"]
+    seed = int(config.get("seed", 0))
+    size = (int(config["features"]["width_px"]), int(config["features"]["height_px"]))
+    split = pd.read_csv(prepared_dir / "split.csv")
+    files = {path.stem: path for path in collect_videos([str(v) for v in videos])}
+    development = selection[(selection["set"] == DEVELOPMENT)]
+    rounds, new = {}, {}
+    for video, rows in development.groupby("video", sort=False):
+        if video not in files:
+            raise DataError(
+                f"--videos: no video file named {video}; give the folder of the development "
+                "videos (their names without suffix are the videos of selection.csv)."
+            )
+        trained = rows[(rows["role"] == "train") & (rows["rank"] <= labelled)]
+        before = trained.sort_values("rank")["frame"].tolist()
+        frame_numbers, features = video_features(
+            files[video], size, int(config["max_frames_for_clustering"])
+        )
+        in_development = frame_sets(split, video, frame_numbers) == DEVELOPMENT
+        frame_numbers, features = frame_numbers[in_development], features[in_development]
+        error = expected_error(Path(analysed_dir) / video / "trust.h5")
+        fixed = rows.loc[rows["role"] != "train", "frame"].tolist()
+        rounds[video] = active.next_round(
+            features,
+            frame_numbers,
+            error.reindex(frame_numbers).to_numpy(),
+            before,
+            fixed,
+            n_frames,
+            seed,
+            settings,
+        ).tolist()
+        new[video] = rounds[video][len(before) :]
+    table = active.round_selection(selection, rounds)
+    to_label = table[
+        (table["role"] == "train")
+        & table.apply(lambda r: r["frame"] in new.get(r["video"], ()), axis=1)
+    ]
+
+    # the frames to label as a prepared-like folder, exported by src.labelling's own export
+    frames_dir = round_dir / "frames"
+    for video, rows in to_label.groupby("video"):
+        images = read_frames(files[video], rows["frame"].tolist())
+        if len(images) < len(rows):
+            raise DataError(
+                f"{files[video]}: ends before frames {sorted(set(rows['frame']) - set(images))} "
+                "its trust file scores; give the video the model analysed."
+            )
+        (frames_dir / "labeled-data" / video).mkdir(parents=True)
+        for frame, image in zip(rows["frame"], rows["image"], strict=True):
+            cv2.imwrite(str(frames_dir / image), images[int(frame)])
+    shutil.copyfile(prepared_dir / "dataset.yaml", frames_dir / "dataset.yaml")
+    to_label.to_csv(frames_dir / "selection.csv", index=False)
+    pd.DataFrame(columns=LABELS_COLUMNS).to_csv(frames_dir / "labels.csv", index=False)
+    project = export_for_labelling(frames_dir, round_dir / "labelling", scorer, False)
+    table.to_csv(round_dir / "selection.csv", index=False)
+    manifest = {
+        "prepared": str(prepared_dir),
+        "analysed": str(analysed_dir),
+        "scorer": scorer,
+        "bodyparts": list(facts["bodyparts"]),
+        "labelled_frames_before": labelled,
+        "labelled_frames_after": n_frames,
+        "settings": settings,
+        "exported": {
+            video: [
+                {"frame": int(f), "image": Path(i).name} for f, i in zip(r["frame"], r["image"])
+            ]
+            for video, r in to_label.groupby("video")
+        },
+    }
+    (round_dir / ROUND_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
+    return project
+
+
+def read_round(round_dir: Path) -> dict:
+    path = Path(round_dir) / ROUND_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing; give the folder `python -m src.label_round export` wrote (--round)."
+        )
+    return yaml.safe_load(path.read_text())
+
+
+def round_labels(round_dir: Path, manifest: dict, annotations: pd.DataFrame) -> pd.DataFrame:
+    """The labels of a labelled round folder, long (LABELS_COLUMNS less participant), checked."""
+    scorer, bodyparts = manifest["scorer"], manifest["bodyparts"]
+    labeled_data = Path(round_dir) / "labelling" / "labeled-data"
+    found = []
+    for video, exported in manifest["exported"].items():
+        folder = labeled_data / video
+        path = folder / f"CollectedData_{scorer}.h5"
+        if not path.is_file() and path.with_suffix(".csv").is_file():
+            path = path.with_suffix(".csv")
+        if not path.is_file():
+            others = sorted(p.name for p in folder.glob("CollectedData_*.h5"))
+            hint = f" (found {others[0]}: another scorer)" if others else ""
+            raise DataError(
+                f"{path}: missing{hint}; label the frames in napari-deeplabcut as scorer "
+                f"{scorer!r} and save, then import again."
+            )
+        table = read_collected_data(path)
+        if "scorer" not in table.columns.names or "bodyparts" not in table.columns.names:
+            raise DataError(
+                f"{path}: not a DeepLabCut label file (no scorer / bodyparts header); re-save it "
+                "in napari-deeplabcut."
+            )
+        scorers = sorted(set(table.columns.get_level_values("scorer")))
+        if scorers != [scorer]:
+            raise DataError(
+                f"{path}: scorer {', '.join(scorers)}, the export's {scorer!r}; label as "
+                f"{scorer!r} (the export's config.yaml), or export the round again."
+            )
+        parts = list(dict.fromkeys(table.columns.get_level_values("bodyparts")))
+        if set(parts) != set(bodyparts):
+            raise DataError(
+                f"{path}: bodyparts {parts}, the export's {bodyparts}; label the export's "
+                "bodyparts (its config.yaml), nothing else."
+            )
+        images = [
+            Path(str(i[-1] if isinstance(i, tuple) else i).replace("\\", "/")).name
+            for i in table.index
+        ]
+        allowed = {e["image"]: int(e["frame"]) for e in exported}
+        outside = [i for i in images if i not in allowed]
+        if outside:
+            raise DataError(
+                f"{path}: frame {outside[0]} was not exported in this round; label only the "
+                "exported frames (remove its row)."
+            )
+        twice = sorted({i for i in images if images.count(i) > 1})
+        if twice:
+            raise DataError(f"{path}: frame {twice[0]} is labelled twice; keep one row per frame.")
+        xy = table.droplevel(
+            [n for n in table.columns.names if n not in ("bodyparts", "coords")], axis=1
+        )
+        xy.index = pd.Index([allowed[i] for i in images], name="frame")
+        long = xy.stack(level="bodyparts", future_stack=True).reset_index()
+        long = long.rename(columns={"bodyparts": "bodypart"})
+        long = long.dropna(subset=["x", "y"], how="all").assign(video=video)
+        already = annotations[
+            (annotations["video"] == video) & annotations[["x", "y"]].notna().all(axis=1)
+        ]
+        again = sorted(set(long["frame"]) & set(already["frame"]))
+        if again:
+            raise DataError(
+                f"{path}: frame {again[0]} is labelled twice (it is already in the annotations); "
+                "remove its row, or export the round from the current annotations."
+            )
+        found.append(long[["video", "frame", "bodypart", "x", "y"]])
+    return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def import_round(round_dir: Path, annotations_file: Path, out: Path) -> pd.DataFrame:
+    """Check a labelled round folder and write ``annotations_file`` with its labels merged as the
+    new file ``out``; returns the new labels. Nothing is written when a check fails."""
+    annotations_file, out = Path(annotations_file), Path(out)
+    if out.exists() or out.resolve() == annotations_file.resolve():
+        raise DataError(
+            f"{out}: exists; give a new file for the merged annotations (--out), the old ones "
+            "stay as they are."
+        )
+    if not annotations_file.is_file():
+        raise DataError(f"{annotations_file}: missing; give the annotations the round extends.")
+    manifest = read_round(round_dir)
+    try:
+        annotations = pd.read_csv(annotations_file)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{annotations_file}: not a readable CSV ({type(error).__name__}); give a labels.csv."
+        ) from error
+    missing = [c for c in LABELS_COLUMNS if c not in annotations.columns]
+    if missing:
+        raise DataError(
+            f"{annotations_file}: no column {missing[0]}; give a labels.csv (columns "
+            f"{', '.join(LABELS_COLUMNS)})."
+        )
+    new = round_labels(round_dir, manifest, annotations)
+    participants = pd.read_csv(Path(round_dir) / "selection.csv")
+    participants = participants.drop_duplicates("video").set_index("video")["participant"]
+    new["participant"] = new["video"].map(participants)
+    merged = pd.concat([annotations, new[LABELS_COLUMNS]], ignore_index=True)
+    order = {b: i for i, b in enumerate(manifest["bodyparts"])}
+    merged = merged.assign(_part=merged["bodypart"].map(order))
+    merged = merged.sort_values(["video", "frame", "_part"], kind="stable").drop(columns="_part")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = out.with_name(f".{out.name}.partial")
+    merged[LABELS_COLUMNS].to_csv(staging, index=False, float_format="%.3f")
+    staging.replace(out)
+    return new
+
+
+def _refuse(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m src.label_round",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="\n\n".join(__doc__.split("\n\n")[1:]),
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    export = actions.add_parser("export", help="choose and export the round's frames")
+    export.add_argument("--prepared", required=True, type=Path, help="the prepared folder")
+    export.add_argument(
+        "--analysed", required=True, type=Path, help="src.analyze's folder of the model's run"
+    )
+    export.add_argument(
+        "--videos", required=True, nargs="+", help="development video files/folders"
+    )
+    export.add_argument("--labelled", required=True, type=int, help="the model's frames per video")
+    export.add_argument("--frames", required=True, type=int, help="the round's budget per video")
+    export.add_argument("--round", required=True, type=Path, help="the new round folder")
+    export.add_argument("--scorer", default="labeller", help="the labeller's name (DeepLabCut)")
+    imports = actions.add_parser("import", help="check the labels and merge them")
+    imports.add_argument("--round", required=True, type=Path, help="the labelled round folder")
+    imports.add_argument("--annotations", required=True, type=Path, help="labels.csv to extend")
+    imports.add_argument("--out", required=True, type=Path, help="the new merged labels file")
+    for one in (parser, export, imports):  # one line, not argparse's usage before its error
+        one.error = lambda message, prog=one.prog: _refuse(f"{prog}: {message}; see --help")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    with exit_on_data_error():
+        if args.action == "export":
+            config = export_round(
+                args.prepared,
+                args.analysed,
+                args.videos,
+                args.labelled,
+                args.frames,
+                args.round,
+                args.scorer,
+            )
+            print(
+                f'label the frames in DeepLabCut: napari, or python -c "import deeplabcut; '
+                f"deeplabcut.label_frames('{config}')\"; then python -m src.label_round import "
+                f"--round {args.round} ..."
+            )
+        else:
+            new = import_round(args.round, args.annotations, args.out)
+            print(
+                f"merged {len(new)} labels of {new[['video', 'frame']].drop_duplicates().shape[0]}"
+                f" frames into {args.out}; version it: dvc add {args.out}"
+            )
+
+
+if __name__ == "__main__":
+    sys.exit(main())
