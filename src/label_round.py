@@ -276,7 +276,10 @@ def import_round(round_dir: Path, annotations_file: Path, out: Path) -> pd.DataF
     participants = pd.read_csv(Path(round_dir) / "selection.csv")
     participants = participants.drop_duplicates("video").set_index("video")["participant"]
     new["participant"] = new["video"].map(participants)
-    merged = pd.concat([annotations, new[LABELS_COLUMNS]], ignore_index=True)
+    # rows of a newly labelled frame that held no point yet (a selected frame not yet labelled)
+    keys = annotations.set_index(["video", "frame"]).index
+    replaced = keys.isin(new.set_index(["video", "frame"]).index)
+    merged = pd.concat([annotations[~replaced], new[LABELS_COLUMNS]], ignore_index=True)
     order = {b: i for i, b in enumerate(manifest["bodyparts"])}
     merged = merged.assign(_part=merged["bodypart"].map(order))
     merged = merged.sort_values(["video", "frame", "_part"], kind="stable").drop(columns="_part")

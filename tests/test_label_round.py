@@ -286,3 +286,21 @@ def test_an_existing_output_is_never_overwritten(labelled, exported, tmp_path, c
     status, printed, _ = bring_back(labelled, exported, tmp_path, capsys)
     assert status == 2 and out.read_text() == "mine"
     assert printed.err.startswith(f"error: {out}: exists; give a new file")
+
+
+def test_a_selected_frame_not_yet_labelled_gets_its_labels_once(labelled, exported, tmp_path):
+    """Prepared labels of new recordings hold NaN rows for frames not labelled yet: a round that
+    labels one replaces them, and an empty row is not "labelled twice"."""
+    manifest = yaml.safe_load((labelled / "round.yaml").read_text())
+    frame = manifest["exported"]["p1_walk"][0]["frame"]
+    annotations = pd.read_csv(exported / "prepared" / "labels.csv")
+    empty = pd.DataFrame(
+        [dict(participant="p1", video="p1_walk", frame=frame, bodypart=b) for b in BODYPARTS]
+    )
+    given = tmp_path / "labels_with_empty_rows.csv"
+    pd.concat([annotations, empty]).to_csv(given, index=False)
+    out = tmp_path / "merged.csv"
+    main(["import", "--round", str(labelled), "--annotations", str(given), "--out", str(out)])
+    rows = pd.read_csv(out).query("video == 'p1_walk' and frame == @frame")
+    assert rows["bodypart"].tolist() == BODYPARTS
+    assert rows["x"].tolist() == [100.0 + frame] * 2
