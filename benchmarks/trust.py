@@ -19,7 +19,9 @@ the best single signal has a paired interval (same resamples).
 
 Writes benchmarks/results/trust.md (headline lines first, then the tables) and
 benchmarks/results/trust_model.json (``<out>_model.json``: the combined score fitted on every participant, with fold
-1's pose subspace: the file that would travel with fold 1's model). Prints the cost ratio.
+1's pose subspace, and its provenance: condition, folds, participants and the MLflow runs of the
+judged models, whose registered versions carry it with ``report.trust_model``). Prints the cost
+ratio.
 """
 
 from __future__ import annotations
@@ -451,6 +453,15 @@ def main() -> None:
         bodyparts,
         skeleton,
     )
+    judged_runs = runs[runs["condition"] == args.primary].set_index("fold")["run_id"]
+    final.provenance = {  # what src.report's registry reads (report.trust_model) and tags
+        "fitted_by": "python -m benchmarks.trust",
+        "condition": args.primary,
+        "folds": [int(f) for f in folds],
+        "participants": sorted(rows["participant"].unique()),
+        "model_runs": {str(f): str(judged_runs[f]) for f in folds},
+        "pose_pca_fold": int(folds[0]),
+    }
     model_file = final.save(args.out.with_name(f"{args.out.stem}_model.json"))
     weights = ", ".join(
         f"{name} {coef:+.2f}" for name, coef in zip(final.signals, final.coef, strict=True)

@@ -3,6 +3,7 @@
 ``analysis.run_id`` may be a run id or a registered model, ``models:/<name>@<alias>`` (or
 ``models:/<name>/<version>``; ``python -m src.report`` registers them, src/tracking/registry.py):
 the registered version's own files are used, and its training run is the run the analysis links to.
+A registered version may carry its trust calibrator (``registered_calibrator``).
 """
 
 from __future__ import annotations
@@ -90,18 +91,22 @@ def resolve_model(reference: str, key: str, alternative: str = "") -> ModelRun:
     return _with_model(run)
 
 
-def registered_model_run(client: MlflowClient, uri: str, key: str = "analysis.run_id") -> ModelRun:
-    """The version ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` names, with its
-    training run."""
+def model_version(client: MlflowClient, uri: str):
+    """The registered version ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` names
+    (an MlflowException when none)."""
     reference = uri.removeprefix(REGISTRY_PREFIX)
     name, alias = reference.split("@", 1) if "@" in reference else (reference, None)
     name, _, number = name.partition("/") if alias is None else (name, "", "")
+    if alias is not None:
+        return client.get_model_version_by_alias(name, alias)
+    return client.get_model_version(name, number)
+
+
+def registered_model_run(client: MlflowClient, uri: str, key: str = "analysis.run_id") -> ModelRun:
+    """The version ``models:/<name>@<alias>`` or ``models:/<name>/<version>`` names, with its
+    training run."""
     try:
-        found = (
-            client.get_model_version_by_alias(name, alias)
-            if alias is not None
-            else client.get_model_version(name, number)
-        )
+        found = model_version(client, uri)
         run = client.get_run(found.tags.get("training_run_id") or found.run_id)
     except mlflow.exceptions.MlflowException:
         known = [m.name for m in client.search_registered_models()]
@@ -112,6 +117,28 @@ def registered_model_run(client: MlflowClient, uri: str, key: str = "analysis.ru
             "or a run id."
         ) from None
     return ModelRun(run, found.tags.get("weights_run_id") or run.info.run_id, uri)
+
+
+def registered_calibrator(uri: str, folder: Path) -> tuple[Path | None, dict[str, str]]:
+    """The trust calibrator the registered version ``uri`` carries (its pyfunc's artifact
+    ``trust_model``, src/tracking/registry.py), downloaded into ``folder``, and the version's tags
+    (``trust_calibrator_*``: what it was fitted on); (None, tags) when it carries none."""
+    client = MlflowClient()
+    try:
+        found = model_version(client, uri)
+    except mlflow.exceptions.MlflowException:
+        raise DataError(
+            f"analysis.run_id={uri} names no registered model version in the MLflow store "
+            f"{mlflow.get_tracking_uri()}; use models:/<data set>@champion or a run id."
+        ) from None
+    tags = dict(found.tags)
+    # The MLmodel file alone (a few lines) says whether the pyfunc has the artifact.
+    local = Path(mlflow.artifacts.download_artifacts(f"{uri}/MLmodel", dst_path=str(folder)))
+    artifacts = MlflowModel.load(local).flavors["python_function"].get("artifacts") or {}
+    if "trust_model" not in artifacts:
+        return None, tags
+    path = artifacts["trust_model"]["path"]
+    return Path(mlflow.artifacts.download_artifacts(f"{uri}/{path}", dst_path=str(folder))), tags
 
 
 def _with_model(run: mlflow.entities.Run) -> ModelRun:

@@ -41,6 +41,7 @@ class TrustSettings:
     features: str
     scorer: str
     model: object | None = None  # src.trust.score.TrustModel with score: combined
+    calibrator: str = ""  # where the TrustModel came from: its file, or the registered model's
     other_models: list[str] = field(default_factory=list)
 
     @property
@@ -81,25 +82,52 @@ class TrustSettings:
             other_models=[str(m) for m in (trust.other_models or [])],
         )
         if score == "combined":
-            settings.model = load_trust_model(trust.model)
+            settings.use_calibrator(trust.model, analysis.get("run_id"))
             if settings.needs_other_models and not settings.other_models:
                 raise DataError(
-                    f"the trust score {trust.model} uses model disagreement: name the other "
-                    "models in analysis.trust.other_models=[<run id or models:/ URI>, ...] (each "
-                    "tracks the video once more), or use analysis.trust.score=likelihood."
+                    f"{settings.calibrator}: the trust score uses model disagreement; name the "
+                    "other models in analysis.trust.other_models=[<run id or models:/ URI>, ...] "
+                    "(each tracks the video once more), or use analysis.trust.score=likelihood."
                 )
         elif trust.model:
             log.warning("analysis.trust.model is only used with analysis.trust.score=combined")
         return settings
 
+    def use_calibrator(self, path, run_id) -> None:
+        """The combined score's calibrator: ``analysis.trust.model`` when set, else the one the
+        registered model ``analysis.run_id=models:/...`` carries; a registered model without one
+        falls back to the likelihood, saying so in one line."""
+        from src.analysis.model_choice import REGISTRY_PREFIX
+
+        if path:
+            self.model = load_trust_model(path)
+            self.calibrator = str(path)
+            return
+        run_id = str(run_id or "")
+        if not run_id.startswith(REGISTRY_PREFIX):
+            raise DataError(
+                "analysis.trust.score=combined needs a calibrator: analysis.trust.model=<path to a "
+                "saved trust score JSON> (python -m benchmarks.trust writes one), or a registered "
+                "model that carries one (analysis.run_id=models:/<name>@<alias>); or use "
+                "analysis.trust.score=likelihood."
+            )
+        self.model, self.calibrator = registered_trust_model(run_id)
+        if self.model is None:
+            print(
+                f"trust: {run_id} carries no trust calibrator (report.trust_model when it was "
+                "registered): trust = DeepLabCut's likelihood instead of the combined score",
+                flush=True,
+            )
+            self.score = "likelihood"
+
     def check_bodyparts(self, bodyparts: list[str]) -> None:
         """A combined score only scores the points it was fitted for, in their order."""
-        if self.model is not None and list(self.model.bodyparts or []) != list(bodyparts):
-            raise DataError(
-                f"the trust score in analysis.trust.model was fitted for bodyparts "
-                f"{self.model.bodyparts}, the model tracks {bodyparts}; use a score fitted for "
-                "this model's points or analysis.trust.score=likelihood."
-            )
+        if self.model is None:
+            return
+        try:
+            self.model.check(bodyparts)
+        except ValueError as error:
+            raise DataError(f"{self.calibrator}: {error}.") from None
 
     def describe(self) -> str:
         """One line: which score, what is flagged."""
@@ -107,26 +135,58 @@ class TrustSettings:
             return f"trust = DeepLabCut's likelihood, points under {self.threshold:g} flagged"
         return (
             f"trust = 1 - P(error > {self.model.threshold or 'threshold'}) of the combined score, "
-            f"points under {self.threshold:g} flagged"
+            f"points under {self.threshold:g} flagged; calibrator: {self.calibrator}"
+            + fitted_on(self.model.provenance)
         )
 
 
-def load_trust_model(path) -> object:
-    """The saved combined score (``TrustModel.save``) at ``analysis.trust.model``."""
+def fitted_on(provenance: dict | None) -> str:
+    """What a calibrator was fitted on, as a clause (empty when it does not say)."""
+    if not provenance:
+        return ""
+    parts = []
+    if provenance.get("participants"):
+        parts.append(f"{len(provenance['participants'])} participants")
+    if provenance.get("folds"):
+        parts.append(f"folds {', '.join(map(str, provenance['folds']))}")
+    if provenance.get("condition") is not None:
+        parts.append(f"the models of condition {provenance['condition']}")
+    return f", fitted on {' of '.join(parts[:2])}" + (f" ({parts[2]})" if len(parts) > 2 else "")
+
+
+def load_trust_model(path, name: str | None = None) -> object:
+    """The saved combined score (``TrustModel.save``) at ``path``, checked (``name``: how
+    messages call the file)."""
     from src.trust.score import TrustModel
 
-    if not path:
-        raise DataError(
-            "analysis.trust.score=combined needs analysis.trust.model=<path to a saved trust score "
-            "JSON> (python -m benchmarks.trust writes one); or use analysis.trust.score=likelihood."
-        )
+    name = name or str(path)
     try:
-        return TrustModel.load(Path(str(path)))
+        model = TrustModel.load(Path(str(path)))
     except (OSError, ValueError, TypeError) as error:
         raise DataError(
-            f"analysis.trust.model={path} cannot be read as a trust score ({error}); give the JSON "
-            "file TrustModel.save wrote."
-        ) from error
+            f"{name}: cannot be read as a trust score ({error}); give the JSON file "
+            "TrustModel.save wrote (analysis.trust.model)."
+        ) from None
+    try:
+        model.check()
+    except ValueError as error:
+        raise DataError(f"{name}: {error}.") from None
+    return model
+
+
+def registered_trust_model(uri: str) -> tuple[object | None, str]:
+    """The trust calibrator the registered model ``uri`` carries and how to name it, or (None,
+    "") when it carries none."""
+    import tempfile
+
+    from src.analysis.model_choice import registered_calibrator
+
+    with tempfile.TemporaryDirectory(prefix="calibrator-") as tmp:
+        path, _ = registered_calibrator(uri, Path(tmp))
+        if path is None:
+            return None, ""
+        name = f"{uri} (its artifact {path.name})"
+        return load_trust_model(path, name), name
 
 
 @dataclass

@@ -9,6 +9,10 @@ needs DeepLabCut, not this project::
 Input: a DataFrame with a column ``image`` (file paths, or RGB arrays height x width x 3), or a
 list of them. Output: one row per image, columns ``<bodypart>_x``, ``<bodypart>_y`` (pixels of the
 image) and ``<bodypart>_likelihood``. It imports nothing from ``src`` on purpose.
+
+A version may carry its trust calibrator, the artifact ``trust_model`` (a JSON file that this
+project's ``src.trust.score.TrustModel.load`` reads; docs/trust.md): its path is the loaded
+model's ``trust_model_file`` (``model.unwrap_python_model().trust_model_file``), None without one.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ class DeepLabCutPoseModel(PythonModel):
         from deeplabcut.pose_estimation_pytorch.config import read_config_as_dict
 
         settings = context.model_config or {}
+        self.trust_model_file = context.artifacts.get("trust_model")  # None: no calibrator
         pose_config = read_config_as_dict(context.artifacts["pose_config"])
         self.bodyparts = list(pose_config["metadata"]["bodyparts"])
         device = str(settings.get("device", "cpu"))

@@ -10,14 +10,22 @@ an MLflow pyfunc (src/tracking/pose_pyfunc.py) over the condition's snapshot
 (the condition the sweep's parent run names in its tag ``frames_to_label``; the best when absent) or
 ``none`` (register nothing). A condition whose weights are already registered (same ``model_key``
 and snapshot) keeps its version: a second report adds none.
+
+``report.trust_model`` names a saved trust score (``src.trust.score.TrustModel.save``, e.g. the
+one ``python -m benchmarks.trust`` writes): the versions of the runs it was fitted for (its
+``provenance.model_runs``) carry it as the pyfunc's artifact ``trust_model`` (it travels with a
+download) and its provenance as ``trust_calibrator*`` tags; ``src.analyze`` uses it for
+``analysis.trust.score=combined``. A version registered without it gets a new version with it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 import tempfile
 from dataclasses import dataclass
+from hashlib import sha256
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -26,12 +34,14 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
+from src import privacy
 from src.engine import engine_name
 from src.errors import ConfigError
 from src.evaluation.metric_names import MetricName
 from src.tracking import pose_pyfunc
 from src.tracking.queries import collect_runs, download_model, find_sweep, open_experiment
 from src.tracking.runs import pipeline_runs
+from src.trust.score import TrustModel
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +54,9 @@ FRAMES_TAG = (
 )
 # What loading the pyfunc elsewhere needs (pinned to this environment's versions).
 REQUIREMENTS = ("deeplabcut", "torch", "torchvision", "mlflow", "pandas", "numpy")
+CALIBRATOR_ARTIFACT = "trust_model"  # the pyfunc's artifact holding the trust score (JSON)
+CALIBRATOR_TAG = "trust_calibrator"  # version tags: trust_calibrator, trust_calibrator_<what>
+MAX_TAG_CHARS = 4000  # MLflow keeps tag values up to 5000 characters
 
 
 @dataclass
@@ -55,6 +68,80 @@ class Registration:
     champion_frames: int
     champion_version: str
     reason: str  # why the champion is the champion
+
+
+@dataclass
+class Calibrator:
+    """``report.trust_model``: a saved trust score, the training runs it was fitted for and the
+    digest that tells versions carrying it apart."""
+
+    path: Path
+    model: TrustModel
+    digest: str
+    runs: set[str]
+
+    def fits(self, *run_ids: str) -> bool:
+        return bool(self.runs & set(run_ids))
+
+    def refused(self, what: str) -> ConfigError:
+        return ConfigError(f"{self.path}: {what}")
+
+    def tags(self, pseudonyms: privacy.Pseudonyms) -> dict[str, str]:
+        """The version tags of its provenance, participants by pseudonym."""
+        provenance = self.model.provenance or {}
+        participants = [pseudonyms(p, "participant") for p in provenance.get("participants", [])]
+        listed = ",".join(participants)
+        if len(listed) > MAX_TAG_CHARS:
+            listed = (
+                f"{len(participants)} participants (listed in the artifact {CALIBRATOR_ARTIFACT})"
+            )
+        return {
+            CALIBRATOR_TAG: f"{CALIBRATOR_ARTIFACT} ({self.path.name})",
+            f"{CALIBRATOR_TAG}_sha256": self.digest,
+            f"{CALIBRATOR_TAG}_threshold": self.model.threshold,
+            f"{CALIBRATOR_TAG}_signals": ",".join(self.model.signals),
+            f"{CALIBRATOR_TAG}_condition": str(provenance.get("condition", "")),
+            f"{CALIBRATOR_TAG}_folds": ",".join(map(str, provenance.get("folds", []))),
+            f"{CALIBRATOR_TAG}_participants": listed,
+            f"{CALIBRATOR_TAG}_points": str(self.model.n_fitted),
+        }
+
+    def write_copy(self, folder: Path, pseudonyms: privacy.Pseudonyms) -> Path:
+        """The score as the version carries it: participants by pseudonym."""
+        data = json.loads(self.path.read_text(encoding="utf-8"))
+        provenance = data.get("provenance") or {}
+        provenance["participants"] = [
+            pseudonyms(p, "participant") for p in provenance.get("participants", [])
+        ]
+        path = folder / f"{CALIBRATOR_ARTIFACT}.json"
+        path.write_text(json.dumps(data | {"provenance": provenance}, indent=1), encoding="utf-8")
+        return path
+
+
+def trust_calibrator(cfg: DictConfig) -> Calibrator | None:
+    """The trust score ``report.trust_model`` names, checked, or None when unset."""
+    value = cfg.report.get("trust_model")
+    if not value:
+        return None
+    path = Path(str(value))
+    if not path.is_file():
+        raise ConfigError(
+            f"report.trust_model={path}: no such file; write one with `python -m benchmarks.trust` "
+            "(docs/trust.md) or set report.trust_model=null"
+        )
+    try:
+        model = TrustModel.load(path)
+        model.check()
+    except (OSError, ValueError, TypeError) as error:
+        raise ConfigError(f"{path}: {error}") from None
+    runs = (model.provenance or {}).get("model_runs") or {}
+    if not runs:
+        raise ConfigError(
+            f"{path}: no provenance.model_runs (the MLflow runs whose models it was fitted for); "
+            "fit it with `python -m benchmarks.trust`, which records them"
+        )
+    digest = sha256(path.read_bytes()).hexdigest()
+    return Calibrator(path, model, digest, {str(r) for r in runs.values()})
 
 
 def frames_alias(n_frames: int) -> str:
@@ -144,9 +231,16 @@ def requirements() -> list[str]:
     return pins
 
 
-def log_pose_model(run_id: str, weights_run_id: str, snapshot: str) -> str:
+def log_pose_model(
+    run_id: str,
+    weights_run_id: str,
+    snapshot: str,
+    calibrator: Calibrator | None = None,
+    pseudonyms: privacy.Pseudonyms | None = None,
+) -> str:
     """Log the pyfunc of the model stored in ``weights_run_id``'s artifact ``model/`` (its
-    ``snapshot``) into run ``run_id``; returns the model URI."""
+    ``snapshot``) into run ``run_id``, with the trust score ``calibrator`` when given (refused when
+    its bodyparts are not the model's); returns the model URI."""
     with tempfile.TemporaryDirectory(prefix="register-") as tmp:
         model = download_model(weights_run_id, Path(tmp))
         artifacts = {
@@ -156,6 +250,13 @@ def log_pose_model(run_id: str, weights_run_id: str, snapshot: str) -> str:
         project_config = model.pose_config.parent / "project_config.yaml"
         if project_config.is_file():  # bodyparts and skeleton; video names are pseudonyms
             artifacts["project_config"] = str(project_config)
+        if calibrator is not None:
+            try:
+                calibrator.model.check(model.bodyparts)
+            except ValueError as error:
+                raise calibrator.refused(str(error)) from None
+            copy = calibrator.write_copy(Path(tmp), pseudonyms or privacy.Pseudonyms(tmp, False))
+            artifacts[CALIBRATOR_ARTIFACT] = str(copy)
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="pose_model",
@@ -168,24 +269,43 @@ def log_pose_model(run_id: str, weights_run_id: str, snapshot: str) -> str:
     return info.model_uri
 
 
-def ensure_version(client: MlflowClient, name: str, row: pd.Series, snapshot: str) -> str:
-    """The version of ``name`` holding this run's weights at ``snapshot``; registered if none does."""
+def ensure_version(
+    client: MlflowClient,
+    name: str,
+    row: pd.Series,
+    snapshot: str,
+    calibrator: Calibrator | None = None,
+    pseudonyms: privacy.Pseudonyms | None = None,
+) -> str:
+    """The version of ``name`` holding this run's weights at ``snapshot`` (and the trust score
+    ``calibrator`` when it was fitted for this run); registered if none does."""
     run = client.get_run(row["run_id"])
     model_key = run.data.tags.get("model_key", "")
-    for found in client.search_model_versions(f"name = '{name}'"):
-        if found.tags.get("model_key") == model_key and found.tags.get("snapshot") == snapshot:
-            return found.version
     source = str(row["model_source"])
     weights_run_id = (
         source.removeprefix("reused from run ").split()[0]
         if source.startswith("reused from run ")
         else row["run_id"]
     )
-    uri = log_pose_model(row["run_id"], weights_run_id, snapshot)
+    if calibrator is not None and not calibrator.fits(row["run_id"], weights_run_id):
+        calibrator = None  # fitted for other models: this version carries none
+    for found in client.search_model_versions(f"name = '{name}'"):
+        same_weights = (
+            found.tags.get("model_key") == model_key and found.tags.get("snapshot") == snapshot
+        )
+        if same_weights and (
+            calibrator is None or found.tags.get(f"{CALIBRATOR_TAG}_sha256") == calibrator.digest
+        ):
+            return found.version
+    uri = log_pose_model(row["run_id"], weights_run_id, snapshot, calibrator, pseudonyms)
+    calibrator_tags = (
+        calibrator.tags(pseudonyms or privacy.Pseudonyms("", False)) if calibrator else {}
+    )
     registered = mlflow.register_model(
         uri,
         name,
-        tags={
+        tags=calibrator_tags
+        | {
             "labelled_frames": str(int(row["labelled_frames"])),
             "training_run_id": str(row["run_id"]),
             "weights_run_id": weights_run_id,
@@ -221,6 +341,15 @@ def register_study(cfg: DictConfig) -> Registration | None:
             "of its best fold (no model was trained on every participant)"
         )
     name, snapshot = str(cfg.data.name), str(cfg.evaluation.snapshot)
+    calibrator = trust_calibrator(cfg)
+    if calibrator is not None and not calibrator.fits(*candidates["run_id"]):
+        log.warning(
+            "report.trust_model=%s was fitted for runs %s, none of this study's: no version "
+            "carries it",
+            calibrator.path,
+            sorted(calibrator.runs),
+        )
+    pseudonyms = privacy.from_config(cfg)
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(
             name,
@@ -230,7 +359,7 @@ def register_study(cfg: DictConfig) -> Registration | None:
     versions = {}
     for _, row in candidates.iterrows():
         n_frames, fold = int(row["labelled_frames"]), row.get("fold")
-        version = ensure_version(client, name, row, snapshot)
+        version = ensure_version(client, name, row, snapshot, calibrator, pseudonyms)
         if pd.notna(fold):  # every fold's model: frames-<n>-fold-<k>
             client.set_registered_model_alias(
                 name, f"{frames_alias(n_frames)}-fold-{fold}", version
@@ -238,6 +367,7 @@ def register_study(cfg: DictConfig) -> Registration | None:
         if row["run_id"] in set(chosen["run_id"]):
             versions[n_frames] = version
             client.set_registered_model_alias(name, frames_alias(n_frames), version)
+    pseudonyms.save()
     client.set_registered_model_alias(name, CHAMPION, versions[champion])
     client.set_model_version_tag(name, versions[champion], "champion_reason", reason)
     if parent_id:

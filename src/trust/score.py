@@ -23,6 +23,14 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 FORMAT = "trust-score/1"
+# The signals ``TrustModel.score_video`` computes from a video's predictions (and other models').
+SCORABLE_SIGNALS = (
+    "low_likelihood",
+    "jump_px",
+    "segment_length_deviation",
+    "pca_reconstruction_error_px",
+    "model_disagreement_px",
+)
 
 
 def _features(table: pd.DataFrame, signals: Sequence[str], fill: dict[str, float]) -> np.ndarray:
@@ -35,7 +43,10 @@ def _features(table: pd.DataFrame, signals: Sequence[str], fill: dict[str, float
 class TrustModel:
     """The fitted combined score. ``threshold``: what "error" means for it (e.g. ``2 x test MAE``,
     ``threshold_px`` the pixels of the model it was fitted for); ``pose_pca``: the pose subspace of
-    the ``pca_reconstruction_error_px`` signal (``PosePCA.to_dict``), if used."""
+    the ``pca_reconstruction_error_px`` signal (``PosePCA.to_dict``), if used; ``provenance``:
+    what it was fitted on (``condition``, ``folds``, ``participants``, ``model_runs``: fold ->
+    the MLflow run of the model whose out-of-sample errors it learned; the registry attaches it to
+    those models' versions)."""
 
     signals: list[str]
     threshold: str
@@ -50,6 +61,7 @@ class TrustModel:
     pose_pca: dict | None = field(default=None)
     bodyparts: list[str] | None = field(default=None)
     skeleton: list[list[str]] | None = field(default=None)
+    provenance: dict | None = field(default=None)
 
     @classmethod
     def fit(
@@ -89,6 +101,46 @@ class TrustModel:
             skeleton=[list(pair) for pair in skeleton] if skeleton is not None else None,
         )
 
+    def check(self, bodyparts: Sequence[str] | None = None) -> None:
+        """Raise ValueError("<what>; <fix>") when this score cannot score a video of a model
+        tracking ``bodyparts`` (in that order): an unknown signal, weights that do not match its
+        signals, or a pose subspace, skeleton or bodyparts that are not the model's."""
+        unknown = [s for s in self.signals if s not in SCORABLE_SIGNALS]
+        if unknown:
+            raise ValueError(
+                f"signals {unknown} cannot be computed from a video's predictions (known: "
+                f"{', '.join(SCORABLE_SIGNALS)}); refit the score on those signals only"
+            )
+        sizes = {len(self.coef), len(self.scaler_mean), len(self.scaler_scale)}
+        if sizes != {len(self.signals)}:
+            raise ValueError(
+                f"{len(self.signals)} signals but {len(self.coef)} weights; the file is damaged, "
+                "save the score again (TrustModel.save)"
+            )
+        if self.pose_pca is None or self.bodyparts is None or self.skeleton is None:
+            raise ValueError(
+                "saved without its pose subspace, bodyparts and skeleton; fit it with them "
+                "(TrustModel.fit(..., pose_pca=, bodyparts=, skeleton=))"
+            )
+        if bodyparts is not None and list(bodyparts) != list(self.bodyparts):
+            raise ValueError(
+                f"fitted for bodyparts {self.bodyparts}, the model tracks {list(bodyparts)}; use "
+                "a score fitted for this model's points, or analysis.trust.score=likelihood"
+            )
+        named = {p for pair in self.skeleton for p in pair}
+        if not named <= set(self.bodyparts):
+            raise ValueError(
+                f"its skeleton names {sorted(named - set(self.bodyparts))}, not among its "
+                "bodyparts; fit it with the model's skeleton"
+            )
+        width = len(np.asarray(self.pose_pca["mean"]))
+        if width != 2 * len(self.bodyparts):
+            raise ValueError(
+                f"its pose subspace has {width} coordinates for {len(self.bodyparts)} bodyparts "
+                f"(x and y each: {2 * len(self.bodyparts)}); fit the subspace on the model's "
+                "labelled poses"
+            )
+
     def probability(self, table: pd.DataFrame) -> np.ndarray:
         """Probability (0 ... 1) that each row's point is in error."""
         x = (_features(table, self.signals, self.fill) - self.scaler_mean) / self.scaler_scale
@@ -123,9 +175,15 @@ class TrustModel:
 
     @classmethod
     def load(cls, path: Path) -> TrustModel:
+        """The score ``save`` wrote; ValueError when the file is not one."""
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.pop("format", None) != FORMAT:
-            raise ValueError(f"{path} is not a trust score file ({FORMAT})")
+        if not isinstance(data, dict) or data.pop("format", None) != FORMAT:
+            raise ValueError(
+                f"not a trust score file ({FORMAT}); give the JSON TrustModel.save wrote"
+            )
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"unknown fields {sorted(unknown)}; save the score again")
         return cls(**data)
 
 
