@@ -3,6 +3,8 @@ colours and movement traits, and forward kinematics (joint parameters -> 3-D poi
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from src.synthetic.colours import HAIR, SKIN, bgr, hsv
@@ -177,6 +179,121 @@ def _keep_above(e, base, length, floor):
     return np.maximum(e, np.arcsin(np.clip((floor - base[:, 2]) / length, -1, 1)))
 
 
+@dataclass(frozen=True)
+class _Trunk:
+    """The trunk at every time step, each (T, 3) in cm: its axes and where the limbs and the head attach."""
+
+    up_plane: np.ndarray  # towards the head, within the mat's plane (trunk bend only)
+    lat: np.ndarray  # across the trunk, within the mat's plane
+    up: np.ndarray  # towards the head, with the trunk's flexion towards the camera
+    sh_axis: np.ndarray  # along the shoulders (trunk twist)
+    hip_axis: np.ndarray  # along the hips (pelvis twist)
+    pelvis: np.ndarray
+    neck: np.ndarray
+
+
+def _trunk(a: dict, b: dict, n_t: int) -> _Trunk:
+    """The trunk's axes from the joint angles ``a`` (radians) and proportions ``b``."""
+    bend, flex, zero = a["trunk_bend"], a["trunk_flex"], np.zeros(n_t)
+    up_plane = np.stack([np.sin(bend), np.cos(bend), zero], 1)
+    lat = np.stack([np.cos(bend), -np.sin(bend), zero], 1)
+    up = np.cos(flex)[:, None] * up_plane + np.sin(flex)[:, None] * Z_AXIS
+    return _Trunk(
+        up_plane=up_plane,
+        lat=lat,
+        up=up,
+        sh_axis=np.cos(a["trunk_twist"])[:, None] * lat
+        + np.sin(a["trunk_twist"])[:, None] * Z_AXIS,
+        hip_axis=np.stack([np.cos(a["pelvis_twist"]), zero, np.sin(a["pelvis_twist"])], 1),
+        pelvis=np.zeros((n_t, 3)),
+        neck=b["trunk"] * up,
+    )
+
+
+def _arm(g, b: dict, t: _Trunk, s: int, supine: bool) -> tuple:
+    """One arm: shoulder, elbow, wrist and hand tip; ``g`` gives this side's joint angles, ``s`` its
+    sign."""
+    h = b["height_cm"]
+    sh = t.neck - 0.025 * h * t.up + s * b["half_shoulder"] * t.sh_axis
+    d = _direction(-t.up_plane, s * t.lat, g("sh_abd"), g("sh_elev"))
+    elbow = sh + b["upper_arm"] * d
+    fl, plane = g("elbow"), g("elbow_plane")
+    e_fore = np.minimum(g("sh_elev") + fl * (1 - np.abs(plane)), np.radians(170))
+    if supine:
+        e_fore = _keep_above(e_fore, elbow, b["forearm"], np.minimum(0, sh[:, 2]))
+    a_fore = g("sh_abd") - fl * plane
+    wrist = elbow + b["forearm"] * _direction(-t.up_plane, s * t.lat, a_fore, e_fore)
+    hand_tip = wrist + b["hand"] * _direction(-t.up_plane, s * t.lat, a_fore, e_fore + g("wrist"))
+    return sh, elbow, wrist, hand_tip
+
+
+def _leg(g, b: dict, t: _Trunk, s: int, supine: bool) -> tuple:
+    """One leg: hip, knee, ankle and the foot's direction (toes point to the camera)."""
+    caudal = np.array([0.0, -1.0, 0.0])
+    hip = t.pelvis + s * b["half_hip"] * t.hip_axis
+    knee = hip + b["thigh"] * _direction(caudal, [s, 0, 0], g("hip_abd"), g("hip_flex"))
+    a_shank, e_shank = (
+        g("hip_abd") + g("hip_rot") * np.sin(g("knee")),
+        g("hip_flex") - g("knee"),
+    )
+    if supine:
+        e_shank = _keep_above(e_shank, knee, b["shank"], np.minimum(0, hip[:, 2]))
+    ankle = knee + b["shank"] * _direction(caudal, [s, 0, 0], a_shank, e_shank)
+    foot = _direction(caudal, [s, 0, 0], a_shank, e_shank + np.radians(90) - g("ankle"))
+    return hip, knee, ankle, foot
+
+
+def _side_points(a: dict, b: dict, t: _Trunk, side: str, s: int, supine: bool) -> dict:
+    """One side's joints and the outline points of its clothes."""
+
+    def g(n):  # the joint parameter `n` of this side
+        return a[f"{side[0]}_{n}"]
+
+    h = b["height_cm"]
+    sh, elbow, wrist, hand_tip = _arm(g, b, t, s, supine)
+    hip, knee, ankle, foot = _leg(g, b, t, s, supine)
+    waist = 0.55 * hip + 0.45 * sh + s * 0.25 * b["w_waist"] * t.lat
+    hip_out = hip + s * 0.045 * h * t.hip_axis
+    return {
+        f"{side}_shoulder": sh,
+        f"{side}_elbow": elbow,
+        f"{side}_wrist": wrist,
+        f"{side}_hand_tip": hand_tip,
+        f"{side}_hip": hip,
+        f"{side}_knee": knee,
+        f"{side}_ankle": ankle,
+        f"{side}_heel": ankle - 0.2 * b["foot"] * foot,
+        f"{side}_toe": ankle + 0.8 * b["foot"] * foot,
+        f"{side}_collar": t.neck - 0.005 * h * t.up + s * 0.035 * h * t.lat,
+        f"{side}_shoulder_out": sh + s * 0.03 * h * t.sh_axis + 0.028 * h * t.up,
+        f"{side}_waist": waist,
+        f"{side}_hem": 0.8 * hip_out + 0.2 * waist,
+        f"{side}_band": 0.45 * hip_out + 0.55 * waist,
+        f"{side}_hip_out": hip_out,
+        f"{side}_thigh_top": hip_out - [0, 0.03 * h, 0],
+    }
+
+
+def _head_points(a: dict, b: dict, t: _Trunk) -> dict:
+    """The head's centre and top, the face and the points that set their widths."""
+    head_dir = _direction(
+        -t.up_plane, t.lat, np.pi - a["head_lat"], a["trunk_flex"] + a["head_flex"]
+    )
+    head_side = np.cos(a["head_lat"])[:, None] * t.lat - np.sin(a["head_lat"])[:, None] * t.up_plane
+    head = t.neck + (b["neck_len"] + 0.45 * b["head_len"]) * head_dir
+    pts = {
+        "head": head,
+        "head_top": head + 0.5 * b["head_len"] * head_dir,
+        "face": head
+        + np.sin(a["head_rot"])[:, None] * 0.25 * b["head_w"] * head_side
+        - 0.1 * b["head_len"] * head_dir
+        + 0.5 * b["head_w"] * Z_AXIS,
+    }
+    pts["head_side"] = head + 0.5 * b["head_w"] * head_side
+    pts["face_side"] = pts["face"] + 0.4 * b["head_w"] * np.cos(a["head_rot"])[:, None] * head_side
+    return pts
+
+
 def forward_kinematics(q: np.ndarray, b: dict, supine: bool) -> dict:
     """Joint parameters (T, n_joints) -> named 3-D points (T, 3) in cm; origin mid-hips, y to the
     head."""
@@ -184,81 +301,16 @@ def forward_kinematics(q: np.ndarray, b: dict, supine: bool) -> dict:
         n: q[:, i] if n.endswith("plane") else np.radians(q[:, i])
         for i, n in enumerate(JOINT_NAMES)
     }
-    n_t, h = len(q), b["height_cm"]
-    bend, flex, zero = a["trunk_bend"], a["trunk_flex"], np.zeros(len(q))
-    up_plane = np.stack([np.sin(bend), np.cos(bend), zero], 1)
-    lat = np.stack([np.cos(bend), -np.sin(bend), zero], 1)
-    up = np.cos(flex)[:, None] * up_plane + np.sin(flex)[:, None] * Z_AXIS
-    sh_axis = np.cos(a["trunk_twist"])[:, None] * lat + np.sin(a["trunk_twist"])[:, None] * Z_AXIS
-    hip_axis = np.stack([np.cos(a["pelvis_twist"]), zero, np.sin(a["pelvis_twist"])], 1)
-    pelvis, neck = np.zeros((n_t, 3)), b["trunk"] * up
+    h = b["height_cm"]
+    t = _trunk(a, b, len(q))
     pts = {
-        "pelvis": pelvis,
-        "neck": neck,
-        "neck_base": neck - 0.03 * h * up,
-        "neckline": neck - 0.045 * h * up,
-        "crotch": pelvis - [0, 0.05 * h, 0],
+        "pelvis": t.pelvis,
+        "neck": t.neck,
+        "neck_base": t.neck - 0.03 * h * t.up,
+        "neckline": t.neck - 0.045 * h * t.up,
+        "crotch": t.pelvis - [0, 0.05 * h, 0],
     }
-    caudal = np.array([0.0, -1.0, 0.0])
     for side, s in SIDES:
-
-        def g(n, side=side):  # the joint parameter `n` of this side
-            return a[f"{side[0]}_{n}"]
-
-        sh = neck - 0.025 * h * up + s * b["half_shoulder"] * sh_axis
-        d = _direction(-up_plane, s * lat, g("sh_abd"), g("sh_elev"))
-        elbow = sh + b["upper_arm"] * d
-        fl, plane = g("elbow"), g("elbow_plane")
-        e_fore = np.minimum(g("sh_elev") + fl * (1 - np.abs(plane)), np.radians(170))
-        if supine:
-            e_fore = _keep_above(e_fore, elbow, b["forearm"], np.minimum(0, sh[:, 2]))
-        a_fore = g("sh_abd") - fl * plane
-        wrist = elbow + b["forearm"] * _direction(-up_plane, s * lat, a_fore, e_fore)
-        hip = pelvis + s * b["half_hip"] * hip_axis
-        knee = hip + b["thigh"] * _direction(caudal, [s, 0, 0], g("hip_abd"), g("hip_flex"))
-        a_shank, e_shank = (
-            g("hip_abd") + g("hip_rot") * np.sin(g("knee")),
-            g("hip_flex") - g("knee"),
-        )
-        if supine:
-            e_shank = _keep_above(e_shank, knee, b["shank"], np.minimum(0, hip[:, 2]))
-        ankle = knee + b["shank"] * _direction(caudal, [s, 0, 0], a_shank, e_shank)
-        # Toes point to the camera.
-        foot = _direction(caudal, [s, 0, 0], a_shank, e_shank + np.radians(90) - g("ankle"))
-        waist = 0.55 * hip + 0.45 * sh + s * 0.25 * b["w_waist"] * lat
-        hip_out = hip + s * 0.045 * h * hip_axis
-        pts.update(
-            {
-                f"{side}_shoulder": sh,
-                f"{side}_elbow": elbow,
-                f"{side}_wrist": wrist,
-                f"{side}_hand_tip": wrist
-                + b["hand"] * _direction(-up_plane, s * lat, a_fore, e_fore + g("wrist")),
-                f"{side}_hip": hip,
-                f"{side}_knee": knee,
-                f"{side}_ankle": ankle,
-                f"{side}_heel": ankle - 0.2 * b["foot"] * foot,
-                f"{side}_toe": ankle + 0.8 * b["foot"] * foot,
-                f"{side}_collar": neck - 0.005 * h * up + s * 0.035 * h * lat,
-                f"{side}_shoulder_out": sh + s * 0.03 * h * sh_axis + 0.028 * h * up,
-                f"{side}_waist": waist,
-                f"{side}_hem": 0.8 * hip_out + 0.2 * waist,
-                f"{side}_band": 0.45 * hip_out + 0.55 * waist,
-                f"{side}_hip_out": hip_out,
-                f"{side}_thigh_top": hip_out - [0, 0.03 * h, 0],
-            }
-        )
-    head_dir = _direction(-up_plane, lat, np.pi - a["head_lat"], flex + a["head_flex"])
-    head_side = np.cos(a["head_lat"])[:, None] * lat - np.sin(a["head_lat"])[:, None] * up_plane
-    head = neck + (b["neck_len"] + 0.45 * b["head_len"]) * head_dir
-    pts.update(
-        head=head,
-        head_top=head + 0.5 * b["head_len"] * head_dir,
-        face=head
-        + np.sin(a["head_rot"])[:, None] * 0.25 * b["head_w"] * head_side
-        - 0.1 * b["head_len"] * head_dir
-        + 0.5 * b["head_w"] * Z_AXIS,
-    )
-    pts["head_side"] = head + 0.5 * b["head_w"] * head_side
-    pts["face_side"] = pts["face"] + 0.4 * b["head_w"] * np.cos(a["head_rot"])[:, None] * head_side
+        pts.update(_side_points(a, b, t, side, s, supine))
+    pts.update(_head_points(a, b, t))
     return pts

@@ -103,21 +103,10 @@ def _extras(rng, sim, cfg) -> list:
     return extras
 
 
-def render_video(cfg, p: int, s: int, path: Path, b: dict) -> tuple[pd.DataFrame, dict]:
-    """Render one video to `path`; return its ground truth (long table) and per-video facts."""
-    # One OpenCV thread per process: parallelism comes from the worker processes.
-    cv2.setNumThreads(1)
-    cfg = settings(cfg)
-    sim = simulate_video(cfg, p, s, b)
-    rng = stream(cfg, p, s, 1)
-    scale, w, h, n_f = (
-        int(cfg.render_scale),
-        int(cfg.width_px),
-        int(cfg.height_px),
-        int(cfg.frames_per_video),
-    )
-    background, extras = _background(rng, cfg, scale), _extras(rng, sim, cfg)
-    times = sim["times"][sim["centre"]]
+def _lighting(rng, cfg, times: np.ndarray):
+    """Draw the video's lighting: a flickering gain and a slowly turning gradient. Returns
+    frame index -> (h, w) light factor."""
+    w, h = int(cfg.width_px), int(cfg.height_px)
     gain = rng.uniform(0.85, 1.1) * (
         1
         + rng.uniform(0, cfg.light_gain)
@@ -126,55 +115,64 @@ def render_video(cfg, p: int, s: int, path: Path, b: dict) -> tuple[pd.DataFrame
     grad_dir = rng.uniform(0, 2 * np.pi) + times * rng.normal(0, 0.1)
     grad_amp = rng.uniform(0, cfg.light_gradient)
     yy, xx = (np.mgrid[0:h, 0:w] - np.array([h / 2, w / 2])[:, None, None]) / max(w, h)
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(cfg.fps), (w, h))
-    if not writer.isOpened():
-        raise RuntimeError(f"OpenCV cannot write {path}")
-    occluded = np.zeros((n_f, len(BODYPARTS)), np.uint8)
-    for f in range(n_f):
-        acc = np.zeros((h * scale, w * scale, 3), np.float32)
-        for i in sim["sub"][f]:
-            canvas = Canvas(background.copy(), scale)
-            draw_parts(canvas, scene_parts(sim, i, cfg, extras))
-            acc += canvas.img
-        frame = cv2.resize(acc / len(sim["sub"][f]), (w, h), interpolation=cv2.INTER_AREA)
-        c = sim["centre"][f]
-        if cfg.blur_faces:  # anonymise as in the paper: Gaussian blur of the face region
-            r = int(np.ceil(0.45 * b["head_w"] / cfg.cm_per_px)) + 1
-            fx, fy = np.round(sim["img"]["face"][c]).astype(int)
-            x0, y0, x1, y1 = max(fx - r, 0), max(fy - r, 0), min(fx + r + 1, w), min(fy + r + 1, h)
-            if x1 > x0 and y1 > y0:
-                roi = frame[y0:y1, x0:x1]
-                mask = np.zeros(roi.shape[:2], np.float32)
-                cv2.circle(mask, (fx - x0, fy - y0), r, 1.0, -1)
-                mask = cv2.GaussianBlur(mask, (0, 0), r / 4)[..., None]
-                roi[:] = mask * cv2.GaussianBlur(roi, (0, 0), r / 3) + (1 - mask) * roi
-        light = gain[f] * (1 + grad_amp * (np.cos(grad_dir[f]) * xx + np.sin(grad_dir[f]) * yy))
-        frame = frame * light[..., None] + cfg.noise_std * rng.standard_normal(
-            frame.shape, np.float32
+
+    def light(f: int) -> np.ndarray:
+        return gain[f] * (1 + grad_amp * (np.cos(grad_dir[f]) * xx + np.sin(grad_dir[f]) * yy))
+
+    return light
+
+
+def _motion_blurred_frame(sim, f: int, cfg, extras, background: np.ndarray) -> np.ndarray:
+    """Frame f at output size: the mean of its sub-frame renders, downsampled from the render scale."""
+    scale, w, h = int(cfg.render_scale), int(cfg.width_px), int(cfg.height_px)
+    acc = np.zeros((h * scale, w * scale, 3), np.float32)
+    for i in sim["sub"][f]:
+        canvas = Canvas(background.copy(), scale)
+        draw_parts(canvas, scene_parts(sim, i, cfg, extras))
+        acc += canvas.img
+    return cv2.resize(acc / len(sim["sub"][f]), (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _blur_face(frame: np.ndarray, face: np.ndarray, b: dict, cfg) -> None:
+    """Anonymise as in the paper: Gaussian blur of the face region, in place."""
+    w, h = int(cfg.width_px), int(cfg.height_px)
+    r = int(np.ceil(0.45 * b["head_w"] / cfg.cm_per_px)) + 1
+    fx, fy = np.round(face).astype(int)
+    x0, y0, x1, y1 = max(fx - r, 0), max(fy - r, 0), min(fx + r + 1, w), min(fy + r + 1, h)
+    if x1 > x0 and y1 > y0:
+        roi = frame[y0:y1, x0:x1]
+        mask = np.zeros(roi.shape[:2], np.float32)
+        cv2.circle(mask, (fx - x0, fy - y0), r, 1.0, -1)
+        mask = cv2.GaussianBlur(mask, (0, 0), r / 4)[..., None]
+        roi[:] = mask * cv2.GaussianBlur(roi, (0, 0), r / 3) + (1 - mask) * roi
+
+
+def _occluded(sim, c: int, cfg, extras) -> list[bool]:
+    """Per bodypart at time index c: hidden, i.e. the part on top at its pixel is foreign and drawn
+    after its own."""
+    w, h = int(cfg.width_px), int(cfg.height_px)
+    ids = Canvas(np.zeros((h, w), np.uint8), 1, ids=True)
+    rank = {
+        PART_ID[name]: k for k, name in enumerate(draw_parts(ids, scene_parts(sim, c, cfg, extras)))
+    }
+    flags = []
+    for bp in BODYPARTS:
+        x, y = np.clip(np.round(sim["img"][bp][c]).astype(int), 0, [w - 1, h - 1])
+        top = int(ids.img[y, x])
+        own = [rank[PART_ID[o]] for o in OWNERS[bp] if PART_ID[o] in rank]
+        flags.append(
+            top != 0 and top in rank and PARTS[top - 1] not in OWNERS[bp] and rank[top] > max(own)
         )
-        writer.write(np.clip(np.round(frame), 0, 255).astype(np.uint8))
-        # Occlusion: a keypoint is hidden when the part on top at its pixel is foreign and drawn
-        # after its own.
-        ids = Canvas(np.zeros((h, w), np.uint8), 1, ids=True)
-        rank = {
-            PART_ID[name]: k
-            for k, name in enumerate(draw_parts(ids, scene_parts(sim, c, cfg, extras)))
-        }
-        for j, bp in enumerate(BODYPARTS):
-            x, y = np.clip(np.round(sim["img"][bp][c]).astype(int), 0, [w - 1, h - 1])
-            top = int(ids.img[y, x])
-            own = [rank[PART_ID[o]] for o in OWNERS[bp] if PART_ID[o] in rank]
-            occluded[f, j] = (
-                top != 0
-                and top in rank
-                and PARTS[top - 1] not in OWNERS[bp]
-                and rank[top] > max(own)
-            )
-    writer.release()
+    return flags
+
+
+def _ground_truth(sim, video: str, occluded: np.ndarray) -> pd.DataFrame:
+    """The long ground-truth table: one row per frame and bodypart."""
+    n_f = len(occluded)
     xy = np.stack([sim["img"][bp][sim["centre"]] for bp in BODYPARTS], 1)
-    gt = pd.DataFrame(
+    return pd.DataFrame(
         {
-            "video": path.stem,
+            "video": video,
             "frame": np.repeat(np.arange(n_f), len(BODYPARTS)),
             "bodypart": np.tile(BODYPARTS, n_f),
             "x": xy[..., 0].ravel(),
@@ -182,7 +180,34 @@ def render_video(cfg, p: int, s: int, path: Path, b: dict) -> tuple[pd.DataFrame
             "occluded": occluded.ravel(),
         }
     )
-    return gt, {
+
+
+def render_video(cfg, p: int, s: int, path: Path, b: dict) -> tuple[pd.DataFrame, dict]:
+    """Render one video to `path`; return its ground truth (long table) and per-video facts."""
+    # One OpenCV thread per process: parallelism comes from the worker processes.
+    cv2.setNumThreads(1)
+    cfg = settings(cfg)
+    sim = simulate_video(cfg, p, s, b)
+    rng = stream(cfg, p, s, 1)
+    w, h, n_f = int(cfg.width_px), int(cfg.height_px), int(cfg.frames_per_video)
+    background, extras = _background(rng, cfg, int(cfg.render_scale)), _extras(rng, sim, cfg)
+    light = _lighting(rng, cfg, sim["times"][sim["centre"]])
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(cfg.fps), (w, h))
+    if not writer.isOpened():
+        raise RuntimeError(f"OpenCV cannot write {path}")
+    occluded = np.zeros((n_f, len(BODYPARTS)), np.uint8)
+    for f in range(n_f):
+        frame = _motion_blurred_frame(sim, f, cfg, extras, background)
+        c = sim["centre"][f]
+        if cfg.blur_faces:
+            _blur_face(frame, sim["img"]["face"][c], b, cfg)
+        frame = frame * light(f)[..., None] + cfg.noise_std * rng.standard_normal(
+            frame.shape, np.float32
+        )
+        writer.write(np.clip(np.round(frame), 0, 255).astype(np.uint8))
+        occluded[f] = _occluded(sim, c, cfg, extras)
+    writer.release()
+    return _ground_truth(sim, path.stem, occluded), {
         "body_orientation_deg": round(sim["orientation_deg"] % 360, 1),
         "caregiver": int(any(e.__name__ == "caregiver" for e in extras)),
     }

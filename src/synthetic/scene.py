@@ -55,19 +55,9 @@ def _inside(point, polygons, head, head_r) -> bool:
     )
 
 
-def scene_parts(sim, i: int, cfg, extras) -> list:
-    """Drawable parts at time index i, far to near: (depth key, name, shapes). A shape is (kind,
-    geometry..., colour, part name(s) for the id buffer); a chain is a tapered polyline drawn as one
-    smooth limb."""
-    b, P, Z = (
-        sim["body"],
-        {n: v[i] for n, v in sim["img"].items()},
-        {n: v[i] for n, v in sim["z"].items()},
-    )
-
-    def px(cm):  # a width in cm -> a radius in pixels
-        return cm / cfg.cm_per_px / 2
-
+def _trunk_parts(P, b, px) -> tuple[list, list, list]:
+    """The torso (shirt and trousers polygons) and the neck; also the two polygons, for the limbs' depth
+    order."""
     shirt = [
         P["right_collar"],
         P["right_shoulder_out"],
@@ -100,8 +90,12 @@ def scene_parts(sim, i: int, cfg, extras) -> list:
             [("chain", [P["neck_base"], P["head"]], [px(b["w_neck"])] * 2, b["skin"], ["neck"])],
         ),
     ]
-    # Head: hair-coloured ellipse, foreshortened when lifted; the face (skin, eyes, mouth) looks at
-    # the camera.
+    return parts, shirt, pants
+
+
+def _head_part(P, b, px) -> tuple[tuple, float]:
+    """The head: a hair-coloured ellipse, foreshortened when lifted; the face (skin, eyes, mouth) looks at
+    the camera. Also the head's half-width in pixels (the limbs' depth order tests against it)."""
     axis = P["head_top"] - P["head"]
     along_max, across = px(b["head_len"]), px(b["head_w"])
     along = np.hypot(
@@ -111,95 +105,116 @@ def scene_parts(sim, i: int, cfg, extras) -> list:
     face_across = max(np.hypot(*(P["face_side"] - P["face"])), 0.3)
     unit, side = axis / max(np.hypot(*axis), 1e-6), (P["face_side"] - P["face"]) / face_across
     eye, dark = (0.12 * across, 0.08 * across), (40.0, 35.0, 45.0)
-    parts.append(
+    part = (
+        (4, 0),
+        "head",
+        [
+            ("ellipse", P["head"], (along, across), angle, b["hair"], "head"),
+            ("ellipse", P["face"], (0.78 * along, face_across), angle, b["skin"], "head"),
+            (
+                "detail",
+                P["face"] + 0.25 * along * unit + 0.45 * face_across * side,
+                eye,
+                angle,
+                dark,
+                None,
+            ),
+            (
+                "detail",
+                P["face"] + 0.25 * along * unit - 0.45 * face_across * side,
+                eye,
+                angle,
+                dark,
+                None,
+            ),
+            (
+                "detail",
+                P["face"] - 0.35 * along * unit,
+                (0.08 * across, 0.3 * face_across),
+                angle,
+                (70.0, 60, 150),
+                None,
+            ),
+        ],
+    )
+    return part, across
+
+
+def _limbs(P, b, px, sd) -> list:
+    """One side's arm and leg: (name, polyline, shapes, distal keypoints that set its depth)."""
+
+    def g(n):  # the image point `n` of this side
+        return P[f"{sd}_{n}"]
+
+    hand_end = g("wrist") + 0.85 * (g("hand_tip") - g("wrist"))
+    arm = [g("shoulder"), g("elbow"), g("wrist"), hand_end]
+    arm_r = [
+        px(b["w_upper_arm"]),
+        px(b["w_forearm"]),
+        0.7 * px(b["w_forearm"]),
+        0.45 * px(b["w_hand"]) * 2,
+    ]
+    sleeve, sleeve_r = _cut(arm, [1.15 * r for r in arm_r], b["sleeve"])
+    leg = [g("hip"), g("knee"), g("ankle")]
+    leg_r = [px(b["w_thigh"]), px(b["w_shank"]), 0.65 * px(b["w_shank"])]
+    pant, pant_r = _cut(leg, [1.1 * r for r in leg_r], b["trouser_end"])
+    return [
         (
-            (4, 0),
-            "head",
+            "arm",
+            arm,
             [
-                ("ellipse", P["head"], (along, across), angle, b["hair"], "head"),
-                ("ellipse", P["face"], (0.78 * along, face_across), angle, b["skin"], "head"),
                 (
-                    "detail",
-                    P["face"] + 0.25 * along * unit + 0.45 * face_across * side,
-                    eye,
-                    angle,
-                    dark,
-                    None,
+                    "chain",
+                    arm,
+                    arm_r,
+                    b["skin"],
+                    [f"{sd}_upper_arm", f"{sd}_forearm", f"{sd}_hand"],
                 ),
+                ("chain", sleeve, sleeve_r, b["shirt"], [f"{sd}_upper_arm", f"{sd}_forearm"]),
+            ],
+            ("elbow", "wrist", "hand_tip"),
+        ),
+        (
+            "leg",
+            leg,
+            [
+                ("chain", leg, leg_r, b["skin"], [f"{sd}_thigh", f"{sd}_shank"]),
+                ("chain", pant, pant_r, b["trousers"], [f"{sd}_thigh", f"{sd}_shank"]),
                 (
-                    "detail",
-                    P["face"] + 0.25 * along * unit - 0.45 * face_across * side,
-                    eye,
-                    angle,
-                    dark,
-                    None,
-                ),
-                (
-                    "detail",
-                    P["face"] - 0.35 * along * unit,
-                    (0.08 * across, 0.3 * face_across),
-                    angle,
-                    (70.0, 60, 150),
-                    None,
+                    "chain",
+                    [g("heel"), g("toe")],
+                    [px(b["w_foot"]), 0.9 * px(b["w_foot"])],
+                    b["socks"],
+                    [f"{sd}_foot"],
                 ),
             ],
-        )
+            ("knee", "ankle", "toe"),
+        ),
+    ]
+
+
+def scene_parts(sim, i: int, cfg, extras) -> list:
+    """Drawable parts at time index i, far to near: (depth key, name, shapes). A shape is (kind,
+    geometry..., colour, part name(s) for the id buffer); a chain is a tapered polyline drawn as one
+    smooth limb."""
+    b, P, Z = (
+        sim["body"],
+        {n: v[i] for n, v in sim["img"].items()},
+        {n: v[i] for n, v in sim["z"].items()},
     )
+
+    def px(cm):  # a width in cm -> a radius in pixels
+        return cm / cfg.cm_per_px / 2
+
+    parts, shirt, pants = _trunk_parts(P, b, px)
+    head, across = _head_part(P, b, px)
+    parts.append(head)
     # Limbs lying beside the body go under the torso (which hides their roots); limbs over the trunk
     # or the head go on top of it; among themselves, the one lifted higher towards the camera is
     # drawn later.
     polygons = [np.float32(shirt), np.float32(pants)]
     for sd, _ in SIDES:
-
-        def g(n, sd=sd):  # the image point `n` of this side
-            return P[f"{sd}_{n}"]
-
-        hand_end = g("wrist") + 0.85 * (g("hand_tip") - g("wrist"))
-        arm = [g("shoulder"), g("elbow"), g("wrist"), hand_end]
-        arm_r = [
-            px(b["w_upper_arm"]),
-            px(b["w_forearm"]),
-            0.7 * px(b["w_forearm"]),
-            0.45 * px(b["w_hand"]) * 2,
-        ]
-        sleeve, sleeve_r = _cut(arm, [1.15 * r for r in arm_r], b["sleeve"])
-        leg = [g("hip"), g("knee"), g("ankle")]
-        leg_r = [px(b["w_thigh"]), px(b["w_shank"]), 0.65 * px(b["w_shank"])]
-        pant, pant_r = _cut(leg, [1.1 * r for r in leg_r], b["trouser_end"])
-        limbs = [
-            (
-                "arm",
-                arm,
-                [
-                    (
-                        "chain",
-                        arm,
-                        arm_r,
-                        b["skin"],
-                        [f"{sd}_upper_arm", f"{sd}_forearm", f"{sd}_hand"],
-                    ),
-                    ("chain", sleeve, sleeve_r, b["shirt"], [f"{sd}_upper_arm", f"{sd}_forearm"]),
-                ],
-                ("elbow", "wrist", "hand_tip"),
-            ),
-            (
-                "leg",
-                leg,
-                [
-                    ("chain", leg, leg_r, b["skin"], [f"{sd}_thigh", f"{sd}_shank"]),
-                    ("chain", pant, pant_r, b["trousers"], [f"{sd}_thigh", f"{sd}_shank"]),
-                    (
-                        "chain",
-                        [g("heel"), g("toe")],
-                        [px(b["w_foot"]), 0.9 * px(b["w_foot"])],
-                        b["socks"],
-                        [f"{sd}_foot"],
-                    ),
-                ],
-                ("knee", "ankle", "toe"),
-            ),
-        ]
-        for name, pts, shapes, distal in limbs:
+        for name, pts, shapes, distal in _limbs(P, b, px, sd):
             probes = pts[1:] + [(p + q) / 2 for p, q in zip(pts, pts[1:])]
             over = any(_inside(p, polygons, P["head"], across) for p in probes)
             parts.append(
