@@ -21,12 +21,13 @@ from src.errors import ConfigError
 from src.params import configuration
 from tests.conftest import REACHING, REPO
 
-# Every entry point but src.params and src.server (not Hydra apps): `if __name__ == "__main__"` in src/*.py.
+# Every entry point but src.params, src.server and src.label_round (not Hydra apps):
+# `if __name__ == "__main__"` in src/*.py.
 STAGES = sorted(
     p.stem
     for p in (REPO / "src").glob("*.py")
     if '__name__ == "__main__"' in p.read_text(encoding="utf-8")
-    and p.stem not in ("params", "server")
+    and p.stem not in ("params", "server", "label_round")
 )
 UNKNOWN_KIND = (
     "error: data=dlc_projct: unknown data set kind 'dlc_projct'; choose one of: dlc_project, "
