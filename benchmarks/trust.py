@@ -20,8 +20,9 @@ the best single signal has a paired interval (same resamples).
 Writes benchmarks/results/trust.md (headline lines first, then the tables) and
 benchmarks/results/trust_model.json (``<out>_model.json``: the combined score fitted on every participant, with fold
 1's pose subspace, and its provenance: condition, folds, participants and the MLflow runs of the
-judged models, whose registered versions carry it with ``report.trust_model``). Prints the cost
-ratio.
+judged models, whose registered versions carry it with ``report.trust_model``; and the video error
+model, a video's MAE predicted with an interval from its mean of the best single signal, validated
+leave-one-participant-out). Prints the cost ratio.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import yaml
 
 from benchmarks import REPO
 from src.trust import signals as sig
-from src.trust.score import TrustModel, cross_fit
+from src.trust.score import TrustModel, VideoErrorModel, cross_fit, cross_validate_video_mae
 from src.trust.validation import auroc, participant_bootstrap, precision_at_flag_rate, spearman
 
 SINGLE_MODEL = [
@@ -244,6 +245,73 @@ def video_figures(rows: pd.DataFrame, scores: pd.DataFrame, n_boot: int) -> pd.D
     return pd.DataFrame({"rho": estimate, "rho_low": low, "rho_high": high}, index=means.columns)
 
 
+def video_mae_model(
+    rows: pd.DataFrame, signal: str, n_boot: int, level: float = 0.9
+) -> tuple[VideoErrorModel, list[str]]:
+    """The video error model (MAE from the video's mean ``signal``) fitted on every video, with
+    its validation leave-one-participant-out (each video predicted, interval included, from the
+    other participants' videos only): Spearman, mean absolute error against the other
+    participants' mean MAE as the prediction, and the share of videos inside the interval, with
+    participant-bootstrap intervals; and the lines of the report's section."""
+    videos = rows.groupby("video").agg(
+        mean=(signal, "mean"), mae=("error_px", "mean"), participant=("participant", "first")
+    )
+    participants = videos["participant"].to_numpy()
+    held_out = cross_validate_video_mae(signal, videos["mean"], videos["mae"], participants, level)
+    predicted, actual, constant = (
+        held_out[c].to_numpy() for c in ("predicted", "actual", "constant")
+    )
+    inside = ((actual >= held_out["low"]) & (actual <= held_out["high"])).to_numpy(dtype=float)
+
+    def statistic(idx):
+        error = np.abs(predicted[idx] - actual[idx]).mean()
+        baseline = np.abs(constant[idx] - actual[idx]).mean()
+        return [
+            spearman(predicted[idx], actual[idx]),
+            error,
+            baseline,
+            error - baseline,
+            inside[idx].mean(),
+        ]
+
+    estimate, low, high = participant_bootstrap(participants, statistic, n_boot=n_boot)
+    figures = {
+        name: [float(estimate[i]), float(low[i]), float(high[i])]
+        for i, name in enumerate(
+            ["spearman", "abs_error_px", "constant_abs_error_px", "abs_error_gain_px", "coverage"]
+        )
+    }
+    model = VideoErrorModel.fit(signal, videos["mean"], videos["mae"], participants, level)
+    ratio = np.median(held_out["high"] / held_out["low"])
+    model.validation = figures | {"median_high_over_low": float(ratio), "n_videos": len(videos)}
+    lines = [
+        "## Predicted MAE per video",
+        "",
+        f"log MAE = a + b log1p(video mean of {LABELS[signal]}) (the single signal chosen most "
+        f"often on the other participants), least squares over the {len(videos)} videos; "
+        f"{level:.0%} interval split-conformal over participants (leave-one-participant-out "
+        "residuals). Validated leave-one-participant-out: each video predicted, interval "
+        "included, from the other participants' videos only; 95 % participant-bootstrap "
+        "intervals.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| Spearman, predicted vs actual MAE | {cell(*figures['spearman'])} |",
+        f"| mean absolute error of the prediction (px) | {cell(*figures['abs_error_px'])} |",
+        f"| the same, predicting the other participants' mean MAE (px) | "
+        f"{cell(*figures['constant_abs_error_px'])} |",
+        f"| difference (prediction - that constant, px; < 0: better) | "
+        f"{cell(*figures['abs_error_gain_px'])} |",
+        f"| share of videos inside their {level:.0%} interval | {cell(*figures['coverage'])} |",
+        f"| median interval width (high / low) | {ratio:.2f} |",
+        "",
+        f"Fitted on every video: MAE = exp({model.intercept:+.2f} {model.slope:+.2f} log1p(mean "
+        f"signal)) px, interval x/÷ {np.exp(model.half_width):.2f}.",
+        "",
+    ]
+    return model, lines
+
+
 def cell(value: float, low: float, high: float) -> str:
     if not np.isfinite(value):
         return "n/a (one class only)"
@@ -413,6 +481,7 @@ def main() -> None:
                 *drop_one(rows, is_error),
                 "",
             ]
+            video_signal = pd.Series(list(chosen.values())).mode().iloc[0]
             headline = {
                 "auroc_combined": points.loc["combined", "auroc"],
                 "auroc_likelihood": points.loc["low_likelihood", "auroc"],
@@ -453,6 +522,8 @@ def main() -> None:
         bodyparts,
         skeleton,
     )
+    video_model, video_lines = video_mae_model(rows, video_signal, args.n_boot)
+    final.video_mae = video_model.__dict__
     judged_runs = runs[runs["condition"] == args.primary].set_index("fold")["run_id"]
     final.provenance = {  # what src.report's registry reads (report.trust_model) and tags
         "fitted_by": "python -m benchmarks.trust",
@@ -491,6 +562,7 @@ def main() -> None:
         f"{len(rows)} points.",
         "",
         *sections,
+        *video_lines,
         "## The saved score",
         "",
         f"`{model_file.relative_to(REPO) if model_file.is_relative_to(REPO) else model_file}`: "

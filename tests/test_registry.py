@@ -248,3 +248,71 @@ def test_condition_zero_logs_its_data_as_an_evaluation_input(tmp_path):
     )
     names = sorted(i.dataset.name for i in pretraining.inputs.dataset_inputs)
     assert names == ["synthetic_healthy_adults-frames", "synthetic_healthy_adults-raw"]
+
+
+@pytest.mark.slow
+def test_analyze_with_the_combined_score_uses_the_calibrator_the_version_carries(
+    study, tmp_path, capsys
+):
+    """report.trust_model: the study's versions carry a trust score fitted for their runs, and
+    src.analyze from the alias scores every point with it and predicts the video's MAE."""
+    from src.analysis.per_video import poses_of
+    from src.trust.score import TrustModel, VideoErrorModel
+    from src.trust.signals import PosePCA
+
+    root, parent_id, runs = study
+    dataset = yaml.safe_load((Path(configured(root).data.root) / "dataset.yaml").read_text())
+    bodyparts, skeleton = list(dataset["bodyparts"]), dataset["skeleton"]
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(
+        {"low_likelihood": rng.uniform(0, 1, 300), "jump_px": rng.gamma(2, 1, 300)}
+    )
+    score = TrustModel.fit(
+        table,
+        ["low_likelihood", "jump_px"],
+        table["low_likelihood"] > 0.5,
+        "2 x test MAE",
+        pose_pca=PosePCA().fit(rng.uniform(0, 80, (20, len(bodyparts), 2))).to_dict(),
+        bodyparts=bodyparts,
+        skeleton=skeleton,
+    )
+    score.video_mae = VideoErrorModel.fit(
+        "low_likelihood", rng.uniform(0.1, 0.9, 8), rng.uniform(2, 9, 8), np.repeat(list("ABCD"), 2)
+    ).__dict__
+    score.provenance = {
+        "condition": 2,
+        "folds": [1],
+        "participants": ["P01", "P02"],
+        "model_runs": {str(n): run.info.run_id for n, run in runs.items()},
+    }
+    path = score.save(tmp_path / "trust_model.json")
+    done = registered(root, parent_id, f"report.trust_model={path}")
+    champion = MlflowClient().get_model_version_by_alias(NAME, "champion")
+    assert champion.version == done.champion_version
+    assert champion.tags["trust_calibrator_condition"] == "2"
+
+    video = Path(configured(root).data.root) / "videos" / "P01_S1.mp4"
+    capsys.readouterr()
+    result = analyze(
+        configured(
+            root,
+            f"analysis.run_id=models:/{NAME}@champion",
+            "analysis.trust.score=combined",
+            f"analysis.videos=[{video}]",
+            "analysis.movie.enabled=false",
+            "data.log_media=false",
+        )
+    )
+    out = capsys.readouterr().out
+    assert f"calibrator: models:/{NAME}@champion (its artifact trust_model.json)" in out
+    folder = result["output_dir"] / "P01_S1"
+    (h5,) = folder.glob("*DLC_*.h5")
+    poses = poses_of(pd.read_hdf(h5), bodyparts)
+    trust = pd.read_hdf(folder / "trust.h5")
+    scorer = trust.columns.get_level_values("scorer")[0]
+    written = np.stack([trust[scorer][b]["trust"].to_numpy() for b in bodyparts], axis=1)
+    np.testing.assert_allclose(written, 1 - score.score_video(poses), atol=1e-9)
+    summary = pd.read_csv(folder / "trust_summary.csv").iloc[0]
+    expected = VideoErrorModel(**score.video_mae).predict(np.nanmean(1 - poses[..., 2]))
+    assert summary["predicted_mae_px"] == pytest.approx(expected[0], rel=1e-3)
+    assert summary["predicted_mae_high_px_90%"] == pytest.approx(expected[2], rel=1e-3)

@@ -200,6 +200,7 @@ class VideoTrust:
     exported_frames: list[int] = field(default_factory=list)
     seconds: float = 0.0  # time of all the trust work (score, files, picture, export)
     score_seconds: float = 0.0  # time of the score alone (its signals from the predictions)
+    predicted_mae: tuple[float, float, float] | None = None  # px: estimate, interval low, high
 
     @property
     def frame_flagged(self) -> np.ndarray:
@@ -213,7 +214,8 @@ class VideoTrust:
             return np.nanmean(self.trust, axis=1)
 
     def summary(self) -> dict:
-        """The per-video summary: frames and points flagged, the frames exported."""
+        """The per-video summary: frames and points flagged, the frames exported; with a
+        calibrator that predicts it, the video's predicted MAE (px) and its interval."""
         n_frames = len(self.trust)
         row = {
             "score": self.settings.score,
@@ -227,6 +229,11 @@ class VideoTrust:
         }
         if self.settings.score == "combined":
             row["expected_points_in_error_share"] = 1.0 - row["mean_trust"]
+        if self.predicted_mae is not None:
+            level = self.settings.model.video_mae["level"]
+            row["predicted_mae_px"], low, high = self.predicted_mae
+            row[f"predicted_mae_low_px_{level:.0%}"] = low
+            row[f"predicted_mae_high_px_{level:.0%}"] = high
         return row
 
 
@@ -236,13 +243,16 @@ def score_video(
     """Trust and flags of every point of one video from its ``poses`` (n_frames, n_points, 3: x,
     y, likelihood) and, for a score using model disagreement, other models' ``xy``."""
     poses = np.asarray(poses, dtype=float)
+    predicted_mae = None
     if settings.score == "likelihood":
         trust = poses[..., 2].copy()
     else:
-        trust = 1.0 - settings.model.score_video(poses, other_xy or [])
+        columns = settings.model.video_signals(poses, other_xy or [])
+        trust = 1.0 - settings.model.score_signals(columns)
+        predicted_mae = settings.model.predict_video_mae(columns)
     missing = ~np.isfinite(poses[..., :2]).all(axis=2) | ~np.isfinite(trust)
     flagged = missing | (np.nan_to_num(trust, nan=0.0) < settings.threshold)
-    return VideoTrust(trust, flagged, settings)
+    return VideoTrust(trust, flagged, settings, predicted_mae=predicted_mae)
 
 
 def trust_table(predictions: pd.DataFrame, video_trust: VideoTrust, bodyparts: list[str]):
@@ -487,6 +497,7 @@ def analyse_trust(
 
 
 PREDICTED_MAE_NOTE = (
-    "predicted MAE: not available (the trust score predicts which points are in error, not their "
-    "error in px; docs/trust.md)"
+    "predicted MAE: per video in trust_summary.csv (predicted_mae_px and its interval) when the "
+    "calibrator has a video error model (analysis.trust.score=combined); none with the likelihood "
+    "score (docs/trust.md)"
 )

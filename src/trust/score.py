@@ -62,6 +62,7 @@ class TrustModel:
     bodyparts: list[str] | None = field(default=None)
     skeleton: list[list[str]] | None = field(default=None)
     provenance: dict | None = field(default=None)
+    video_mae: dict | None = field(default=None)  # VideoErrorModel's fields: a video's MAE
 
     @classmethod
     def fit(
@@ -133,6 +134,14 @@ class TrustModel:
                 f"its skeleton names {sorted(named - set(self.bodyparts))}, not among its "
                 "bodyparts; fit it with the model's skeleton"
             )
+        if self.video_mae is not None and self.video_mae.get("signal") not in {
+            *self.signals,
+            *SCORABLE_SIGNALS[:4],
+        }:
+            raise ValueError(
+                f"its video error model uses {self.video_mae.get('signal')!r}, which this score "
+                "does not compute; refit it on one of the score's signals"
+            )
         width = len(np.asarray(self.pose_pca["mean"]))
         if width != 2 * len(self.bodyparts):
             raise ValueError(
@@ -146,13 +155,13 @@ class TrustModel:
         x = (_features(table, self.signals, self.fill) - self.scaler_mean) / self.scaler_scale
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept)))
 
-    def score_video(
+    def video_signals(
         self, poses: np.ndarray, other_predictions: Sequence[np.ndarray] = ()
-    ) -> np.ndarray:
-        """Trust of every point of one video, (n_frames, n_points) probabilities of error, from
-        the model's predictions ``poses`` (n_frames, n_points, 3: x, y, likelihood in the order of
-        ``bodyparts``) and, for ``model_disagreement_px``, other models' ``xy`` of the same video
-        (the judged model's own points are counted among the models)."""
+    ) -> dict[str, np.ndarray]:
+        """Every signal of one video (n_frames, n_points each), from the model's predictions
+        ``poses`` (n_frames, n_points, 3: x, y, likelihood in the order of ``bodyparts``) and, for
+        ``model_disagreement_px``, other models' ``xy`` of the same video (the judged model's own
+        points are counted among the models)."""
         from src.trust import signals as sig
 
         if self.pose_pca is None or self.bodyparts is None or self.skeleton is None:
@@ -164,8 +173,32 @@ class TrustModel:
             if not other_predictions:
                 raise ValueError("this trust score needs other models' predictions (disagreement)")
             columns["model_disagreement_px"] = sig.model_disagreement_px([xy, *other_predictions])
-        table = pd.DataFrame({name: columns[name].ravel() for name in self.signals})
-        return self.probability(table).reshape(xy.shape[:2])
+        return columns
+
+    def score_video(
+        self, poses: np.ndarray, other_predictions: Sequence[np.ndarray] = ()
+    ) -> np.ndarray:
+        """Trust of every point of one video, (n_frames, n_points) probabilities of error (the
+        arguments: ``video_signals``)."""
+        return self.score_signals(self.video_signals(poses, other_predictions))
+
+    def score_signals(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The probability of error of every point, from ``video_signals``' columns."""
+        shape = np.shape(columns[self.signals[0]])
+        table = pd.DataFrame({name: np.ravel(columns[name]) for name in self.signals})
+        return self.probability(table).reshape(shape)
+
+    def predict_video_mae(
+        self, columns: dict[str, np.ndarray]
+    ) -> tuple[float, float, float] | None:
+        """A video's predicted MAE (px) and its interval (``video_mae``'s level) from its
+        signals (``video_signals``); None when this score has no video error model."""
+        if self.video_mae is None:
+            return None
+        model = VideoErrorModel(**self.video_mae)
+        with np.errstate(all="ignore"):
+            mean = float(np.nanmean(columns[model.signal]))
+        return model.predict(mean)
 
     def save(self, path: Path) -> Path:
         """Write the score as JSON (a few kB); ``load`` reads it back."""
@@ -185,6 +218,99 @@ class TrustModel:
         if unknown:
             raise ValueError(f"unknown fields {sorted(unknown)}; save the score again")
         return cls(**data)
+
+
+@dataclass
+class VideoErrorModel:
+    """A video's MAE (px) predicted from the video's mean of one signal, with an interval.
+
+    ``log(MAE) = intercept + slope * log1p(mean signal)``, least squares over the videos it is
+    fitted on. The interval is split-conformal over participants: ``half_width`` is the
+    ceil((n + 1) x ``level``)-th smallest absolute log residual of leave-one-participant-out
+    predictions of the n fitting videos (infinite when n is too small), so a new participant's
+    video falls inside ``exp(log prediction +- half_width)`` with probability >= ``level`` when
+    participants are exchangeable. ``validation``: figures measured on held-out participants.
+    """
+
+    signal: str
+    intercept: float
+    slope: float
+    half_width: float
+    level: float
+    n_videos: int
+    n_participants: int
+    validation: dict | None = field(default=None)
+
+    @classmethod
+    def fit(
+        cls,
+        signal: str,
+        means: np.ndarray,
+        mae: np.ndarray,
+        participants: np.ndarray,
+        level: float = 0.9,
+    ) -> VideoErrorModel:
+        """Fit on videos: their mean ``signal`` and actual MAE (px), each video's participant."""
+        x, y = np.log1p(np.asarray(means, float)), np.log(np.asarray(mae, float))
+        participants = np.asarray(participants)
+        if len(np.unique(participants)) < 3:
+            raise ValueError("the video error model needs videos of 3 participants or more")
+        slope, intercept = np.polyfit(x, y, 1)
+        residuals = np.abs(y - _leave_one_participant_out(x, y, participants))
+        rank = int(np.ceil((len(y) + 1) * level))
+        half_width = float(np.sort(residuals)[rank - 1]) if rank <= len(y) else float("inf")
+        return cls(
+            signal,
+            float(intercept),
+            float(slope),
+            half_width,
+            level,
+            len(y),
+            len(np.unique(participants)),
+        )
+
+    def predict(self, mean: float) -> tuple[float, float, float]:
+        """Predicted MAE (px) of a video whose mean signal is ``mean``, and its interval."""
+        centre = self.intercept + self.slope * np.log1p(max(float(mean), 0.0))
+        return (
+            float(np.exp(centre)),
+            float(np.exp(centre - self.half_width)),
+            float(np.exp(centre + self.half_width)),
+        )
+
+
+def _leave_one_participant_out(x: np.ndarray, y: np.ndarray, participants: np.ndarray):
+    """Each video's log MAE predicted by the line fitted on the other participants' videos."""
+    predicted = np.empty(len(y))
+    for held_out in np.unique(participants):
+        judged = participants == held_out
+        slope, intercept = np.polyfit(x[~judged], y[~judged], 1)
+        predicted[judged] = intercept + slope * x[judged]
+    return predicted
+
+
+def cross_validate_video_mae(
+    signal: str, means: np.ndarray, mae: np.ndarray, participants: np.ndarray, level: float = 0.9
+) -> pd.DataFrame:
+    """Leave-one-participant-out: each video's predicted MAE and interval from a
+    ``VideoErrorModel`` fitted (interval included) on the other participants' videos only, and,
+    for comparison, the other participants' mean MAE (what one would predict knowing nothing of
+    the video). Columns: predicted, low, high, constant, actual (px)."""
+    means, mae, participants = (
+        np.asarray(means, float),
+        np.asarray(mae, float),
+        np.asarray(participants),
+    )
+    rows = np.empty((len(mae), 4))
+    for held_out in np.unique(participants):
+        judged = participants == held_out
+        model = VideoErrorModel.fit(
+            signal, means[~judged], mae[~judged], participants[~judged], level
+        )
+        rows[judged, :3] = [model.predict(m) for m in means[judged]]
+        rows[judged, 3] = np.exp(np.log(mae[~judged]).mean())
+    table = pd.DataFrame(rows, columns=["predicted", "low", "high", "constant"])
+    return table.assign(actual=mae)
 
 
 @dataclass
