@@ -94,8 +94,9 @@ def export_round(
         )
     if round_dir.exists():
         raise DataError(f"{round_dir}: exists; choose a new round folder (none is overwritten).")
-    settings = frames_settings() | (settings or {})
-    config = facts["config"]
+    config = facts["config"]  # the frames config the data were prepared with (dataset.yaml)
+    own = ("min_gap_frames", "feature_radius_quantile")  # prepared with frames=active: its own
+    settings = frames_settings() | {k: config[k] for k in own if k in config} | (settings or {})
     seed = int(config.get("seed", 0))
     size = (int(config["features"]["width_px"]), int(config["features"]["height_px"]))
     split = pd.read_csv(prepared_dir / "split.csv")

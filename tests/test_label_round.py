@@ -304,3 +304,19 @@ def test_a_selected_frame_not_yet_labelled_gets_its_labels_once(labelled, export
     rows = pd.read_csv(out).query("video == 'p1_walk' and frame == @frame")
     assert rows["bodypart"].tolist() == BODYPARTS
     assert rows["x"].tolist() == [100.0 + frame] * 2
+
+
+def test_export_takes_the_selection_settings_the_data_were_prepared_with(exported, tmp_path):
+    prepared = tmp_path / "prepared"
+    shutil.copytree(exported / "prepared", prepared)
+    facts = yaml.safe_load((prepared / "dataset.yaml").read_text())
+    facts["config"] |= {"min_gap_frames": 0, "feature_radius_quantile": 0.0}  # no diversity
+    (prepared / "dataset.yaml").write_text(yaml.safe_dump(facts))
+    main(
+        ["export", "--prepared", str(prepared), "--analysed", str(exported / "analysed")]
+        + ["--videos", str(exported / "videos"), "--labelled", "1", "--frames", "3"]
+        + ["--round", str(tmp_path / "round_2")]
+    )
+    manifest = yaml.safe_load((tmp_path / "round_2" / "round.yaml").read_text())
+    assert [e["frame"] for e in manifest["exported"]["p1_walk"]] == [37, 38]  # the neighbour too
+    assert manifest["settings"]["min_gap_frames"] == 0
