@@ -56,18 +56,7 @@ def train(cfg: DictConfig) -> dict[str, float]:
     With ``evaluate=false`` (the DVC pipeline's train stage) it saves the model and its MLflow run id to
     ``<pipeline.dir>/models/frames_<n>/`` instead, for the evaluate stage (``python -m src.evaluate``).
     """
-    condition = load_condition(cfg)  # checks the configuration first
-    # every development video has the condition's train frames (src.study.plan: "serves")
-    study_plan.check_condition(
-        condition.labelled_frames, condition.facts, str(condition.prepared_dir / "dataset.yaml")
-    )
-    # evaluation's PCK reference names bodyparts of the data: checked before the training, not after
-    reference_of(
-        cfg.evaluation.pck,
-        str(cfg.data.kind),
-        list(condition.facts["bodyparts"]),
-        condition.facts.get("cm_per_px"),
-    )
+    condition = _checked_condition(cfg)
     engine.for_config(cfg).set_threads(int(cfg.training.threads))
     n_frames, facts, prepared_dir = (
         condition.labelled_frames,
@@ -87,7 +76,52 @@ def train(cfg: DictConfig) -> dict[str, float]:
         "prepared_version": store.folder_version(prepared_dir, "*.csv"),
         "split": store.folder_version(prepared_dir, "split.csv"),
     }
-    # What every condition of a sweep shares; with the condition it identifies the trained model.
+    setup = _shared_setup(cfg, versions, initial)
+    model_key = store.digest(setup | {"labelled_frames": n_frames})
+
+    experiment_id = store.configure(cfg.mlflow)
+    work = (
+        Path(cfg.paths.models_dir)
+        / cfg.data.name
+        / f"frames{n_frames}-{cfg.model.name}-{model_key}"
+    )
+    # One process at a time trains a given model in this checkout: a concurrent sweep asking for the same
+    # condition waits, then reuses the finished run instead of training it twice in the same folder.
+    with locked(work.with_name(f".{work.name}.lock")):
+        previous, interrupted, parent = _runs_of_model(
+            cfg, condition, experiment_id, model_key, setup
+        )
+        tags = _run_tags(cfg, facts, versions, model_key, n_frames)
+        plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)
+        try:
+            return run_condition(cfg, condition, plan)
+        except MlflowException as error:  # the server went away mid-run (after MLflow's retries)
+            if not live_curves.unreachable(error):
+                raise
+            raise live_curves.server_away(
+                str(cfg.mlflow.tracking_uri), error, f"labelled_frames={n_frames} stopped"
+            ) from None
+
+
+def _checked_condition(cfg: DictConfig) -> Condition:
+    """The condition's prepared frames, with what training needs of them checked before it starts."""
+    condition = load_condition(cfg)  # checks the configuration first
+    # every development video has the condition's train frames (src.study.plan: "serves")
+    study_plan.check_condition(
+        condition.labelled_frames, condition.facts, str(condition.prepared_dir / "dataset.yaml")
+    )
+    # evaluation's PCK reference names bodyparts of the data: checked before the training, not after
+    reference_of(
+        cfg.evaluation.pck,
+        str(cfg.data.kind),
+        list(condition.facts["bodyparts"]),
+        condition.facts.get("cm_per_px"),
+    )
+    return condition
+
+
+def _shared_setup(cfg: DictConfig, versions: dict, initial: engine.Model | None) -> dict:
+    """What every condition of a sweep shares; with the condition it identifies the trained model."""
     setup = versions | {
         name: OmegaConf.to_container(cfg[name], resolve=True)
         for name in ("model", "training", "weights")
@@ -105,65 +139,57 @@ def train(cfg: DictConfig) -> dict[str, float]:
         if snapshot
         else None
     )
-    model_key = store.digest(setup | {"labelled_frames": n_frames})
+    return setup
 
-    experiment_id = store.configure(cfg.mlflow)
-    work = (
-        Path(cfg.paths.models_dir)
-        / cfg.data.name
-        / f"frames{n_frames}-{cfg.model.name}-{model_key}"
+
+def _runs_of_model(
+    cfg: DictConfig, condition: Condition, experiment_id: str, model_key: str, setup: dict
+) -> tuple[mlflow.entities.Run | None, mlflow.entities.Run | None, str | None]:
+    """The finished run whose model is reused, the interrupted one to continue, and the parent run
+    to nest under (the sweep's or the DVC pipeline's)."""
+    n_frames = condition.labelled_frames
+    previous = (
+        None if cfg.retrain or n_frames == 0 else store.find_finished_run(experiment_id, model_key)
     )
-    # One process at a time trains a given model in this checkout: a concurrent sweep asking for the same
-    # condition waits, then reuses the finished run instead of training it twice in the same folder.
-    with locked(work.with_name(f".{work.name}.lock")):
-        previous = (
-            None
-            if cfg.retrain or n_frames == 0
-            else store.find_finished_run(experiment_id, model_key)
+    if previous is None and n_frames > 0 and cfg.get("evaluate_only"):
+        raise DataError(
+            f"no finished MLflow run holds a model for labelled_frames={n_frames} with this "
+            f"configuration and data (model_key {model_key}); train it first, e.g. "
+            "`python -m src.train +sweep=frames`."
         )
-        if previous is None and n_frames > 0 and cfg.get("evaluate_only"):
-            raise DataError(
-                f"no finished MLflow run holds a model for labelled_frames={n_frames} with this "
-                f"configuration and data (model_key {model_key}); train it first, e.g. "
-                "`python -m src.train +sweep=frames`."
-            )
-        interrupted = (
-            None
-            if previous or n_frames == 0
-            else store.find_interrupted_run(experiment_id, model_key)
+    interrupted = (
+        None if previous or n_frames == 0 else store.find_interrupted_run(experiment_id, model_key)
+    )
+    parent = store.parent_run_id()
+    if parent is None and not cfg.evaluate:
+        parent = store.pipeline_parent_run(
+            experiment_id, store.digest(setup | study_versions(condition.prepared_dir, cfg))
         )
-        parent = store.parent_run_id()
-        if parent is None and not cfg.evaluate:
-            parent = store.pipeline_parent_run(
-                experiment_id, store.digest(setup | study_versions(prepared_dir, cfg))
-            )
-        tags = (
-            versions
-            | store.process_tags()
-            # how the CPU computed (src/__init__.py): the same numbers to the last digit need the same
-            | {f"cpu_numerics.{name}": value for name, value in cpu_numerics().items()}
-            | {
-                "git_commit": store.git_commit(),
-                "model_key": model_key,
-                "labelled_frames": str(n_frames),
-                "engine": engine.engine_name(cfg),
-                # what "generalisation" means here: unseen participants, or unseen frames (split=frames)
-                "split_kind": str(facts.get("split_kind", "participants")),
-                **fold_tags(cfg),  # split=kfold: fold "1".."k" and folds "k"; none for one split
-                "generalisation_meaning": str(
-                    facts.get("generalisation_meaning", "unseen participants")
-                ),
-            }
-        )
-        plan = RunPlan(initial, previous, interrupted, work, experiment_id, parent, tags, zero)
-        try:
-            return run_condition(cfg, condition, plan)
-        except MlflowException as error:  # the server went away mid-run (after MLflow's retries)
-            if not live_curves.unreachable(error):
-                raise
-            raise live_curves.server_away(
-                str(cfg.mlflow.tracking_uri), error, f"labelled_frames={n_frames} stopped"
-            ) from None
+    return previous, interrupted, parent
+
+
+def _run_tags(
+    cfg: DictConfig, facts: dict, versions: dict, model_key: str, n_frames: int
+) -> dict[str, str]:
+    """The tags of a condition's run: versions, process, git commit, model_key, labelled_frames."""
+    return (
+        versions
+        | store.process_tags()
+        # how the CPU computed (src/__init__.py): the same numbers to the last digit need the same
+        | {f"cpu_numerics.{name}": value for name, value in cpu_numerics().items()}
+        | {
+            "git_commit": store.git_commit(),
+            "model_key": model_key,
+            "labelled_frames": str(n_frames),
+            "engine": engine.engine_name(cfg),
+            # what "generalisation" means here: unseen participants, or unseen frames (split=frames)
+            "split_kind": str(facts.get("split_kind", "participants")),
+            **fold_tags(cfg),  # split=kfold: fold "1".."k" and folds "k"; none for one split
+            "generalisation_meaning": str(
+                facts.get("generalisation_meaning", "unseen participants")
+            ),
+        }
+    )
 
 
 def fold_tags(cfg: DictConfig) -> dict[str, str]:
@@ -208,21 +234,51 @@ class RunPlan:
 
 def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[str, float]:
     """The MLflow run of one condition: a new run, or the interrupted one continued (same run id)."""
-    initial, previous, interrupted, work = plan.initial, plan.previous, plan.interrupted, plan.work
-    experiment_id, parent, tags = plan.experiment_id, plan.parent, plan.tags
     n_frames = condition.labelled_frames
     cell = estimate.pipeline_cell_line(cfg)  # dvc repro's train stage: "cell k of n, ... left"
     if cell:
         print(cell, flush=True)
     skipped = plan.zero.skipped if plan.zero is not None else None
-    if skipped:
-        source = "skipped: condition 0 has no model to evaluate"
-    elif n_frames == 0:
-        source = f"initial model ({cfg.weights.kind}: {initial.snapshot('last')}), not trained"
-    else:
-        source = store.REUSED_PREFIX + previous.info.run_id if previous is not None else "trained"
     # set first: a run killed at once is still found and continued
-    tags = tags | {"model_source": source}
+    tags = plan.tags | {"model_source": _model_source(cfg, plan, n_frames, skipped)}
+    run = _start_run(plan, tags, n_frames)
+    with run:
+        # Evaluation settings are tags, not params: the evaluate stage may re-evaluate this run with others.
+        params = store.flat_params(cfg, exclude=["evaluation", "report"])
+        logged = plan.interrupted.data.params if plan.interrupted is not None else {}
+        mlflow.log_params({k: v for k, v in params.items() if k not in logged})
+        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
+        if plan.zero is not None:
+            mlflow.set_tags(plan.zero.tags())  # skipped_reason, or what condition 0 is evaluated on
+        if skipped:
+            return skip_condition(
+                cfg, run.info.run_id, plan.experiment_id, tags["model_key"], skipped
+            )
+        if n_frames > 0:  # what the model learnt from (a reused model: the same data, same key)
+            lineage.log_data_inputs(
+                condition.facts, condition.prepared_dir, condition.frames, lineage.TRAINING
+            )
+        model, condition = _condition_model(cfg, condition, plan, run.info.run_id)
+        if cfg.evaluate:
+            return evaluate_model(cfg, condition, model)
+        _save_for_evaluate_stage(cfg, model, run.info.run_id, plan, n_frames)
+        return {}
+
+
+def _model_source(cfg: DictConfig, plan: RunPlan, n_frames: int, skipped: str | None) -> str:
+    """Where the condition's model comes from (tag ``model_source``)."""
+    if skipped:
+        return "skipped: condition 0 has no model to evaluate"
+    if n_frames == 0:
+        return f"initial model ({cfg.weights.kind}: {plan.initial.snapshot('last')}), not trained"
+    if plan.previous is not None:
+        return store.REUSED_PREFIX + plan.previous.info.run_id
+    return "trained"
+
+
+def _start_run(plan: RunPlan, tags: dict[str, str], n_frames: int) -> mlflow.ActiveRun:
+    """The condition's MLflow run: the interrupted one continued (attempt + 1), or a new one."""
+    interrupted, parent = plan.interrupted, plan.parent
     if interrupted is not None:
         run = mlflow.start_run(run_id=interrupted.info.run_id)
         attempt = int(interrupted.data.tags.get("attempt", "1")) + 1
@@ -234,58 +290,53 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
             f"(attempt {attempt})",
             flush=True,
         )
-    else:
-        run = mlflow.start_run(
-            experiment_id=experiment_id,
-            run_name=f"frames={n_frames}" + (f" fold={tags['fold']}" if "fold" in tags else ""),
-            parent_run_id=parent,
-            tags=tags | {"attempt": "1"},
+        return run
+    return mlflow.start_run(
+        experiment_id=plan.experiment_id,
+        run_name=f"frames={n_frames}" + (f" fold={tags['fold']}" if "fold" in tags else ""),
+        parent_run_id=parent,
+        tags=tags | {"attempt": "1"},
+    )
+
+
+def _condition_model(
+    cfg: DictConfig, condition: Condition, plan: RunPlan, run_id: str
+) -> tuple[engine.Model, Condition]:
+    """The model to evaluate: the initial one (condition 0, with its own training frames as the
+    train set), a finished run's, or trained now; with the condition it is evaluated on."""
+    if condition.labelled_frames == 0:
+        return plan.initial, own_training_frames_as_train(condition, plan.initial)
+    if plan.previous is not None:
+        return download_model(plan.previous.info.run_id, plan.work / "reused"), condition
+    model = train_condition(
+        cfg, condition, plan.initial, plan.work, run_id, resume=plan.interrupted is not None
+    )
+    return model, condition
+
+
+def _save_for_evaluate_stage(
+    cfg: DictConfig, model: engine.Model, run_id: str, plan: RunPlan, n_frames: int
+) -> None:
+    """The DVC pipeline's train stage: the model and its run id, where the evaluate stage reads them."""
+    folder = pipeline_model_dir(cfg)
+    with atomic_directory(folder) as staging:
+        engine.save_model(model, staging)
+        (staging / "run.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "run_id": run_id,
+                    "experiment_id": plan.experiment_id,
+                    "labelled_frames": n_frames,
+                    "model_key": plan.tags["model_key"],
+                },
+                sort_keys=False,
+            ),
+            encoding="utf-8",
         )
-    with run:
-        # Evaluation settings are tags, not params: the evaluate stage may re-evaluate this run with others.
-        params = store.flat_params(cfg, exclude=["evaluation", "report"])
-        logged = interrupted.data.params if interrupted is not None else {}
-        mlflow.log_params({k: v for k, v in params.items() if k not in logged})
-        mlflow.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config/config.yaml")
-        if plan.zero is not None:
-            mlflow.set_tags(plan.zero.tags())  # skipped_reason, or what condition 0 is evaluated on
-        if skipped:
-            return skip_condition(cfg, run.info.run_id, experiment_id, tags["model_key"], skipped)
-        if n_frames > 0:  # what the model learnt from (a reused model: the same data, same key)
-            lineage.log_data_inputs(
-                condition.facts, condition.prepared_dir, condition.frames, lineage.TRAINING
-            )
-        if n_frames == 0:
-            model = initial
-            condition = own_training_frames_as_train(condition, model)
-        elif previous is not None:
-            model = download_model(previous.info.run_id, work / "reused")
-        else:
-            model = train_condition(
-                cfg, condition, initial, work, run.info.run_id, resume=interrupted is not None
-            )
-        if cfg.evaluate:
-            return evaluate_model(cfg, condition, model)
-        folder = pipeline_model_dir(cfg)
-        with atomic_directory(folder) as staging:
-            engine.save_model(model, staging)
-            (staging / "run.yaml").write_text(
-                yaml.safe_dump(
-                    {
-                        "run_id": run.info.run_id,
-                        "experiment_id": experiment_id,
-                        "labelled_frames": n_frames,
-                        "model_key": tags["model_key"],
-                    },
-                    sort_keys=False,
-                ),
-                encoding="utf-8",
-            )
-        print(
-            f"labelled_frames={n_frames}: model saved to {folder} (MLflow run {run.info.run_id})",
-            flush=True,
-        )
-        return {}
+    print(
+        f"labelled_frames={n_frames}: model saved to {folder} (MLflow run {run_id})",
+        flush=True,
+    )
 
 
 def skip_condition(
@@ -361,7 +412,17 @@ def train_condition(
             "derived.n_test_images": training_set.n_test,
         }
     )
+    weight_init = _weight_init(cfg, eng, facts, initial, pose_config, work)
+    with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
+        eng.train(training_set, updates, weight_init, resume_from)
+    # this machine's cost per update, for the next estimates (src.study.estimate)
+    estimate.record_training(cfg, updates, progress.last_seconds_per_update())
+    _log_trained_model(cfg, eng, training_set, facts, work)
+    return engine.load_model(work / "model")
 
+
+def _weight_init(cfg, eng, facts: dict, initial: engine.Model | None, pose_config, work: Path):
+    """What training starts from: the initial model's weights, or fresh ones (weights=random|hub)."""
     kind = cfg.weights.kind
     if kind in ("pretrained", "snapshot"):
         # The heads too when every data bodypart has one in the initial model (by name, or
@@ -376,22 +437,18 @@ def train_condition(
                 facts["bodyparts"],
                 shared.mapping or "none",
             )
-        weight_init = eng.weight_init(initial.snapshot("last"), conversion)
-    elif kind in ("random", "hub"):
-        weight_init = eng.fresh_weight_init(
-            kind, pose_config, work / "random-init.pt", int(cfg.seed)
-        )
-    else:
-        raise DataError(
-            f"weights.kind={kind!r} is unknown; use weights=healthy_adults|snapshot|random|hub."
-        )
+        return eng.weight_init(initial.snapshot("last"), conversion)
+    if kind in ("random", "hub"):
+        return eng.fresh_weight_init(kind, pose_config, work / "random-init.pt", int(cfg.seed))
+    raise DataError(
+        f"weights.kind={kind!r} is unknown; use weights=healthy_adults|snapshot|random|hub."
+    )
 
+
+def _log_trained_model(cfg, eng, training_set, facts: dict, work: Path) -> None:
+    """Write ``<work>/model/`` (the last and best snapshots without optimizer state, the learning
+    stats, the pseudonymised project config) and log it, with the loss plot, to the MLflow run."""
     train_dir = training_set.model_folder / "train"
-    with live_curves.streaming_learning_stats(run_id, eng.learning_stats_file(training_set)):
-        eng.train(training_set, updates, weight_init, resume_from)
-    # this machine's cost per update, for the next estimates (src.study.estimate)
-    estimate.record_training(cfg, updates, progress.last_seconds_per_update())
-
     found = eng.snapshots(training_set.model_folder)
     mlflow.set_tag("best_snapshot", found["best"].name)
     kept = {"last": found["last"]} | (
@@ -413,7 +470,6 @@ def train_condition(
         with tempfile.TemporaryDirectory() as tmp:
             stats = pd.read_csv(work / "model" / "learning_stats.csv")
             mlflow.log_artifact(str(plot_losses(stats, Path(tmp) / "loss.png")), "plots")
-    return engine.load_model(work / "model")
 
 
 def own_training_frames_as_train(condition: Condition, model: engine.Model) -> Condition:

@@ -135,25 +135,7 @@ def pretrain(
 
     Its frames are ``prepared_dir``, or, when that is ``None``, prepared here first.
     """
-    if not Path(pre_cfg.data.root).exists() or is_placeholder(Path(pre_cfg.data.root)):
-        what = "does not exist" if not Path(pre_cfg.data.root).exists() else "is a placeholder"
-        raise DataError(
-            f"pretraining.data.root={pre_cfg.data.root} {what}; generate the cohorts with "
-            "`python -m src.cohort` (with weights=healthy_adults), or choose other initial "
-            "weights (weights=random|snapshot|hub)."
-        )
-    if prepared_dir is None:
-        prepared_dir = prepare(pre_cfg)
-    elif not (prepared_dir / "dataset.yaml").is_file():
-        raise DataError(
-            f"{prepared_dir} holds no prepared frames; prepare the pre-training's frames first: "
-            "`dvc repro prepare_pretraining`, or `python -m src.pretrain`, which prepares them."
-        )
-    facts, selection, labels = read_prepared(prepared_dir)
-    # Everything selected trains except DeepLabCut's test frames (development test and
-    # generalisation).
-    selection["role"] = selection["role"].replace({"generalisation": "test"})
-
+    prepared_dir, facts, selection, labels = _pretraining_frames(pre_cfg, prepared_dir)
     work = folder.with_name(folder.name + ".work")
     if pre_cfg.pretraining.weights not in ("random", "hub"):
         raise DataError(
@@ -195,20 +177,52 @@ def pretrain(
         snapshot = eng.snapshots(training_set.model_folder)["last"]
         with atomic_directory(folder) as staging:
             eng.save_pretrained(training_set, snapshot, staging)
-            (staging / "pretrained.yaml").write_text(
-                yaml.safe_dump(
-                    {
-                        "bodyparts": facts["bodyparts"],
-                        "key": key,
-                        "mlflow_run_id": run.info.run_id,
-                        "data": facts["name"],
-                        "model": cfg.model.name,
-                        "iterations": int(pre_cfg.training.iterations),
-                    },
-                    sort_keys=False,
-                ),
-                encoding="utf-8",
-            )
+            _write_pretrained_yaml(staging, cfg, pre_cfg, facts, key, run.info.run_id)
         mlflow.log_artifacts(str(folder), artifact_path="model")
     shutil.rmtree(work, ignore_errors=True)
     log.info("pre-trained model in %s", folder)
+
+
+def _pretraining_frames(pre_cfg: DictConfig, prepared_dir: Path | None) -> tuple:
+    """The pre-training's prepared frames (prepared here when ``prepared_dir`` is ``None``):
+    (prepared_dir, facts, selection, labels); every selected frame trains except DeepLabCut's test
+    frames."""
+    if not Path(pre_cfg.data.root).exists() or is_placeholder(Path(pre_cfg.data.root)):
+        what = "does not exist" if not Path(pre_cfg.data.root).exists() else "is a placeholder"
+        raise DataError(
+            f"pretraining.data.root={pre_cfg.data.root} {what}; generate the cohorts with "
+            "`python -m src.cohort` (with weights=healthy_adults), or choose other initial "
+            "weights (weights=random|snapshot|hub)."
+        )
+    if prepared_dir is None:
+        prepared_dir = prepare(pre_cfg)
+    elif not (prepared_dir / "dataset.yaml").is_file():
+        raise DataError(
+            f"{prepared_dir} holds no prepared frames; prepare the pre-training's frames first: "
+            "`dvc repro prepare_pretraining`, or `python -m src.pretrain`, which prepares them."
+        )
+    facts, selection, labels = read_prepared(prepared_dir)
+    # Everything selected trains except DeepLabCut's test frames (development test and
+    # generalisation).
+    selection["role"] = selection["role"].replace({"generalisation": "test"})
+    return prepared_dir, facts, selection, labels
+
+
+def _write_pretrained_yaml(
+    staging: Path, cfg: DictConfig, pre_cfg: DictConfig, facts: dict, key: str, run_id: str
+) -> None:
+    """``pretrained.yaml``: the model's bodyparts, key, MLflow run, data, model and iterations."""
+    (staging / "pretrained.yaml").write_text(
+        yaml.safe_dump(
+            {
+                "bodyparts": facts["bodyparts"],
+                "key": key,
+                "mlflow_run_id": run_id,
+                "data": facts["name"],
+                "model": cfg.model.name,
+                "iterations": int(pre_cfg.training.iterations),
+            },
+            sort_keys=False,
+        ),
+        encoding="utf-8",
+    )
