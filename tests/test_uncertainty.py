@@ -101,8 +101,8 @@ def test_paired_bootstrap_detects_a_real_difference_and_not_a_null_one():
     baseline = rng.normal(25, 10, 12) * points  # summed errors per participant
     worse = baseline + (2 + rng.normal(0, 0.3, 12)) * points
     same = baseline + rng.normal(0, 0.3, 12) * points
-    real = paired_bootstrap_difference(worse, points, baseline, points, seed=0)
-    null = paired_bootstrap_difference(same, points, baseline, points, seed=0)
+    real = paired_bootstrap_difference((worse, points), (baseline, points), seed=0)
+    null = paired_bootstrap_difference((same, points), (baseline, points), seed=0)
     assert real.low > 0 and real.estimate == pytest.approx(2, abs=0.3)
     assert null.low < 0 < null.high
     a = cluster_bootstrap_mae(worse, points, seed=0)
@@ -147,7 +147,9 @@ def test_frames_to_label_by_the_percentile_bootstrap_when_asked():
         6: totals_of({"p1": 10.5, "p2": 30.5, "p3": 20.5}),
         20: totals_of({"p1": 10.0, "p2": 30.0, "p3": 20.0}),
     }
-    decision = frames_to_label(totals, 10, method=PERCENTILE_BOOTSTRAP, min_participants=2)
+    decision = frames_to_label(
+        totals, 10, IntervalSettings(method=PERCENTILE_BOOTSTRAP, min_participants=2)
+    )
     assert decision.condition == 6 and decision.differences[1].low > 2.0
     assert "by a percentile bootstrap over 3 participants (paired)" in decision.sentence
 
@@ -208,7 +210,7 @@ def predictions_of(n_participants: int, rng) -> pd.DataFrame:
 
 def test_interval_metrics_of_a_prediction_table():
     predictions = predictions_of(6, np.random.default_rng(0))
-    metrics = interval_metrics(predictions, [0.5], 2000, 0, 0.95)
+    metrics = interval_metrics(predictions, [0.5], IntervalSettings(2000, 0, 0.95))
     mae = mae_metrics(predictions, [0.5], None)
     for cell in (MetricName("mae", "test"), MetricName("mae", "test", 0.5)):
         low, high = (cell.with_bound(b).name for b in ("low", "high"))
@@ -269,7 +271,7 @@ def test_t_interval_with_equal_points_is_the_textbook_t_interval():
     assert interval.method == T_INTERVAL and interval.note == ""
     better = maes * np.array([0.9, 0.95, 0.8, 0.85, 0.7])
     difference = difference_interval(
-        maes * 40, np.full(5, 40.0), better * 40, np.full(5, 40.0), IntervalSettings()
+        (maes * 40, np.full(5, 40.0)), (better * 40, np.full(5, 40.0)), IntervalSettings()
     )
     low, high = stats.t.interval(
         0.95, 4, loc=(maes - better).mean(), scale=stats.sem(maes - better)
@@ -313,7 +315,7 @@ def test_below_the_minimum_there_is_no_interval_and_the_reason(k):
     pooled = mae_interval(maes * 10, np.full(k, 10.0), IntervalSettings(), "test", pooled=True)
     assert pooled.note.endswith("too few for an interval; more participants are needed")
     difference = difference_interval(
-        maes * 10, np.full(k, 10.0), maes * 9, np.full(k, 10.0), IntervalSettings()
+        (maes * 10, np.full(k, 10.0)), (maes * 9, np.full(k, 10.0)), IntervalSettings()
     )
     assert difference.estimate == pytest.approx(maes.mean() / 10) and not difference.has_interval
     assert difference.note.startswith(f"{k} participant{plural}: too few")
@@ -339,16 +341,20 @@ def test_interval_metrics_follow_the_method_and_the_minimum():
     """6 test participants: the t-interval's bounds (the default); 3: none logged; the percentile
     bootstrap when asked."""
     predictions = predictions_of(6, np.random.default_rng(0))
-    metrics = interval_metrics(predictions, [0.5], 2000, 0, 0.95)
+    metrics = interval_metrics(predictions, [0.5], IntervalSettings(2000, 0, 0.95))
     totals = participant_totals(predictions[predictions["set"] == "test"])
     expected = mae_interval(totals["sum_error_px"], totals["n_points"], IntervalSettings())
     assert (metrics["mae_test_px_ci_low"], metrics["mae_test_px_ci_high"]) == pytest.approx(
         (expected.low, expected.high)
     )
-    old = interval_metrics(predictions, [0.5], 2000, 0, 0.95, method=PERCENTILE_BOOTSTRAP)
+    old = interval_metrics(
+        predictions, [0.5], IntervalSettings(2000, 0, 0.95, method=PERCENTILE_BOOTSTRAP)
+    )
     percentile = cluster_bootstrap_mae(totals["sum_error_px"], totals["n_points"], 2000, 0)
     assert old["mae_test_px_ci_low"] == pytest.approx(percentile.low)
-    few = interval_metrics(predictions_of(3, np.random.default_rng(0)), [0.5], 2000, 0, 0.95)
+    few = interval_metrics(
+        predictions_of(3, np.random.default_rng(0)), [0.5], IntervalSettings(2000, 0, 0.95)
+    )
     assert few == {}
 
 

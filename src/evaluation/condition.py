@@ -33,6 +33,7 @@ from src.evaluation.pck import (
     with_reference,
 )
 from src.evaluation.plots import draw_frames, plot_bodypart_errors_of_run
+from src.evaluation.uncertainty import IntervalSettings
 from src.files import atomic_directory
 from src.paths import pipeline_evaluation_dir, pipeline_model_dir
 from src.study.bodyparts import plan_condition_zero
@@ -49,43 +50,11 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     reference = reference_of(
         cfg.evaluation.pck, str(cfg.data.kind), list(facts["bodyparts"]), facts.get("cm_per_px")
     )
-    evaluated = list(facts["bodyparts"])
-    channels = None  # the model's output channel of each evaluated bodypart; None: all, in order
-    if list(model.bodyparts) != evaluated:
-        # Condition 0's initial model: compared on the bodyparts it shares with the data only.
-        zero = plan_condition_zero(evaluated, model.bodyparts, cfg.weights.get("bodypart_map"))
-        if condition.labelled_frames != 0:
-            raise DataError(
-                f"the model predicts bodyparts {model.bodyparts}, the data set labels "
-                f"{facts['bodyparts']}: it was not trained on this data set's frames; train it "
-                f"again: `python -m src.train labelled_frames={condition.labelled_frames} "
-                "retrain=true` (or `dvc repro`)."
-            )
-        if zero.skipped:
-            raise DataError(f"condition 0 cannot be evaluated: {zero.skipped}.")
-        evaluated = zero.evaluated
-        channels = [model.bodyparts.index(zero.mapping[b]) for b in evaluated]
-        mlflow.set_tags(zero.tags())
-    device = None if cfg.training.device == "auto" else str(cfg.training.device)
-    images = [condition.prepared_dir / i for i in condition.frames["image"]]
-    poses = cached_predictions(
-        model, model.snapshot(cfg.evaluation.snapshot), images, device, predictions_cache(cfg)
-    )
-    if channels is not None:
-        poses = poses[:, channels, :]
-    predictions = prediction_table(condition.frames, condition.labels, poses, evaluated)
+    evaluated, channels = _evaluated_bodyparts(cfg, condition, model)
+    predictions = _prediction_table(cfg, condition, model, evaluated, channels)
     pcutoffs = [float(c) for c in cfg.evaluation.pcutoffs]
     metrics = mae_metrics(predictions, pcutoffs, facts.get("cm_per_px"))
-    bootstrap = cfg.evaluation.bootstrap
-    metrics |= interval_metrics(
-        predictions,
-        pcutoffs,
-        int(bootstrap.resamples),
-        int(bootstrap.seed),
-        float(bootstrap.confidence),
-        method=str(cfg.evaluation.interval.method),
-        min_participants=int(cfg.evaluation.interval.min_participants),
-    )
+    metrics |= interval_metrics(predictions, pcutoffs, _interval_settings(cfg))
     mlflow.set_tag("interval_method", str(cfg.evaluation.interval.method))  # what made the bounds
     bodyparts = bodypart_table(predictions, pcutoffs, facts.get("cm_per_px"))
     if reference is None:
@@ -105,6 +74,81 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
     mlflow.set_tags(evaluation_tags(model, cfg.evaluation.snapshot))  # snapshot, metrics_guide
     mlflow.log_metrics(metrics)
     lineage.log_data_inputs(facts, condition.prepared_dir, condition.frames, lineage.EVALUATION)
+    _log_tables_and_plots(cfg, condition, predictions, bodyparts, participants)
+    print(
+        f"labelled_frames={condition.labelled_frames}: "
+        + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if _mae_px(k)),
+        flush=True,
+    )
+    return metrics
+
+
+def _evaluated_bodyparts(
+    cfg: DictConfig, condition: Condition, model: engine.Model
+) -> tuple[list[str], list[int] | None]:
+    """The bodyparts evaluated and the model's output channel of each (``None``: all, in order).
+
+    Condition 0's initial model is compared on the bodyparts it shares with the data only.
+    """
+    facts = condition.facts
+    evaluated = list(facts["bodyparts"])
+    if list(model.bodyparts) == evaluated:
+        return evaluated, None
+    zero = plan_condition_zero(evaluated, model.bodyparts, cfg.weights.get("bodypart_map"))
+    if condition.labelled_frames != 0:
+        raise DataError(
+            f"the model predicts bodyparts {model.bodyparts}, the data set labels "
+            f"{facts['bodyparts']}: it was not trained on this data set's frames; train it "
+            f"again: `python -m src.train labelled_frames={condition.labelled_frames} "
+            "retrain=true` (or `dvc repro`)."
+        )
+    if zero.skipped:
+        raise DataError(f"condition 0 cannot be evaluated: {zero.skipped}.")
+    evaluated = zero.evaluated
+    channels = [model.bodyparts.index(zero.mapping[b]) for b in evaluated]
+    mlflow.set_tags(zero.tags())
+    return evaluated, channels
+
+
+def _prediction_table(
+    cfg: DictConfig,
+    condition: Condition,
+    model: engine.Model,
+    evaluated: list[str],
+    channels: list[int] | None,
+) -> pd.DataFrame:
+    """The model's prediction of every frame of the condition beside its label, per bodypart."""
+    device = None if cfg.training.device == "auto" else str(cfg.training.device)
+    images = [condition.prepared_dir / i for i in condition.frames["image"]]
+    poses = cached_predictions(
+        model, model.snapshot(cfg.evaluation.snapshot), images, device, predictions_cache(cfg)
+    )
+    if channels is not None:
+        poses = poses[:, channels, :]
+    return prediction_table(condition.frames, condition.labels, poses, evaluated)
+
+
+def _interval_settings(cfg: DictConfig) -> IntervalSettings:
+    """evaluation.bootstrap and evaluation.interval as the interval functions take them."""
+    bootstrap, interval = cfg.evaluation.bootstrap, cfg.evaluation.interval
+    return IntervalSettings(
+        int(bootstrap.resamples),
+        int(bootstrap.seed),
+        float(bootstrap.confidence),
+        method=str(interval.method),
+        min_participants=int(interval.min_participants),
+    )
+
+
+def _log_tables_and_plots(
+    cfg: DictConfig,
+    condition: Condition,
+    predictions: pd.DataFrame,
+    bodyparts: pd.DataFrame,
+    participants: pd.DataFrame,
+) -> None:
+    """Log the predictions per set, the errors per bodypart and participant (pseudonymised) and
+    their plots to the active MLflow run."""
     pseudonyms = privacy.from_config(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -130,16 +174,10 @@ def evaluate_model(cfg: DictConfig, condition: Condition, model: engine.Model) -
                     condition.prepared_dir,
                     tmp / f"{set_name}_frames.png",
                     int(cfg.evaluation.plot_frames),
-                    pcutoffs[0],
+                    float(cfg.evaluation.pcutoffs[0]),
                 )
                 if drawn:
                     mlflow.log_artifact(str(drawn), "plots")
-    print(
-        f"labelled_frames={condition.labelled_frames}: "
-        + ", ".join(f"{k}={v:.2f}" for k, v in metrics.items() if _mae_px(k)),
-        flush=True,
-    )
-    return metrics
 
 
 def _mae_px(name: str) -> bool:

@@ -88,19 +88,9 @@ def frame_examples(
     if condition is None:
         return None
     run = runs[runs["labelled_frames"] == condition].iloc[0]
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(
-                run["run_id"], PREDICTIONS_ARTIFACT.format(set_name), tmp
-            )
-        except (MlflowException, OSError):
-            log.warning(
-                "run %s has no %s: no labelled against predicted picture",
-                run["run_id"],
-                PREDICTIONS_ARTIFACT.format(set_name),
-            )
-            return None
-        predictions = pd.read_csv(path)
+    predictions = _logged_predictions(client, run["run_id"], set_name)
+    if predictions is None:
+        return None
     prepared = Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name)
     fold = str(run.get("fold", "")).split(",")[0]  # pooled folds: "1,2,3", the first fold's run
     if fold not in ("", "nan", "None"):  # cross-validation: the fold's own prepared folder
@@ -108,31 +98,10 @@ def frame_examples(
     facts = _facts(prepared)
     images = _image_paths(prepared, cfg)
     allowed = bool(cfg.data.get("log_media", False))
-    examples = []
-    for kind, frame in pick_frames(predictions):
-        key = (frame["video"], int(frame["frame"]))
-        rows = predictions[
-            (predictions["video"] == key[0]) & (predictions["frame"] == key[1])
-        ].dropna(subset=["error_px"])
-        points = rows[["bodypart", "x_label", "y_label", "x_pred", "y_pred", "error_px"]]
-        image_path = images.get(key)
-        size, image = _size_of(points), None
-        if image_path is not None and image_path.is_file():
-            with Image.open(image_path) as opened:  # the header only, unless it may be shown
-                size = opened.size
-                if allowed:
-                    image = np.asarray(opened.convert("RGB"))
-        examples.append(
-            FrameExample(
-                kind,
-                str(frame["participant"]),
-                key[0],
-                key[1],
-                points.reset_index(drop=True),
-                size,
-                image,
-            )
-        )
+    examples = [
+        _frame_example(kind, frame, predictions, images, allowed)
+        for kind, frame in pick_frames(predictions)
+    ]
     return FrameExamples(
         condition,
         examples,
@@ -140,6 +109,49 @@ def frame_examples(
         cm_per_px=facts.get("cm_per_px") or _scale(run, set_name),
         media_allowed=allowed,
         set_name=set_name,
+    )
+
+
+def _logged_predictions(client: MlflowClient, run_id: str, set_name: str) -> pd.DataFrame | None:
+    """The run's logged predictions of ``set_name``; None (with a warning) when it logged none."""
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT.format(set_name), tmp)
+        except (MlflowException, OSError):
+            log.warning(
+                "run %s has no %s: no labelled against predicted picture",
+                run_id,
+                PREDICTIONS_ARTIFACT.format(set_name),
+            )
+            return None
+        return pd.read_csv(path)
+
+
+def _frame_example(
+    kind: str, frame: pd.Series, predictions: pd.DataFrame, images: dict, allowed: bool
+) -> FrameExample:
+    """One picked frame: its labelled and predicted points, its size and (when media may be shown)
+    its image."""
+    key = (frame["video"], int(frame["frame"]))
+    rows = predictions[(predictions["video"] == key[0]) & (predictions["frame"] == key[1])].dropna(
+        subset=["error_px"]
+    )
+    points = rows[["bodypart", "x_label", "y_label", "x_pred", "y_pred", "error_px"]]
+    image_path = images.get(key)
+    size, image = _size_of(points), None
+    if image_path is not None and image_path.is_file():
+        with Image.open(image_path) as opened:  # the header only, unless it may be shown
+            size = opened.size
+            if allowed:
+                image = np.asarray(opened.convert("RGB"))
+    return FrameExample(
+        kind,
+        str(frame["participant"]),
+        key[0],
+        key[1],
+        points.reset_index(drop=True),
+        size,
+        image,
     )
 
 

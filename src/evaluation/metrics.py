@@ -87,21 +87,14 @@ def mae_metrics(
 
 
 def interval_metrics(
-    predictions: pd.DataFrame,
-    pcutoffs: list[float],
-    n_resamples: int,
-    seed: int,
-    confidence: float,
-    method: str = IntervalSettings.method,
-    min_participants: int = IntervalSettings.min_participants,
+    predictions: pd.DataFrame, pcutoffs: list[float], settings: IntervalSettings
 ) -> dict[str, float]:
     """``mae_<set>[_pcutoff<c>]_px_ci_low`` and ``_ci_high``: participant-level interval bounds.
 
-    One interval per MAE of :func:`mae_metrics` by ``method`` (src/evaluation/uncertainty.py); a
-    set whose points come from fewer than ``min_participants`` participants has none (no metric),
-    not a narrow one.
+    One interval per MAE of :func:`mae_metrics` by ``settings.method``
+    (src/evaluation/uncertainty.py); a set whose points come from fewer than
+    ``settings.min_participants`` participants has none (no metric), not a narrow one.
     """
-    settings = IntervalSettings(n_resamples, seed, confidence, method, min_participants)
     metrics = {}
     labelled = _labelled(predictions)
     by = "participant" if "participant" in labelled else "video"

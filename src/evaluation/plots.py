@@ -489,6 +489,7 @@ def labelled_vs_predicted_figure(shown: FrameExamples) -> plt.Figure:
 
 
 def _draw_frame(ax: plt.Axes, example: FrameExample, skeleton, media_allowed: bool) -> None:
+    """One frame (or a grey canvas of its size): skeletons, points and errors, zoomed on the body."""
     width, height = example.size
     if media_allowed and example.image is not None:
         ax.imshow(example.image, cmap="gray" if example.image.ndim == 2 else None)
@@ -497,6 +498,14 @@ def _draw_frame(ax: plt.Axes, example: FrameExample, skeleton, media_allowed: bo
             plt.Rectangle((-0.5, -0.5), width, height, facecolor="0.85", edgecolor="0.6", lw=0.5)
         )
     points = example.points.set_index("bodypart")
+    _draw_points(ax, points, skeleton)
+    _zoom_on_body(ax, points, width, height)
+    ax.set_aspect("equal")
+    ax.legend(loc="lower right", fontsize=7)
+
+
+def _draw_points(ax: plt.Axes, points: pd.DataFrame, skeleton) -> None:
+    """Labelled and predicted skeletons and points, and a line from each label to its prediction."""
     for which, colour, style in (("label", LABELLED, "-"), ("pred", PREDICTED, "--")):
         for a, b in skeleton:
             if a in points.index and b in points.index:
@@ -536,8 +545,11 @@ def _draw_frame(ax: plt.Axes, example: FrameExample, skeleton, media_allowed: bo
         label="predicted",
         gid="predicted",
     )
-    # zoomed on the body (an error of a few px is invisible on a whole frame), with a margin of
-    # half its size for context; never beyond the frame, except to keep a stray prediction in view
+
+
+def _zoom_on_body(ax: plt.Axes, points: pd.DataFrame, width: int, height: int) -> None:
+    """Zoomed on the body (an error of a few px is invisible on a whole frame), with a margin of
+    half its size for context; never beyond the frame, except to keep a stray prediction in view."""
     xs = np.r_[points["x_label"], points["x_pred"]]
     ys = np.r_[points["y_label"], points["y_pred"]]
     margin = max(0.5 * max(np.ptp(xs), np.ptp(ys)), 20.0)
@@ -549,8 +561,6 @@ def _draw_frame(ax: plt.Axes, example: FrameExample, skeleton, media_allowed: bo
         xticks=[],
         yticks=[],
     )
-    ax.set_aspect("equal")
-    ax.legend(loc="lower right", fontsize=7)
 
 
 def plot_labelled_vs_predicted(shown: FrameExamples, path: Path) -> Path:

@@ -112,57 +112,87 @@ def pool_folds(
         )
         spread = {"labelled frames per video": n_frames}
         for column, cell in table_cells(pcutoff).items():
-            set_name, cutoff, metric = cell.set, cell.pcutoff, cell.name
-            low, high, note = (cell.with_bound(b).name for b in ("low", "high", "note"))
-            for name in (metric, low, high):
-                row.pop(name, None)
-            if metric in folds:
-                # evaluated, but perhaps no point kept by the cutoff: an empty cell, as in a single split
-                row[metric] = np.nan
-                values = folds[metric].dropna()
-                if len(values):
-                    spread |= {
-                        f"{column} folds": len(values),
-                        f"{column} fold_min": values.min(),
-                        f"{column} fold_max": values.max(),
-                        f"{column} fold_sd": values.std(ddof=1) if len(values) > 1 else np.nan,
-                    }
-            totals = participant_totals(_select(mine, set_name, cutoff)) if mine is not None else []
-            if not len(totals):  # no errors per participant: the folds' MAEs weighted by points
-                weighted = _points_weighted(folds, metric, set_name, cutoff)
-                if weighted is not None:
-                    row[metric] = weighted
-                    row[note] = NO_PARTICIPANT_ERRORS
-                continue
-            interval = mae_interval(
-                totals["sum_error_px"], totals["n_points"], bootstrap, set_name, pooled=True
-            )
-            row[metric] = interval.estimate
-            if interval.has_interval:
-                row[low], row[high] = interval.low, interval.high
-            else:
-                row[note] = interval.note
+            spread |= _fold_spread(folds, column, cell.name)
+            _pool_cell(row, cell, folds, mine, bootstrap)
         row |= _weighted_over_folds(folds)
-        cm_per_px = _scale(folds)
-        for mae in [m for m in map(MetricName.parse, list(row)) if m and m.is_mae]:
-            if cm_per_px and mae.unit == "px":
-                row[mae.in_unit("cm").name] = row[mae.name] * cm_per_px
-        for set_name in SETS:
-            for what in ("n_frames", "n_points", "n_points_ref"):
-                name = MetricName(what, set_name).name
-                if name in folds:
-                    row[name] = folds[name].sum(min_count=1)
-            if mine is not None:
-                rows = _select(mine, set_name, None)
-                if len(rows):
-                    count = MetricName("n_participants", set_name).name
-                    row[count] = float(rows["participant"].nunique())
-                    kept = _select(mine, set_name, pcutoff)["n_points"].sum()
-                    row[MetricName("kept", set_name, pcutoff).name] = kept / rows["n_points"].sum()
+        _add_cm(row, _scale(folds))
+        _add_counts(row, folds, mine, pcutoff)
         pooled_rows.append(row)
         spread_rows.append(spread)
     spread = pd.DataFrame(spread_rows).set_index("labelled frames per video")
     return pd.DataFrame(pooled_rows).reset_index(drop=True), spread
+
+
+def _fold_spread(folds: pd.DataFrame, column: str, metric: str) -> dict:
+    """The folds' values of one table cell: how many, minimum, maximum, standard deviation."""
+    if metric not in folds:
+        return {}
+    values = folds[metric].dropna()
+    if not len(values):
+        return {}
+    return {
+        f"{column} folds": len(values),
+        f"{column} fold_min": values.min(),
+        f"{column} fold_max": values.max(),
+        f"{column} fold_sd": values.std(ddof=1) if len(values) > 1 else np.nan,
+    }
+
+
+def _pool_cell(
+    row: dict,
+    cell: MetricName,
+    folds: pd.DataFrame,
+    mine: pd.DataFrame | None,
+    bootstrap: Bootstrap,
+) -> None:
+    """Set one table cell of ``row`` pooled over the folds: the MAE over every participant's points
+    with its interval (or the note why none), from the folds' MAEs when no run logged per participant."""
+    set_name, cutoff, metric = cell.set, cell.pcutoff, cell.name
+    low, high, note = (cell.with_bound(b).name for b in ("low", "high", "note"))
+    for name in (metric, low, high):
+        row.pop(name, None)
+    if metric in folds:
+        # evaluated, but perhaps no point kept by the cutoff: an empty cell, as in a single split
+        row[metric] = np.nan
+    totals = participant_totals(_select(mine, set_name, cutoff)) if mine is not None else []
+    if not len(totals):  # no errors per participant: the folds' MAEs weighted by points
+        weighted = _points_weighted(folds, metric, set_name, cutoff)
+        if weighted is not None:
+            row[metric] = weighted
+            row[note] = NO_PARTICIPANT_ERRORS
+        return
+    interval = mae_interval(
+        totals["sum_error_px"], totals["n_points"], bootstrap, set_name, pooled=True
+    )
+    row[metric] = interval.estimate
+    if interval.has_interval:
+        row[low], row[high] = interval.low, interval.high
+    else:
+        row[note] = interval.note
+
+
+def _add_cm(row: dict, cm_per_px: float | None) -> None:
+    """Each pixel MAE of ``row`` also in cm, when the data has a scale."""
+    for mae in [m for m in map(MetricName.parse, list(row)) if m and m.is_mae]:
+        if cm_per_px and mae.unit == "px":
+            row[mae.in_unit("cm").name] = row[mae.name] * cm_per_px
+
+
+def _add_counts(row: dict, folds: pd.DataFrame, mine: pd.DataFrame | None, pcutoff: float) -> None:
+    """Per set: frames and points summed over the folds, participants, and the share of points
+    the p-cutoff keeps."""
+    for set_name in SETS:
+        for what in ("n_frames", "n_points", "n_points_ref"):
+            name = MetricName(what, set_name).name
+            if name in folds:
+                row[name] = folds[name].sum(min_count=1)
+        if mine is not None:
+            rows = _select(mine, set_name, None)
+            if len(rows):
+                count = MetricName("n_participants", set_name).name
+                row[count] = float(rows["participant"].nunique())
+                kept = _select(mine, set_name, pcutoff)["n_points"].sum()
+                row[MetricName("kept", set_name, pcutoff).name] = kept / rows["n_points"].sum()
 
 
 def _points_weighted(
@@ -297,13 +327,4 @@ def decide_frames_to_label(
             f"({PARTICIPANTS_ARTIFACT}); evaluate the conditions again (`dvc repro` or "
             "`python -m src.train +sweep=frames`).",
         )
-    return frames_to_label(
-        totals,
-        margin_pct,
-        bootstrap.resamples,
-        bootstrap.seed,
-        bootstrap.confidence,
-        method=bootstrap.method,
-        min_participants=bootstrap.min_participants,
-        pooled="fold" in rows,
-    )
+    return frames_to_label(totals, margin_pct, bootstrap, pooled="fold" in rows)

@@ -234,20 +234,16 @@ def mae_interval(
 
 
 def difference_interval(
-    sums_a: np.ndarray,
-    counts_a: np.ndarray,
-    sums_b: np.ndarray,
-    counts_b: np.ndarray,
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
     settings: IntervalSettings,
     what: str = "",
     pooled: bool = False,
 ) -> Interval:
-    """MAE(a) - MAE(b) with a paired interval: entry i of each array is the same participant
-    (measured under conditions a and b), so what the participants share (an easy or a hard
-    patient) cancels in the difference."""
-    return statistic_interval(
-        [(1.0, sums_a, counts_a), (-1.0, sums_b, counts_b)], settings, what, pooled
-    )
+    """MAE(a) - MAE(b) with a paired interval; ``a`` and ``b`` are (sums, counts) per participant,
+    entry i of each array the same participant (measured under conditions a and b), so what the
+    participants share (an easy or a hard patient) cancels in the difference."""
+    return statistic_interval([(1.0, *a), (-1.0, *b)], settings, what, pooled)
 
 
 def cluster_bootstrap_mae(
@@ -264,32 +260,30 @@ def cluster_bootstrap_mae(
 
 
 def paired_bootstrap_difference(
-    sums_a: np.ndarray,
-    counts_a: np.ndarray,
-    sums_b: np.ndarray,
-    counts_b: np.ndarray,
+    a: tuple[np.ndarray, np.ndarray],
+    b: tuple[np.ndarray, np.ndarray],
     n_resamples: int = 2000,
     seed: int = 0,
     confidence: float = 0.95,
 ) -> Interval:
     """MAE(a) - MAE(b) with a paired percentile participant-bootstrap interval (from 2 up):
-    each resample draws the same participants for both conditions."""
+    each resample draws the same participants for both conditions; ``a`` and ``b`` are (sums,
+    counts) per participant."""
     settings = IntervalSettings(n_resamples, seed, confidence, PERCENTILE_BOOTSTRAP, 2)
-    interval = difference_interval(sums_a, counts_a, sums_b, counts_b, settings)
+    interval = difference_interval(a, b, settings)
     return interval if interval.n_participants != 1 else replace(interval, note=NO_INTERVAL)
 
 
 def aligned_totals(
     a: pd.DataFrame, b: pd.DataFrame
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`participant_totals` of two conditions on the participants both have points in."""
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """:func:`participant_totals` of two conditions on the participants both have points in: (sums,
+    counts) of each, as :func:`difference_interval` takes them."""
     shared = a.index.intersection(b.index)
     a, b = a.loc[shared], b.loc[shared]
     return (
-        a["sum_error_px"].to_numpy(),
-        a["n_points"].to_numpy(),
-        b["sum_error_px"].to_numpy(),
-        b["n_points"].to_numpy(),
+        (a["sum_error_px"].to_numpy(), a["n_points"].to_numpy()),
+        (b["sum_error_px"].to_numpy(), b["n_points"].to_numpy()),
     )
 
 
@@ -356,24 +350,20 @@ class FramesToLabel:
 def frames_to_label(
     totals: dict[int, pd.DataFrame],
     margin_pct: float,
-    n_resamples: int = 2000,
-    seed: int = 0,
-    confidence: float = 0.95,
+    settings: IntervalSettings = IntervalSettings(),
     what: str = "generalisation",
-    method: str = DEFAULT_METHOD,
-    min_participants: int = MIN_PARTICIPANTS,
     pooled: bool = False,
 ) -> FramesToLabel:
     """The fewest labelled frames per video whose MAE is within ``margin_pct`` % of the best condition's.
 
     ``totals`` maps each condition to its :func:`participant_totals`. The best condition has the
     lowest MAE; a condition is within the margin when the upper bound of the paired interval
-    (``method``) of MAE(condition) - MAE(best) is at most ``margin_pct`` % of MAE(best): even its
-    pessimistic end costs no more than the margin. With fewer than ``min_participants``
-    participants there is no interval and the point difference decides (the sentence says so;
-    ``pooled``: the participants are pooled over cross-validation folds already).
+    (``settings.method``) of MAE(condition) - MAE(best) is at most ``margin_pct`` % of MAE(best):
+    even its pessimistic end costs no more than the margin. With fewer than
+    ``settings.min_participants`` participants there is no interval and the point difference decides
+    (the sentence says so; ``pooled``: the participants are pooled over cross-validation folds
+    already).
     """
-    settings = IntervalSettings(n_resamples, seed, confidence, method, min_participants)
     maes = {
         n: t["sum_error_px"].sum() / t["n_points"].sum() for n, t in totals.items() if len(t) > 0
     }
@@ -390,12 +380,31 @@ def frames_to_label(
         bound = difference.high if difference.has_interval else difference.estimate
         if chosen is None and bound <= margin_px:
             chosen = n
+    decision = FramesToLabel(chosen, best, margin_px, differences)
+    how = _why_chosen(decision, maes, len(totals[best]), margin_pct, settings, what)
+    label = (
+        "Label no frames (the initial model)" if chosen == 0 else f"Label {chosen} frames per video"
+    )
+    return replace(decision, sentence=f"{label}: {how}.")
+
+
+def _why_chosen(
+    decision: FramesToLabel,
+    maes: dict[int, float],
+    n_best_participants: int,
+    margin_pct: float,
+    settings: IntervalSettings,
+    what: str,
+) -> str:
+    """Why :func:`frames_to_label` chose its condition, in words with the numbers."""
+    chosen, best, margin_px = decision.condition, decision.best, decision.margin_px
+    differences, method = decision.differences, settings.method
     d = differences[chosen]
     if chosen == best:
         fewer = [n for n in maes if n < best]
         how = (
             f"the best condition (its {what} MAE is {maes[best]:.1f} px over "
-            f"{len(totals[best])} participant(s))"
+            f"{n_best_participants} participant(s))"
         )
         if fewer:
             widest = max((differences[n] for n in fewer), key=lambda i: i.n_participants)
@@ -408,25 +417,20 @@ def frames_to_label(
                 f"({margin_px:.1f} px) on the point estimates ({widest.note}), so this is an "
                 "indication, not a decision"
             )
-    elif d.has_interval:
-        how = (
+        return how
+    if d.has_interval:
+        return (
             f"its {what} MAE is {maes[chosen]:.1f} px, {d.estimate:+.1f} px from the best "
-            f"({maes[best]:.1f} px at {best}), {confidence:.0%} interval of the difference "
+            f"({maes[best]:.1f} px at {best}), {settings.confidence:.0%} interval of the difference "
             f"[{d.low:+.1f}, {d.high:+.1f}] px by {METHOD_WORDS[method]} over "
             f"{d.n_participants} participants (paired), within the margin of {margin_pct:g} % "
             f"({margin_px:.1f} px)"
         )
-    else:
-        how = (
-            f"its {what} MAE is {maes[chosen]:.1f} px against {maes[best]:.1f} px at {best}, "
-            f"within the margin of {margin_pct:g} % ({margin_px:.1f} px) on the point estimate "
-            f"only ({d.note or 'no interval'}), so this is an indication, not a decision"
-        )
-    label = (
-        "Label no frames (the initial model)" if chosen == 0 else f"Label {chosen} frames per video"
+    return (
+        f"its {what} MAE is {maes[chosen]:.1f} px against {maes[best]:.1f} px at {best}, "
+        f"within the margin of {margin_pct:g} % ({margin_px:.1f} px) on the point estimate "
+        f"only ({d.note or 'no interval'}), so this is an indication, not a decision"
     )
-    sentence = f"{label}: {how}."
-    return FramesToLabel(chosen, best, margin_px, differences, sentence)
 
 
 @dataclass(frozen=True)

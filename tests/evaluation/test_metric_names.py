@@ -9,6 +9,7 @@ import pytest
 from src.evaluation.metric_names import SETS, MetricName, table_cells, table_columns
 from src.evaluation.metrics import interval_metrics, mae_metrics
 from src.evaluation.pck import pck_metrics
+from src.evaluation.uncertainty import IntervalSettings
 
 
 def predictions(rng) -> pd.DataFrame:
@@ -40,7 +41,7 @@ def logged_names() -> dict[str, float]:
     rows = predictions(np.random.default_rng(0))
     cutoffs = [0.6, 0.8, 1e-05]
     metrics = mae_metrics(rows, cutoffs, cm_per_px=1.5)
-    metrics |= interval_metrics(rows, cutoffs, 200, 0, 0.95, min_participants=2)
+    metrics |= interval_metrics(rows, cutoffs, IntervalSettings(200, 0, 0.95, min_participants=2))
     return metrics | pck_metrics(rows, [0.1, 0.25])
 
 
