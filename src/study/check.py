@@ -103,14 +103,7 @@ def check_study(
     # read only after training (the report's registry, the export): a bad value stops here, not then
     check_config(cfg, *AFTER_TRAINING)
     if cheap:
-        conditions = [int(cfg.labelled_frames)] if conditions is None else list(conditions)
-        if split_kind(cfg.split) == KFOLD:  # split.fold is one of split.folds (the folds' own
-            # participants were checked when they were prepared)
-            check_folds(cfg.split.folds, cfg.split.folds, cfg.split.fold)
-        if cfg.weights.kind == "snapshot":
-            plan.initial_model_bodyparts(cfg)  # the file exists and names its bodyparts
-        needed = check_disk(cfg, _trainings(cfg, conditions))
-        return StudyPlan(conditions, None, _trainings(cfg, conditions), needed, {}, None)
+        return _check_cheaply(cfg, conditions)
 
     check_config(cfg, "data", "split", "frames", "training")
     data = plan.study_data(cfg)  # loads the data set and splits it, with their own checks
@@ -131,20 +124,8 @@ def check_study(
         check_image_sizes(data.dataset)
     trainings = _trainings(cfg, conditions, len(folds) or 1)
     needed = check_disk(cfg, trainings)
-
-    counted = data.train_frames
-    across = f"; folds {folds} of split.folds={cfg.split.folds}" if folds else ""
-    lines = [
-        f"study check: {cfg.data.name} ({cfg.data.kind}): {len(counted.per_video)} development "
-        f"video(s), {counted.most} train frame(s) or more each; conditions {conditions} "
-        f"(pipeline.conditions={_shown(cfg.pipeline.conditions)}){across}; about {needed:.1f} GB of "
-        f"snapshots for {trainings} training(s); checked in {time.perf_counter() - start:.1f} s"
-    ]
-    if data.note:
-        lines.append(f"study check: {data.note}")
-    if 0 in conditions and (zero.skipped or not zero.complete or zero.renamed):
-        lines.append(f"study check: {zero.summary()}")
-    for line in lines:
+    seconds = time.perf_counter() - start
+    for line in _summary_lines(cfg, data, conditions, folds, zero, trainings, needed, seconds):
         say(line)
     return StudyPlan(
         conditions,
@@ -154,6 +135,45 @@ def check_study(
         cohorts_not_needed(cfg),
         pretraining_not_needed(cfg),
     )
+
+
+def _check_cheaply(cfg: DictConfig, conditions: Sequence[int] | None) -> StudyPlan:
+    """What ``src.train`` checks without loading data: the fold, the initial weights' file, the disk."""
+    conditions = [int(cfg.labelled_frames)] if conditions is None else list(conditions)
+    if split_kind(cfg.split) == KFOLD:  # split.fold is one of split.folds (the folds' own
+        # participants were checked when they were prepared)
+        check_folds(cfg.split.folds, cfg.split.folds, cfg.split.fold)
+    if cfg.weights.kind == "snapshot":
+        plan.initial_model_bodyparts(cfg)  # the file exists and names its bodyparts
+    needed = check_disk(cfg, _trainings(cfg, conditions))
+    return StudyPlan(conditions, None, _trainings(cfg, conditions), needed, {}, None)
+
+
+def _summary_lines(
+    cfg: DictConfig,
+    data: plan.StudyData,
+    conditions: list[int],
+    folds: list,
+    zero: ConditionZero,
+    trainings: int,
+    needed: float,
+    seconds: float,
+) -> list[str]:
+    """What the check says: the data, conditions, folds and disk; the data's note; condition 0's
+    plan when it is run and not plain."""
+    counted = data.train_frames
+    across = f"; folds {folds} of split.folds={cfg.split.folds}" if folds else ""
+    lines = [
+        f"study check: {cfg.data.name} ({cfg.data.kind}): {len(counted.per_video)} development "
+        f"video(s), {counted.most} train frame(s) or more each; conditions {conditions} "
+        f"(pipeline.conditions={_shown(cfg.pipeline.conditions)}){across}; about {needed:.1f} GB of "
+        f"snapshots for {trainings} training(s); checked in {seconds:.1f} s"
+    ]
+    if data.note:
+        lines.append(f"study check: {data.note}")
+    if 0 in conditions and (zero.skipped or not zero.complete or zero.renamed):
+        lines.append(f"study check: {zero.summary()}")
+    return lines
 
 
 def _shown(value) -> str:
