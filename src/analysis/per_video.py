@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -135,14 +135,22 @@ def other_models_xy(trackers: list[Tracker], video: VideoInfo, bodyparts: list[s
     return found
 
 
+@dataclass(frozen=True)
+class TrustCheck:
+    """What scores the trust of every point: its settings and the trackers of the other models
+    whose disagreement it measures."""
+
+    settings: TrustSettings
+    other_trackers: list[Tracker] = field(default_factory=list)
+
+
 def analyse_video(
     analysis: DictConfig,
     tracker: Tracker,
     points: Points,
     video: VideoInfo,
     folder: Path,
-    trust: TrustSettings | None = None,
-    other_trackers: list[Tracker] = (),
+    trust: TrustCheck | None = None,
 ) -> dict:
     """Track one video into ``folder`` (written atomically) and compute its features and, with
     ``trust``, the trust of every point; returns what was made."""
@@ -151,28 +159,12 @@ def analyse_video(
         table, frames_per_s = track_video(tracker, video, staging)
         stem = video.path.stem + tracker.scorer
         if str(analysis.filter.type) != "none":
-            table = engine.filter_predictions(table, analysis.filter)
-            table.to_hdf(
-                staging / f"{stem}_filtered.h5", key="df_with_missing", format="table", mode="w"
-            )
-            table.to_csv(staging / f"{stem}_filtered.csv")
+            table = _filtered(table, analysis, staging, stem)
         poses = poses_of(table, points.bodyparts)
         video_trust, other_seconds = None, 0.0
         if trust is not None:
-            other_start = time.perf_counter()
-            other_xy = other_models_xy(list(other_trackers), video, points.bodyparts)
-            other_seconds = time.perf_counter() - other_start
-            video_trust = analyse_trust(
-                trust,
-                video,
-                table,
-                poses,
-                points.bodyparts,
-                points.skeleton,
-                float(analysis.pcutoff),
-                staging,
-                folder,
-                other_xy,
+            video_trust, other_seconds = _video_trust(
+                analysis, trust, points, video, (table, poses), (staging, folder)
             )
         feature_table, frequencies = write_features(
             analysis, points, video, poses, staging, video_trust
@@ -186,19 +178,8 @@ def analyse_video(
             video_trust.seconds += time.perf_counter() - plot_start
         movie_frames = None
         if analysis.movie.enabled:
-            style = MovieStyle.rainbow(
-                points.bodyparts,
-                points.skeleton,
-                float(analysis.pcutoff),
-                int(analysis.movie.point_radius),
-                int(analysis.movie.line_width),
-            )
-            movie_frames = write_movie(
-                video,
-                poses,
-                style,
-                staging / f"{stem}_labeled.mp4",
-                video_trust.flagged if video_trust is not None else None,
+            movie_frames = _labelled_movie(
+                analysis, points, video, poses, staging / f"{stem}_labeled.mp4", video_trust
             )
     return {
         "video": video,
@@ -214,6 +195,70 @@ def analyse_video(
         "seconds": time.perf_counter() - started,  # the whole video's analysis
         "other_models_seconds": other_seconds,  # tracking by the other models (disagreement)
     }
+
+
+def _filtered(table: pd.DataFrame, analysis: DictConfig, staging: Path, stem: str) -> pd.DataFrame:
+    """The predictions filtered by ``analysis.filter``, written beside them (``<stem>_filtered.h5``,
+    ``.csv``)."""
+    table = engine.filter_predictions(table, analysis.filter)
+    table.to_hdf(staging / f"{stem}_filtered.h5", key="df_with_missing", format="table", mode="w")
+    table.to_csv(staging / f"{stem}_filtered.csv")
+    return table
+
+
+def _video_trust(
+    analysis: DictConfig,
+    trust: TrustCheck,
+    points: Points,
+    video: VideoInfo,
+    tracked: tuple[pd.DataFrame, np.ndarray],
+    folders: tuple[Path, Path],
+) -> tuple[VideoTrust, float]:
+    """The trust of every point of the video (``tracked``: its predictions table and poses;
+    ``folders``: the staging folder written and the final one), and the seconds the other models
+    took to track it."""
+    (table, poses), (staging, folder) = tracked, folders
+    other_start = time.perf_counter()
+    other_xy = other_models_xy(list(trust.other_trackers), video, points.bodyparts)
+    other_seconds = time.perf_counter() - other_start
+    video_trust = analyse_trust(
+        trust.settings,
+        video,
+        table,
+        poses,
+        points.bodyparts,
+        points.skeleton,
+        float(analysis.pcutoff),
+        staging,
+        folder,
+        other_xy,
+    )
+    return video_trust, other_seconds
+
+
+def _labelled_movie(
+    analysis: DictConfig,
+    points: Points,
+    video: VideoInfo,
+    poses: np.ndarray,
+    path: Path,
+    video_trust: VideoTrust | None,
+) -> int:
+    """The video with its points and skeleton drawn (and flagged points marked) at ``path``."""
+    style = MovieStyle.rainbow(
+        points.bodyparts,
+        points.skeleton,
+        float(analysis.pcutoff),
+        int(analysis.movie.point_radius),
+        int(analysis.movie.line_width),
+    )
+    return write_movie(
+        video,
+        poses,
+        style,
+        path,
+        video_trust.flagged if video_trust is not None else None,
+    )
 
 
 def write_features(

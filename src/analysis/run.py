@@ -39,11 +39,27 @@ from src.analysis.model_choice import (
     scorer_name,
 )
 from src.analysis.movies import movie_still
-from src.analysis.per_video import Points, Tracker, analyse_video, points_for, summary_row
+from src.analysis.per_video import (
+    Points,
+    Tracker,
+    TrustCheck,
+    analyse_video,
+    points_for,
+    summary_row,
+)
 from src.analysis.trust import LABELLING_FOLDER, PREDICTED_MAE_NOTE, TrustSettings
 from src.analysis.videos import VideoInfo, check_output_dir, read_video_info, videos_to_analyse
 from src.errors import DataError
 from src.tracking import store
+
+
+@dataclass(frozen=True)
+class TrustRuns:
+    """What scores the trust of every point: its settings and the MLflow runs of the other models
+    whose disagreement it measures."""
+
+    settings: TrustSettings
+    other_runs: list[ModelRun]
 
 
 @dataclass
@@ -82,9 +98,8 @@ def analyze(cfg: DictConfig) -> dict:
     truth = ground_truth_positions(cfg) if analysis.compare_ground_truth else None
     scorer = scorer_name(cfg, model_run, str(analysis.snapshot))
 
-    results, points = track_videos(
-        analysis, model_run, infos, output_root, scorer, trust, other_runs
-    )
+    trust_runs = TrustRuns(trust, other_runs) if trust is not None else None
+    results, points = track_videos(analysis, model_run, infos, output_root, scorer, trust_runs)
 
     pseudonyms = privacy.from_config(cfg)
     summary = pseudonyms.table(pd.DataFrame([summary_row(r) for r in results]))
@@ -116,8 +131,7 @@ def track_videos(
     infos: list[VideoInfo],
     output_root: Path,
     scorer: str,
-    trust: TrustSettings | None = None,
-    other_runs: list[ModelRun] = (),
+    trust: TrustRuns | None = None,
 ) -> tuple[list[dict], Points]:
     """Download the model (and the trust score's other models) into a temporary folder, check the
     points the settings name against it and analyse every video into
@@ -127,27 +141,36 @@ def track_videos(
         model, model_skeleton = download_model_and_skeleton(model_run, work)
         points = points_for(analysis, list(model.bodyparts), model_skeleton)
         tracker = Tracker.for_model(model, analysis, scorer)
-        others = []
+        check = None
         if trust is not None:
-            trust.check_bodyparts(points.bodyparts)
-            for i, other_run in enumerate(other_runs):
-                other, _ = download_model_and_skeleton(other_run, work / f"other-{i}")
-                if list(other.bodyparts) != points.bodyparts:
-                    raise DataError(
-                        f"analysis.trust.other_models: {other_run.run_id} tracks "
-                        f"{list(other.bodyparts)}, the analysed model {points.bodyparts}; name "
-                        "models of the same bodyparts."
-                    )
-                others.append(Tracker.for_model(other, analysis, scorer))
+            trust.settings.check_bodyparts(points.bodyparts)
+            others = [
+                _other_tracker(analysis, other_run, work / f"other-{i}", points, scorer)
+                for i, other_run in enumerate(trust.other_runs)
+            ]
+            check = TrustCheck(trust.settings, others)
         results = [
-            analyse_video(
-                analysis, tracker, points, info, output_root / info.path.stem, trust, others
-            )
+            analyse_video(analysis, tracker, points, info, output_root / info.path.stem, check)
             for info in infos
         ]
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return results, points
+
+
+def _other_tracker(
+    analysis: DictConfig, other_run: ModelRun, work: Path, points: Points, scorer: str
+) -> Tracker:
+    """A tracker of one of the trust score's other models, downloaded into ``work``; it must track
+    the analysed model's bodyparts."""
+    other, _ = download_model_and_skeleton(other_run, work)
+    if list(other.bodyparts) != points.bodyparts:
+        raise DataError(
+            f"analysis.trust.other_models: {other_run.run_id} tracks "
+            f"{list(other.bodyparts)}, the analysed model {points.bodyparts}; name "
+            "models of the same bodyparts."
+        )
+    return Tracker.for_model(other, analysis, scorer)
 
 
 def throughput_metrics(results: list[dict]) -> dict[str, float]:
