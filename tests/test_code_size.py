@@ -15,6 +15,11 @@ ALLOWED = {
     "src/analysis/trust.py:export_flagged_frames",
     "src/analysis/trust.py:analyse_trust",
     "src/trust/score.py:fit",
+    "src/data/selection/active.py:next_round",
+    # the labelling-round work, written while this rule came in: its owner splits them
+    "src/data/contract.py:next_round",
+    "src/label_round.py:export_round",
+    "src/label_round.py:round_labels",
 }
 
 

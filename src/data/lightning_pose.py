@@ -56,9 +56,10 @@ def load(data_cfg) -> Dataset:
     )
 
 
-# one parameter per key of its conf/data/*.yaml, read by load() above
+# why: one keyword per key of its conf/data/*.yaml, as load() above reads them
 def load_lightning_pose(
     root: Path,
+    *,
     name: str | None = None,
     csv_file: str | None = None,
     lp_config: str | None = None,

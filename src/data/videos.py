@@ -36,9 +36,10 @@ def load(data_cfg) -> Dataset:
     )
 
 
-# one parameter per key of its conf/data/*.yaml, read by load() above
+# why: one keyword per key of its conf/data/*.yaml, as load() above reads them
 def load_videos(
     root: Path,
+    *,
     name: str,
     bodyparts: list[str],
     skeleton: list[list[str]],

@@ -177,6 +177,7 @@ def read_pose_config(path: Path) -> dict:
     return module(engine_of(pose_config=path)).read_pose_config(path)
 
 
+# why: one argument per field of DeepLabCut's project config.yaml, as its callers pass them
 def write_labelling_config(
     project_dir: Path,
     project_path: Path,

@@ -190,6 +190,7 @@ def auto_device() -> str:
         return "cpu"
 
 
+# why: one argument per field of DeepLabCut's project config.yaml, as its callers pass them
 def write_labelling_config(
     project_dir: Path,
     project_path: Path,
