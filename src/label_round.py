@@ -78,15 +78,21 @@ def export_round(
     round_dir: Path,
     scorer: str,
     settings: dict | None = None,
+    annotations_file: Path | None = None,
 ) -> Path:
-    """Choose each development video's frames of the next round and export them for labelling;
-    returns the project's config.yaml."""
+    """Choose each development video's frames of the next round and export for labelling those
+    without labels in ``annotations_file`` (default: the prepared labels.csv); a chosen frame
+    labelled already joins the round as it is. Returns the project's config.yaml."""
     from src.analysis.trust import read_frames
     from src.analysis.videos import collect_videos
     from src.labelling import export_for_labelling
 
     prepared_dir, round_dir = Path(prepared_dir), Path(round_dir)
-    facts, selection, _ = read_prepared(prepared_dir)
+    facts, selection, labels = read_prepared(prepared_dir)
+    if annotations_file is not None:
+        labels = read_annotations(Path(annotations_file))
+    has_label = labels[["x", "y"]].notna().all(axis=1)
+    already = set(zip(labels.loc[has_label, "video"], labels.loc[has_label, "frame"]))
     if not 0 < labelled < n_frames:
         raise DataError(
             f"--labelled {labelled} --frames {n_frames}: the model's labelled frames per video "
@@ -102,7 +108,7 @@ def export_round(
     split = pd.read_csv(prepared_dir / "split.csv")
     files = {path.stem: path for path in collect_videos([str(v) for v in videos])}
     development = selection[(selection["set"] == DEVELOPMENT)]
-    rounds, new = {}, {}
+    rounds, new, before_of = {}, {}, {}
     for video, rows in development.groupby("video", sort=False):
         if video not in files:
             raise DataError(
@@ -111,6 +117,7 @@ def export_round(
             )
         trained = rows[(rows["role"] == "train") & (rows["rank"] <= labelled)]
         before = trained.sort_values("rank")["frame"].tolist()
+        before_of[video] = before
         frame_numbers, features = video_features(
             files[video], size, int(config["max_frames_for_clustering"])
         )
@@ -128,7 +135,7 @@ def export_round(
             seed,
             settings,
         ).tolist()
-        new[video] = rounds[video][len(before) :]
+        new[video] = [f for f in rounds[video][len(before) :] if (video, f) not in already]
     table = active.round_selection(selection, rounds)
     to_label = table[
         (table["role"] == "train")
@@ -159,7 +166,11 @@ def export_round(
         "bodyparts": list(facts["bodyparts"]),
         "labelled_frames_before": labelled,
         "labelled_frames_after": n_frames,
-        "settings": settings,
+        "settings": {k: settings[k] for k in ("min_gap_frames", "feature_radius_quantile")},
+        "labelled_already": {
+            video: [f for f in frames[len(before_of[video]) :] if f not in new[video]]
+            for video, frames in rounds.items()
+        },
         "exported": {
             video: [
                 {"frame": int(f), "image": Path(i).name} for f, i in zip(r["frame"], r["image"])
@@ -169,6 +180,25 @@ def export_round(
     }
     (round_dir / ROUND_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
     return project
+
+
+def read_annotations(path: Path) -> pd.DataFrame:
+    """An annotations file (a labels.csv: LABELS_COLUMNS), checked."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; give the annotations the round extends.")
+    try:
+        annotations = pd.read_csv(path)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise DataError(
+            f"{path}: not a readable CSV ({type(error).__name__}); give a labels.csv."
+        ) from error
+    missing = [c for c in LABELS_COLUMNS if c not in annotations.columns]
+    if missing:
+        raise DataError(
+            f"{path}: no column {missing[0]}; give a labels.csv (columns "
+            f"{', '.join(LABELS_COLUMNS)})."
+        )
+    return annotations
 
 
 def read_round(round_dir: Path) -> dict:
@@ -258,21 +288,8 @@ def import_round(round_dir: Path, annotations_file: Path, out: Path) -> pd.DataF
             f"{out}: exists; give a new file for the merged annotations (--out), the old ones "
             "stay as they are."
         )
-    if not annotations_file.is_file():
-        raise DataError(f"{annotations_file}: missing; give the annotations the round extends.")
     manifest = read_round(round_dir)
-    try:
-        annotations = pd.read_csv(annotations_file)
-    except (ValueError, UnicodeDecodeError) as error:
-        raise DataError(
-            f"{annotations_file}: not a readable CSV ({type(error).__name__}); give a labels.csv."
-        ) from error
-    missing = [c for c in LABELS_COLUMNS if c not in annotations.columns]
-    if missing:
-        raise DataError(
-            f"{annotations_file}: no column {missing[0]}; give a labels.csv (columns "
-            f"{', '.join(LABELS_COLUMNS)})."
-        )
+    annotations = read_annotations(annotations_file)
     new = round_labels(round_dir, manifest, annotations)
     participants = pd.read_csv(Path(round_dir) / "selection.csv")
     participants = participants.drop_duplicates("video").set_index("video")["participant"]
@@ -316,6 +333,9 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument("--frames", required=True, type=int, help="the round's budget per video")
     export.add_argument("--round", required=True, type=Path, help="the new round folder")
     export.add_argument("--scorer", default="labeller", help="the labeller's name (DeepLabCut)")
+    export.add_argument(
+        "--annotations", type=Path, help="labels so far (default: the prepared labels.csv)"
+    )
     imports = actions.add_parser("import", help="check the labels and merge them")
     imports.add_argument("--round", required=True, type=Path, help="the labelled round folder")
     imports.add_argument("--annotations", required=True, type=Path, help="labels.csv to extend")
@@ -334,6 +354,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.frames,
                 args.round,
                 args.scorer,
+                annotations_file=args.annotations,
             )
             print(
                 f'label the frames in DeepLabCut: napari, or python -c "import deeplabcut; '

@@ -320,3 +320,28 @@ def test_export_takes_the_selection_settings_the_data_were_prepared_with(exporte
     manifest = yaml.safe_load((tmp_path / "round_2" / "round.yaml").read_text())
     assert [e["frame"] for e in manifest["exported"]["p1_walk"]] == [37, 38]  # the neighbour too
     assert manifest["settings"]["min_gap_frames"] == 0
+
+
+def test_a_chosen_frame_labelled_already_joins_the_round_without_export(exported, tmp_path):
+    """Labels of a frame the round chooses (e.g. a later k-means rank, labelled before) are used
+    as they are: only frames without labels are exported."""
+    annotations = pd.read_csv(exported / "prepared" / "labels.csv")
+    extra = pd.DataFrame(
+        [dict(participant="p1", video="p1_walk", frame=37, bodypart=b) for b in BODYPARTS]
+    ).assign(x=5.0, y=6.0)
+    given = tmp_path / "labels.csv"
+    pd.concat([annotations, extra]).to_csv(given, index=False)
+    main(
+        ["export", "--prepared", str(exported / "prepared"), "--analysed"]
+        + [str(exported / "analysed"), "--videos", str(exported / "videos"), "--labelled", "1"]
+        + ["--frames", "3", "--round", str(tmp_path / "round_2"), "--annotations", str(given)]
+    )
+    manifest = yaml.safe_load((tmp_path / "round_2" / "round.yaml").read_text())
+    assert manifest["labelled_already"]["p1_walk"] == [37]
+    exported_p1 = [e["frame"] for e in manifest["exported"]["p1_walk"]]
+    assert len(exported_p1) == 1 and 37 not in exported_p1
+    images = (tmp_path / "round_2" / "labelling" / "labeled-data" / "p1_walk").glob("*.png")
+    assert [p.name for p in images] == [f"img{exported_p1[0]:02d}.png"]
+    selection = pd.read_csv(tmp_path / "round_2" / "selection.csv")
+    train = selection.query("video == 'p1_walk' and role == 'train'")["frame"].tolist()
+    assert train[:2] == [20, 37] and len(train) == 3
