@@ -79,10 +79,12 @@ def export_round(
     scorer: str,
     settings: dict | None = None,
     annotations_file: Path | None = None,
+    selection_file: Path | None = None,
 ) -> Path:
     """Choose each development video's frames of the next round and export for labelling those
     without labels in ``annotations_file`` (default: the prepared labels.csv); a chosen frame
-    labelled already joins the round as it is. Returns the project's config.yaml."""
+    labelled already joins the round as it is. ``selection_file``: the previous round's
+    selection.csv (default: the prepared one, round 1). Returns the project's config.yaml."""
     from src.analysis.trust import read_frames
     from src.analysis.videos import collect_videos
     from src.labelling import export_for_labelling
@@ -91,6 +93,8 @@ def export_round(
     facts, selection, labels = read_prepared(prepared_dir)
     if annotations_file is not None:
         labels = read_annotations(Path(annotations_file))
+    if selection_file is not None:
+        selection = read_selection(Path(selection_file), selection)
     has_label = labels[["x", "y"]].notna().all(axis=1)
     already = set(zip(labels.loc[has_label, "video"], labels.loc[has_label, "frame"]))
     if not 0 < labelled < n_frames:
@@ -199,6 +203,22 @@ def read_annotations(path: Path) -> pd.DataFrame:
             f"{', '.join(LABELS_COLUMNS)})."
         )
     return annotations
+
+
+def read_selection(path: Path, prepared: pd.DataFrame) -> pd.DataFrame:
+    """A previous round's selection.csv, checked against the prepared one: the same test and
+    generalisation frames."""
+    if not path.is_file():
+        raise DataError(f"{path}: missing; give the selection.csv of the previous round's folder.")
+    selection = pd.read_csv(path)
+    fixed = ["video", "role", "frame"]
+    same = selection.loc[selection["role"] != "train", fixed].reset_index(drop=True)
+    if not same.equals(prepared.loc[prepared["role"] != "train", fixed].reset_index(drop=True)):
+        raise DataError(
+            f"{path}: its test or generalisation frames differ from the prepared data's; give "
+            "the selection.csv of a round of these prepared data (--prepared)."
+        )
+    return selection
 
 
 def read_round(round_dir: Path) -> dict:
@@ -336,6 +356,9 @@ def main(argv: list[str] | None = None) -> None:
     export.add_argument(
         "--annotations", type=Path, help="labels so far (default: the prepared labels.csv)"
     )
+    export.add_argument(
+        "--selection", type=Path, help="the previous round's selection.csv (default: round 1)"
+    )
     imports = actions.add_parser("import", help="check the labels and merge them")
     imports.add_argument("--round", required=True, type=Path, help="the labelled round folder")
     imports.add_argument("--annotations", required=True, type=Path, help="labels.csv to extend")
@@ -355,6 +378,7 @@ def main(argv: list[str] | None = None) -> None:
                 args.round,
                 args.scorer,
                 annotations_file=args.annotations,
+                selection_file=args.selection,
             )
             print(
                 f'label the frames in DeepLabCut: napari, or python -c "import deeplabcut; '

@@ -345,3 +345,22 @@ def test_a_chosen_frame_labelled_already_joins_the_round_without_export(exported
     selection = pd.read_csv(tmp_path / "round_2" / "selection.csv")
     train = selection.query("video == 'p1_walk' and role == 'train'")["frame"].tolist()
     assert train[:2] == [20, 37] and len(train) == 3
+
+
+def test_round_3_extends_round_2(labelled, exported, tmp_path, capsys):
+    status, printed, merged = bring_back(labelled, exported, tmp_path, capsys)
+    assert status == 0, printed.err
+    main(
+        ["export", "--prepared", str(exported / "prepared"), "--analysed"]
+        + [str(exported / "analysed"), "--videos", str(exported / "videos"), "--labelled", "3"]
+        + ["--frames", "4", "--round", str(tmp_path / "round_3"), "--annotations", str(merged)]
+        + ["--selection", str(labelled / "selection.csv")]
+    )
+    before = pd.read_csv(labelled / "selection.csv").query("role == 'train'")
+    after = pd.read_csv(tmp_path / "round_3" / "selection.csv").query("role == 'train'")
+    for video in VIDEOS:
+        frames = after[after["video"] == video]["frame"].tolist()
+        assert frames[:3] == before[before["video"] == video]["frame"].tolist()  # nested
+        assert len(frames) == 4
+    manifest = yaml.safe_load((tmp_path / "round_3" / "round.yaml").read_text())
+    assert all(len(rows) == 1 for rows in manifest["exported"].values())  # 1 new frame each
