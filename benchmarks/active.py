@@ -198,7 +198,10 @@ def main() -> None:
     prev_store, prev_root = kmeans_store, work / "data" / "prepared"
     for before, budget in zip(budgets, budgets[1:]):
         store = f"mlruns_active_{budget}"
+        trained = runs_of(work / store) if (work / store / "mlflow.db").is_file() else None
         for fold in range(1, args.folds + 1):
+            if trained is not None and not trained.query("fold == @fold and n == @budget").empty:
+                continue  # a resumed benchmark: this fold's round is trained
             start = time.perf_counter()
             root, seconds = active_round(
                 args, work, cfg, dataset, fold, before, budget, prev_store, prev_root
@@ -216,7 +219,7 @@ def main() -> None:
                 log,
             )
             round_seconds.append(time.perf_counter() - start)
-        prev_store, prev_root = work / store, root
+        prev_store, prev_root = work / store, work / f"active_{budget}" / "prepared"
 
     settings = IntervalSettings(
         int(cfg.evaluation.bootstrap.resamples),
