@@ -502,7 +502,11 @@ CASES = [
         "reaching",
         "src.prepare",
         [*DLC, "frames=random"],
-        ["frames=random: unknown frames option 'random'", "choose one of: active, kmeans", "conf/frames/"],
+        [
+            "frames=random: unknown frames option 'random'",
+            "choose one of: active, kmeans",
+            "conf/frames/",
+        ],
     ),
     Case(
         "split fraction outside (0, 1)",

@@ -317,7 +317,9 @@ def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stop
             assert time.monotonic() < deadline, (sent, back_at)  # they are sent every 2 s
             time.sleep(0.5)
         assert sent == list(range(1, len(sent) + 1)), sent  # the missed epochs, each once
-        job.send_signal(signal.SIGSTOP)  # paused again, so that it ends only once the server is away
+        job.send_signal(
+            signal.SIGSTOP
+        )  # paused again, so that it ends only once the server is away
         assert job.poll() is None and epochs_done(models, 3) < 30, "ended before the second outage"
     job.send_signal(signal.SIGCONT)
     # Away again, now until the training has ended and MLflow's retries are spent: one line.
