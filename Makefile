@@ -74,7 +74,7 @@ tracking-server: setup  ## the shared MLflow server with logins (docs/tracking_s
 	$(PY) -m src.server start --artifacts "$(ARTIFACTS)" --host $(or $(HOST),127.0.0.1) --port $(or $(PORT),5000)
 
 .PHONY: postgres
-postgres:         ## PostgreSQL's server programs for tests/test_tracking_server.py (Debian's postgresql; installed when missing and we may)
+postgres:         ## PostgreSQL's server programs for tests/tracking/test_tracking_server.py (Debian's postgresql; installed when missing and we may)
 	@command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 \
 	  || apt-get install -y -q postgresql >/dev/null 2>&1 \
 	  || (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q postgresql >/dev/null 2>&1) \

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from tests.test_launchers import (
+from tests.training.test_launchers import (
     check_sweep,
     new_machine,
     prepare_tiny,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -63,6 +64,49 @@ def python_env() -> dict[str, str]:
     """This virtualenv first on PATH, as `make` has it: `python`, `dvc` and `mlflow` of .venv (submitit and loky
     also start their jobs with it)."""
     return os.environ | {"PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+
+
+# The tiny pipeline of tests/pipeline/: params.yaml overrides, conditions 0 and 2.
+TINY_PIPELINE = [
+    "synthetic=tiny",
+    "frames.max_train_frames_per_video=4",
+    "training.iterations=6",
+    "training.evaluations=2",
+    "pretraining.iterations=4",
+    "pretraining.frames_per_video=4",
+    "pipeline.conditions=[0,2]",
+]
+
+
+def run(repo: Path, *command: str) -> str:
+    """A command in the copy, with this virtualenv's `python` and `dvc` first on PATH (as `make demo` has)."""
+    done = subprocess.run(command, cwd=repo, env=python_env(), capture_output=True, text=True)
+    assert done.returncode == 0, (
+        f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    )
+    return done.stdout + done.stderr
+
+
+def copy_repository(target: Path) -> Path:
+    """What a clone holds that the pipeline needs: code, configs, dvc.yaml, the lock file (a dep of
+    every stage); a git and DVC repository."""
+    target.mkdir()
+    for name in ("src", "conf"):
+        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
+        shutil.copyfile(REPO / name, target / name)
+    (target / "docs").mkdir()
+    shutil.copyfile(REPO / "docs" / "paper_table1.csv", target / "docs" / "paper_table1.csv")
+    run(target, "git", "init", "-q")
+    run(target, "dvc", "init", "-q")
+    run(target, "dvc", "config", "core.analytics", "false")
+    return target
+
+
+def ran_stages(output: str) -> set[str]:
+    return {
+        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
+    }
 
 
 def tree_checksums(root: Path) -> dict[str, str]:

@@ -98,7 +98,7 @@ def engine_name(cfg) -> str:
 def module(name: str) -> ModuleType:
     """The engine module ``name`` (src/engine/<name>.py), imported when first asked for.
 
-    tests/test_dvc_dependencies.py counts every module of this package as run by whoever imports
+    tests/pipeline/test_dvc_dependencies.py counts every module of this package as run by whoever imports
     it (the registry may import any engine)."""
     if name not in ENGINES:
         raise ValueError(f"no engine {name!r}; the engines: {', '.join(ENGINES)}")

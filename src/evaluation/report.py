@@ -59,7 +59,7 @@ from src.evaluation.plots import (
     plot_nothing,
     plot_participant_errors,
 )
-from src.evaluation.render import _measured, markdown  # noqa: F401  (_measured: tests/test_kfold.py)
+from src.evaluation.render import _measured, markdown  # noqa: F401  (_measured: tests/study/test_kfold.py)
 from src.evaluation.study_errors import (
     Bootstrap,
     bodypart_by_participant,
@@ -70,7 +70,7 @@ from src.evaluation.study_errors import (
     pool_bodyparts,
     pool_folds,
 )
-from src.evaluation.tables import (  # noqa: F401  (with_skipped: tests/test_report_pictures.py)
+from src.evaluation.tables import (  # noqa: F401  (with_skipped: tests/evaluation/test_report_pictures.py)
     ReportData,
     how_many_frames,
     paper_table,
@@ -82,7 +82,7 @@ from src.evaluation.uncertainty import FramesToLabel
 from src.files import atomic_files
 from src.tracking import store
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
-from src.tracking.runs import (  # noqa: F401  (pipeline_runs: tests/test_kfold.py)
+from src.tracking.runs import (  # noqa: F401  (pipeline_runs: tests/study/test_kfold.py)
     bodypart_errors,
     loss_histories,
     pipeline_records,

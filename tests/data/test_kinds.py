@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 from src.data import contract
 from src.data.dataset import KINDS, kind_module, load_dataset
 from src.errors import DataError
-from tests.test_project_kinds import data_config, write_lightning_pose
+from tests.data.test_project_kinds import data_config, write_lightning_pose
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,7 +1,7 @@
 """Trust in daily use (src.analysis.trust): flags, the trust table, the frames exported for
 labelling and the folder DeepLabCut reads, the movie's marks, the features of flagged points and
 the configuration. Arrays and a small drawn video whose answers are known; the whole src.analyze
-run is in tests/test_analyze.py."""
+run is in tests/analysis/test_analyze.py."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tests.conftest import REPO, python_env
-from tests.test_launchers import (
+from tests.training.test_launchers import (
     EXPERIMENT,
     METRICS,
     new_machine,

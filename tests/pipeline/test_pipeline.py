@@ -9,8 +9,6 @@ Hydra sweep gives the same numbers as the pipeline.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -19,51 +17,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.params import write_params
-from tests.conftest import REPO, python_env
+from tests.conftest import TINY_PIPELINE, copy_repository, ran_stages, run
 
-CONDITIONS = [0, 2]
-TINY = [
-    "synthetic=tiny",
-    "frames.max_train_frames_per_video=4",
-    "training.iterations=6",
-    "training.evaluations=2",
-    "pretraining.iterations=4",
-    "pretraining.frames_per_video=4",
-    f"pipeline.conditions=[{','.join(map(str, CONDITIONS))}]",
-]
+CONDITIONS = [0, 2]  # pipeline.conditions of TINY_PIPELINE
 EXACT = dict(float_precision="round_trip")
 pytestmark = pytest.mark.slow
-
-
-def run(repo: Path, *command: str) -> str:
-    """A command in the copy, with this virtualenv's `python` and `dvc` first on PATH (as `make demo` has)."""
-    done = subprocess.run(command, cwd=repo, env=python_env(), capture_output=True, text=True)
-    assert done.returncode == 0, (
-        f"{' '.join(command)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    )
-    return done.stdout + done.stderr
-
-
-def copy_repository(target: Path) -> Path:
-    """What a clone holds that the pipeline needs: code, configs, dvc.yaml, the lock file (a dep of
-    every stage); a git and DVC repository."""
-    target.mkdir()
-    for name in ("src", "conf"):
-        shutil.copytree(REPO / name, target / name, ignore=shutil.ignore_patterns("__pycache__"))
-    for name in ("dvc.yaml", ".dvcignore", ".gitignore", "requirements.lock"):
-        shutil.copyfile(REPO / name, target / name)
-    (target / "docs").mkdir()
-    shutil.copyfile(REPO / "docs" / "paper_table1.csv", target / "docs" / "paper_table1.csv")
-    run(target, "git", "init", "-q")
-    run(target, "dvc", "init", "-q")
-    run(target, "dvc", "config", "core.analytics", "false")
-    return target
-
-
-def ran_stages(output: str) -> set[str]:
-    return {
-        line.split("'")[1] for line in output.splitlines() if line.startswith("Running stage '")
-    }
 
 
 def client_of(repo: Path) -> MlflowClient:
@@ -74,7 +32,7 @@ def client_of(repo: Path) -> MlflowClient:
 def pipeline(tmp_path_factory):
     """The tiny pipeline reproduced once: (repository copy, output of the first and second `dvc repro`)."""
     repo = copy_repository(tmp_path_factory.mktemp("pipeline") / "repo")
-    write_params(repo / "params.yaml", TINY)
+    write_params(repo / "params.yaml", TINY_PIPELINE)
     first = run(repo, "dvc", "repro")
     second = run(repo, "dvc", "repro")
     return repo, first, second
@@ -146,7 +104,7 @@ def test_report_table_equals_the_mlflow_runs(pipeline):
 def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
     repo, _, _ = pipeline
     before = evaluation_records(repo)
-    write_params(repo / "params.yaml", [*TINY, "evaluation.pcutoffs=[0.5,0.8]"])
+    write_params(repo / "params.yaml", [*TINY_PIPELINE, "evaluation.pcutoffs=[0.5,0.8]"])
     rerun = ran_stages(run(repo, "dvc", "repro"))
     assert rerun == {f"evaluate@{n}" for n in CONDITIONS} | {"report"}
     after = evaluation_records(repo)
@@ -155,7 +113,7 @@ def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
         assert after[n]["run_id"] == before[n]["run_id"]  # evaluated again in the same MLflow run
         assert "mae_test_pcutoff0.5_px" in client.get_run(after[n]["run_id"]).data.metrics
         assert after[n]["metrics"]["mae_test_px"] == before[n]["metrics"]["mae_test_px"]
-    write_params(repo / "params.yaml", TINY)  # back, for the other tests
+    write_params(repo / "params.yaml", TINY_PIPELINE)  # back, for the other tests
     run(repo, "dvc", "repro")
 
 
@@ -164,7 +122,15 @@ def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
     repo, _, _ = pipeline
     records = evaluation_records(repo)
     swept = ",".join(map(str, CONDITIONS))
-    run(repo, sys.executable, "-m", "src.train", "+sweep=frames", *TINY, f"labelled_frames={swept}")
+    run(
+        repo,
+        sys.executable,
+        "-m",
+        "src.train",
+        "+sweep=frames",
+        *TINY_PIPELINE,
+        f"labelled_frames={swept}",
+    )
     client = client_of(repo)
     experiment = client.get_experiment_by_name("synthetic_clinical").experiment_id
     for n in CONDITIONS:
@@ -187,11 +153,11 @@ def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
 def test_a_new_condition_trains_only_itself(pipeline):
     repo, _, _ = pipeline
     before = evaluation_records(repo)
-    grown = [*TINY[:-1], f"pipeline.conditions=[{','.join(map(str, CONDITIONS))},1]"]
+    grown = [*TINY_PIPELINE[:-1], f"pipeline.conditions=[{','.join(map(str, CONDITIONS))},1]"]
     write_params(repo / "params.yaml", grown)
     assert ran_stages(run(repo, "dvc", "repro")) == {"train@1", "evaluate@1", "report"}
     assert evaluation_records(repo) == before  # the others untouched
     assert pd.read_csv(repo / "reports/results.csv", index_col=0).index.tolist() == sorted(
         [*CONDITIONS, 1]
     )
-    write_params(repo / "params.yaml", TINY)
+    write_params(repo / "params.yaml", TINY_PIPELINE)

@@ -1,7 +1,7 @@
 """Data versioning with DVC (docs/data.md): the committed default remote, a push / pull round trip, and a
 user's own DeepLabCut project brought in with `dvc add` and prepared by the pipeline.
 
-Everything runs in a private copy of the repository under tmp_path (tests.test_pipeline.copy_repository), so
+Everything runs in a private copy of the repository under tmp_path (tests.pipeline.test_pipeline.copy_repository), so
 the remotes written to are folders under tmp_path; the shared fixture project is copied, never modified.
 """
 
@@ -18,8 +18,7 @@ import yaml
 from configobj import ConfigObj
 
 from src.params import write_params
-from tests.conftest import REACHING, REPO, tree_checksums
-from tests.test_pipeline import copy_repository, ran_stages, run
+from tests.conftest import REACHING, REPO, copy_repository, ran_stages, run, tree_checksums
 
 # Where docs/data.md puts a user's DeepLabCut project: not under data/, which .gitignore ignores as a whole
 # (DVC refuses to write a .dvc file that git ignores).

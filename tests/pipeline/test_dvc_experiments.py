@@ -11,11 +11,11 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from src.params import write_params
-from tests.test_pipeline import TINY, copy_repository, ran_stages, run
+from tests.conftest import TINY_PIPELINE, copy_repository, ran_stages, run
 
 pytestmark = pytest.mark.slow
 # one condition from random weights: no pre-training, the fastest pipeline that trains
-SMALL = [*TINY, "pipeline.conditions=[2]", "weights=random"]
+SMALL = [*TINY_PIPELINE, "pipeline.conditions=[2]", "weights=random"]
 
 
 @pytest.fixture(scope="module")

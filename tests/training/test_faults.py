@@ -18,7 +18,7 @@ from src.files import atomic_directory, atomic_files
 from src.tracking import store
 from src.training.pretraining import ensure_pretrained
 from tests.conftest import REPO, tiny_overrides, tiny_project
-from tests.test_train import runs
+from tests.training.test_train import runs
 
 
 def overrides(root: Path, *more: str) -> list[str]:

@@ -21,7 +21,7 @@ from src.data.preparation import prepare
 from src.synthetic.cohort import generate_all
 from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
 
-# The tiny configuration of tests/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
+# The tiny configuration of tests/training/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
 TINY = ["synthetic=tiny", *TINY_TRAINING, "training.threads=1"]
 CONDITIONS = [1, 2]  # both train (0 only evaluates the initial model)
 EXPERIMENT = "synthetic_clinical"

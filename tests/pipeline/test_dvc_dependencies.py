@@ -8,8 +8,8 @@ functions included, and checks that every file Python executes is covered by a d
 covers the files under it), and that every code dep is run by the stage (no needless re-runs).
 
 Fast and static: nothing is imported or run. Against another checkout (e.g. an older commit,
-extracted with `git archive`): `DVC_DEPS_ROOT=<checkout> pytest tests/test_dvc_dependencies.py`,
-or `python tests/test_dvc_dependencies.py <checkout>`, which prints what is missing.
+extracted with `git archive`): `DVC_DEPS_ROOT=<checkout> pytest tests/pipeline/test_dvc_dependencies.py`,
+or `python tests/pipeline/test_dvc_dependencies.py <checkout>`, which prints what is missing.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 ROOT = Path(os.environ.get("DVC_DEPS_ROOT", REPO)).resolve()  # the checkout under test
 STAGE_MODULE = re.compile(r"python -m (src(?:\.\w+)*)")
 INTERPOLATION = re.compile(r"\$\{([^}]+)\}")

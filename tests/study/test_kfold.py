@@ -301,7 +301,7 @@ TINY_KFOLD = [
 @pytest.mark.slow
 def test_one_fold_through_dvc_then_a_second_trains_only_its_own(tmp_path):
     from src.params import write_params
-    from tests.test_pipeline import copy_repository, ran_stages, run
+    from tests.conftest import copy_repository, ran_stages, run
 
     repo = copy_repository(tmp_path / "repo")
     write_params(repo / "params.yaml", [*TINY_KFOLD, "pipeline.folds=[1]"])

@@ -15,7 +15,7 @@ from src.synthetic.cohort import generate_all, generate_cohort
 from src.synthetic.motion import joint_trajectory, simulate_poses
 from src.synthetic.settings import Settings, settings
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 COHORTS = ("clinical", "healthy_adults")
 
 

@@ -11,7 +11,7 @@ import yaml
 from src.errors import DataError
 from src.study.config import read_study, study_config, write_study
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 REACHING = REPO.parent / "shared" / "fixtures" / "dlc-reaching"
 BRING_IN = ["data=dlc_project", f"data.root={REACHING}", "data.name=reaching", "split=frames"]
 # Every documented command that composes conf/, as its --cfg job form (composition only, nothing runs).
