@@ -53,7 +53,9 @@ def fitted(signals=("low_likelihood", "jump_px"), bodyparts=BODYPARTS, **provena
 def store(tmp_path):
     previous = mlflow.get_tracking_uri()
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment("calibrator")  # not the active experiment an earlier test left in another store
+    mlflow.set_experiment(
+        "calibrator"
+    )  # not the active experiment an earlier test left in another store
     yield MlflowClient()
     mlflow.set_tracking_uri(previous)
 
