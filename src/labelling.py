@@ -57,12 +57,12 @@ def export_for_labelling(
         }
     config = write_labelling_config(
         project_dir,
-        project_dir,
-        facts["name"],
-        scorer,
-        facts["bodyparts"],
-        facts["skeleton"],
-        video_sets,
+        project_path=project_dir,
+        task=facts["name"],
+        scorer=scorer,
+        bodyparts=facts["bodyparts"],
+        skeleton=facts["skeleton"],
+        video_sets=video_sets,
     )
     log.info("exported %d frames for labelling to %s", len(selection), project_dir)
     return config

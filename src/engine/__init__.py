@@ -177,9 +177,10 @@ def read_pose_config(path: Path) -> dict:
     return module(engine_of(pose_config=path)).read_pose_config(path)
 
 
-# why: one argument per field of DeepLabCut's project config.yaml, as its callers pass them
+# why: one keyword per field of DeepLabCut's project config.yaml, each independent
 def write_labelling_config(
     project_dir: Path,
+    *,
     project_path: Path,
     task: str,
     scorer: str,
@@ -190,5 +191,11 @@ def write_labelling_config(
     """DeepLabCut's project config.yaml for labelling frames (the same for every engine: the
     default engine's)."""
     return module(DEFAULT).write_labelling_config(
-        project_dir, project_path, task, scorer, bodyparts, skeleton, video_sets
+        project_dir,
+        project_path=project_path,
+        task=task,
+        scorer=scorer,
+        bodyparts=bodyparts,
+        skeleton=skeleton,
+        video_sets=video_sets,
     )

@@ -146,10 +146,11 @@ class Engine(Protocol):
         study's model (``per_update_s``, ``per_image_s``, ``imported_at``); None: no probe."""
 
     # --- DeepLabCut projects: to label frames in, to take a model home
-    # why: one argument per field of DeepLabCut's project config.yaml, as its callers pass them
+    # why: one keyword per field of DeepLabCut's project config.yaml, each independent
     def write_labelling_config(
         self,
         project_dir: Path,
+        *,
         project_path: Path,
         task: str,
         scorer: str,

@@ -190,9 +190,10 @@ def auto_device() -> str:
         return "cpu"
 
 
-# why: one argument per field of DeepLabCut's project config.yaml, as its callers pass them
+# why: one keyword per field of DeepLabCut's project config.yaml, each independent
 def write_labelling_config(
     project_dir: Path,
+    *,
     project_path: Path,
     task: str,
     scorer: str,
