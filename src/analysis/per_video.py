@@ -17,6 +17,7 @@ from src import engine
 from src.analysis import features
 from src.analysis.movies import MovieStyle, write_movie
 from src.analysis.trust import (
+    TrackedVideo,
     TrustSettings,
     VideoTrust,
     analyse_trust,
@@ -221,18 +222,10 @@ def _video_trust(
     other_start = time.perf_counter()
     other_xy = other_models_xy(list(trust.other_trackers), video, points.bodyparts)
     other_seconds = time.perf_counter() - other_start
-    video_trust = analyse_trust(
-        trust.settings,
-        video,
-        table,
-        poses,
-        points.bodyparts,
-        points.skeleton,
-        float(analysis.pcutoff),
-        staging,
-        folder,
-        other_xy,
+    tracked_video = TrackedVideo(
+        video, poses, points.bodyparts, points.skeleton, float(analysis.pcutoff)
     )
+    video_trust = analyse_trust(trust.settings, tracked_video, table, staging, folder, other_xy)
     return video_trust, other_seconds
 
 

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from omegaconf import DictConfig
 
+from src.analysis.videos import VideoInfo
 from src.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -320,15 +321,41 @@ def read_frames(video: Path, frames: list[int]) -> dict[int, np.ndarray]:
     return found
 
 
+@dataclass(frozen=True)
+class TrackedVideo:
+    """One video as the model tracked it: its ``VideoInfo``, the poses (frame x bodypart x
+    (x, y, likelihood)), the points and skeleton they are of, and the likelihood cutoff."""
+
+    video: VideoInfo
+    poses: np.ndarray
+    bodyparts: list[str]
+    skeleton: list[list[str]]
+    pcutoff: float
+
+
+def _starting_points(
+    video_trust: VideoTrust, tracked: TrackedVideo, frames: list[int]
+) -> pd.DataFrame:
+    """The model's positions of ``frames`` (frame, bodypart, x, y) as the labeller's starting
+    points: NaN where the point is flagged or below ``pcutoff``."""
+    rows = []
+    for frame in frames:
+        for j, bodypart in enumerate(tracked.bodyparts):
+            x, y, likelihood = tracked.poses[frame, j]
+            keep = not video_trust.flagged[frame, j] and likelihood >= tracked.pcutoff
+            rows.append(
+                {
+                    "frame": frame,
+                    "bodypart": bodypart,
+                    "x": x if keep else np.nan,
+                    "y": y if keep else np.nan,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def export_flagged_frames(
-    video_trust: VideoTrust,
-    video,
-    poses: np.ndarray,
-    bodyparts: list[str],
-    skeleton: list[list[str]],
-    pcutoff: float,
-    staging: Path,
-    final: Path,
+    video_trust: VideoTrust, tracked: TrackedVideo, staging: Path, final: Path
 ) -> Path | None:
     """The least trusted flagged frames as a DeepLabCut project for labelling, written to
     ``staging`` (the video's folder while it is written) with its ``project_path`` the ``final``
@@ -343,7 +370,7 @@ def export_flagged_frames(
     from src.data.collected_data import write_collected_data
     from src.engine import write_labelling_config
 
-    settings = video_trust.settings
+    settings, video, poses = video_trust.settings, tracked.video, tracked.poses
     frames = frames_to_export(video_trust, settings.export_flagged, settings.export_min_gap)
     images = read_frames(video.path, frames)
     frames = [f for f in frames if f in images]
@@ -357,28 +384,16 @@ def export_flagged_frames(
     files = pd.Series({f: f"img{f:0{digits}d}.png" for f in frames})
     for frame in frames:
         cv2.imwrite(str(folder / files[frame]), images[frame])
-    rows = []
-    for frame in frames:
-        for j, bodypart in enumerate(bodyparts):
-            x, y, likelihood = poses[frame, j]
-            keep = not video_trust.flagged[frame, j] and likelihood >= pcutoff
-            rows.append(
-                {
-                    "frame": frame,
-                    "bodypart": bodypart,
-                    "x": x if keep else np.nan,
-                    "y": y if keep else np.nan,
-                }
-            )
-    write_collected_data(pd.DataFrame(rows), files, settings.scorer, bodyparts, folder)
+    points = _starting_points(video_trust, tracked, frames)
+    write_collected_data(points, files, settings.scorer, tracked.bodyparts, folder)
     height, width = images[frames[0]].shape[:2]
     return write_labelling_config(
         staging / LABELLING_FOLDER,
         project_path=final / LABELLING_FOLDER,
         task=name,
         scorer=settings.scorer,
-        bodyparts=bodyparts,
-        skeleton=skeleton,
+        bodyparts=tracked.bodyparts,
+        skeleton=tracked.skeleton,
         video_sets={str(Path(video.path).resolve()): {"crop": f"0, {width}, 0, {height}"}},
     )
 
@@ -469,12 +484,8 @@ def _spans(mask: np.ndarray) -> list[tuple[int, int]]:
 
 def analyse_trust(
     settings: TrustSettings,
-    video,
+    tracked: TrackedVideo,
     predictions: pd.DataFrame,
-    poses: np.ndarray,
-    bodyparts: list[str],
-    skeleton: list[list[str]],
-    pcutoff: float,
     staging: Path,
     final: Path,
     other_xy: list[np.ndarray] | None = None,
@@ -482,13 +493,11 @@ def analyse_trust(
     """Score one video and write its trust table and summary into ``staging``; the labelling
     folder of flagged frames too. The timeline picture needs the features: ``plot_timeline``."""
     start = time.perf_counter()
-    video_trust = score_video(settings, poses, other_xy)
+    video_trust = score_video(settings, tracked.poses, other_xy)
     video_trust.score_seconds = time.perf_counter() - start
-    write_trust_table(trust_table(predictions, video_trust, bodyparts), staging)
+    write_trust_table(trust_table(predictions, video_trust, tracked.bodyparts), staging)
     if settings.export_flagged:
-        export_flagged_frames(
-            video_trust, video, poses, bodyparts, skeleton, pcutoff, staging, final
-        )
+        export_flagged_frames(video_trust, tracked, staging, final)
     pd.DataFrame([video_trust.summary()]).to_csv(
         staging / "trust_summary.csv", index=False, float_format="%.4f"
     )

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from src.analysis.movies import FLAGGED_COLOUR, MovieStyle, bodypart_colours, draw_pose
 from src.analysis.trust import (
+    TrackedVideo,
     TrustSettings,
     export_flagged_frames,
     feature_flags,
@@ -116,9 +117,8 @@ def test_flagged_frames_become_a_labelling_folder_deeplabcut_reads(tmp_path):
     video_trust = score_video(settings(export_flagged=5), poses)
     staging, final = tmp_path / "staging", tmp_path / "final"
     staging.mkdir()
-    config = export_flagged_frames(
-        video_trust, video, poses, BODYPARTS, SKELETON, 0.6, staging, final
-    )
+    tracked = TrackedVideo(video, poses, BODYPARTS, SKELETON, 0.6)
+    config = export_flagged_frames(video_trust, tracked, staging, final)
     assert video_trust.exported_frames == [6, 18]
     staging.rename(final)  # as the atomic folder is moved into place
 
