@@ -516,11 +516,11 @@ def main() -> None:
         rows,
         ALL_SIGNALS,
         (rows["error_px"] > rows["threshold_px"]).to_numpy(dtype=int),
-        "2 x test MAE",
-        float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
-        pcas[folds[0]].to_dict(),
-        bodyparts,
-        skeleton,
+        threshold="2 x test MAE",
+        threshold_px=float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
+        pose_pca=pcas[folds[0]].to_dict(),
+        bodyparts=bodyparts,
+        skeleton=skeleton,
     )
     video_model, video_lines = video_mae_model(rows, video_signal, args.n_boot)
     final.video_mae = video_model.__dict__

@@ -64,12 +64,14 @@ class TrustModel:
     provenance: dict | None = field(default=None)
     video_mae: dict | None = field(default=None)  # VideoErrorModel's fields: a video's MAE
 
+    # why: past is_error, optional fields stored as given, each independent: keyword-only
     @classmethod
     def fit(
         cls,
         table: pd.DataFrame,
         signals: Sequence[str],
         is_error: np.ndarray,
+        *,
         threshold: str = "",
         threshold_px: float | None = None,
         pose_pca: dict | None = None,

@@ -271,7 +271,7 @@ def test_analyze_with_the_combined_score_uses_the_calibrator_the_version_carries
         table,
         ["low_likelihood", "jump_px"],
         table["low_likelihood"] > 0.5,
-        "2 x test MAE",
+        threshold="2 x test MAE",
         pose_pca=PosePCA().fit(rng.uniform(0, 80, (20, len(bodyparts), 2))).to_dict(),
         bodyparts=bodyparts,
         skeleton=skeleton,

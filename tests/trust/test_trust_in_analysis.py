@@ -178,7 +178,7 @@ def test_combined_score_trust_is_one_minus_the_probability_of_error(tmp_path):
         table,
         signals,
         is_error,
-        "2 x test MAE",
+        threshold="2 x test MAE",
         pose_pca=PosePCA().fit(poses[..., :2]).to_dict(),
         bodyparts=BODYPARTS,
         skeleton=SKELETON,

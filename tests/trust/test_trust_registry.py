@@ -39,11 +39,11 @@ def fitted(signals=("low_likelihood", "jump_px"), bodyparts=BODYPARTS, **provena
         table,
         list(signals),
         is_error,
-        "2 x test MAE",
-        5.0,
-        PosePCA().fit(poses[:, : len(bodyparts)]).to_dict(),
-        bodyparts,
-        [pair for pair in SKELETON if set(pair) <= set(bodyparts)],
+        threshold="2 x test MAE",
+        threshold_px=5.0,
+        pose_pca=PosePCA().fit(poses[:, : len(bodyparts)]).to_dict(),
+        bodyparts=bodyparts,
+        skeleton=[pair for pair in SKELETON if set(pair) <= set(bodyparts)],
     )
     model.provenance = provenance or None
     return model

@@ -28,7 +28,9 @@ def signal_table(n_participants: int = 6, rows: int = 400, seed: int = 0):
 
 def test_the_score_is_calibrated_and_travels_as_json(tmp_path):
     table, is_error, _ = signal_table()
-    model = TrustModel.fit(table, ["useful", "noise"], is_error, "2 x test MAE", 5.0)
+    model = TrustModel.fit(
+        table, ["useful", "noise"], is_error, threshold="2 x test MAE", threshold_px=5.0
+    )
     p = model.probability(table)
     assert p.mean() == pytest.approx(is_error.mean(), abs=0.01)  # calibrated in the large
     for low, high in [(0.0, 0.2), (0.2, 0.5), (0.5, 1.0)]:  # and by bin of predicted risk
@@ -91,7 +93,13 @@ def test_a_saved_score_scores_a_new_video_from_its_predictions_alone(tmp_path):
     columns["model_disagreement_px"] = signals.model_disagreement_px([xy, other])
     table = pd.DataFrame({name: values.ravel() for name, values in columns.items()})
     model = TrustModel.fit(
-        table, list(columns), is_error.ravel(), "glitch", None, pca.to_dict(), BODYPARTS, SKELETON
+        table,
+        list(columns),
+        is_error.ravel(),
+        threshold="glitch",
+        pose_pca=pca.to_dict(),
+        bodyparts=BODYPARTS,
+        skeleton=SKELETON,
     )
     loaded = TrustModel.load(model.save(tmp_path / "trust.json"))
     poses = np.concatenate([xy, likelihood[..., None]], axis=2)

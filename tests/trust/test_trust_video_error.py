@@ -69,7 +69,7 @@ def saved_score(tmp_path, video_signal="low_likelihood"):
         table,
         ["low_likelihood", "jump_px"],
         table["low_likelihood"] > 0.5,
-        "2 x test MAE",
+        threshold="2 x test MAE",
         pose_pca=PosePCA().fit(poses).to_dict(),
         bodyparts=BODYPARTS,
         skeleton=SKELETON,
