@@ -34,6 +34,7 @@ from hydra import compose, initialize_config_dir
 
 from benchmarks import REPO
 from src.data.collected_data import write_labels
+from src.data.contract import Candidates
 from src.data.dataset import load_dataset
 from src.data.frames import label_frames, video_features
 from src.data.preparation import write_frame_images
@@ -129,9 +130,7 @@ def active_round(args, work, cfg, dataset, fold, before: int, budget: int, prev_
         error = 1.0 - np.nanmean(poses[Path(videos.at[video, "path"]).stem][..., 2], axis=1)
         labelled = rows[(rows.role == "train") & (rows["rank"] <= before)].sort_values("rank")
         rounds[video] = active.next_round(
-            features,
-            frame_numbers,
-            error[frame_numbers],
+            Candidates(features, frame_numbers, error[frame_numbers]),
             labelled["frame"].tolist(),
             rows.loc[rows.role != "train", "frame"].tolist(),
             budget,

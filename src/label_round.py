@@ -36,6 +36,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from src.data.collected_data import read_collected_data
+from src.data.contract import Candidates
 from src.data.frames import video_features
 from src.data.prepared import read_prepared
 from src.data.selection import active
@@ -130,9 +131,7 @@ def export_round(
         error = expected_error(Path(analysed_dir) / video / "trust.h5")
         fixed = rows.loc[rows["role"] != "train", "frame"].tolist()
         rounds[video] = active.next_round(
-            features,
-            frame_numbers,
-            error.reindex(frame_numbers).to_numpy(),
+            Candidates(features, frame_numbers, error.reindex(frame_numbers).to_numpy()),
             before,
             fixed,
             n_frames,

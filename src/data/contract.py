@@ -12,6 +12,7 @@ these classes. A leaf: it imports no loader and no strategy.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 if TYPE_CHECKING:  # for the annotations only
@@ -52,6 +53,17 @@ class FrameSelection(Protocol):
         with N labelled frames; the same ``seed`` gives the same rows."""
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """One video's candidate frames for a round, a row each: their image ``features``
+    (src.data.frames), ``frame_numbers``, and the previous round's model's ``expected_error``
+    (larger = worse; NaN: unknown)."""
+
+    features: np.ndarray
+    frame_numbers: np.ndarray
+    expected_error: np.ndarray
+
+
 @runtime_checkable
 class RoundSelection(FrameSelection, Protocol):
     """A strategy whose later rounds need the previous round's model, which ``rank(features,
@@ -62,9 +74,7 @@ class RoundSelection(FrameSelection, Protocol):
 
     def next_round(
         self,
-        features: np.ndarray,
-        frame_numbers: np.ndarray,
-        expected_error: np.ndarray,
+        candidates: Candidates,
         labelled: Sequence[int],
         excluded: Sequence[int],
         n_frames: int,
@@ -72,10 +82,9 @@ class RoundSelection(FrameSelection, Protocol):
         settings: Mapping,
     ) -> np.ndarray:
         """Frame numbers of one video's labelled frames after the round: ``labelled`` first, in
-        its order (rounds are nested), then new candidates (``frame_numbers``, one per row of
-        ``features`` and ``expected_error``), never an ``excluded`` one, up to ``n_frames`` in
-        all; ``settings``: the frames config (the strategy's own keys); the same ``seed`` gives
-        the same frames."""
+        its order (rounds are nested), then new ``candidates``, never an ``excluded`` one, up to
+        ``n_frames`` in all; ``settings``: the frames config (the strategy's own keys); the same
+        ``seed`` gives the same frames."""
 
 
 def members(protocol: type) -> dict[str, Any]:

@@ -12,6 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from src.data import contract, selection
+from src.data.contract import Candidates
 from src.data.frames import select_frames
 from src.data.selection import active
 from src.data.table import Dataset
@@ -47,7 +48,7 @@ def test_highest_expected_error_first_without_radii():
     frames, features = line_of_frames(30)
     error = np.zeros(30)
     error[[3, 17, 25]] = [0.5, 0.9, 0.7]
-    picked = active.next_round(features, frames, error, [10], [], 4, 0, NO_RADIUS)
+    picked = active.next_round(Candidates(features, frames, error), [10], [], 4, 0, NO_RADIUS)
     assert picked.tolist() == [10, 17, 25, 3]
 
 
@@ -56,9 +57,9 @@ def test_time_radius_passes_over_neighbours_of_one_bad_moment():
     error = np.exp(-0.5 * ((frames - 30) / 3.0) ** 2)  # one bad moment around frame 30
     error[5] = 0.2
     settings = {"min_gap_frames": 10, "feature_radius_quantile": 0.0}
-    picked = active.next_round(features, frames, error, [50], [], 3, 0, settings)
+    picked = active.next_round(Candidates(features, frames, error), [50], [], 3, 0, settings)
     assert picked.tolist() == [50, 30, 5]  # not 29 or 31, and not within 10 of 50
-    crowded = active.next_round(features, frames, error, [50], [], 3, 0, NO_RADIUS)
+    crowded = active.next_round(Candidates(features, frames, error), [50], [], 3, 0, NO_RADIUS)
     assert crowded.tolist() == [50, 30, 29] or crowded.tolist() == [50, 30, 31]
 
 
@@ -67,9 +68,11 @@ def test_feature_radius_passes_over_frames_that_look_alike():
     features = np.array([[0, 0], [0.01, 0], [5, 5], [10, 0], [0, 10], [10.01, 0]], float)
     error = np.array([0.9, 0.8, 0.1, 0.7, 0.2, 0.6])
     settings = {"min_gap_frames": 0, "feature_radius_quantile": 0.2}
-    picked = active.next_round(features, frames, error, [], [], 3, 0, settings)
+    picked = active.next_round(Candidates(features, frames, error), [], [], 3, 0, settings)
     assert picked.tolist() == [0, 300, 400]  # 100 looks like 0, 500 like 300
-    assert active.next_round(features, frames, error, [], [], 3, 0, NO_RADIUS).tolist() == [
+    assert active.next_round(
+        Candidates(features, frames, error), [], [], 3, 0, NO_RADIUS
+    ).tolist() == [
         0,
         100,
         300,
@@ -80,7 +83,7 @@ def test_radii_relax_until_the_budget_is_met():
     frames, features = line_of_frames(12)
     error = np.linspace(0, 1, 12)
     settings = {"min_gap_frames": 100, "feature_radius_quantile": 0.9}
-    picked = active.next_round(features, frames, error, [0], [], 5, 0, settings)
+    picked = active.next_round(Candidates(features, frames, error), [0], [], 5, 0, settings)
     assert len(picked) == 5 and picked[0] == 0 and len(set(picked.tolist())) == 5
     assert picked[1] == 11  # the highest error first, then the rest as radii relax
 
@@ -88,7 +91,7 @@ def test_radii_relax_until_the_budget_is_met():
 def test_excluded_and_labelled_frames_are_never_chosen_and_nan_comes_last():
     frames, features = line_of_frames(8)
     error = np.array([np.nan, 0.9, 0.8, 0.7, np.nan, 0.6, 0.5, 0.4])
-    picked = active.next_round(features, frames, error, [2], [1, 3], 8, 0, NO_RADIUS)
+    picked = active.next_round(Candidates(features, frames, error), [2], [1, 3], 8, 0, NO_RADIUS)
     assert picked.tolist()[:5] == [2, 5, 6, 7, 0] or picked.tolist()[:5] == [2, 5, 6, 7, 4]
     assert set(picked.tolist()) == {0, 2, 4, 5, 6, 7}  # 1 and 3 (test frames) never
 
@@ -100,15 +103,19 @@ def test_rounds_are_nested_and_seeded():
     rounds = [[7]]
     for budget in (2, 6, 10, 20):
         rounds.append(
-            active.next_round(features, frames, error, rounds[-1], [9], budget, 3, settings)
+            active.next_round(
+                Candidates(features, frames, error), rounds[-1], [9], budget, 3, settings
+            )
         )
         assert rounds[-1][: len(rounds[-2])].tolist() == list(rounds[-2])
         assert len(rounds[-1]) == budget
-    again = active.next_round(features, frames, error, [7], [9], 20, 3, settings)
-    other_seed = active.next_round(features, frames, error, [7], [9], 20, 4, settings)
+    again = active.next_round(Candidates(features, frames, error), [7], [9], 20, 3, settings)
+    other_seed = active.next_round(Candidates(features, frames, error), [7], [9], 20, 4, settings)
     assert (
         again.tolist()
-        == active.next_round(features, frames, error, [7], [9], 20, 3, settings).tolist()
+        == active.next_round(
+            Candidates(features, frames, error), [7], [9], 20, 3, settings
+        ).tolist()
     )
     assert again.tolist() != other_seed.tolist()
 
@@ -117,14 +124,16 @@ def test_bad_budget_labels_and_settings_are_refused():
     frames, features = line_of_frames(5)
     error = np.zeros(5)
     with pytest.raises(ValueError, match="below the 2 labelled"):
-        active.next_round(features, frames, error, [0, 1], [], 1, 0, NO_RADIUS)
+        active.next_round(Candidates(features, frames, error), [0, 1], [], 1, 0, NO_RADIUS)
     with pytest.raises(DataError) as bad:
-        active.next_round(features, frames, error, [], [], 2, 0, {"min_gap_frames": -1})
+        active.next_round(Candidates(features, frames, error), [], [], 2, 0, {"min_gap_frames": -1})
     assert str(bad.value) == (
         "frames.min_gap_frames=-1 must be an integer >= 0 (conf/frames/active.yaml)."
     )
     with pytest.raises(DataError, match=r"frames.feature_radius_quantile=1.5 must lie in \[0, 1\)"):
-        active.next_round(features, frames, error, [], [], 2, 0, {"feature_radius_quantile": 1.5})
+        active.next_round(
+            Candidates(features, frames, error), [], [], 2, 0, {"feature_radius_quantile": 1.5}
+        )
 
 
 def two_videos(root) -> tuple[Dataset, pd.DataFrame]:
@@ -199,7 +208,7 @@ def test_a_round_keeps_test_and_generalisation_frames_and_starts_from_kmeans_fir
     frames = np.arange(14)
     error = np.where(np.isin(frames, list(tests)), 9.0, frames / 14)  # test frames look worst
     new = active.next_round(
-        np.eye(14), frames, error, first["p1_walk"], sorted(tests), 3, 0, NO_RADIUS
+        Candidates(np.eye(14), frames, error), first["p1_walk"], sorted(tests), 3, 0, NO_RADIUS
     )
     assert new.tolist() == [10, 13, 12]  # test frames 2 and 7 are never chosen
     table = active.round_selection(kmeans, {"p1_walk": new.tolist()})

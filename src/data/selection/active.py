@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from src.data.contract import Candidates
 from src.data.selection import kmeans
 from src.errors import DataError
 
@@ -75,9 +76,7 @@ def feature_radius(features: np.ndarray, quantile: float, seed: int) -> float:
 
 
 def next_round(
-    features: np.ndarray,
-    frame_numbers: np.ndarray,
-    expected_error: np.ndarray,
+    candidates: Candidates,
     labelled: Sequence[int],
     excluded: Sequence[int],
     n_frames: int,
@@ -87,58 +86,76 @@ def next_round(
     """Frame numbers of one video's labelled frames after the next round: ``labelled`` in its
     order, then up to ``n_frames - len(labelled)`` new frames, most expected error first.
 
-    ``features`` (one row per candidate frame, ``frame_numbers`` its frame numbers) are the
-    candidate frames' image features (src.data.frames); ``expected_error`` the previous round's
-    model's per-candidate expected error (larger = worse; NaN: unknown, chosen last);
-    ``excluded`` frames are never chosen (the fixed test frames); ``settings`` holds
-    ``min_gap_frames`` and ``feature_radius_quantile`` (conf/frames/active.yaml).
+    ``candidates`` are the video's candidate frames with the previous round's model's
+    per-candidate expected error (NaN: unknown, chosen last); ``excluded`` frames are never
+    chosen (the fixed test frames); ``settings`` holds ``min_gap_frames`` and
+    ``feature_radius_quantile`` (conf/frames/active.yaml).
     """
-    features = np.asarray(features, dtype=float)
-    frame_numbers = np.asarray(frame_numbers, dtype=int)
-    expected_error = np.asarray(expected_error, dtype=float)
-    if not len(features) == len(frame_numbers) == len(expected_error):
-        raise ValueError("features, frame_numbers and expected_error need one row per candidate")
+    candidates = _as_arrays(candidates)
     labelled = [int(f) for f in labelled]
     if len(set(labelled)) != len(labelled):
         raise ValueError(f"labelled frames repeat: {labelled}")
     if n_frames < len(labelled):
         raise ValueError(f"a budget of {n_frames} frames is below the {len(labelled)} labelled")
     gap, quantile = settings_of(settings)
-    radius = feature_radius(features, quantile, seed)
-
+    radius = feature_radius(candidates.features, quantile, seed)
+    frame_numbers = candidates.frame_numbers
     available = ~np.isin(frame_numbers, labelled) & ~np.isin(frame_numbers, list(excluded))
-    # priority: highest expected error first, ties (and NaN, last) in a seeded order
-    tie_break = np.random.default_rng(seed).permutation(len(frame_numbers))
-    priority = np.lexsort((tie_break, -np.nan_to_num(expected_error, nan=-np.inf)))
-    # distance of every candidate to the nearest labelled or chosen frame, in time and features
-    time_gap = np.full(len(frame_numbers), np.inf)
-    feature_gap = np.full(len(frame_numbers), np.inf)
-
-    def take(frame: int) -> None:
-        nonlocal time_gap, feature_gap
-        time_gap = np.minimum(time_gap, np.abs(frame_numbers - frame))
-        row = np.flatnonzero(frame_numbers == frame)
-        if len(row):  # a labelled frame outside the candidates has no features here
-            distance = np.linalg.norm(features - features[row[0]], axis=1)
-            feature_gap = np.minimum(feature_gap, distance)
-
+    priority = _priority(candidates.expected_error, seed)
+    spacing = _Spacing(candidates)
     for frame in labelled:
-        take(frame)
+        spacing.take(frame)
     chosen: list[int] = []
     for factor in RELAXATION:
         while len(labelled) + len(chosen) < n_frames:
-            passes = (
-                available[priority]
-                & (time_gap[priority] >= gap * factor)
-                & (feature_gap[priority] >= radius * factor)
-            )
+            passes = available[priority] & spacing.outside(priority, gap * factor, radius * factor)
             if not passes.any():
                 break
             row = priority[np.argmax(passes)]
             chosen.append(int(frame_numbers[row]))
             available[row] = False
-            take(int(frame_numbers[row]))
+            spacing.take(int(frame_numbers[row]))
     return np.array(labelled + chosen, dtype=int)
+
+
+def _as_arrays(candidates: Candidates) -> Candidates:
+    """``candidates`` as float, int and float arrays, checked to have one row per candidate."""
+    checked = Candidates(
+        np.asarray(candidates.features, dtype=float),
+        np.asarray(candidates.frame_numbers, dtype=int),
+        np.asarray(candidates.expected_error, dtype=float),
+    )
+    if not len(checked.features) == len(checked.frame_numbers) == len(checked.expected_error):
+        raise ValueError("features, frame_numbers and expected_error need one row per candidate")
+    return checked
+
+
+def _priority(expected_error: np.ndarray, seed: int) -> np.ndarray:
+    """Candidate rows, highest expected error first; ties (and NaN, last) in a seeded order."""
+    tie_break = np.random.default_rng(seed).permutation(len(expected_error))
+    return np.lexsort((tie_break, -np.nan_to_num(expected_error, nan=-np.inf)))
+
+
+class _Spacing:
+    """Each candidate's distance to the nearest labelled or chosen frame, in time and features."""
+
+    def __init__(self, candidates: Candidates):
+        self.candidates = candidates
+        self.time_gap = np.full(len(candidates.frame_numbers), np.inf)
+        self.feature_gap = np.full(len(candidates.frame_numbers), np.inf)
+
+    def take(self, frame: int) -> None:
+        """Count ``frame`` as labelled or chosen."""
+        frame_numbers, features = self.candidates.frame_numbers, self.candidates.features
+        self.time_gap = np.minimum(self.time_gap, np.abs(frame_numbers - frame))
+        row = np.flatnonzero(frame_numbers == frame)
+        if len(row):  # a labelled frame outside the candidates has no features here
+            distance = np.linalg.norm(features - features[row[0]], axis=1)
+            self.feature_gap = np.minimum(self.feature_gap, distance)
+
+    def outside(self, rows: np.ndarray, gap: float, radius: float) -> np.ndarray:
+        """Whether each of ``rows`` lies at least ``gap`` frames and ``radius`` away."""
+        return (self.time_gap[rows] >= gap) & (self.feature_gap[rows] >= radius)
 
 
 def round_one(selection: pd.DataFrame) -> dict[str, list[int]]:
