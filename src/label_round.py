@@ -28,6 +28,7 @@ import argparse
 import logging
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -70,75 +71,49 @@ def expected_error(trust_file: Path) -> pd.Series:
     return 1.0 - trust.mean(axis=1, skipna=True)
 
 
-def export_round(
-    prepared_dir: Path,
-    analysed_dir: Path,
-    videos: list[Path],
-    labelled: int,
-    n_frames: int,
-    round_dir: Path,
-    scorer: str,
-    settings: dict | None = None,
-    annotations_file: Path | None = None,
-    selection_file: Path | None = None,
-) -> Path:
+@dataclass(frozen=True)
+class RoundInputs:
+    """What a round is chosen from: the prepared folder, src.analyze's folder of the model's run,
+    the development videos (files or folders), the labels so far (default: the prepared
+    labels.csv) and the previous round's selection.csv (default: the prepared one, round 1)."""
+
+    prepared_dir: Path
+    analysed_dir: Path
+    videos: list[Path]
+    annotations_file: Path | None = None
+    selection_file: Path | None = None
+
+
+@dataclass(frozen=True)
+class RoundPlan:
+    """The round asked for: the model's ``labelled`` frames per video, ``n_frames`` per video
+    after the round, the labeller's ``scorer``, and selection ``settings`` over
+    conf/frames/active.yaml's and the prepared data's."""
+
+    labelled: int
+    n_frames: int
+    scorer: str = "labeller"
+    settings: dict | None = None
+
+
+def export_round(inputs: RoundInputs, plan: RoundPlan, round_dir: Path) -> Path:
     """Choose each development video's frames of the next round and export for labelling those
-    without labels in ``annotations_file`` (default: the prepared labels.csv); a chosen frame
-    labelled already joins the round as it is. ``selection_file``: the previous round's
-    selection.csv (default: the prepared one, round 1). Returns the project's config.yaml."""
-    from src.analysis.trust import read_frames
+    without labels in the annotations; a chosen frame labelled already joins the round as it is.
+    Returns the project's config.yaml."""
     from src.analysis.videos import collect_videos
     from src.labelling import export_for_labelling
 
-    prepared_dir, round_dir = Path(prepared_dir), Path(round_dir)
-    facts, selection, labels = read_prepared(prepared_dir)
-    if annotations_file is not None:
-        labels = read_annotations(Path(annotations_file))
-    if selection_file is not None:
-        selection = read_selection(Path(selection_file), selection)
+    prepared_dir, round_dir = Path(inputs.prepared_dir), Path(round_dir)
+    facts, selection, labels = _round_start(inputs)
+    _check_plan(plan, round_dir)
+    config = facts["config"]  # the frames config the data were prepared with (dataset.yaml)
+    settings = _selection_settings(config, plan.settings)
+    split = pd.read_csv(prepared_dir / "split.csv")
+    files = {path.stem: path for path in collect_videos([str(v) for v in inputs.videos])}
+    rounds, chosen = _choose_rounds(inputs, plan, config, settings, (selection, split), files)
     has_label = labels[["x", "y"]].notna().all(axis=1)
     already = set(zip(labels.loc[has_label, "video"], labels.loc[has_label, "frame"]))
-    if not 0 < labelled < n_frames:
-        raise DataError(
-            f"--labelled {labelled} --frames {n_frames}: the model's labelled frames per video "
-            "must be at least 1 and fewer than the round's budget; e.g. --labelled 1 --frames 2."
-        )
-    if round_dir.exists():
-        raise DataError(f"{round_dir}: exists; choose a new round folder (none is overwritten).")
-    config = facts["config"]  # the frames config the data were prepared with (dataset.yaml)
-    own = ("min_gap_frames", "feature_radius_quantile")  # prepared with frames=active: its own
-    settings = frames_settings() | {k: config[k] for k in own if k in config} | (settings or {})
-    seed = int(config.get("seed", 0))
-    size = (int(config["features"]["width_px"]), int(config["features"]["height_px"]))
-    split = pd.read_csv(prepared_dir / "split.csv")
-    files = {path.stem: path for path in collect_videos([str(v) for v in videos])}
-    development = selection[(selection["set"] == DEVELOPMENT)]
-    rounds, new, before_of = {}, {}, {}
-    for video, rows in development.groupby("video", sort=False):
-        if video not in files:
-            raise DataError(
-                f"--videos: no video file named {video}; give the folder of the development "
-                "videos (their names without suffix are the videos of selection.csv)."
-            )
-        trained = rows[(rows["role"] == "train") & (rows["rank"] <= labelled)]
-        before = trained.sort_values("rank")["frame"].tolist()
-        before_of[video] = before
-        frame_numbers, features = video_features(
-            files[video], size, int(config["max_frames_for_clustering"])
-        )
-        in_development = frame_sets(split, video, frame_numbers) == DEVELOPMENT
-        frame_numbers, features = frame_numbers[in_development], features[in_development]
-        error = expected_error(Path(analysed_dir) / video / "trust.h5")
-        fixed = rows.loc[rows["role"] != "train", "frame"].tolist()
-        rounds[video] = active.next_round(
-            Candidates(features, frame_numbers, error.reindex(frame_numbers).to_numpy()),
-            before,
-            fixed,
-            n_frames,
-            seed,
-            settings,
-        ).tolist()
-        new[video] = [f for f in rounds[video][len(before) :] if (video, f) not in already]
+    new = {v: [f for f in frames if (v, f) not in already] for v, frames in chosen.items()}
     table = active.round_selection(selection, rounds)
     to_label = table[
         (table["role"] == "train")
@@ -147,32 +122,15 @@ def export_round(
 
     # the frames to label as a prepared-like folder, exported by src.labelling's own export
     frames_dir = round_dir / "frames"
-    for video, rows in to_label.groupby("video"):
-        images = read_frames(files[video], rows["frame"].tolist())
-        if len(images) < len(rows):
-            raise DataError(
-                f"{files[video]}: ends before frames {sorted(set(rows['frame']) - set(images))} "
-                "its trust file scores; give the video the model analysed."
-            )
-        (frames_dir / "labeled-data" / video).mkdir(parents=True)
-        for frame, image in zip(rows["frame"], rows["image"], strict=True):
-            cv2.imwrite(str(frames_dir / image), images[int(frame)])
+    _write_frame_images(to_label, files, frames_dir)
     shutil.copyfile(prepared_dir / "dataset.yaml", frames_dir / "dataset.yaml")
     to_label.to_csv(frames_dir / "selection.csv", index=False)
     pd.DataFrame(columns=LABELS_COLUMNS).to_csv(frames_dir / "labels.csv", index=False)
-    project = export_for_labelling(frames_dir, round_dir / "labelling", scorer, False)
+    project = export_for_labelling(frames_dir, round_dir / "labelling", plan.scorer, False)
     table.to_csv(round_dir / "selection.csv", index=False)
-    manifest = {
-        "prepared": str(prepared_dir),
-        "analysed": str(analysed_dir),
-        "scorer": scorer,
-        "bodyparts": list(facts["bodyparts"]),
-        "labelled_frames_before": labelled,
-        "labelled_frames_after": n_frames,
-        "settings": {k: settings[k] for k in ("min_gap_frames", "feature_radius_quantile")},
+    manifest = _manifest(inputs, plan, facts["bodyparts"], settings) | {
         "labelled_already": {
-            video: [f for f in frames[len(before_of[video]) :] if f not in new[video]]
-            for video, frames in rounds.items()
+            video: [f for f in frames if f not in new[video]] for video, frames in chosen.items()
         },
         "exported": {
             video: [
@@ -183,6 +141,106 @@ def export_round(
     }
     (round_dir / ROUND_FILE).write_text(yaml.safe_dump(manifest, sort_keys=False))
     return project
+
+
+def _round_start(inputs: RoundInputs) -> tuple[dict, pd.DataFrame, pd.DataFrame]:
+    """The prepared data's facts, the selection the round extends and the labels so far."""
+    facts, selection, labels = read_prepared(Path(inputs.prepared_dir))
+    if inputs.annotations_file is not None:
+        labels = read_annotations(Path(inputs.annotations_file))
+    if inputs.selection_file is not None:
+        selection = read_selection(Path(inputs.selection_file), selection)
+    return facts, selection, labels
+
+
+def _check_plan(plan: RoundPlan, round_dir: Path) -> None:
+    """A DataError when the budgets are out of order or the round folder exists."""
+    if not 0 < plan.labelled < plan.n_frames:
+        raise DataError(
+            f"--labelled {plan.labelled} --frames {plan.n_frames}: the model's labelled frames per "
+            "video must be at least 1 and fewer than the round's budget; e.g. --labelled 1 "
+            "--frames 2."
+        )
+    if round_dir.exists():
+        raise DataError(f"{round_dir}: exists; choose a new round folder (none is overwritten).")
+
+
+def _selection_settings(config: dict, asked: dict | None) -> dict:
+    """conf/frames/active.yaml's settings, over them the prepared data's own (prepared with
+    frames=active), over those the ones asked for."""
+    own = ("min_gap_frames", "feature_radius_quantile")
+    return frames_settings() | {k: config[k] for k in own if k in config} | (asked or {})
+
+
+def _choose_rounds(
+    inputs: RoundInputs,
+    plan: RoundPlan,
+    config: dict,
+    settings: dict,
+    tables: tuple[pd.DataFrame, pd.DataFrame],
+    files: dict[str, Path],
+) -> tuple[dict[str, list[int]], dict[str, list[int]]]:
+    """Each development video's train frames after the round, and the frames the round adds
+    (``tables``: the selection and split.csv; ``files``: the video files by name)."""
+    selection, split = tables
+    seed = int(config.get("seed", 0))
+    size = (int(config["features"]["width_px"]), int(config["features"]["height_px"]))
+    development = selection[(selection["set"] == DEVELOPMENT)]
+    rounds, chosen = {}, {}
+    for video, rows in development.groupby("video", sort=False):
+        if video not in files:
+            raise DataError(
+                f"--videos: no video file named {video}; give the folder of the development "
+                "videos (their names without suffix are the videos of selection.csv)."
+            )
+        trained = rows[(rows["role"] == "train") & (rows["rank"] <= plan.labelled)]
+        before = trained.sort_values("rank")["frame"].tolist()
+        frame_numbers, features = video_features(
+            files[video], size, int(config["max_frames_for_clustering"])
+        )
+        in_development = frame_sets(split, video, frame_numbers) == DEVELOPMENT
+        frame_numbers, features = frame_numbers[in_development], features[in_development]
+        error = expected_error(Path(inputs.analysed_dir) / video / "trust.h5")
+        fixed = rows.loc[rows["role"] != "train", "frame"].tolist()
+        rounds[video] = active.next_round(
+            Candidates(features, frame_numbers, error.reindex(frame_numbers).to_numpy()),
+            before,
+            fixed,
+            plan.n_frames,
+            seed,
+            settings,
+        ).tolist()
+        chosen[video] = rounds[video][len(before) :]
+    return rounds, chosen
+
+
+def _write_frame_images(to_label: pd.DataFrame, files: dict[str, Path], frames_dir: Path) -> None:
+    """The images of the frames to label under ``frames_dir``, named as in ``to_label``."""
+    from src.analysis.trust import read_frames
+
+    for video, rows in to_label.groupby("video"):
+        images = read_frames(files[video], rows["frame"].tolist())
+        if len(images) < len(rows):
+            raise DataError(
+                f"{files[video]}: ends before frames {sorted(set(rows['frame']) - set(images))} "
+                "its trust file scores; give the video the model analysed."
+            )
+        (frames_dir / "labeled-data" / video).mkdir(parents=True)
+        for frame, image in zip(rows["frame"], rows["image"], strict=True):
+            cv2.imwrite(str(frames_dir / image), images[int(frame)])
+
+
+def _manifest(inputs: RoundInputs, plan: RoundPlan, bodyparts: list[str], settings: dict) -> dict:
+    """round.yaml's head: where the round came from and what it was asked for."""
+    return {
+        "prepared": str(Path(inputs.prepared_dir)),
+        "analysed": str(inputs.analysed_dir),
+        "scorer": plan.scorer,
+        "bodyparts": list(bodyparts),
+        "labelled_frames_before": plan.labelled,
+        "labelled_frames_after": plan.n_frames,
+        "settings": {k: settings[k] for k in ("min_gap_frames", "feature_radius_quantile")},
+    }
 
 
 def read_annotations(path: Path) -> pd.DataFrame:
@@ -235,56 +293,10 @@ def round_labels(round_dir: Path, manifest: dict, annotations: pd.DataFrame) -> 
     labeled_data = Path(round_dir) / "labelling" / "labeled-data"
     found = []
     for video, exported in manifest["exported"].items():
-        folder = labeled_data / video
-        path = folder / f"CollectedData_{scorer}.h5"
-        if not path.is_file() and path.with_suffix(".csv").is_file():
-            path = path.with_suffix(".csv")
-        if not path.is_file():
-            others = sorted(p.name for p in folder.glob("CollectedData_*.h5"))
-            hint = f" (found {others[0]}: another scorer)" if others else ""
-            raise DataError(
-                f"{path}: missing{hint}; label the frames in napari-deeplabcut as scorer "
-                f"{scorer!r} and save, then import again."
-            )
+        path = _label_file(labeled_data / video, scorer)
         table = read_collected_data(path)
-        if "scorer" not in table.columns.names or "bodyparts" not in table.columns.names:
-            raise DataError(
-                f"{path}: not a DeepLabCut label file (no scorer / bodyparts header); re-save it "
-                "in napari-deeplabcut."
-            )
-        scorers = sorted(set(table.columns.get_level_values("scorer")))
-        if scorers != [scorer]:
-            raise DataError(
-                f"{path}: scorer {', '.join(scorers)}, the export's {scorer!r}; label as "
-                f"{scorer!r} (the export's config.yaml), or export the round again."
-            )
-        parts = list(dict.fromkeys(table.columns.get_level_values("bodyparts")))
-        if set(parts) != set(bodyparts):
-            raise DataError(
-                f"{path}: bodyparts {parts}, the export's {bodyparts}; label the export's "
-                "bodyparts (its config.yaml), nothing else."
-            )
-        images = [
-            Path(str(i[-1] if isinstance(i, tuple) else i).replace("\\", "/")).name
-            for i in table.index
-        ]
-        allowed = {e["image"]: int(e["frame"]) for e in exported}
-        outside = [i for i in images if i not in allowed]
-        if outside:
-            raise DataError(
-                f"{path}: frame {outside[0]} was not exported in this round; label only the "
-                "exported frames (remove its row)."
-            )
-        twice = sorted({i for i in images if images.count(i) > 1})
-        if twice:
-            raise DataError(f"{path}: frame {twice[0]} is labelled twice; keep one row per frame.")
-        xy = table.droplevel(
-            [n for n in table.columns.names if n not in ("bodyparts", "coords")], axis=1
-        )
-        xy.index = pd.Index([allowed[i] for i in images], name="frame")
-        long = xy.stack(level="bodyparts", future_stack=True).reset_index()
-        long = long.rename(columns={"bodyparts": "bodypart"})
-        long = long.dropna(subset=["x", "y"], how="all").assign(video=video)
+        _check_header(path, table, scorer, bodyparts)
+        long = _long_labels(table, _exported_frames(path, table, exported)).assign(video=video)
         already = annotations[
             (annotations["video"] == video) & annotations[["x", "y"]].notna().all(axis=1)
         ]
@@ -296,6 +308,73 @@ def round_labels(round_dir: Path, manifest: dict, annotations: pd.DataFrame) -> 
             )
         found.append(long[["video", "frame", "bodypart", "x", "y"]])
     return pd.concat(found, ignore_index=True) if found else pd.DataFrame()
+
+
+def _label_file(folder: Path, scorer: str) -> Path:
+    """The labeller's CollectedData_<scorer>.h5 (or .csv) in ``folder``; a DataError when none."""
+    path = folder / f"CollectedData_{scorer}.h5"
+    if not path.is_file() and path.with_suffix(".csv").is_file():
+        path = path.with_suffix(".csv")
+    if not path.is_file():
+        others = sorted(p.name for p in folder.glob("CollectedData_*.h5"))
+        hint = f" (found {others[0]}: another scorer)" if others else ""
+        raise DataError(
+            f"{path}: missing{hint}; label the frames in napari-deeplabcut as scorer "
+            f"{scorer!r} and save, then import again."
+        )
+    return path
+
+
+def _check_header(path: Path, table: pd.DataFrame, scorer: str, bodyparts: list[str]) -> None:
+    """A DataError unless ``table`` is a DeepLabCut label file of the export's scorer and
+    bodyparts."""
+    if "scorer" not in table.columns.names or "bodyparts" not in table.columns.names:
+        raise DataError(
+            f"{path}: not a DeepLabCut label file (no scorer / bodyparts header); re-save it "
+            "in napari-deeplabcut."
+        )
+    scorers = sorted(set(table.columns.get_level_values("scorer")))
+    if scorers != [scorer]:
+        raise DataError(
+            f"{path}: scorer {', '.join(scorers)}, the export's {scorer!r}; label as "
+            f"{scorer!r} (the export's config.yaml), or export the round again."
+        )
+    parts = list(dict.fromkeys(table.columns.get_level_values("bodyparts")))
+    if set(parts) != set(bodyparts):
+        raise DataError(
+            f"{path}: bodyparts {parts}, the export's {bodyparts}; label the export's "
+            "bodyparts (its config.yaml), nothing else."
+        )
+
+
+def _exported_frames(path: Path, table: pd.DataFrame, exported: list[dict]) -> list[int]:
+    """The frame number of each row of ``table``; a DataError when a row's image was not
+    exported or is labelled twice."""
+    images = [
+        Path(str(i[-1] if isinstance(i, tuple) else i).replace("\\", "/")).name for i in table.index
+    ]
+    allowed = {e["image"]: int(e["frame"]) for e in exported}
+    outside = [i for i in images if i not in allowed]
+    if outside:
+        raise DataError(
+            f"{path}: frame {outside[0]} was not exported in this round; label only the "
+            "exported frames (remove its row)."
+        )
+    twice = sorted({i for i in images if images.count(i) > 1})
+    if twice:
+        raise DataError(f"{path}: frame {twice[0]} is labelled twice; keep one row per frame.")
+    return [allowed[i] for i in images]
+
+
+def _long_labels(table: pd.DataFrame, frames: list[int]) -> pd.DataFrame:
+    """A label file's points, one row per frame and bodypart with x and y (unlabelled dropped)."""
+    xy = table.droplevel(
+        [n for n in table.columns.names if n not in ("bodyparts", "coords")], axis=1
+    )
+    xy.index = pd.Index(frames, name="frame")
+    long = xy.stack(level="bodyparts", future_stack=True).reset_index()
+    long = long.rename(columns={"bodyparts": "bodypart"})
+    return long.dropna(subset=["x", "y"], how="all")
 
 
 def import_round(round_dir: Path, annotations_file: Path, out: Path) -> pd.DataFrame:
@@ -368,17 +447,11 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with exit_on_data_error():
         if args.action == "export":
-            config = export_round(
-                args.prepared,
-                args.analysed,
-                args.videos,
-                args.labelled,
-                args.frames,
-                args.round,
-                args.scorer,
-                annotations_file=args.annotations,
-                selection_file=args.selection,
+            inputs = RoundInputs(
+                args.prepared, args.analysed, args.videos, args.annotations, args.selection
             )
+            plan = RoundPlan(args.labelled, args.frames, args.scorer)
+            config = export_round(inputs, plan, args.round)
             print(
                 f'label the frames in DeepLabCut: napari, or python -c "import deeplabcut; '
                 f"deeplabcut.label_frames('{config}')\"; then python -m src.label_round import "
