@@ -23,6 +23,7 @@ from src.evaluation.tables import (
     row_note,
     run_tags,
 )
+from src.evaluation.trust_table import FLAG_RATE, TIMES_TEST_MAE
 from src.evaluation.uncertainty import interval_methods_note
 
 # The live curve of DeepLabCut's in-training test rmse (src/tracking/live_curves.py TRAINING_RMSE;
@@ -72,6 +73,7 @@ def markdown(data: ReportData, out_dir: Path) -> str:
         *_basis_sections(data, tags),
         *_paper_section(data),
         *_uncertainty_sections(data, out_dir),
+        *_trust_section(data),
         *_plots_and_runs(data, tags, out_dir),
     ]
     return "\n\n".join(p for p in parts if p) + "\n"
@@ -257,6 +259,83 @@ def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
             _markdown(data.fold_spread),
         ]
     return parts
+
+
+def _trust_section(data: ReportData) -> list[str]:
+    """How well 1 - likelihood flags the generalisation points in error (trust_validation.csv)."""
+    if data.trust is None:
+        return []
+    parts = ["## Trust flags on participants the models never saw"]
+    if not len(data.trust):
+        return parts + [
+            "No run logged its generalisation predictions (predictions/generalisation.csv) "
+            "and a test MAE (mae_test_px): nothing to validate."
+        ]
+    b, rate = data.bootstrap, f"{FLAG_RATE:.0%}".replace("%", " %")
+    parts.append(
+        "Does DeepLabCut's likelihood tell which predicted points to distrust? On the labelled "
+        f"points of the generalisation set, a point is **in error** when its error exceeds "
+        f"{TIMES_TEST_MAE:g} x the test MAE of the run that predicted it (`mae_test_px`; the "
+        "threshold column, px). **AUROC**: the chance that a point in error has a lower "
+        "likelihood than a correct one (0.5: chance, 1: every point in error below every correct "
+        f"one); **precision**: the share in error among the {rate} of points with the lowest "
+        f"likelihood. [low, high]: {b.confidence:.0%} percentile interval over "
+        f"{b.resamples} resamples of participants, not points (evaluation.bootstrap); {SMALL}: "
+        f"fewer than {data.min_participants} participants (report.min_participants), no "
+        "interval."
+        + (
+            " Cross-validated: each row pools every fold's points, each judged by its own "
+            "fold's threshold."
+            if data.fold_spread is not None
+            else ""
+        )
+        + (
+            " Split by frames: these are unseen frames of seen participants."
+            if (data.dataset or {}).get("split_kind") == "frames"
+            else ""
+        )
+    )
+    parts += [
+        _text_table(_trust_cells(data.trust, rate)),
+        "This is the likelihood signal only: the temporal and body-plausibility signals, and the "
+        "combined trust score, need the videos around the labelled frames; "
+        "`python -m benchmarks.trust` validates them (docs/trust.md). Unrounded, with the "
+        "intervals' bounds: trust_validation.csv.",
+    ]
+    return parts
+
+
+def _trust_cells(trust: pd.DataFrame, rate: str) -> pd.DataFrame:
+    """The trust table as text: ``0.68 [0.57, 0.78]``, :data:`SMALL` on small rows."""
+
+    def figure(row: pd.Series, name: str) -> str:
+        value, low, high = row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+        if pd.isna(value):
+            return ""
+        text = f"{value:.2f}"
+        if pd.notna(low) and pd.notna(high):
+            text += f" [{low:.2f}, {high:.2f}]"
+        return text + (SMALL if row["small"] else "")
+
+    def threshold(row: pd.Series) -> str:
+        low, high = row["threshold_px_min"], row["threshold_px_max"]
+        return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
+
+    rows = [row for _, row in trust.iterrows()]
+    shown = pd.DataFrame(
+        {
+            "threshold (px)": [threshold(r) for r in rows],
+            "share in error": [figure(r, "share_in_error") for r in rows],
+            "AUROC of 1 - likelihood": [figure(r, "auroc_likelihood") for r in rows],
+            f"precision, worst {rate}": [figure(r, "precision_at_5pct") for r in rows],
+            "participants / frames / points": [
+                " / ".join(count_text(r[c]) for c in ("participants", "frames", "points"))
+                for r in rows
+            ],
+        },
+        index=trust.index,
+    )
+    return shown
 
 
 def _row_marks(tags: pd.DataFrame) -> pd.Series:

@@ -22,10 +22,13 @@ Writes ``<report.dir>/``:
 * ``labelled_vs_predicted.png``: labelled against predicted points on the best condition's
   generalisation frame with the lowest and the one with the highest error (src/evaluation/examples.py;
   the real frame only when data.log_media allows it)
+* ``trust_validation.csv``: per condition, how well 1 - likelihood flags the generalisation points whose
+  error exceeds 2 x the run's test MAE (src/evaluation/trust_table.py; also a section of results.md)
 
 and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
 cells on small sets (``small_sets``) and the answer to "how many frames to label"
-(``frames_to_label``, ``frames_to_label_sentence``). Only conditions, sets, bodyparts, counts and
+(``frames_to_label``, ``frames_to_label_sentence``), with the trust table's figures as metrics
+(``trust_auroc_likelihood_frames_<n>``, ...). Only conditions, sets, bodyparts, counts and
 pseudonyms appear in the report, never participant or video identifiers.
 
 The parts: src/tracking/runs.py reads the runs (and the pipeline's records), src/evaluation/tables.py
@@ -78,12 +81,14 @@ from src.evaluation.tables import (  # noqa: F401  (with_skipped: tests/evaluati
     small_sets_text,
     with_skipped,
 )
+from src.evaluation.trust_table import trust_metrics, trust_validation
 from src.evaluation.uncertainty import FramesToLabel
 from src.files import atomic_files
 from src.tracking import store
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from src.tracking.runs import (  # noqa: F401  (pipeline_runs: tests/study/test_kfold.py)
     bodypart_errors,
+    logged_predictions,
     loss_histories,
     pipeline_records,
     pipeline_runs,
@@ -165,6 +170,8 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
         paper = data.paper.reindex(columns=table.columns) if data.paper is not None else None
         decision = _plot_tables(data, paper, staging)
         _write_participants(data, decision, staging)
+        if data.trust is not None:
+            data.trust.to_csv(staging / "trust_validation.csv", float_format="%.6g")
         has_cm = table_cm is not None and table_cm.notna().any().any()
         shown = replace(data, table_cm=table_cm if has_cm else None, paper=paper)
         (staging / "results.md").write_text(markdown(shown, staging), encoding="utf-8")
@@ -299,6 +306,8 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
         client.set_tag(
             parent.info.run_id, "frames_to_label_sentence", _tag_value(decision.sentence)
         )
+        for name, value in trust_metrics(data.trust).items():
+            client.log_metric(parent.info.run_id, name, value)
     return out_dir
 
 
@@ -333,6 +342,9 @@ def _report_data(
     pcutoff = float(cfg.report.pcutoff)
     participants = participant_errors(client, runs)
     bodyparts = bodypart_errors(client, runs)
+    trust = trust_validation(  # each fold's run judged by its own test MAE, then pooled
+        runs, logged_predictions(client, runs), settings["bootstrap"], settings["min_participants"]
+    )
     fold_spread = None
     if has_folds(runs):  # cross-validation: one row per condition, pooled over the folds
         runs, fold_spread = pool_folds(runs, participants, pcutoff, settings["bootstrap"])
@@ -363,6 +375,7 @@ def _report_data(
         bootstrap=settings["bootstrap"],
         margin_pct=settings["margin_pct"],
         frame_examples=frame_examples(client, cfg, runs, paper_table(runs, pcutoff)),
+        trust=trust,
     )
 
 

@@ -163,6 +163,7 @@ class ReportData:
     bootstrap: Bootstrap = Bootstrap()
     margin_pct: float = 10.0
     frame_examples: FrameExamples | None = None  # labelled_vs_predicted.png
+    trust: pd.DataFrame | None = None  # src/evaluation/trust_table.py trust_validation
 
     @property
     def basis(self) -> pd.DataFrame:

@@ -107,6 +107,26 @@ def bodypart_errors(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(tables, ignore_index=True) if tables else pd.DataFrame()
 
 
+def logged_predictions(
+    client: MlflowClient, runs: pd.DataFrame, set_name: str = "generalisation"
+) -> dict[str, pd.DataFrame]:
+    """``predictions/<set_name>.csv`` of every run by run id (runs without it are left out)."""
+    tables = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in runs.itertuples():
+            if not run.run_id or getattr(run, "skipped_reason", ""):  # skipped: nothing to have
+                continue
+            try:
+                path = client.download_artifacts(run.run_id, f"predictions/{set_name}.csv", tmp)
+            except (MlflowException, OSError):
+                log.warning(
+                    "run %s (%s) has no predictions/%s.csv", run.run_id, run.run_name, set_name
+                )
+                continue
+            tables[run.run_id] = pd.read_csv(path)
+    return tables
+
+
 def loss_histories(client: MlflowClient, runs: pd.DataFrame) -> pd.DataFrame:
     """Per-epoch loss_train and loss_test of every condition (from the training run when the model was reused)."""
     rows = []
