@@ -281,8 +281,8 @@ def _trust_section(data: ReportData) -> list[str]:
         f"one); **precision**: the share in error among the {rate} of points with the lowest "
         f"likelihood. [low, high]: {b.confidence:.0%} percentile interval over "
         f"{b.resamples} resamples of participants, not points (evaluation.bootstrap); {SMALL}: "
-        f"fewer than {data.min_participants} participants (report.min_participants), no "
-        "interval."
+        f"fewer than {b.min_participants} participants (evaluation.interval.min_participants), "
+        "no interval."
         + (
             " Cross-validated: each row pools every fold's points, each judged by its own "
             "fold's threshold."

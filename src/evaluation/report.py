@@ -343,7 +343,10 @@ def _report_data(
     participants = participant_errors(client, runs)
     bodyparts = bodypart_errors(client, runs)
     trust = trust_validation(  # each fold's run judged by its own test MAE, then pooled
-        runs, logged_predictions(client, runs), settings["bootstrap"], settings["min_participants"]
+        runs,
+        logged_predictions(client, runs),
+        settings["bootstrap"],
+        settings["bootstrap"].min_participants,  # as every interval of the report
     )
     fold_spread = None
     if has_folds(runs):  # cross-validation: one row per condition, pooled over the folds
