@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 
-import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -15,8 +14,8 @@ from src.data import contract, selection
 from src.data.contract import Candidates
 from src.data.frames import select_frames
 from src.data.selection import active
-from src.data.table import Dataset
 from src.errors import DataError
+from tests.data.test_selection import labelled_images
 
 NO_RADIUS = {"min_gap_frames": 0, "feature_radius_quantile": 0.0}
 
@@ -136,47 +135,6 @@ def test_bad_budget_labels_and_settings_are_refused():
         )
 
 
-def two_videos(root) -> tuple[Dataset, pd.DataFrame]:
-    """Two development videos of 14 and 9 labelled noise images and one generalisation video."""
-    rows = []
-    for video, n in [("p1_walk", 14), ("p2_walk", 9), ("p3_walk", 11)]:
-        rng = np.random.default_rng(len(video) + n)
-        (root / "labeled-data" / video).mkdir(parents=True)
-        for f in range(n):
-            image = (rng.random((24, 32, 3)) * 255).astype(np.uint8)
-            image[: 2 + f, :, 0] = 255 - 12 * (f % 5)
-            name = f"labeled-data/{video}/img{f:03d}.png"
-            cv2.imwrite(str(root / name), image)
-            rows.append(dict(participant=video[:2], video=video, frame=f, bodypart="head"))
-    annotations = pd.DataFrame(rows).assign(x=1.0, y=2.0)
-    annotations["image"] = [
-        f"labeled-data/{v}/img{f:03d}.png" for v, f in zip(annotations.video, annotations.frame)
-    ]
-    videos = pd.DataFrame(
-        [
-            dict(participant=v[:2], video=v, session="s", path=None, n_frames=None)
-            | dict(width=None, height=None)
-            for v in annotations["video"].unique()
-        ]
-    )
-    dataset = Dataset(
-        name="t",
-        kind="dlc_project",
-        root=root,
-        bodyparts=["head"],
-        skeleton=[],
-        cm_per_px=None,
-        scorer="me",
-        videos=videos,
-        annotations=annotations,
-        has_labelled_images=True,
-    )
-    split = videos[["participant", "video", "session"]].assign(
-        set=["development", "development", "generalisation"]
-    )
-    return dataset, split
-
-
 FRAMES_CFG = dict(
     max_train_frames_per_video=5,
     test_fraction=0.3,
@@ -188,7 +146,7 @@ FRAMES_CFG = dict(
 
 
 def test_a_prepared_active_selection_is_the_kmeans_selection(tmp_path):
-    dataset, split = two_videos(tmp_path)
+    dataset, split = labelled_images(tmp_path)
     kmeans = select_frames(dataset, split, OmegaConf.create(FRAMES_CFG))
     chosen = select_frames(
         dataset, split, OmegaConf.create(FRAMES_CFG | {"strategy": "active"} | NO_RADIUS)
@@ -197,7 +155,7 @@ def test_a_prepared_active_selection_is_the_kmeans_selection(tmp_path):
 
 
 def test_a_round_keeps_test_and_generalisation_frames_and_starts_from_kmeans_first(tmp_path):
-    dataset, split = two_videos(tmp_path)
+    dataset, split = labelled_images(tmp_path)
     kmeans = select_frames(dataset, split, OmegaConf.create(FRAMES_CFG))
     kmeans["image"] = [
         f"labeled-data/{v}/img{f:03d}.png" for v, f in zip(kmeans.video, kmeans.frame)
