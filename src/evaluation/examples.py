@@ -10,25 +10,18 @@ report, otherwise only its size is.
 
 from __future__ import annotations
 
-import logging
-import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import yaml
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 from PIL import Image
 
 from src import privacy
 from src.evaluation.metric_names import MetricName
 from src.evaluation.plots import FrameExample, FrameExamples
-
-log = logging.getLogger(__name__)
-
-PREDICTIONS_ARTIFACT = "predictions/{}.csv"
 
 
 def frame_errors(predictions: pd.DataFrame) -> pd.DataFrame:
@@ -76,19 +69,20 @@ def best_condition(table: pd.DataFrame, runs: pd.DataFrame) -> int | None:
 
 
 def frame_examples(
-    client: MlflowClient,
+    logged: Mapping[str, pd.DataFrame],
     cfg: DictConfig,
     runs: pd.DataFrame,
     table: pd.DataFrame,
     set_name: str = "generalisation",
 ) -> FrameExamples | None:
-    """The best condition's good and bad ``set_name`` frame, ready to draw; None when no run of it
-    logged its predictions."""
+    """The best condition's good and bad ``set_name`` frame, ready to draw, from ``logged``: the
+    runs' predictions of that set by run id (src.tracking.runs.logged_predictions); None when the
+    best condition's run logged none."""
     condition = best_condition(table, runs)
     if condition is None:
         return None
     run = runs[runs["labelled_frames"] == condition].iloc[0]
-    predictions = _logged_predictions(client, run["run_id"], set_name)
+    predictions = logged.get(run["run_id"])
     if predictions is None:
         return None
     prepared = Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name)
@@ -110,21 +104,6 @@ def frame_examples(
         media_allowed=allowed,
         set_name=set_name,
     )
-
-
-def _logged_predictions(client: MlflowClient, run_id: str, set_name: str) -> pd.DataFrame | None:
-    """The run's logged predictions of ``set_name``; None (with a warning) when it logged none."""
-    with tempfile.TemporaryDirectory() as tmp:
-        try:
-            path = client.download_artifacts(run_id, PREDICTIONS_ARTIFACT.format(set_name), tmp)
-        except (MlflowException, OSError):
-            log.warning(
-                "run %s has no %s: no labelled against predicted picture",
-                run_id,
-                PREDICTIONS_ARTIFACT.format(set_name),
-            )
-            return None
-        return pd.read_csv(path)
 
 
 def _frame_example(

@@ -342,9 +342,10 @@ def _report_data(
     pcutoff = float(cfg.report.pcutoff)
     participants = participant_errors(client, runs)
     bodyparts = bodypart_errors(client, runs)
+    generalisation = logged_predictions(client, runs)  # by run id, every fold's run
     trust = trust_validation(  # each fold's run judged by its own test MAE, then pooled
         runs,
-        logged_predictions(client, runs),
+        generalisation,
         settings["bootstrap"],
         settings["bootstrap"].min_participants,  # as every interval of the report
     )
@@ -377,7 +378,7 @@ def _report_data(
         fold_spread=fold_spread,
         bootstrap=settings["bootstrap"],
         margin_pct=settings["margin_pct"],
-        frame_examples=frame_examples(client, cfg, runs, paper_table(runs, pcutoff)),
+        frame_examples=frame_examples(generalisation, cfg, runs, paper_table(runs, pcutoff)),
         trust=trust,
     )
 

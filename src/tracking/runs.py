@@ -20,6 +20,8 @@ from src.tracking import store
 log = logging.getLogger(__name__)
 
 # Tags of a condition's run the report shows (set by the evaluation and by condition 0).
+PREDICTIONS_ARTIFACT = "predictions/{}.csv"  # each evaluated run's predictions of one set
+
 RUN_TAGS = (
     "evaluation.snapshot",  # last | best: what evaluation.snapshot asked for
     "evaluated_snapshot",  # DeepLabCut's name of the snapshot evaluated, e.g. snapshot-best-080.pt
@@ -117,11 +119,10 @@ def logged_predictions(
             if not run.run_id or getattr(run, "skipped_reason", ""):  # skipped: nothing to have
                 continue
             try:
-                path = client.download_artifacts(run.run_id, f"predictions/{set_name}.csv", tmp)
+                artifact = PREDICTIONS_ARTIFACT.format(set_name)
+                path = client.download_artifacts(run.run_id, artifact, tmp)
             except (MlflowException, OSError):
-                log.warning(
-                    "run %s (%s) has no predictions/%s.csv", run.run_id, run.run_name, set_name
-                )
+                log.warning("run %s (%s) has no %s", run.run_id, run.run_name, artifact)
                 continue
             tables[run.run_id] = pd.read_csv(path)
     return tables

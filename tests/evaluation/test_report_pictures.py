@@ -38,6 +38,7 @@ from src.evaluation.study_errors import (
     participant_errors,
     participant_matrix,
 )
+from src.tracking.runs import logged_predictions
 from tests.conftest import REPO, compose_config
 
 REASON = (
@@ -364,7 +365,7 @@ def test_the_report_draws_frames_of_the_best_run(tmp_path, log_media):
         predictions.to_csv(folder / "generalisation.csv", index=False)
         client.log_artifact(run_id, str(folder / "generalisation.csv"), "predictions")
     table = paper_table(runs, 0.8)
-    shown = frame_examples(client, cfg, runs, table)
+    shown = frame_examples(logged_predictions(client, runs), cfg, runs, table)
     assert shown.condition == 5  # the lowest generalisation MAE; 0 was skipped
     assert [e.frame for e in shown.examples] == [3, 7]
     assert shown.cm_per_px == 0.5 and shown.skeleton == SKELETON
