@@ -36,7 +36,7 @@ import pandas as pd
 import yaml
 from omegaconf import OmegaConf
 
-from src.data.collected_data import read_collected_data
+from src.data.collected_data import image_path_parts, read_collected_data
 from src.data.contract import Candidates
 from src.data.frames import video_features
 from src.data.prepared import read_prepared
@@ -350,9 +350,7 @@ def _check_header(path: Path, table: pd.DataFrame, scorer: str, bodyparts: list[
 def _exported_frames(path: Path, table: pd.DataFrame, exported: list[dict]) -> list[int]:
     """The frame number of each row of ``table``; a DataError when a row's image was not
     exported or is labelled twice."""
-    images = [
-        Path(str(i[-1] if isinstance(i, tuple) else i).replace("\\", "/")).name for i in table.index
-    ]
+    images = [image_path_parts(index)[-1] for index in table.index]  # DLC 2.x: \ paths too
     allowed = {e["image"]: int(e["frame"]) for e in exported}
     outside = [i for i in images if i not in allowed]
     if outside:
