@@ -17,6 +17,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from numbers import Real
+from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
@@ -115,6 +116,12 @@ RULES: dict[str, tuple] = {
     "report.pcutoff": _between(0, 1),
     # src/tracking/registry.py CHOICES (not imported: it imports MLflow)
     "report.register": _one_of("best_generalisation", "frames_to_label", "none"),
+    # read by the registry after training (src/tracking/registry.py checks its content)
+    "report.trust_model": (
+        lambda v: v is None or (isinstance(v, str) and Path(v).is_file()),
+        "null or an existing trust score file (python -m benchmarks.trust writes "
+        "benchmarks/results/trust_model.json)",
+    ),
     "export.model": (
         lambda v: isinstance(v, str) and bool(_MODEL_REFERENCE.fullmatch(v)),
         "models:/<name>@<alias>, models:/<name>/<version> or an MLflow run id",

@@ -276,6 +276,7 @@ def test_check_study_refuses_a_pck_reference_the_data_does_not_label(tmp_path):
         ("export.snapshot=newest", "best | last"),
         ("export.model=models:/mine", "models:/<name>@<alias>, models:/<name>/<version> or an"),
         ("export.dir=' '", "null or the folder to write"),
+        ("report.trust_model=no/such/trust_model.json", "null or an existing trust score file"),
     ],
 )
 @pytest.mark.parametrize("cheap", [False, True], ids=["check", "train"])
