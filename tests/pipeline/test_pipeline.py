@@ -101,22 +101,6 @@ def test_report_table_equals_the_mlflow_runs(pipeline):
     assert json.dumps(metrics).count('"mae_test_px"') == len(CONDITIONS)
 
 
-def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
-    repo, _, _ = pipeline
-    before = evaluation_records(repo)
-    write_params(repo / "params.yaml", [*TINY_PIPELINE, "evaluation.pcutoffs=[0.5,0.8]"])
-    rerun = ran_stages(run(repo, "dvc", "repro"))
-    assert rerun == {f"evaluate@{n}" for n in CONDITIONS} | {"report"}
-    after = evaluation_records(repo)
-    client = client_of(repo)
-    for n in CONDITIONS:
-        assert after[n]["run_id"] == before[n]["run_id"]  # evaluated again in the same MLflow run
-        assert "mae_test_pcutoff0.5_px" in client.get_run(after[n]["run_id"]).data.metrics
-        assert after[n]["metrics"]["mae_test_px"] == before[n]["metrics"]["mae_test_px"]
-    write_params(repo / "params.yaml", TINY_PIPELINE)  # back, for the other tests
-    run(repo, "dvc", "repro")
-
-
 def test_hydra_sweep_gives_the_pipelines_numbers(pipeline):
     """`python -m src.train +sweep=frames` with the same configuration reuses the pipeline's models."""
     repo, _, _ = pipeline
@@ -161,3 +145,18 @@ def test_a_new_condition_trains_only_itself(pipeline):
         [*CONDITIONS, 1]
     )
     write_params(repo / "params.yaml", TINY_PIPELINE)
+
+
+def test_an_evaluation_parameter_reruns_evaluation_and_report_only(pipeline):
+    """Last of the module: it leaves the pipeline evaluated at other p-cutoffs than the others expect."""
+    repo, _, _ = pipeline
+    before = evaluation_records(repo)
+    write_params(repo / "params.yaml", [*TINY_PIPELINE, "evaluation.pcutoffs=[0.5,0.8]"])
+    rerun = ran_stages(run(repo, "dvc", "repro"))
+    assert rerun == {f"evaluate@{n}" for n in CONDITIONS} | {"report"}
+    after = evaluation_records(repo)
+    client = client_of(repo)
+    for n in CONDITIONS:
+        assert after[n]["run_id"] == before[n]["run_id"]  # evaluated again in the same MLflow run
+        assert "mae_test_pcutoff0.5_px" in client.get_run(after[n]["run_id"]).data.metrics
+        assert after[n]["metrics"]["mae_test_px"] == before[n]["metrics"]["mae_test_px"]
