@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import hashlib
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -41,8 +46,37 @@ TINY_TRAINING = [
 ]
 
 
+_STORE_TEMPLATE: list[Path] = []  # the empty store made once per session
+
+
+def empty_mlflow_store(db: Path, cwd: Path = REPO) -> None:
+    """An empty MLflow SQLite store at ``db`` (unless there is one), as MLflow makes it for a process
+    working in ``cwd``; copied from one made once per session, since MLflow runs all its schema
+    migrations for every new store (seconds each time)."""
+    if db.exists():
+        return
+    if not _STORE_TEMPLATE:
+        from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
+
+        folder = Path(tempfile.mkdtemp(prefix="mlflow-store-template-"))
+        atexit.register(shutil.rmtree, folder, True)
+        SqlAlchemyStore(f"sqlite:///{folder / 'mlflow.db'}", str(folder)).engine.dispose()
+        _STORE_TEMPLATE.append(folder / "mlflow.db")
+    db.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(_STORE_TEMPLATE[0], db)
+    now = int(time.time() * 1000)  # the Default experiment, as a new store in ``cwd`` has it
+    with contextlib.closing(sqlite3.connect(db)) as connection, connection:
+        connection.execute(
+            "UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ?"
+            " WHERE experiment_id = 0",
+            (str(cwd / "mlruns" / "0"), now, now),
+        )
+
+
 def tiny_overrides(root: Path) -> list[str]:
-    """TINY_TRAINING with the working copies and a SQLite MLflow store under ``root``."""
+    """TINY_TRAINING with the working copies and a SQLite MLflow store under ``root`` (an empty one
+    put there: :func:`empty_mlflow_store`)."""
+    empty_mlflow_store(root / "mlruns" / "mlflow.db")
     return [
         *TINY_TRAINING,
         f"paths.models_dir={root / 'models'}",
@@ -100,6 +134,7 @@ def copy_repository(target: Path) -> Path:
     run(target, "git", "init", "-q")
     run(target, "dvc", "init", "-q")
     run(target, "dvc", "config", "core.analytics", "false")
+    empty_mlflow_store(target / "mlruns" / "mlflow.db", cwd=target)
     return target
 
 

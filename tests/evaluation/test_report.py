@@ -26,7 +26,7 @@ from src.evaluation.uncertainty import NO_INTERVAL
 from src.tracking import live_curves
 from src.tracking.queries import collect_runs, find_sweep, open_experiment
 from src.tracking.runs import loss_histories
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, compose_config, empty_mlflow_store
 
 EXPERIMENT = "synthetic_clinical"
 TABLE_COLUMNS = {
@@ -211,6 +211,7 @@ def store(tmp_path_factory):
     Shared by the tests of this module (creating a SQLite store takes seconds); they only add to it.
     """
     tmp_path = tmp_path_factory.mktemp("store")
+    empty_mlflow_store(tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(

@@ -39,7 +39,7 @@ from src.evaluation.study_errors import (
     participant_matrix,
 )
 from src.tracking.runs import logged_predictions
-from tests.conftest import REPO, compose_config
+from tests.conftest import REPO, compose_config, empty_mlflow_store
 
 REASON = (
     "the initial model (healthy_adults: nose, shoulders, elbows, wrists, hips, knees, ankles) "
@@ -211,6 +211,7 @@ def test_a_skipped_condition_is_a_short_mark_with_its_reason_below(tmp_path):
 
 
 def test_a_skipped_run_has_no_missing_errors_warnings(tmp_path, caplog):
+    empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
     skipped, evaluated = (
@@ -352,6 +353,7 @@ def test_the_report_draws_frames_of_the_best_run(tmp_path, log_media):
     (prepared / "dataset.yaml").write_text(
         f"skeleton: {SKELETON}\ncm_per_px: 0.5\n", encoding="utf-8"
     )
+    empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("e", artifact_location=(tmp_path / "a").as_uri())
     runs = study_runs(skipped=True)

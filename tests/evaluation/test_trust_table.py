@@ -14,6 +14,7 @@ from src.evaluation.study_errors import Bootstrap
 from src.evaluation.tables import SMALL, ReportData
 from src.evaluation.trust_table import trust_metrics, trust_validation
 from src.tracking.runs import logged_predictions
+from tests.conftest import empty_mlflow_store
 
 BOOTSTRAP = Bootstrap(resamples=200, seed=0, confidence=0.95)
 
@@ -149,6 +150,7 @@ def test_the_section_says_what_it_rests_on_or_that_nothing_was_logged():
 
 
 def test_logged_predictions_reads_each_runs_generalisation_csv(tmp_path):
+    empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("trust", artifact_location=str(tmp_path / "artifacts"))
     logged, bare = (client.create_run(experiment).info.run_id for _ in range(2))

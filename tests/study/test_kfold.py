@@ -24,7 +24,14 @@ from src.params import composed
 from src.study.check import check_study
 from src.study.plan import _CACHE
 from src.tracking.queries import collect_runs
-from tests.conftest import REPO, compose_config, python_env, tiny_overrides, tiny_project
+from tests.conftest import (
+    REPO,
+    compose_config,
+    empty_mlflow_store,
+    python_env,
+    tiny_overrides,
+    tiny_project,
+)
 
 
 def _videos(n_participants: int, sessions: int = 3) -> pd.DataFrame:
@@ -235,6 +242,7 @@ def _run(client: MlflowClient, experiment: str, parent: str, n: int, fold: int |
 
 
 def test_collect_runs_keeps_every_fold_with_a_fold_column(tmp_path):
+    empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment = client.create_experiment("kfold")
     parent = client.create_run(experiment).info.run_id

@@ -35,7 +35,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from src.tracking.live_curves import MetricBuffer
-from tests.conftest import REACHING, REPO, python_env
+from tests.conftest import REACHING, REPO, empty_mlflow_store, python_env
 from tools.local_servers import free_port, mlflow_server
 
 # The README's first command, with the smallest training the suite uses (12 updates of one batch: 12
@@ -95,6 +95,7 @@ def copy_repository(target: Path) -> Path:
     (target / ".venv").symlink_to(Path(sys.executable).parents[1])
     for command in (["git", "init", "-q"], ["dvc", "init", "-q"]):
         subprocess.run(command, cwd=target, env=python_env(), check=True, capture_output=True)
+    empty_mlflow_store(target / "mlruns" / "mlflow.db", cwd=target)
     return target
 
 

@@ -13,6 +13,7 @@ from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 from PIL import Image
 
+from tests.conftest import empty_mlflow_store
 from tools.mlflow_screenshot import (
     capture,
     compare_runs_url,
@@ -51,6 +52,7 @@ REPO = Path(__file__).resolve().parents[2]
 def store(tmp_path_factory):
     """A parent run with the conditions frames=0,1,2 as children, as src.train tags them."""
     tmp_path = tmp_path_factory.mktemp("store")
+    empty_mlflow_store(tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
     experiment_id = client.create_experiment(

@@ -17,7 +17,7 @@ from mlflow.tracking import MlflowClient
 from src.files import atomic_directory, atomic_files
 from src.tracking import store
 from src.training.pretraining import ensure_pretrained
-from tests.conftest import REPO, tiny_overrides, tiny_project
+from tests.conftest import REPO, empty_mlflow_store, tiny_overrides, tiny_project
 from tests.training.test_train import runs
 
 
@@ -164,7 +164,7 @@ def test_a_failed_write_leaves_the_previous_output_whole(tmp_path):
 
 
 def test_a_run_left_running_by_a_dead_process_is_recognised(tmp_path):
-
+    empty_mlflow_store(tmp_path / "mlflow.db")
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = client.create_experiment(
         "e", artifact_location=(tmp_path / "artifacts").as_uri()

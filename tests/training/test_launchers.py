@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 
 from src.data.preparation import prepare
 from src.synthetic.cohort import generate_all
-from tests.conftest import REPO, TINY_TRAINING, compose_config, python_env
+from tests.conftest import REPO, TINY_TRAINING, compose_config, empty_mlflow_store, python_env
 
 # The tiny configuration of tests/training/test_train.py, one torch thread per job (2 parallel jobs on 2 cores).
 TINY = ["synthetic=tiny", *TINY_TRAINING, "training.threads=1"]
@@ -31,7 +31,9 @@ pytestmark = pytest.mark.slow
 
 def store_overrides(root: Path, data_root: Path, tracking_uri: str | None = None) -> list[str]:
     """One 'machine': its own models_dir (working copies, sweep folder) and MLflow store, shared data."""
-    tracking_uri = tracking_uri or f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
+    if tracking_uri is None:
+        empty_mlflow_store(root / "mlruns" / "mlflow.db")
+        tracking_uri = f"sqlite:///{root / 'mlruns' / 'mlflow.db'}"
     return [
         *TINY,
         f"paths.data_dir={data_root / 'data'}",

@@ -23,6 +23,7 @@ from src.privacy import Pseudonyms
 from src.tracking import registry
 from src.trust.score import TrustModel
 from src.trust.signals import PosePCA
+from tests.conftest import empty_mlflow_store
 
 BODYPARTS = ["shoulder", "elbow", "wrist", "hip"]
 SKELETON = [["shoulder", "elbow"], ["elbow", "wrist"], ["shoulder", "hip"]]
@@ -52,6 +53,7 @@ def fitted(signals=("low_likelihood", "jump_px"), bodyparts=BODYPARTS, **provena
 @pytest.fixture
 def store(tmp_path):
     previous = mlflow.get_tracking_uri()
+    empty_mlflow_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
     mlflow.set_experiment(
         "calibrator"
