@@ -1,5 +1,6 @@
 """One configuration, every command: `python -m src.params <overrides>` chooses the study for all of them."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -38,9 +39,9 @@ def repo(tmp_path):
 
 
 def run(repo: Path, module: str, *args: str) -> str:
-    done = subprocess.run(
-        [sys.executable, "-m", module, *args], cwd=repo, capture_output=True, text=True
-    )
+    """`python -m module args` in ``repo`` (or `python -c ...` where ``module`` is ``-c``)."""
+    command = [sys.executable, module] if module == "-c" else [sys.executable, "-m", module]
+    done = subprocess.run([*command, *args], cwd=repo, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
 
@@ -51,21 +52,49 @@ def job_config(repo: Path, module: str, *overrides: str) -> dict:
     return yaml.safe_load(text.split("\n---")[0])
 
 
+# Runs each [module, *arguments] as `python -m` does (runpy), in one process, and prints what each
+# printed as a JSON list: the heavy imports are paid once for many `--cfg job` prints.
+RUN_MODULES = """
+import contextlib, io, json, runpy, sys
+printed = []
+for module, *args in json.loads(sys.argv[1]):
+    sys.argv = [module, *args]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
+        except SystemExit as stop:
+            if stop.code:
+                raise
+    printed.append(out.getvalue())
+print(json.dumps(printed))
+"""
+
+
+def job_configs(repo: Path, commands: dict[str, list[str]]) -> dict[str, dict]:
+    """:func:`job_config` of every command, by name, composed in one process."""
+    jobs = [[*command, "--cfg", "job"] for command in commands.values()]
+    printed = json.loads(run(repo, "-c", RUN_MODULES, json.dumps(jobs)).strip().splitlines()[-1])
+    return {name: yaml.safe_load(text.split("\n---")[0]) for name, text in zip(commands, printed)}
+
+
 def test_every_command_acts_on_the_study_and_group_overrides_still_work(repo):
-    assert {n: job_config(repo, *c)["data"]["name"] for n, c in COMMANDS.items()} == {
+    assert {n: c["data"]["name"] for n, c in job_configs(repo, COMMANDS).items()} == {
         n: "synthetic_clinical" for n in COMMANDS
     }
     printed = run(repo, "src.params", *BRING_IN)
     assert "data set reaching (dlc_project" in printed
 
-    used = {name: job_config(repo, *command)["data"] for name, command in COMMANDS.items()}
+    random_weights = ["src.train", "labelled_frames=1", "weights=random"]
+    configs = job_configs(repo, COMMANDS | {"random weights": random_weights})
+    random = configs.pop("random weights")
+    used = {name: config["data"] for name, config in configs.items()}
     assert {name: (d["name"], d["kind"], d["root"]) for name, d in used.items()} == {
         name: ("reaching", "dlc_project", str(REACHING)) for name in COMMANDS
     }
     params = yaml.safe_load((repo / "params.yaml").read_text())  # what `dvc repro` reads
     assert (params["data"]["name"], params["data"]["root"]) == ("reaching", str(REACHING))
 
-    random = job_config(repo, "src.train", "labelled_frames=1", "weights=random")
     assert (random["weights"]["kind"], random["data"]["name"]) == ("random", "reaching")
 
     run(repo, "src.params", "model=resnet_50")  # a later choice adds to the study
