@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import re
 import shutil
+import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,13 +43,15 @@ from src.data.contract import Candidates
 from src.data.frames import video_features
 from src.data.prepared import read_prepared
 from src.data.selection import active
+from src.data.selection.active import ROUND_FILE, read_round
 from src.data.split import DEVELOPMENT, frame_sets
 from src.errors import DataError, exit_on_data_error
 
 log = logging.getLogger(__name__)
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
-ROUND_FILE = "round.yaml"
+REPO = Path(__file__).resolve().parents[1]
+CONF = REPO / "conf"
+ROUND_NAME = re.compile(r"[A-Za-z0-9_-]+")  # a round folder's name names its stage: round@<name>
 LABELS_COLUMNS = ["participant", "video", "frame", "bodypart", "x", "y"]
 
 
@@ -233,6 +237,7 @@ def _write_frame_images(to_label: pd.DataFrame, files: dict[str, Path], frames_d
 def _manifest(inputs: RoundInputs, plan: RoundPlan, bodyparts: list[str], settings: dict) -> dict:
     """round.yaml's head: where the round came from and what it was asked for."""
     return {
+        **({"round": number} if (number := _round_number(inputs)) is not None else {}),
         "prepared": str(Path(inputs.prepared_dir)),
         "analysed": str(inputs.analysed_dir),
         "scorer": plan.scorer,
@@ -241,6 +246,17 @@ def _manifest(inputs: RoundInputs, plan: RoundPlan, bodyparts: list[str], settin
         "labelled_frames_after": plan.n_frames,
         "settings": {k: settings[k] for k in ("min_gap_frames", "feature_radius_quantile")},
     }
+
+
+def _round_number(inputs: RoundInputs) -> int | None:
+    """2 after k-means' round 1; the previous round's + 1 (its round.yaml beside --selection)."""
+    if inputs.selection_file is None:
+        return 2
+    previous = Path(inputs.selection_file).parent / ROUND_FILE
+    if previous.is_file():
+        number = (yaml.safe_load(previous.read_text()) or {}).get("round")
+        return None if number is None else int(number) + 1
+    return None
 
 
 def read_annotations(path: Path) -> pd.DataFrame:
@@ -276,15 +292,6 @@ def read_selection(path: Path, prepared: pd.DataFrame) -> pd.DataFrame:
             "the selection.csv of a round of these prepared data (--prepared)."
         )
     return selection
-
-
-def read_round(round_dir: Path) -> dict:
-    path = Path(round_dir) / ROUND_FILE
-    if not path.is_file():
-        raise DataError(
-            f"{path}: missing; give the folder `python -m src.label_round export` wrote (--round)."
-        )
-    return yaml.safe_load(path.read_text())
 
 
 def round_labels(round_dir: Path, manifest: dict, annotations: pd.DataFrame) -> pd.DataFrame:
@@ -404,6 +411,89 @@ def import_round(round_dir: Path, annotations_file: Path, out: Path) -> pd.DataF
     return new
 
 
+@dataclass(frozen=True)
+class RoundRecord:
+    """A round as ``--train`` records it in the study: pipeline.rounds.<name>, with its folder and
+    merged annotations relative to the repository (the round stage's deps)."""
+
+    name: str
+    round: str
+    annotations: str
+
+
+def round_record(round_dir: Path, out: Path) -> RoundRecord:
+    """What ``import --train`` will record, checked before anything is written: a DVC repository,
+    both paths inside it, ``out`` where ``dvc add`` can version it, the round's name free."""
+    from src.study.config import STUDY_FILE, read_study
+
+    if not (REPO / ".dvc").is_dir():
+        raise DataError(
+            f"{REPO}: not a DVC repository; run dvc init there, or import without --train."
+        )
+    name = Path(round_dir).resolve().name
+    if not ROUND_NAME.fullmatch(name):
+        raise DataError(
+            f"{round_dir}: the folder's name {name!r} names the round's stage; export it to a "
+            "folder named with letters, digits, _ and - only (e.g. round_2)."
+        )
+    paths = {}
+    for flag, path in (("--round", round_dir), ("--out", out)):
+        try:
+            paths[flag] = Path(path).resolve().relative_to(REPO).as_posix()
+        except ValueError:
+            raise DataError(
+                f"{path}: outside the repository {REPO}; with --train, {flag} must lie inside it "
+                "so that dvc repro tracks it (e.g. raw/annotations/round_2.csv)."
+            ) from None
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", paths["--out"] + ".dvc"], cwd=REPO, capture_output=True
+    )
+    if ignored.returncode == 0:
+        raise DataError(
+            f"{out}: in a git-ignored folder, where dvc add cannot version it; give --out "
+            f"outside it, e.g. raw/annotations/{Path(out).name}."
+        )
+    entry = {"round": paths["--round"], "annotations": paths["--out"]}
+    recorded = read_study()[1].get("pipeline", {}).get("rounds", {}).get(name)
+    if recorded and recorded != entry:
+        raise DataError(
+            f"{STUDY_FILE}: pipeline.rounds.{name} is {recorded['round']} with "
+            f"{recorded['annotations']}; export this round to a folder of another name, or "
+            "remove that entry from the study to replace it."
+        )
+    return RoundRecord(name, **entry)
+
+
+def record_round(record: RoundRecord) -> None:
+    """``dvc add`` the merged annotations and add the round to the study and params.yaml, saying
+    what it runs and what it writes."""
+    from src.params import write_params
+    from src.study.config import STUDY_FILE, write_study
+
+    print(f"$ dvc add {record.annotations}", flush=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "dvc", "add", "-q", record.annotations],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        reason = (done.stderr.strip().splitlines() or ["no message"])[-1]
+        raise DataError(
+            f"{record.annotations}: dvc add failed ({reason}); fix that, run dvc add "
+            f"{record.annotations} and import again with a new --out."
+        )
+    value = f"{{round:'{record.round}',annotations:'{record.annotations}'}}"
+    write_study([f"pipeline.rounds.{record.name}={value}"])
+    write_params(REPO / "params.yaml")
+    print(
+        f"recorded {record.name} in {STUDY_FILE.relative_to(REPO)} (pipeline.rounds."
+        f"{record.name}) and params.yaml: dvc repro trains it (stage round@{record.name}) and "
+        f"nothing else; commit {record.annotations}.dvc with them.",
+        flush=True,
+    )
+
+
 def _refuse(message: str) -> None:
     print(f"error: {message}", file=sys.stderr)
     sys.exit(2)
@@ -439,6 +529,12 @@ def main(argv: list[str] | None = None) -> None:
     imports.add_argument("--round", required=True, type=Path, help="the labelled round folder")
     imports.add_argument("--annotations", required=True, type=Path, help="labels.csv to extend")
     imports.add_argument("--out", required=True, type=Path, help="the new merged labels file")
+    imports.add_argument(
+        "--train",
+        action="store_true",
+        help="also dvc add --out and record the round in the study (pipeline.rounds), so that "
+        "dvc repro trains it (stage round@<round folder's name>)",
+    )
     for one in (parser, export, imports):  # one line, not argparse's usage before its error
         one.error = lambda message, prog=one.prog: _refuse(f"{prog}: {message}; see --help")
     args = parser.parse_args(argv)
@@ -456,11 +552,14 @@ def main(argv: list[str] | None = None) -> None:
                 f"--round {args.round} ..."
             )
         else:
+            record = round_record(args.round, args.out) if args.train else None
             new = import_round(args.round, args.annotations, args.out)
-            print(
-                f"merged {len(new)} labels of {new[['video', 'frame']].drop_duplicates().shape[0]}"
-                f" frames into {args.out}; version it: dvc add {args.out}"
-            )
+            frames = new[["video", "frame"]].drop_duplicates().shape[0]
+            print(f"merged {len(new)} labels of {frames} frames into {args.out}", flush=True)
+            if record is None:
+                print(f"version it: dvc add {args.out}; or import with --train", flush=True)
+            else:
+                record_round(record)
 
 
 if __name__ == "__main__":

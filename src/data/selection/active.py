@@ -29,12 +29,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from src.data.contract import Candidates
 from src.data.selection import kmeans
 from src.errors import DataError
 
 NAME = "active"
+ROUND_FILE = "round.yaml"  # what `python -m src.label_round export` exported, in a round folder
 RELAXATION = (1.0, 0.5, 0.25, 0.0)  # factors on both radii when no candidate lies outside them
 QUANTILE_SAMPLE = 500  # candidates whose pairwise distances set the feature radius (seeded sample)
 
@@ -204,3 +206,26 @@ def round_selection(selection: pd.DataFrame, train_frames: Mapping[str, Sequence
     table = table.assign(_video=table["video"].map(order))
     table = table.sort_values(["_video", "role", "rank"], kind="stable").drop(columns="_video")
     return table.reset_index(drop=True)[list(selection.columns)]
+
+
+def read_round(round_dir: Path) -> dict:
+    """round.yaml of a round folder ``python -m src.label_round export`` wrote."""
+    path = Path(round_dir) / ROUND_FILE
+    if not path.is_file():
+        raise DataError(
+            f"{path}: missing; give the folder `python -m src.label_round export` wrote (--round)."
+        )
+    return yaml.safe_load(path.read_text())
+
+
+def round_number(round_dir: Path, manifest: dict) -> int:
+    """The round's number: round.yaml's ``round``, else the digits ending the folder's name."""
+    if manifest.get("round") is not None:
+        return int(manifest["round"])
+    digits = re.search(r"(\d+)$", Path(round_dir).name)
+    if digits is None:
+        raise DataError(
+            f"{Path(round_dir) / ROUND_FILE}: no round number; add `round: <n>` to it (round 2 is "
+            "the first after k-means' frame per video)."
+        )
+    return int(digits.group(1))
