@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import mlflow
 import numpy as np
 import pandas as pd
@@ -213,10 +214,23 @@ def test_an_explicit_list_the_data_cannot_serve_is_one_line_with_the_fix(tmp_pat
 # ----------------------------------------------------------------------------- the whole-study check
 
 
-def two_participant_project(root: Path, rename: dict[str, str] | None = None) -> Path:
+def two_participant_project(
+    root: Path, rename: dict[str, str] | None = None, scale: int = 1
+) -> Path:
     """The real Reaching project, its one video copied as a second (a second participant), its
-    bodyparts renamed (CSV labels; the .h5 files removed so that the CSVs are read)."""
+    bodyparts renamed (CSV labels; the .h5 files removed so that the CSVs are read), its frames
+    and labels ``scale`` times smaller (a training of seconds on a CPU)."""
     project = Path(shutil.copytree(REACHING, root / "Reaching-2-videos"))
+    if scale > 1:
+        folder = project / "labeled-data/reachingvideo1"
+        table = pd.read_csv(folder / "CollectedData_Mackenzie.csv", header=[0, 1, 2], index_col=0)
+        (table / scale).to_csv(folder / "CollectedData_Mackenzie.csv")
+        (folder / "CollectedData_Mackenzie.h5").unlink()
+        for image in folder.glob("*.png"):
+            pixels = cv2.imread(str(image))
+            height, width = pixels.shape[:2]
+            size = (width // scale, height // scale)
+            cv2.imwrite(str(image), cv2.resize(pixels, size, interpolation=cv2.INTER_AREA))
     shutil.copytree(
         project / "labeled-data/reachingvideo1", project / "labeled-data/reachingvideo2"
     )
@@ -483,8 +497,9 @@ def test_a_project_of_other_bodyparts_runs_its_frames_sweep_with_condition_0_ski
     """`python -m src.train +sweep=frames` on a DeepLabCut project (Reaching, two videos) whose
     bodyparts the default initial model (pre-trained on synthetic humans) does not have:
     condition 0 is skipped with its reason, conditions 1 and 2 train and evaluate, and the sweep
-    succeeds. The cohort stage makes only the healthy-adult cohort the pre-training needs."""
-    project = two_participant_project(tmp_path)
+    succeeds. The cohort stage makes only the healthy-adult cohort the pre-training needs. Its
+    frames at a quarter of their size: the sweep trains and evaluates at 208 x 186 px."""
+    project = two_participant_project(tmp_path, scale=4)
     overrides = [
         *[o for o in project_overrides(project, tmp_path) if "max_train_frames" not in o],
         "frames.max_train_frames_per_video=2",  # auto: conditions 0, 1, 2
