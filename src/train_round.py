@@ -11,12 +11,13 @@ training code (src/training/condition.py), in an MLflow run tagged ``labelling_r
 ``frame_selection: active`` and ``frames_added``, with ``labelling/frames_added.csv`` (video,
 frame) as an artifact. ``<pipeline.dir>/rounds/<name>/run.yaml`` records the run.
 
-Example:
+Examples:
     python -m src.train_round --config-dir . --config-name params +round=round_2
 """
 
 from __future__ import annotations
 
+import copy
 import shutil
 import tempfile
 from pathlib import Path
@@ -153,7 +154,7 @@ def train_round(cfg: DictConfig, name: str) -> dict:
         f"the study's. Prepared folder: {folder}",
         flush=True,
     )
-    round_cfg = cfg.copy()
+    round_cfg = copy.deepcopy(cfg)
     with open_dict(round_cfg):
         round_cfg.labelled_frames = budget
         round_cfg.paths.prepared_dir = str(out / "prepared")

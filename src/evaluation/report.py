@@ -63,6 +63,7 @@ from src.evaluation.plots import (
     plot_participant_errors,
 )
 from src.evaluation.render import _measured, markdown  # noqa: F401  (_measured: tests/study/test_kfold.py)
+from src.evaluation.strategies import write_strategies
 from src.evaluation.study_errors import (
     Bootstrap,
     bodypart_by_participant,
@@ -295,6 +296,7 @@ def report(cfg: DictConfig, attach: bool = True) -> Path:
     runs = with_skipped(with_run_tags(client, runs), skipped)
     data = _report_data(cfg, settings, client, runs, parent)
     out_dir = write_report(data, Path(str(cfg.report.dir)))
+    write_strategies(cfg, client, experiment_id, data, out_dir)  # only with active rounds
     decision, _, _ = how_many_frames(data)
     print(decision.sentence, flush=True)
     if attach:

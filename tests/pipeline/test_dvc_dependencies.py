@@ -74,9 +74,9 @@ def load_stages(root: Path = ROOT) -> dict[str, dict]:
         matrix = resolve(stage.pop("matrix", None), params)
         foreach = resolve(stage.pop("foreach", None), params)
         cells = [({}, name)]
-        if foreach:  # a dict: its keys name the cells
+        if foreach is not None:  # a dict: its keys name the cells (none: no stage)
             stage = stage.pop("do")
-            cells = [(item, f"{name}@{key}") for key, item in foreach.items()]
+            cells = [({"item": item, "key": key}, f"{name}@{key}") for key, item in foreach.items()]
         elif matrix:
             keys = list(matrix)
             cells = [
@@ -84,7 +84,7 @@ def load_stages(root: Path = ROOT) -> dict[str, dict]:
                 for values in itertools.product(*(matrix[k] for k in keys))
             ]
         for item, cell_name in cells:
-            resolved = resolve(stage, params | {"item": item})
+            resolved = resolve(stage, params | (item if foreach is not None else {"item": item}))
             stages[cell_name] = {
                 "cmd": resolved["cmd"],
                 "deps": [os.path.normpath(p) for p in paths_of(resolved.get("deps"))],
