@@ -12,14 +12,17 @@ with the round's train frames; test and generalisation frames unchanged).
 import: check the labelled folder (the label file is there, its scorer and bodyparts are the
 export's, every labelled frame was exported, none is labelled twice) and write the annotations
 file given with the new labels merged into a NEW file; a bad folder is refused in one line and
-nothing is written. Version the new file with ``dvc add``.
+nothing is written. With ``--train`` it also versions the new file (``dvc add``) and records the
+round in the study (``pipeline.rounds.<round folder's name>``), so that ``dvc repro`` trains it and
+nothing else (dvc.yaml's round stage, src/train_round.py); without it, version the file yourself.
 
 Examples:
     python -m src.label_round export --prepared data/prepared/my_videos \\
         --analysed analysis/<model run id> --videos raw/videos --labelled 1 --frames 2 \\
         --round data/labelling/my_videos/round_2
     python -m src.label_round import --round data/labelling/my_videos/round_2 \\
-        --annotations data/prepared/my_videos/labels.csv --out data/annotations/round_2.csv
+        --annotations data/prepared/my_videos/labels.csv --out raw/annotations/round_2.csv --train
+    dvc repro
 """
 
 from __future__ import annotations

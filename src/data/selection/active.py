@@ -19,6 +19,8 @@ returned frames start with the labelled ones, in their order.
 
 :func:`round_selection` turns a round's frames into a selection table (src/data/prepared.py's
 ``selection.csv``) whose test and generalisation rows are the k-means selection's, untouched.
+:func:`read_round` and :func:`round_number` read a round folder's ``round.yaml`` (src.label_round
+writes it; src.train_round, the round's pipeline stage, reads it).
 """
 
 from __future__ import annotations
