@@ -103,6 +103,7 @@ def exported(tmp_path_factory) -> Path:
 
 def test_export_chooses_the_worst_frames_apart_and_keeps_the_fixed_frames(exported):
     manifest = yaml.safe_load((exported / "round_2" / "round.yaml").read_text())
+    assert manifest["round"] == 2  # the first after k-means' round 1
     chosen = {v: [e["frame"] for e in rows] for v, rows in manifest["exported"].items()}
     assert chosen["p1_walk"][0] == 37 and 38 not in chosen["p1_walk"]
     assert chosen["p2_walk"][0] == 3 and 4 not in chosen["p2_walk"]
@@ -364,3 +365,4 @@ def test_round_3_extends_round_2(labelled, exported, tmp_path, capsys):
         assert len(frames) == 4
     manifest = yaml.safe_load((tmp_path / "round_3" / "round.yaml").read_text())
     assert all(len(rows) == 1 for rows in manifest["exported"].values())  # 1 new frame each
+    assert manifest["round"] == 3  # the round before's number + 1, beside its selection.csv
