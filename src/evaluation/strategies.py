@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import yaml
+from matplotlib.ticker import ScalarFormatter
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -71,10 +72,12 @@ def strategies_figure(table: pd.DataFrame, confidence: float = 0.95) -> plt.Figu
     """Both strategies' generalisation MAE against labelled frames per video, with interval bars
     where a cell has both bounds."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120, layout="constrained")
+    drawn = 0
     for colour, (strategy, rows) in zip(("C0", "C3"), table.groupby("strategy", sort=False)):
         label = "k-means (the conditions)" if strategy == "kmeans" else "active (the rounds)"
         ax.plot(rows["labelled_frames"], rows["mae_px"], "-o", color=colour, label=label)
         bars = rows.dropna(subset=["ci_low", "ci_high"])
+        drawn += len(bars)
         if len(bars):
             ax.errorbar(
                 bars["labelled_frames"],
@@ -92,7 +95,8 @@ def strategies_figure(table: pd.DataFrame, confidence: float = 0.95) -> plt.Figu
             )
     budgets = sorted(set(table["labelled_frames"]))
     ax.set(
-        title=f"generalisation, all predictions (bars: {confidence:.0%} interval)",
+        title="generalisation, all predictions"
+        + (f" (bars: {confidence:.0%} interval)" if drawn else " (no interval logged)"),
         xlabel="labelled frames per video",
         ylabel="MAE (px)",
         xscale="symlog",
@@ -100,6 +104,8 @@ def strategies_figure(table: pd.DataFrame, confidence: float = 0.95) -> plt.Figu
         xticks=budgets,
         xticklabels=[str(n) for n in budgets],
     )
+    ax.yaxis.set_major_formatter(ScalarFormatter())  # MAE in plain pixels, not 2.8 x 10^1
+    ax.yaxis.set_minor_formatter(ScalarFormatter())
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return fig
