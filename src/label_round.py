@@ -502,7 +502,8 @@ def _refuse(message: str) -> None:
     sys.exit(2)
 
 
-def main(argv: list[str] | None = None) -> None:
+def _parser() -> argparse.ArgumentParser:
+    """export's and import's options; one-line errors."""
     parser = argparse.ArgumentParser(
         prog="python -m src.label_round",
         description=__doc__.split("\n\n")[0],
@@ -540,6 +541,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     for one in (parser, export, imports):  # one line, not argparse's usage before its error
         one.error = lambda message, prog=one.prog: _refuse(f"{prog}: {message}; see --help")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = _parser()
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with exit_on_data_error():

@@ -163,20 +163,7 @@ def train_round(cfg: DictConfig, name: str) -> dict:
     run = mlflow.last_active_run()
     if run is None or run.data.tags.get("labelled_frames") != str(budget):
         raise DataError(f"{name}: training started no MLflow run of {budget} labelled frames.")
-    client = mlflow.tracking.MlflowClient()
-    tags = {
-        "labelling_round": str(number),
-        "frame_selection": STRATEGY,
-        "frames_added": str(len(added)),
-        "labelling_round_dir": str(round_dir),
-        "mlflow.runName": f"round {number}: frames={budget}",
-    }
-    for key, value in tags.items():
-        client.set_tag(run.info.run_id, key, value)
-    with tempfile.TemporaryDirectory() as tmp:
-        listed = Path(tmp) / "frames_added.csv"
-        added.to_csv(listed, index=False)
-        client.log_artifact(run.info.run_id, str(listed), "labelling")
+    _tag_run(run.info.run_id, number, round_dir, budget, added)
     record = {
         "round": number,
         "run_id": run.info.run_id,
@@ -193,6 +180,24 @@ def train_round(cfg: DictConfig, name: str) -> dict:
         flush=True,
     )
     return record
+
+
+def _tag_run(run_id: str, number: int, round_dir: Path, budget: int, added: pd.DataFrame) -> None:
+    """The round's tags and ``labelling/frames_added.csv`` (video, frame) on its run."""
+    client = mlflow.tracking.MlflowClient()
+    tags = {
+        "labelling_round": str(number),
+        "frame_selection": STRATEGY,
+        "frames_added": str(len(added)),
+        "labelling_round_dir": str(round_dir),
+        "mlflow.runName": f"round {number}: frames={budget}",
+    }
+    for key, value in tags.items():
+        client.set_tag(run_id, key, value)
+    with tempfile.TemporaryDirectory() as tmp:
+        listed = Path(tmp) / "frames_added.csv"
+        added.to_csv(listed, index=False)
+        client.log_artifact(run_id, str(listed), "labelling")
 
 
 def _number(value) -> bool:
