@@ -50,6 +50,30 @@ def frames_added(selection: pd.DataFrame, labelled_before: int) -> pd.DataFrame:
     return train_rows[["video", "frame"]].reset_index(drop=True)
 
 
+def round_labels(annotations_file: Path, selection: pd.DataFrame) -> pd.DataFrame:
+    """The merged labels of the round's selected frames; a DataError when a train frame has none."""
+    if not Path(annotations_file).is_file():
+        raise DataError(
+            f"{annotations_file}: missing, the round's merged labels; bring them back with "
+            "python -m src.label_round import --train (or dvc pull)."
+        )
+    labels = pd.read_csv(annotations_file)
+    chosen = selection[["video", "frame"]].drop_duplicates()
+    labels = labels.merge(chosen, on=["video", "frame"])
+    train_rows = selection[selection["role"] == "train"]
+    labelled = labels.dropna(subset=["x", "y"])[["video", "frame"]].drop_duplicates()
+    missing = train_rows.merge(labelled, on=["video", "frame"], how="left", indicator=True)
+    missing = missing[missing["_merge"] == "left_only"]
+    if len(missing):
+        first = missing.iloc[0]
+        raise DataError(
+            f"{annotations_file}: no labels of {first['video']} frame {first['frame']}, a train "
+            "frame of the round; bring the round's labels back with python -m src.label_round "
+            "import and record that file."
+        )
+    return labels
+
+
 def build_prepared(cfg: DictConfig, round_dir: Path, annotations_file: Path, target: Path) -> Path:
     """The round's prepared folder under ``target`` (paths.prepared_dir of its training): the
     study's, with the round's selection, the merged labels and the exported frames' images.
@@ -68,20 +92,7 @@ def build_prepared(cfg: DictConfig, round_dir: Path, annotations_file: Path, tar
             f"the study's ({source / 'selection.csv'}); the data were prepared again since the "
             "export: export the round again from them."
         )
-    labels = pd.read_csv(annotations_file)
-    chosen = selection[["video", "frame"]].drop_duplicates()
-    labels = labels.merge(chosen, on=["video", "frame"])
-    train_rows = selection[selection["role"] == "train"]
-    labelled = labels.dropna(subset=["x", "y"])[["video", "frame"]].drop_duplicates()
-    missing = train_rows.merge(labelled, on=["video", "frame"], how="left", indicator=True)
-    missing = missing[missing["_merge"] == "left_only"]
-    if len(missing):
-        first = missing.iloc[0]
-        raise DataError(
-            f"{annotations_file}: no labels of {first['video']} frame {first['frame']}, a train "
-            "frame of the round; bring the round's labels back with python -m src.label_round "
-            "import and record that file."
-        )
+    labels = round_labels(Path(annotations_file), selection)
     out = Path(target) / str(cfg.data.name)
     folder = out if fold_of(cfg) is None else out / source.name
     if Path(target).exists():

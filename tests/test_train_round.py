@@ -25,10 +25,12 @@ from omegaconf import OmegaConf
 
 from src.data.dataset import load_dataset
 from src.data.frames import label_frames
+from src.errors import DataError
 from src.evaluation.strategies import round_run_ids, strategy_table, write_strategies
 from src.evaluation.tables import ReportData, paper_table
 from src.label_round import main as label_round
 from src.study.config import write_study
+from src.train_round import round_facts, round_labels
 from tests.conftest import (
     REPO,
     TINY_PIPELINE,
@@ -319,3 +321,34 @@ def test_the_report_draws_both_strategies_on_one_picture(loop):
     assert cell[("active", 1)] == cell[("kmeans", 1)]
     results = pd.read_csv(repo / "reports" / "results.csv", index_col=0)
     assert cell[("kmeans", 2)] == pytest.approx(results.loc[2, "generalisation"], rel=1e-5)
+
+
+def test_a_train_frame_without_labels_is_refused_naming_it(tmp_path):
+    selection = pd.DataFrame(
+        {"video": ["v1", "v1", "v1"], "role": ["train", "train", "test"], "frame": [3, 8, 5]}
+    )
+    labels = pd.DataFrame(
+        {"video": ["v1"] * 3, "frame": [3, 8, 5], "bodypart": "head", "x": [1.0, None, 2.0]}
+    ).assign(y=1.0)
+    path = tmp_path / "round_2.csv"
+    labels.to_csv(path, index=False)
+    with pytest.raises(DataError, match=rf"^{path}: no labels of v1 frame 8, a train frame"):
+        round_labels(path, selection)
+    labels.fillna(4.0).to_csv(path, index=False)
+    assert round_labels(path, selection)["frame"].tolist() == [3, 8, 5]
+    with pytest.raises(DataError, match="missing, the round's merged labels"):
+        round_labels(tmp_path / "none.csv", selection)
+
+
+def test_the_round_folder_says_its_budget():
+    """dataset.yaml of the round's prepared folder: the train frames its selection holds."""
+    facts = {
+        "frames_per_video": {"v1": {"train": {"asked": 2, "used": 2}, "test": {"used": 1}}},
+        "min_train_frames_per_development_video": 2,
+        "config": {"max_train_frames_per_video": 2},
+    }
+    selection = pd.DataFrame({"video": ["v1"] * 4, "role": ["train"] * 3 + ["test"]})
+    facts = round_facts(facts, selection)
+    assert facts["frames_per_video"]["v1"]["train"] == {"asked": 2, "used": 3}
+    assert facts["min_train_frames_per_development_video"] == 3
+    assert facts["config"]["max_train_frames_per_video"] == 3
