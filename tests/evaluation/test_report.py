@@ -680,34 +680,74 @@ def test_report_of_the_real_store(tmp_path):
             )
 
 
-@pytest.mark.slow
-def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
-    """A real sweep (tiny cohort, conditions 0 and 1, DeepLabCut training) and `python -m src.report`:
-    every interval bound in results.csv is exactly the run's metric, the generalisation set of 1
-    participant has none and says so, errors/participants.csv sums back to the MAE and holds
-    pseudonyms only, and the "frames to label" answer is printed and tagged."""
+# The tiny real studies of the two slow tests below: (tiny_project's overrides, the sweep's and the
+# report's, the sweep's only). The tiny cohort has 2 development participants and 3 in all: with
+# evaluation.interval.min_participants=2 the single split's test sets and the 3 folds pooled get
+# intervals.
+REAL_STUDIES = {
+    "single": ([], [], ["labelled_frames=0,1"]),
+    "kfold": (
+        ["split=kfold", "split.folds=3", "pipeline.conditions=[0,1]"],
+        ["pipeline.folds=[1,2,3]"],
+        [],
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def real_studies(tmp_path_factory) -> dict[str, tuple[Path, object, str]]:
+    """Each of REAL_STUDIES generated and prepared, then `python -m src.train +sweep=frames` and
+    `python -m src.report` on it: {name: (root, config, what the report printed)}. The two studies'
+    commands run side by side: each process spends most of its time on one core (its imports)."""
     import subprocess
 
     from tests.conftest import python_env, tiny_overrides, tiny_project
 
-    cfg = tiny_project(tmp_path)
-    overrides = [
-        *tiny_overrides(tmp_path),
-        f"paths.data_dir={tmp_path / 'data'}",
-        "synthetic=tiny",
-        f"report.dir={tmp_path / 'report'}",
-        "evaluation.interval.min_participants=2",  # the tiny cohort's 2 develop participants
-    ]
-    for command in (["src.train", "+sweep=frames", "labelled_frames=0,1"], ["src.report"]):
-        done = subprocess.run(
-            [sys.executable, "-m", *command, *overrides],
-            cwd=REPO,
-            env=python_env(),
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    studies = {}
+    for name, (project, both, _) in REAL_STUDIES.items():
+        root = tmp_path_factory.mktemp(f"real-{name}")
+        cfg = tiny_project(root, *project)
+        overrides = [
+            *tiny_overrides(root),
+            f"paths.data_dir={root / 'data'}",
+            "synthetic=tiny",
+            *project,
+            *both,
+            f"report.dir={root / 'report'}",
+            "evaluation.interval.min_participants=2",
+        ]
+        studies[name] = (root, cfg, overrides)
+    printed = {}
+    for step in ("sweep", "report"):
+        jobs = {}
+        for name, (root, _, overrides) in studies.items():
+            command = ["src.train", "+sweep=frames", *REAL_STUDIES[name][2]]
+            command = command if step == "sweep" else ["src.report"]
+            log = root / f"{step}.out"
+            with open(log, "w") as out, open(log.with_suffix(".err"), "w") as err:
+                jobs[name] = subprocess.Popen(
+                    [sys.executable, "-m", *command, *overrides],
+                    cwd=REPO,
+                    env=python_env(),
+                    stdout=out,
+                    stderr=err,
+                )
+        for name, job in jobs.items():
+            job.wait()
+            log = studies[name][0] / f"{step}.out"
+            printed[name] = log.read_text()
+            error = log.with_suffix(".err").read_text()
+            assert job.returncode == 0, f"{name}, {step}: {printed[name][-3000:]}{error[-3000:]}"
+    return {name: (root, cfg, printed[name]) for name, (root, cfg, _) in studies.items()}
 
+
+@pytest.mark.slow
+def test_report_of_a_tiny_real_study_shows_mlflows_intervals(real_studies):
+    """A real sweep (tiny cohort, conditions 0 and 1, DeepLabCut training) and `python -m src.report`:
+    every interval bound in results.csv is exactly the run's metric, the generalisation set of 1
+    participant has none and says so, errors/participants.csv sums back to the MAE and holds
+    pseudonyms only, and the "frames to label" answer is printed and tagged."""
+    tmp_path, cfg, printed = real_studies["single"]
     client = MlflowClient(cfg.mlflow.tracking_uri)
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     parent = find_sweep(client, experiment_id)
@@ -755,7 +795,7 @@ def test_report_of_a_tiny_real_study_shows_mlflows_intervals(tmp_path):
     tags = client.get_run(parent.info.run_id).data.tags
     assert int(tags["frames_to_label"]) in (0, 1)
     assert tags["frames_to_label_sentence"] in markdown
-    assert tags["frames_to_label_sentence"] in done.stdout  # printed by python -m src.report
+    assert tags["frames_to_label_sentence"] in printed  # by python -m src.report
 
 
 def test_folds_are_pooled_over_participants_with_the_spread_between_folds(tmp_path):
@@ -917,36 +957,12 @@ def test_report_of_a_cross_validation_pools_the_folds(store, tmp_path):
 
 
 @pytest.mark.slow
-def test_report_of_a_tiny_real_cross_validation_pools_the_folds(tmp_path):
+def test_report_of_a_tiny_real_cross_validation_pools_the_folds(real_studies):
     """A real 3-fold sweep of the tiny cohort (3 participants: 1 held out per fold, so no fold alone
     has an interval) and `python -m src.report`: the pooled generalisation MAE is the fold MAEs
     weighted by their points (MLflow's metrics), over 3 participants with an interval; the spread
     is the fold MAEs'."""
-    import subprocess
-
-    from tests.conftest import python_env, tiny_overrides, tiny_project
-
-    study = ["split=kfold", "split.folds=3", "pipeline.conditions=[0,1]"]
-    cfg = tiny_project(tmp_path, *study)
-    overrides = [
-        *tiny_overrides(tmp_path),
-        f"paths.data_dir={tmp_path / 'data'}",
-        "synthetic=tiny",
-        *study,
-        "pipeline.folds=[1,2,3]",
-        f"report.dir={tmp_path / 'report'}",
-        "evaluation.interval.min_participants=2",  # 3 participants pooled: an interval all the same
-    ]
-    for command in (["src.train", "+sweep=frames"], ["src.report"]):
-        done = subprocess.run(
-            [sys.executable, "-m", *command, *overrides],
-            cwd=REPO,
-            env=python_env(),
-            capture_output=True,
-            text=True,
-        )
-        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-
+    tmp_path, cfg, printed = real_studies["kfold"]
     client = MlflowClient(cfg.mlflow.tracking_uri)
     experiment_id = client.get_experiment_by_name(EXPERIMENT).experiment_id
     parent = find_sweep(client, experiment_id)
@@ -977,4 +993,4 @@ def test_report_of_a_tiny_real_cross_validation_pools_the_folds(tmp_path):
     tags = client.get_run(parent.info.run_id).data.tags
     assert tags["frames_to_label"] in ("0", "1")
     assert "3 participant" in tags["frames_to_label_sentence"]
-    assert tags["frames_to_label_sentence"] in done.stdout
+    assert tags["frames_to_label_sentence"] in printed
