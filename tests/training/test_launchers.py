@@ -72,15 +72,15 @@ def new_machine(root: Path, pretrained: Path) -> Path:
     return root
 
 
-def sweep(
+def sweep_command(
     root: Path,
     data_root: Path,
     *overrides: str,
     tracking_uri: str | None = None,
     conditions=CONDITIONS,
-) -> subprocess.CompletedProcess:
-    """`python -m src.train +sweep=frames` over ``conditions``; asserts that it exited 0."""
-    command = [
+) -> list[str]:
+    """`python -m src.train +sweep=frames` over ``conditions`` on the machine ``root``."""
+    return [
         sys.executable,
         "-m",
         "src.train",
@@ -89,9 +89,12 @@ def sweep(
         f"labelled_frames={','.join(map(str, conditions))}",
         *overrides,
     ]
-    done = subprocess.run(
-        command, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=900
-    )
+
+
+def finished(
+    command: list[str], done: subprocess.CompletedProcess, conditions=CONDITIONS
+) -> subprocess.CompletedProcess:
+    """``done``, after asserting that the sweep exited 0 with every job finished."""
     assert done.returncode == 0, (
         f"{' '.join(command)}\n{done.stdout[-3000:]}\n{done.stderr[-5000:]}"
     )
@@ -99,6 +102,43 @@ def sweep(
         done.stdout[-3000:]
     )
     return done
+
+
+def sweep(
+    root: Path,
+    data_root: Path,
+    *overrides: str,
+    tracking_uri: str | None = None,
+    conditions=CONDITIONS,
+) -> subprocess.CompletedProcess:
+    """`python -m src.train +sweep=frames` over ``conditions``; asserts that it exited 0."""
+    command = sweep_command(
+        root, data_root, *overrides, tracking_uri=tracking_uri, conditions=conditions
+    )
+    done = subprocess.run(
+        command, cwd=REPO, env=python_env(), capture_output=True, text=True, timeout=900
+    )
+    return finished(command, done, conditions)
+
+
+def sweeps_side_by_side(*sweeps: tuple[Path, list[int]], data_root: Path) -> None:
+    """The sweeps of :func:`sweep` over (machine, conditions) at once: each process spends most of
+    its time importing, on one core. Asserts that each exited 0 with every job finished."""
+    jobs = []
+    for root, conditions in sweeps:
+        command = sweep_command(root, data_root, conditions=conditions)
+        out, err = root / "sweep.out", root / "sweep.err"
+        with open(out, "w") as stdout, open(err, "w") as stderr:
+            job = subprocess.Popen(
+                command, cwd=REPO, env=python_env(), stdout=stdout, stderr=stderr
+            )
+        jobs.append((command, conditions, job, out, err))
+    for command, conditions, job, out, err in jobs:
+        job.wait(timeout=900)
+        done = subprocess.CompletedProcess(
+            command, job.returncode, out.read_text(), err.read_text()
+        )
+        finished(command, done, conditions)
 
 
 def sweep_runs(
@@ -135,20 +175,23 @@ def check_sweep(
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    """(data root, pre-trained folder, the sequential sweep's metrics): the reference every launcher must equal."""
+    """(data root, pre-trained folder, the sequential sweep's metrics): the reference every launcher
+    must equal. The sweep of test_sequential_training_is_deterministic (condition 2 again, on a
+    machine of its own) runs beside it."""
     data_root = tmp_path_factory.mktemp("launchers")
     pretrained = prepare_tiny(data_root)
     basic = new_machine(data_root / "basic", pretrained)
-    sweep(basic, data_root)
+    again = new_machine(data_root / "again", pretrained)
+    sweeps_side_by_side((basic, CONDITIONS), (again, [2]), data_root=data_root)
     reference = check_sweep(MlflowClient(f"sqlite:///{basic / 'mlruns' / 'mlflow.db'}"))
     return data_root, pretrained, reference
 
 
 def test_sequential_training_is_deterministic(tiny):
-    """The claim the launcher tests rest on: the same condition trained again gives the same numbers."""
-    data_root, pretrained, reference = tiny
-    again = new_machine(data_root / "again", pretrained)
-    sweep(again, data_root, conditions=[2])
+    """The claim the launcher tests rest on: the same condition trained again (beside the reference
+    sweep, on a machine of its own) gives the same numbers."""
+    data_root, _, reference = tiny
+    again = data_root / "again"
     metrics = check_sweep(
         MlflowClient(f"sqlite:///{again / 'mlruns' / 'mlflow.db'}"), conditions=[2]
     )
