@@ -310,7 +310,8 @@ TINY_KFOLD = [
 
 
 @pytest.mark.slow
-def test_one_fold_through_dvc_then_a_second_trains_only_its_own(tmp_path):
+def test_one_fold_through_dvc_then_a_second_trains_only_its_own(tmp_path, two_fold_sweep):
+    """The pipeline of fold 1, then fold 2 added (the sweep test's sweep runs beside it)."""
     from src.params import write_params
     from tests.conftest import copy_repository, ran_stages, run
 
@@ -362,26 +363,46 @@ def test_one_fold_through_dvc_then_a_second_trains_only_its_own(tmp_path):
     assert ran_stages(run(repo, "dvc", "repro")) == set()
 
 
-@pytest.mark.slow
-def test_the_sweep_runs_conditions_by_folds_under_one_parent(tmp_path):
-    """`python -m src.train +sweep=frames split=kfold`: every fold x condition, one MLflow parent."""
+@pytest.fixture(scope="module")
+def two_fold_sweep(tmp_path_factory):
+    """`python -m src.train +sweep=frames split=kfold pipeline.folds=[1,2]` on the tiny cohort,
+    started here and left running (its process spends most of its time importing, on one core):
+    the DVC pipeline test asks for it to run beside it. Yields (config, a function that waits for
+    the sweep and asserts that it exited 0)."""
+    root = tmp_path_factory.mktemp("kfold-sweep")
     study = ["split=kfold", "split.folds=3", "pipeline.conditions=[0,2]"]
-    cfg = tiny_project(tmp_path, *study)
+    cfg = tiny_project(root, *study)
     overrides = [
-        f"paths.data_dir={tmp_path / 'data'}",
+        f"paths.data_dir={root / 'data'}",
         "synthetic=tiny",
-        *tiny_overrides(tmp_path),
+        *tiny_overrides(root),
         *study,
         "pipeline.folds=[1,2]",
     ]
-    done = subprocess.run(
-        [sys.executable, "-m", "src.train", "+sweep=frames", *overrides],
-        cwd=REPO,
-        env=python_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out, err = root / "sweep.out", root / "sweep.err"
+    with open(out, "w") as stdout, open(err, "w") as stderr:
+        job = subprocess.Popen(
+            [sys.executable, "-m", "src.train", "+sweep=frames", *overrides],
+            cwd=REPO,
+            env=python_env(),
+            stdout=stdout,
+            stderr=stderr,
+        )
+
+    def finished() -> None:
+        job.wait(timeout=900)
+        assert job.returncode == 0, out.read_text()[-3000:] + err.read_text()[-3000:]
+
+    yield cfg, finished
+    job.kill()  # when it has not ended (a test before failed), and then a no-op
+    job.wait()
+
+
+@pytest.mark.slow
+def test_the_sweep_runs_conditions_by_folds_under_one_parent(two_fold_sweep):
+    """`python -m src.train +sweep=frames split=kfold`: every fold x condition, one MLflow parent."""
+    cfg, finished = two_fold_sweep
+    finished()
     client = MlflowClient(cfg.mlflow.tracking_uri)
     experiment = client.get_experiment_by_name(cfg.mlflow.experiment).experiment_id
     runs = client.search_runs([experiment], "tags.labelled_frames LIKE '%'")
