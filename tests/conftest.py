@@ -49,10 +49,11 @@ TINY_TRAINING = [
 _STORE_TEMPLATE: list[Path] = []  # the empty store made once per session
 
 
-def empty_mlflow_store(db: Path, cwd: Path = REPO) -> None:
+def empty_mlflow_store(db: Path, cwd: Path = REPO, default_location: str | None = None) -> None:
     """An empty MLflow SQLite store at ``db`` (unless there is one), as MLflow makes it for a process
-    working in ``cwd``; copied from one made once per session, since MLflow runs all its schema
-    migrations for every new store (seconds each time)."""
+    working in ``cwd`` (or, given ``default_location``, a server: its Default experiment's artifact
+    location); copied from one made once per session, since MLflow runs all its schema migrations
+    for every new store (seconds each time)."""
     if db.exists():
         return
     if not _STORE_TEMPLATE:
@@ -69,7 +70,7 @@ def empty_mlflow_store(db: Path, cwd: Path = REPO) -> None:
         connection.execute(
             "UPDATE experiments SET artifact_location = ?, creation_time = ?, last_update_time = ?"
             " WHERE experiment_id = 0",
-            (str(cwd / "mlruns" / "0"), now, now),
+            (default_location or str(cwd / "mlruns" / "0"), now, now),
         )
 
 

@@ -57,6 +57,8 @@ STUDY = [
 # One condition's training as the pipeline's train stage runs it (dvc.yaml: train@<n>).
 TRAIN_STAGE = ["-m", "src.train", "--config-dir", ".", "--config-name", "params", "evaluate=false"]
 CURVES = ("loss_train", "loss_test")
+# The Default experiment's artifact location in a new store of `mlflow server --serve-artifacts`.
+SERVER_DEFAULT_LOCATION = "mlflow-artifacts:/0"
 
 
 def small_reaching(target: Path, frames: int = 20, scale: int = 4) -> Path:
@@ -283,6 +285,7 @@ def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stop
         tmp_path / "artifacts",
         free_port(),
     )
+    empty_mlflow_store(tmp_path / "server.db", default_location=SERVER_DEFAULT_LOCATION)
     # MLflow's retries, which set how long the server may stay away after the training, made short.
     env = python_env() | {
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "1",
@@ -347,6 +350,7 @@ def test_two_studies_at_once_on_one_server_mix_no_run_and_no_metric(study, tmp_p
         shutil.copytree(
             repo / "data" / "models" / "pretrained", tmp_path / user / "models" / "pretrained"
         )
+    empty_mlflow_store(tmp_path / "server.db", default_location=SERVER_DEFAULT_LOCATION)
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as (url, _):
         jobs = {
             user: subprocess.Popen(
