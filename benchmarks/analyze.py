@@ -94,6 +94,11 @@ def main() -> None:
         "--command-repeats", type=int, default=3, help="repeats of the whole-command timing"
     )
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument(
+        "--tracking-uri",
+        default=f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}",
+        help="MLflow store holding the trained model (default: the repository's)",
+    )
     args = parser.parse_args()
 
     import deeplabcut
@@ -102,7 +107,7 @@ def main() -> None:
 
     video = args.video.resolve()
     info: VideoInfo = read_video_info(video)
-    mlflow.set_tracking_uri(f"sqlite:///{REPO / 'mlruns' / 'mlflow.db'}")
+    mlflow.set_tracking_uri(args.tracking_uri)
     experiment = mlflow.tracking.MlflowClient().get_experiment_by_name("synthetic_clinical")
     model_run = find_model_run(
         OmegaConf.create({"run_id": None, "labelled_frames": args.frames, "metric": args.metric}),
