@@ -469,16 +469,25 @@ def apply_updates(pose_config: dict, updates: dict) -> dict:
 
 def video_inference_runner(model: Model, snapshot: str, batch_size: int, device: str):
     """DeepLabCut's pose inference runner for a single-individual model, as its analyze_videos
-    builds it; ``device`` auto lets DeepLabCut choose."""
+    builds it; ``device`` auto lets DeepLabCut choose.
+
+    On the CPU it reads, preprocesses and predicts in turn, in this thread: DeepLabCut's reading
+    thread (its default) only takes turns with the network's threads, which hold every core, and
+    made tracking 5-10 % slower than the network alone (``python -m benchmarks.limits``). The
+    predictions are the same (tests/analysis/test_prefetch.py).
+    """
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_pose_inference_runner
 
-    return get_pose_inference_runner(
+    runner = get_pose_inference_runner(
         model_config=read_pose_config(model.pose_config),
         snapshot_path=model.snapshot(snapshot),
         batch_size=batch_size,
         device=None if device == "auto" else device,
         max_individuals=1,
     )
+    if str(runner.device) == "cpu":
+        runner.inference_cfg.multithreading.enabled = False
+    return runner
 
 
 def video_inference(runner, video: Path) -> list[dict]:
