@@ -1,7 +1,7 @@
 """How far the configuration travels: one condition trained from ``src/train.py:main``, call by call.
 
     flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.config_trace --work /tmp/config-trace \\
-        --baseline dddcbe1
+        --baseline 23fc97d
 
 Trains condition 2 of the tiny cohort (pre-trained weights, evaluation included, as a study cell
 runs) under ``sys.setprofile`` and records every call from one ``src`` module to a function of
@@ -182,7 +182,7 @@ def trace_tree(tree: Path, work: Path, reuse: bool) -> list[list[str]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--work", type=Path, default=Path("/tmp/config-trace"))
-    parser.add_argument("--baseline", help="a commit to trace the same way, e.g. dddcbe1")
+    parser.add_argument("--baseline", help="a commit to trace the same way, e.g. 23fc97d")
     parser.add_argument(
         "--reuse", action="store_true", help="figures from the last traces in --work"
     )
