@@ -472,9 +472,10 @@ def video_inference_runner(model: Model, snapshot: str, batch_size: int, device:
     builds it; ``device`` auto lets DeepLabCut choose.
 
     On the CPU it reads, preprocesses and predicts in turn, in this thread: DeepLabCut's reading
-    thread (its default) only takes turns with the network's threads, which hold every core, and
-    made tracking 5-10 % slower than the network alone (``python -m benchmarks.limits``). The
-    predictions are the same (tests/analysis/test_prefetch.py).
+    thread (its default) only takes turns with the network's threads, which hold every core: on 2
+    cores it tracked 5-10 % slower than without it, which runs at the network's own speed
+    (``analysis_vs_limit`` of ``python -m benchmarks.limits``). The predictions are the same
+    (tests/analysis/test_prefetch.py).
     """
     from deeplabcut.pose_estimation_pytorch.apis.utils import get_pose_inference_runner
 
