@@ -170,6 +170,35 @@ def restore_tracking_uri():
     mlflow.set_tracking_uri(before)
 
 
+_MODULES_WITH_FAILURES: set[str] = set()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    if report.failed and getattr(item, "module", None) is not None:
+        _MODULES_WITH_FAILURES.add(item.module.__name__)
+    return report
+
+
+@pytest.fixture(scope="module", autouse=True)
+def remove_module_folders(request, tmp_path_factory):
+    """The folders a module's fixtures made (``tmp_path_factory.mktemp``) go when all its tests pass,
+    as passing tests' own ``tmp_path`` do (``tmp_path_retention_policy`` in pyproject.toml): each
+    training leaves snapshots of tens of MB, and the whole suite kept over 20 GB in the temporary
+    folder. A module with a failure keeps its folders to look at."""
+    base = tmp_path_factory.getbasetemp()
+    before = set(base.iterdir())
+    yield
+    if request.module.__name__ in _MODULES_WITH_FAILURES:
+        return
+    for path in set(base.iterdir()) - before:
+        if path.is_symlink():  # pytest's "<name>current" links
+            path.unlink()
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 def pytest_collection_modifyitems(config, items):
     """Tests of the real DeepLabCut project skip, saying why, where the shared fixture is not beside the clone."""
     if REACHING.is_dir():
