@@ -176,7 +176,8 @@ def usage() -> str:
         f"{config_groups()}\n\n"
         "Any key: key=value (every key is commented in conf/config.yaml and conf/<group>/).\n"
         "Each command's own help: python -m src.<stage> --help (stages: check, cohort, prepare, "
-        "pretrain, train, evaluate, report, analyze, export, labelling)."
+        "pretrain, train, evaluate, report, analyze, export, labelling, train_round; and "
+        "python -m src.label_round, python -m src.server)."
     )
 
 

@@ -117,6 +117,9 @@ def test_params_help_is_a_short_usage(flag):
     assert "Examples:\n    python -m src.params" in out
     assert "data: dlc_project, lightning_pose, synthetic, videos" in out  # the config groups
     assert len(out.splitlines()) <= 50
+    listed = out.split("(stages: ")[1].split(";")[0].replace("\n", " ").split(", ")
+    assert sorted(listed) == STAGES  # every stage's help is named, no more
+    assert "python -m src.label_round" in out and "python -m src.server" in out
 
 
 @pytest.mark.parametrize("stage", STAGES)

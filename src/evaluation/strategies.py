@@ -13,6 +13,7 @@ import numpy as np
 import pandas as pd
 import yaml
 from matplotlib.ticker import ScalarFormatter
+from matplotlib.transforms import offset_copy
 from mlflow.tracking import MlflowClient
 from omegaconf import DictConfig
 
@@ -73,13 +74,19 @@ def strategies_figure(table: pd.DataFrame, confidence: float = 0.95) -> plt.Figu
     where a cell has both bounds."""
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120, layout="constrained")
     drawn = 0
-    for colour, (strategy, rows) in zip(("C0", "C3"), table.groupby("strategy", sort=False)):
+    groups = table.groupby("strategy", sort=False)
+    for colour, shift, (strategy, rows) in zip(("C0", "C3"), (-3, 3), groups):
         label = "k-means (the conditions)" if strategy == "kmeans" else "active (the rounds)"
-        ax.plot(rows["labelled_frames"], rows["mae_px"], "-o", color=colour, label=label)
+        # a few points apart: both strategies share round 1, whose bars would hide each other
+        # (set after drawing, so that the axes' limits still follow the data)
+        shifted = offset_copy(ax.transData, fig=fig, x=shift, units="points")
+        drawn_here = ax.plot(
+            rows["labelled_frames"], rows["mae_px"], "-o", color=colour, label=label
+        )
         bars = rows.dropna(subset=["ci_low", "ci_high"])
         drawn += len(bars)
         if len(bars):
-            ax.errorbar(
+            drawn_here += ax.errorbar(
                 bars["labelled_frames"],
                 bars["mae_px"],
                 yerr=np.vstack(
@@ -92,7 +99,9 @@ def strategies_figure(table: pd.DataFrame, confidence: float = 0.95) -> plt.Figu
                 ecolor=colour,
                 capsize=4,
                 label=f"_interval {strategy}",
-            )
+            ).get_children()
+        for artist in drawn_here:
+            artist.set_transform(shifted)
     budgets = sorted(set(table["labelled_frames"]))
     ax.set(
         title="generalisation, all predictions"

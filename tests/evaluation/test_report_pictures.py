@@ -424,3 +424,39 @@ def test_pipeline_graph_draws_one_box_per_stage(tmp_path):
     assert [positions[s][0] for s in ("prepare", "train", "evaluate", "report")] == [0, 1, 2, 3]
     out = draw(graph, text, tmp_path / "pipeline.png")
     assert Image.open(out).size[0] > 500
+
+
+def test_strategies_picture_sets_the_two_strategies_apart_where_they_share_a_budget():
+    from src.evaluation.strategies import strategies_figure
+
+    table = pd.DataFrame(
+        {
+            "strategy": ["kmeans", "kmeans", "active", "active"],
+            "labelled_frames": [1, 2, 1, 2],
+            "mae_px": [14.5, 12.0, 14.5, 10.0],
+            "ci_low": [9.0, 8.0, 9.0, 7.0],
+            "ci_high": [24.0, 20.0, 24.0, 15.0],
+        }
+    )
+    fig = strategies_figure(table)
+    ax = fig.axes[0]
+    kmeans, active = (line for line in ax.get_lines() if not line.get_label().startswith("_"))
+    assert (
+        list(kmeans.get_xdata()) == list(active.get_xdata()) == [1, 2]
+    )  # the data stay the budgets
+    at_one = [
+        line.get_transform().transform([(1, 14.5)])[0] for line in (kmeans, active)
+    ]  # round 1: the same model, the same point
+    apart_points = (at_one[1][0] - at_one[0][0]) * 72 / fig.dpi
+    assert apart_points == pytest.approx(6.0)
+    assert at_one[0][1] == pytest.approx(at_one[1][1])
+    low, high = ax.get_ylim()
+    assert low <= 7.0 and high >= 24.0  # the limits still hold every bar
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2  # each strategy's bars drawn where its line is
+    for bar, line in zip(bars, (kmeans, active)):
+        segment = bar.lines[2][0].get_segments()[0]
+        x_bar = bar.lines[2][0].get_transform().transform(segment)[0][0]
+        x_line = line.get_transform().transform([(1, 14.5)])[0][0]
+        assert x_bar == pytest.approx(x_line)
+    plt.close(fig)
