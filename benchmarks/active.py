@@ -34,6 +34,7 @@ k-means and whether all seeds agree in sign with intervals excluding 0), then on
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import subprocess
 import sys
@@ -63,6 +64,7 @@ from src.evaluation.uncertainty import (
 
 NAME = "synthetic_clinical"
 KMEANS_STORE = "mlruns_kmeans"
+COSTS_FILE = "active_rounds_cost.json"
 
 
 @dataclass
@@ -218,7 +220,8 @@ def study_seed(args, work: Path, seed: int, budgets: list[int]) -> SeedResult:
             if not trained(folder / KMEANS_STORE, fold, n):
                 run("src.train", [*base, f"split.fold={fold}", f"labelled_frames={n}"], log)
     dataset = load_dataset(cfg.data)
-    result = SeedResult({})
+    costs = folder / COSTS_FILE  # rounds' cost, kept for a rerun that trains nothing new
+    result = SeedResult({}, **(json.loads(costs.read_text()) if costs.is_file() else {}))
     prev_store, prev_root = folder / KMEANS_STORE, folder / "data" / "prepared"
     for before, budget in zip(budgets, budgets[1:]):
         store = f"mlruns_active_{budget}"
@@ -240,6 +243,9 @@ def study_seed(args, work: Path, seed: int, budgets: list[int]) -> SeedResult:
                 log,
             )
             result.round_s.append(time.perf_counter() - start)
+            costs.write_text(
+                json.dumps({"inference_s": result.inference_s, "round_s": result.round_s})
+            )
         prev_store, prev_root = folder / store, folder / f"active_{budget}" / "prepared"
     stores = {
         n: folder / (KMEANS_STORE if n == budgets[0] else f"mlruns_active_{n}") for n in budgets
@@ -358,6 +364,35 @@ def summary(seeds: list[int], budgets, differences: dict, ratios: dict, answers:
     return [*lines, ""]
 
 
+def kmeans_gain(errors: dict[str, pd.DataFrame], budgets, settings: IntervalSettings):
+    """k-means' MAE at the largest budget minus at the smallest, paired over participants: how
+    much labelling more frames helps at all in this profile."""
+    totals = []
+    for n in (budgets[-1], budgets[0]):
+        table = errors["kmeans"]
+        rows = table[(table["set"] == "generalisation") & table["pcutoff"].isna()]
+        totals.append(participant_totals(rows[rows["labelled_frames"] == n]))
+    return difference_interval(*aligned_totals(*totals), settings, pooled=True)
+
+
+def sensitivity(seeds: list[int], budgets, gains: dict) -> list[str]:
+    """A paragraph saying whether more labelled frames lowered k-means' MAE in this profile; where
+    they did not, no strategy can show that it needs fewer."""
+    row = "; ".join(f"seed {s} {cell(gains[s])}" for s in seeds)
+    lines = [
+        f"k-means from {budgets[0]} to {budgets[-1]} labelled frames per video, MAE change "
+        f"(px, paired): {row}."
+    ]
+    if not all(g.has_interval and g.high < 0 for g in gains.values()):
+        lines.append(
+            "In at least one seed more labelled frames did not lower k-means' MAE beyond its "
+            "interval: at this profile the curve is (nearly) flat, so neither strategy can need "
+            "fewer frames than the other, and the ratio above cannot show a gain; a larger profile "
+            "(more frames per video, longer training, budgets to 20) is needed to decide it."
+        )
+    return [" ".join(lines), ""]
+
+
 def median_ratio(ratios: dict) -> tuple[float, int]:
     """Median over the seeds where both strategies have an answer, and how many seeds that is."""
     known = [r for r in ratios.values() if not np.isnan(r)]
@@ -415,12 +450,17 @@ def header(args, seeds, budgets, settings, ratio: float, n_known: int) -> list[s
 def footer(args, seeds, budgets, results: dict, seconds: float) -> list[str]:
     inference = sum(r.inference_s for r in results.values())
     rounds = [s for r in results.values() for s in r.round_s]
-    return [
+    cost = (
         f"Cost: inference of the previous model on the development videos, {inference:.0f} s in "
         f"all ({len(rounds)} fold-rounds over {len(seeds)} seeds); a fold-round (inference, "
-        f"selection, labels, training) took {np.median(rounds) if rounds else float('nan'):.0f} s "
-        f"(median). Whole benchmark: {seconds:.0f} s (cells trained by an earlier run not "
-        "counted).",
+        f"selection, labels, training) took {np.median(rounds):.0f} s (median). Whole "
+        f"benchmark: {seconds:.0f} s (cells trained by an earlier run not counted)."
+        if rounds
+        else "Cost: not measured by this run: every cell was trained by an earlier run in the "
+        f"same --work folder, which kept no figures (this run read the stores in {seconds:.0f} s)."
+    )
+    return [
+        cost,
         "",
         f"Limits: budgets {', '.join(map(str, budgets))} only; {len(seeds)} selection seed(s); the "
         "strategy was not tuned (conf/frames/active.yaml as shipped).",
@@ -460,6 +500,8 @@ def main() -> None:
     ratio, n_known = median_ratio(ratios)
     lines = header(args, seeds, budgets, settings, ratio, n_known)
     lines += summary(seeds, budgets, differences, ratios, answers)
+    gains = {seed: kmeans_gain(r.errors, budgets, settings) for seed, r in results.items()}
+    lines += sensitivity(seeds, budgets, gains)
     lines += sections
     lines += footer(args, seeds, budgets, results, time.perf_counter() - started)
     args.out.write_text("\n".join(lines) + "\n")
