@@ -1,0 +1,63 @@
+"""benchmarks.active's verdicts: when a difference holds over seeds, the frames ratio, and whether
+the profile could show a gain at all (k-means' own curve falls)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from benchmarks.active import holds, kmeans_gain, median_ratio, sensitivity
+from src.evaluation.uncertainty import Interval, IntervalSettings
+
+NAN = float("nan")
+
+
+def interval(low: float, high: float) -> Interval:
+    return Interval((low + high) / 2, low, high, 6)
+
+
+def test_a_difference_holds_only_when_every_seed_excludes_zero_on_one_side():
+    assert holds([interval(-2, -1), interval(-3, -0.5), interval(-1, -0.1)]) == "yes (active lower)"
+    assert holds([interval(1, 2), interval(0.5, 3)]) == "yes (active higher)"
+    assert holds([interval(-2, -1), interval(1, 2)]) == "no"  # opposite sides
+    assert holds([interval(-2, -1), interval(-1, 0.5)]) == "no"  # one includes 0
+    assert holds([interval(-2, -1), Interval(-1.5, NAN, NAN, 2)]) == "no"  # one has none
+
+
+def test_the_median_ratio_leaves_out_seeds_without_an_answer():
+    assert median_ratio({42: 0.5, 43: 1.0, 44: NAN}) == (0.75, 2)
+    ratio, known = median_ratio({42: NAN})
+    assert math.isnan(ratio) and known == 0
+
+
+def errors(mae_by_frames: dict[int, list[float]]) -> pd.DataFrame:
+    """Participant rows as participant_errors gives them: one point each, error = the MAE."""
+    rows = [
+        {
+            "participant": f"P{i}",
+            "set": "generalisation",
+            "pcutoff": np.nan,
+            "labelled_frames": n,
+            "error_px": mae,
+        }
+        for n, maes in mae_by_frames.items()
+        for i, mae in enumerate(maes)
+    ]
+    return pd.DataFrame(rows)
+
+
+def test_a_flat_kmeans_curve_is_said_to_decide_nothing():
+    settings = IntervalSettings(method="t_interval", min_participants=2)
+    falling = errors({1: [12.0, 13.0, 11.0, 12.5], 6: [6.0, 6.5, 5.5, 6.2]})
+    flat = errors({1: [12.0, 13.0, 11.0, 12.5], 6: [12.5, 12.0, 11.5, 13.0]})
+    gain_falling = kmeans_gain({"kmeans": falling}, [1, 6], settings)
+    gain_flat = kmeans_gain({"kmeans": flat}, [1, 6], settings)
+    assert gain_falling.estimate == np.mean([6.0, 6.5, 5.5, 6.2]) - np.mean([12, 13, 11, 12.5])
+    assert gain_falling.high < 0 and gain_flat.low < 0 < gain_flat.high
+
+    said = sensitivity([42, 43], [1, 6], {42: gain_falling, 43: gain_falling})[0]
+    assert said.startswith("k-means from 1 to 6 labelled frames") and "flat" not in said
+    said = sensitivity([42, 43], [1, 6], {42: gain_falling, 43: gain_flat})[0]
+    assert "flat" in said and "cannot show a gain" in said
