@@ -329,7 +329,8 @@ def print_outcome(done: Outcome, run_id: str) -> None:
         for result in done.results:
             print("  " + trust_line(result), flush=True)
         metrics = done.metrics
-        print(f"  {PREDICTED_MAE_NOTE}", flush=True)
+        if not any(result["trust"].predicted_mae for result in done.results):
+            print(f"  {PREDICTED_MAE_NOTE}", flush=True)
         print(
             f"  time against the rest of the analysis: score {metrics['trust_score_time_ratio']:.1%}"
             f", all trust outputs {metrics['trust_time_ratio']:.1%}"
@@ -359,6 +360,13 @@ def trust_line(result: dict) -> str:
     )
     if "expected_points_in_error_share" in row:
         line += f"; expected share of points in error {row['expected_points_in_error_share']:.1%}"
+    if "predicted_mae_px" in row:
+        level = result["trust"].settings.model.video_mae["level"]
+        low, high = (row[f"predicted_mae_{end}_px_{level:.0%}"] for end in ("low", "high"))
+        line += (
+            f"; predicted MAE {row['predicted_mae_px']:.1f} px ({level:.0%} interval "
+            f"{low:.1f}-{high:.1f})"
+        )
     if row["frames_exported"]:
         line += (
             f"; {row['frames_exported']} flagged frames to label in "

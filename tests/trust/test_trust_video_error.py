@@ -5,11 +5,15 @@ JSON into trust_summary.csv."""
 
 from __future__ import annotations
 
+from pathlib import Path
+from types import SimpleNamespace
+
 import numpy as np
 import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from src.analysis.run import trust_line
 from src.analysis.trust import TrustSettings, score_video
 from src.errors import DataError
 from src.trust.score import TrustModel, VideoErrorModel, cross_validate_video_mae
@@ -88,9 +92,15 @@ def test_the_summary_of_a_video_gives_its_predicted_mae_and_interval(tmp_path):
     assert row["predicted_mae_px"] == pytest.approx(expected[0])
     assert row["predicted_mae_low_px_90%"] == pytest.approx(expected[1])
     assert row["predicted_mae_high_px_90%"] == pytest.approx(expected[2])
+    # src.analyze's printed line for the video says it too
+    result = {"trust": score_video(settings, video), "video": SimpleNamespace(path=Path("P01.mp4"))}
+    assert trust_line(result).endswith(
+        f"; predicted MAE {expected[0]:.1f} px (90% interval {expected[1]:.1f}-{expected[2]:.1f})"
+    )
     # the likelihood score predicts no MAE
     plain = score_video(TrustSettings.from_config(analysis("r", score="likelihood")), video)
     assert "predicted_mae_px" not in plain.summary()
+    assert "predicted MAE" not in trust_line({**result, "trust": plain})
 
 
 def test_a_video_error_model_on_a_signal_the_score_does_not_compute_is_refused(tmp_path):
