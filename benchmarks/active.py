@@ -265,14 +265,17 @@ def cell(interval) -> str:
     return f"{interval.estimate:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
 
 
+def generalisation_totals(table: pd.DataFrame, n: int) -> pd.DataFrame:
+    """Per participant, the error sums and point counts on the generalisation frames (all
+    predictions, no p-cutoff) at ``n`` labelled frames per video, pooled over the folds."""
+    rows = table[(table["set"] == "generalisation") & table["pcutoff"].isna()]
+    return participant_totals(rows[rows["labelled_frames"] == n])
+
+
 def budget_intervals(errors: dict[str, pd.DataFrame], n: int, settings: IntervalSettings):
     """MAE of k-means, of active and their paired difference active - k-means at budget ``n``,
     on the generalisation participants pooled over the folds."""
-    totals = {}
-    for strategy, table in errors.items():
-        rows = table[(table["set"] == "generalisation") & table["pcutoff"].isna()]
-        totals[strategy] = participant_totals(rows[rows["labelled_frames"] == n])
-    k, a = totals["kmeans"], totals["active"]
+    k, a = (generalisation_totals(errors[s], n) for s in ("kmeans", "active"))
     mae_k = mae_interval(
         k["sum_error_px"].to_numpy(), k["n_points"].to_numpy(), settings, pooled=True
     )
@@ -367,12 +370,8 @@ def summary(seeds: list[int], budgets, differences: dict, ratios: dict, answers:
 def kmeans_gain(errors: dict[str, pd.DataFrame], budgets, settings: IntervalSettings):
     """k-means' MAE at the largest budget minus at the smallest, paired over participants: how
     much labelling more frames helps at all in this profile."""
-    totals = []
-    for n in (budgets[-1], budgets[0]):
-        table = errors["kmeans"]
-        rows = table[(table["set"] == "generalisation") & table["pcutoff"].isna()]
-        totals.append(participant_totals(rows[rows["labelled_frames"] == n]))
-    return difference_interval(*aligned_totals(*totals), settings, pooled=True)
+    most, fewest = (generalisation_totals(errors["kmeans"], n) for n in (budgets[-1], budgets[0]))
+    return difference_interval(*aligned_totals(most, fewest), settings, pooled=True)
 
 
 def sensitivity(seeds: list[int], budgets, gains: dict) -> list[str]:

@@ -360,13 +360,10 @@ def trust_line(result: dict) -> str:
     )
     if "expected_points_in_error_share" in row:
         line += f"; expected share of points in error {row['expected_points_in_error_share']:.1%}"
-    if "predicted_mae_px" in row:
+    if result["trust"].predicted_mae is not None:
+        estimate, low, high = result["trust"].predicted_mae
         level = result["trust"].settings.model.video_mae["level"]
-        low, high = (row[f"predicted_mae_{end}_px_{level:.0%}"] for end in ("low", "high"))
-        line += (
-            f"; predicted MAE {row['predicted_mae_px']:.1f} px ({level:.0%} interval "
-            f"{low:.1f}-{high:.1f})"
-        )
+        line += f"; predicted MAE {estimate:.1f} px ({level:.0%} interval {low:.1f}-{high:.1f})"
     if row["frames_exported"]:
         line += (
             f"; {row['frames_exported']} flagged frames to label in "
