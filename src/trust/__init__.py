@@ -14,6 +14,8 @@ computed. The signals so far:
 - ``PosePCA.reconstruction_error_px``: distance of the point from the pose rebuilt in a PCA
   subspace of the labelled training poses;
 - ``model_disagreement_px``: spread of several models' predictions of the same point.
+- ``flip_disagreement_px``: distance between a model's prediction and its prediction on the
+  horizontally flipped frame mapped back (test-time augmentation, one more forward pass).
 
 ``src.trust.score`` combines the signals into one **trust score**, the calibrated probability that
 a point's error exceeds a threshold (logistic regression on log-scaled signals), fitted only on

@@ -7,6 +7,7 @@ trustworthy, NaN where it cannot be computed (a missing point, a one-frame video
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -89,6 +90,58 @@ def model_disagreement_px(predictions: Sequence[np.ndarray]) -> np.ndarray:
         raise ValueError("model disagreement needs the predictions of two models or more")
     centre = stacked.mean(axis=0)
     return np.sqrt((((stacked - centre) ** 2).sum(axis=3)).mean(axis=0))
+
+
+# Left/right in a bodypart's name, each with its mirror (case kept): a whole word at the start or
+# end of the name or between separators (``left_wrist``, ``wrist_right``, ``front_left_paw``,
+# ``leftear``, ``LeftEar``, ``earLeft``), or one letter with a separator (``l_knee``, ``knee_R``)
+# or before a capitalised word (OpenPose's ``LShoulder``).
+_SIDE_SWAP = {"left": "right", "Left": "Right", "LEFT": "RIGHT", "l": "r", "L": "R"}
+_SIDE_SWAP |= {b: a for a, b in _SIDE_SWAP.items()}
+_WORD, _SEP = "left|right|Left|Right|LEFT|RIGHT", r"[_\-. ]"
+_SIDE_PATTERNS = [
+    re.compile(rf"^({_WORD})"),
+    re.compile(rf"({_WORD})$"),
+    re.compile(rf"(?<={_SEP})({_WORD})(?={_SEP})"),
+    re.compile(rf"^([lrLR])(?={_SEP})"),
+    re.compile(rf"(?<={_SEP})([lrLR])$"),
+    re.compile(r"^([LR])(?=[A-Z][a-z])"),
+]
+
+
+def mirror_pairs(bodyparts: Sequence[str]) -> list[int]:
+    """For each bodypart the index of its mirror image's bodypart, itself when it has none
+    (``head``): ``left_wrist`` <-> ``right_wrist``, also ``l_``/``r_`` and ``Left``/``Right``
+    prefixes and suffixes (see ``_SIDE_PATTERNS``). A name is paired only with a name that
+    ``bodyparts`` holds, so ``leftover`` stays itself unless there is a ``rightover``."""
+    index = {name: i for i, name in enumerate(bodyparts)}
+    mirror = list(range(len(bodyparts)))
+    for i, name in enumerate(bodyparts):
+        for pattern in _SIDE_PATTERNS:
+            for match in pattern.finditer(name):
+                other = name[: match.start()] + _SIDE_SWAP[match.group(1)] + name[match.end() :]
+                if other in index and mirror[i] == i:
+                    mirror[i] = index[other]
+    return mirror
+
+
+def flip_disagreement_px(
+    xy: np.ndarray, xy_on_flipped: np.ndarray, width: int, mirror: Sequence[int]
+) -> np.ndarray:
+    """Test-time augmentation (px): the distance between the model's prediction of a point on the
+    frame and its prediction on the horizontally flipped frame, mapped back.
+
+    ``xy_on_flipped``: the same model's ``xy`` on the mirrored video (``cv2.flip(frame, 1)``),
+    ``width`` the frame's width in pixels, ``mirror`` from ``mirror_pairs``. On the flipped frame
+    the person's right wrist is seen as a left wrist, so point i is compared with the flipped
+    prediction of ``mirror[i]``, its x mapped back as ``width - 1 - x``: DeepLabCut's coordinates
+    put pixel centres at integers (its labels, and its own flip augmentation, albumentations'
+    ``keypoint_hflip``: ``cols - 1 - x``), so column c of the frame is column width - 1 - c of the
+    flipped one. NaN where either prediction is."""
+    xy = np.asarray(xy, dtype=float)
+    back = np.asarray(xy_on_flipped, dtype=float)[:, list(mirror)].copy()
+    back[..., 0] = width - 1 - back[..., 0]
+    return np.linalg.norm(xy - back, axis=2)
 
 
 def _similarity_frames(

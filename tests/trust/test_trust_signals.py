@@ -112,3 +112,91 @@ def test_video_means_give_every_point_the_videos_mean():
     context = signals.video_means({"jump_px": values})
     assert list(context) == ["video_mean_jump_px"]
     np.testing.assert_allclose(context["video_mean_jump_px"], np.full((2, 2), 1.0))
+
+
+SIDED = ["head", "left_wrist", "right_wrist", "l_knee", "r_knee", "LeftEar", "RightEar"]
+
+
+def test_mirror_pairs_swap_left_and_right_by_name():
+    names = [
+        *SIDED,
+        *["knee_L", "knee_R", "earLeft", "earRight", "front_left_paw", "front_right_paw"],
+        *["leftear", "rightear", "LShoulder", "RShoulder", "leftover", "Lhip", "tail"],
+    ]
+    mirror = signals.mirror_pairs(names)
+    pairs = {names[i]: names[j] for i, j in enumerate(mirror)}
+    assert pairs == {
+        "head": "head",
+        "left_wrist": "right_wrist",
+        "right_wrist": "left_wrist",
+        "l_knee": "r_knee",
+        "r_knee": "l_knee",
+        "LeftEar": "RightEar",
+        "RightEar": "LeftEar",
+        "knee_L": "knee_R",
+        "knee_R": "knee_L",
+        "earLeft": "earRight",
+        "earRight": "earLeft",
+        "front_left_paw": "front_right_paw",
+        "front_right_paw": "front_left_paw",
+        "leftear": "rightear",
+        "rightear": "leftear",
+        "LShoulder": "RShoulder",
+        "RShoulder": "LShoulder",
+        "leftover": "leftover",  # no "rightover": not a side
+        "Lhip": "Lhip",  # one letter needs a separator or a capitalised word after it
+        "tail": "tail",
+    }
+
+
+def blob_model(image: np.ndarray) -> np.ndarray:
+    """A "pose model" of two points: the intensity centroid (pixel centres at integer
+    coordinates, as DeepLabCut's labels) of the image's left half is ``left_hand``, of its right
+    half ``right_hand``, (1, 2, 2) px."""
+    half = image.shape[1] // 2
+    ys, xs = np.mgrid[: image.shape[0], : image.shape[1]]
+    points = []
+    for columns in (slice(0, half), slice(half, None)):
+        weight = image[:, columns]
+        points.append([(xs[:, columns] * weight).sum(), (ys[:, columns] * weight).sum()])
+        points[-1] = np.asarray(points[-1]) / weight.sum()
+    return np.asarray(points)[None]
+
+
+def test_an_exactly_mirrored_prediction_disagrees_by_zero_px():
+    """A frame flipped with OpenCV, tracked by a model that sees it exactly: x maps back as
+    width - 1 - x (width - x would leave 1 px everywhere)."""
+    cv2 = pytest.importorskip("cv2")
+    width, height = 41, 20
+    ys, xs = np.mgrid[:height, :width]
+    image = np.zeros((height, width))
+    for cx, cy in [(7.3, 5.6), (30.2, 12.1)]:  # sub-pixel blobs, one in each half
+        image += np.exp(-((xs - cx) ** 2 + (ys - cy) ** 2) / 4.0)
+    mirror = signals.mirror_pairs(["left_hand", "right_hand"])
+    assert mirror == [1, 0]
+    xy, on_flipped = blob_model(image), blob_model(cv2.flip(image, 1))
+    np.testing.assert_allclose(
+        signals.flip_disagreement_px(xy, on_flipped, width, mirror), 0, atol=1e-6
+    )
+    np.testing.assert_allclose(
+        signals.flip_disagreement_px(xy, on_flipped, width + 1, mirror), 1.0, atol=1e-6
+    )
+
+
+def test_a_planted_flip_disagreement_ranks_first():
+    width = 400
+    xy = smooth_tracks(30)[:, : len(SIDED)]
+    mirror = signals.mirror_pairs(SIDED)
+    on_flipped = np.empty_like(xy)
+    on_flipped[:, mirror] = np.stack([width - 1 - xy[..., 0], xy[..., 1]], axis=-1)
+    on_flipped[12, SIDED.index("left_wrist")] += [5.0, 0.0]  # the right wrist, seen mirrored
+    on_flipped[3, 0] = np.nan
+    disagreement = signals.flip_disagreement_px(xy, on_flipped, width, mirror)
+    assert disagreement.shape == xy.shape[:2]
+    assert np.unravel_index(np.nanargmax(disagreement), disagreement.shape) == (
+        12,
+        SIDED.index("right_wrist"),
+    )
+    assert disagreement[12, SIDED.index("right_wrist")] == pytest.approx(5.0)
+    assert np.isnan(disagreement[3, 0]) and np.isnan(disagreement).sum() == 1
+    assert np.nanmax(np.delete(disagreement.ravel(), 12 * len(SIDED) + 2)) < 1e-9
