@@ -8,7 +8,9 @@ participant is in the generalisation set of exactly one fold) with models of sev
 per fold, made by the commands docs/trust.md lists. For every fold, each condition's model tracks
 the fold's generalisation videos (DeepLabCut's video inference, as src.analyze; cached in
 ``<work>/predictions``); the model of ``--primary`` frames is the one judged, the others only give
-the disagreement signal. The generator's ground truth gives every point's error on every frame.
+the disagreement signal. The judged model also tracks a horizontally flipped copy of each video
+(written with OpenCV into ``<work>/flipped``, cached), for the test-time augmentation signal
+``flip_disagreement_px``. The generator's ground truth gives every point's error on every frame.
 
 Truth: a point is in error when its distance from the ground truth exceeds 2 x the test MAE of the
 fold's judged model (and, for comparison, 20 px); a frame when its MAE does; a video's actual
@@ -39,7 +41,13 @@ import yaml
 
 from benchmarks import REPO
 from src.trust import signals as sig
-from src.trust.score import TrustModel, VideoErrorModel, cross_fit, cross_validate_video_mae
+from src.trust.score import (
+    SCORABLE_SIGNALS,
+    TrustModel,
+    VideoErrorModel,
+    cross_fit,
+    cross_validate_video_mae,
+)
 from src.trust.validation import auroc, participant_bootstrap, precision_at_flag_rate, spearman
 
 SINGLE_MODEL = [
@@ -48,11 +56,13 @@ SINGLE_MODEL = [
     "segment_length_deviation",
     "pca_reconstruction_error_px",
 ]
-ALL_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px"]
+FLIP = "flip_disagreement_px"  # test-time augmentation: the judged model on the mirrored video
+ALL_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px", FLIP]
 VIDEO_CONTEXT = [f"video_mean_{name}" for name in ALL_SIGNALS]
 BASELINES = ["dlc_displacement_px", "dlc_jump", "dlc_uncertain"]
 LABELS = {
     "combined": "combined score (all signals)",
+    "combined_no_flip": "combined score (all signals but flip)",
     "combined_one_model": "combined score (one model's signals)",
     "combined_video_context": "combined score (all signals + their video means)",
     "best_single": "best single signal (chosen on the other participants)",
@@ -61,10 +71,13 @@ LABELS = {
     "segment_length_deviation": "segment length deviation",
     "pca_reconstruction_error_px": "pose PCA reconstruction error (px)",
     "model_disagreement_px": "model disagreement (px)",
+    FLIP: "flip disagreement, test-time augmentation (px)",
     "dlc_displacement_px": "DLC jump quantity: displacement (px)",
     "dlc_jump": "DLC jump flag (> 20 px)",
     "dlc_uncertain": "DLC uncertain flag (likelihood < 0.01)",
 }
+# The saved score keeps the signals src.analyze computes on a new video (TrustModel.check).
+SAVED_SIGNALS = [s for s in ALL_SIGNALS if s in SCORABLE_SIGNALS]
 FLAGS = {"dlc_jump", "dlc_uncertain"}  # frame flagged when any point is (as DeepLabCut does)
 
 
@@ -117,6 +130,33 @@ def track(run_id: str, videos: list[Path], bodyparts: list[str], cache: Path, wo
     return {v.stem: np.load(cache / f"{run_id}_{v.stem}.npy") for v in videos}
 
 
+def flipped_copy(video: Path, folder: Path) -> tuple[Path, int]:
+    """A horizontally flipped copy of ``video`` in ``folder`` (written once, then reused), at the
+    video's fps with the codec the cohort's videos have (mp4v, src.synthetic.render); and the
+    frame width in pixels."""
+    import cv2
+
+    capture = cv2.VideoCapture(str(video))
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    width = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH))
+    height = int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+    target = folder / f"{video.stem}_flipped{video.suffix}"
+    if not target.is_file():
+        folder.mkdir(parents=True, exist_ok=True)
+        partial = folder / f"partial_{target.name}"
+        writer = cv2.VideoWriter(
+            str(partial), cv2.VideoWriter_fourcc(*"mp4v"), fps, (width, height)
+        )
+        ok, frame = capture.read()
+        while ok:
+            writer.write(cv2.flip(frame, 1))
+            ok, frame = capture.read()
+        writer.release()
+        partial.rename(target)
+    capture.release()
+    return target, width
+
+
 def truth_of(ground_truth: pd.DataFrame, video: str, bodyparts: list[str]) -> np.ndarray:
     """(n_frames, n_points, 2) exact positions of one video."""
     wide = ground_truth[ground_truth["video"] == video].pivot(index="frame", columns="bodypart")
@@ -143,11 +183,14 @@ def video_rows(
     bodyparts: list[str],
     skeleton: list[list[str]],
     pca: sig.PosePCA,
+    flip_px: np.ndarray,
 ) -> pd.DataFrame:
-    """One row per point and frame: the judged model's error (px) and every signal."""
+    """One row per point and frame: the judged model's error (px) and every signal
+    (``flip_px``: the judged model's ``flip_disagreement_px`` on this video)."""
     xy, likelihood = poses[..., :2], poses[..., 2]
     columns = sig.single_model_signals(xy, likelihood, bodyparts, skeleton, pca)
     columns["model_disagreement_px"] = sig.model_disagreement_px(xy_by_model)
+    columns[FLIP] = flip_px
     columns |= sig.video_means({name: columns[name] for name in ALL_SIGNALS})
     columns["dlc_displacement_px"] = sig.displacement_px(xy)
     columns |= sig.dlc_outlier_flags(xy, likelihood)
@@ -171,11 +214,13 @@ def scores_for(rows: pd.DataFrame, is_error: np.ndarray) -> tuple[pd.DataFrame, 
     DeepLabCut baselines."""
     participants = rows["participant"].to_numpy()
     full = cross_fit(rows, ALL_SIGNALS, is_error, participants)
+    no_flip = cross_fit(rows, [s for s in ALL_SIGNALS if s != FLIP], is_error, participants)
     one_model = cross_fit(rows, SINGLE_MODEL, is_error, participants)
     context = cross_fit(rows, ALL_SIGNALS + VIDEO_CONTEXT, is_error, participants)
     scores = pd.DataFrame(
         {
             "combined": full.combined,
+            "combined_no_flip": no_flip.combined,
             "combined_one_model": one_model.combined,
             "combined_video_context": context.combined,
             "best_single": full.best_single,
@@ -183,6 +228,7 @@ def scores_for(rows: pd.DataFrame, is_error: np.ndarray) -> tuple[pd.DataFrame, 
         },
         index=rows.index,
     )
+    scores.attrs["chosen_without_flip"] = no_flip.chosen
     return scores, full.chosen
 
 
@@ -210,8 +256,10 @@ def figures(
         y, s = is_error[rows], values[rows]
         aurocs = [auroc(y, s[:, i]) for i in range(len(names))]
         precisions = [precision_at_flag_rate(y, s[:, i], rate) for i in range(len(names))]
-        gain = aurocs[names.index("combined")] - aurocs[names.index("best_single")]
-        return [*aurocs, *precisions, gain]
+        combined = aurocs[names.index("combined")]
+        gain = combined - aurocs[names.index("best_single")]
+        flip_gain = combined - aurocs[names.index("combined_no_flip")]
+        return [*aurocs, *precisions, flip_gain, gain]
 
     estimate, low, high = participant_bootstrap(participants, statistic, n_boot=n_boot)
     n = len(names)
@@ -227,6 +275,7 @@ def figures(
         index=names,
     )
     table.attrs["gain"] = (estimate[-1], low[-1], high[-1])
+    table.attrs["flip_gain"] = (estimate[-2], low[-2], high[-2])
     return table
 
 
@@ -350,7 +399,9 @@ def result_table(points: pd.DataFrame, frames: pd.DataFrame, videos: pd.DataFram
 
 def cost(video: Path, run_id: str, work: Path, xy_models, bodyparts, skeleton, pca) -> dict:
     """Seconds of tracking one video with the run's model and of the single-model signals of its
-    predictions (and of model disagreement given the other models' predictions), medians of 5."""
+    predictions (and of model disagreement given the other models' predictions), medians of 5;
+    and the test-time augmentation's own: writing the flipped copy (once), tracking it and the
+    flip signal."""
     from src.analysis.per_video import poses_of
 
     track_one = tracker(run_id, work)
@@ -364,7 +415,20 @@ def cost(video: Path, run_id: str, work: Path, xy_models, bodyparts, skeleton, p
         sig.dlc_outlier_flags(xy, likelihood)
 
     single_s = statistics.median(timed_runs(single, 5))
+    with tempfile.TemporaryDirectory() as tmp:
+        start = time.perf_counter()
+        flipped, width = flipped_copy(video, Path(tmp))
+        flip_write_s = time.perf_counter() - start
+        flipped_s = statistics.median(timed_runs(lambda: track_one(flipped), 5))
+        xy_flipped = poses_of(track_one(flipped), bodyparts)[..., :2]
+    mirror = sig.mirror_pairs(bodyparts)
+    flip_signal_s = statistics.median(
+        timed_runs(lambda: sig.flip_disagreement_px(xy, xy_flipped, width, mirror), 5)
+    )
     return {
+        "flip_write_s": flip_write_s,
+        "flip_tracking_s": flipped_s,
+        "flip_signal_s": flip_signal_s,
         "tracking_s": tracking_s,
         "signals_s": single_s,
         "ratio": single_s / tracking_s,
@@ -414,6 +478,7 @@ def main() -> None:
         print(f"folds without every condition left out: {sorted(complete.index[~complete])}")
 
     tables, fold_facts, timing, pcas = [], [], None, {}
+    mirror, flip_offsets = sig.mirror_pairs(bodyparts), []
     for fold in folds:
         fold_dir = prepared / f"fold_{fold}"
         split = pd.read_csv(fold_dir / "split.csv")
@@ -425,6 +490,10 @@ def main() -> None:
             for c in conditions
         }
         judged = fold_runs.loc[args.primary]
+        flipped = {v.stem: flipped_copy(v, args.work / "flipped") for v in videos}
+        on_flipped = track(
+            judged["run_id"], [path for path, _ in flipped.values()], bodyparts, cache, args.work
+        )
         threshold = 2 * float(judged["metrics.mae_test_px"])
         pca = sig.PosePCA().fit(training_poses(fold_dir, bodyparts, args.primary))
         pcas[fold] = pca
@@ -435,6 +504,12 @@ def main() -> None:
         )
         for row in held_out.itertuples():
             xy_models = [by_model[c][row.video][..., :2] for c in conditions]
+            path, width = flipped[row.video]
+            xy_flipped = on_flipped[path.stem][..., :2]
+            xy_judged = by_model[args.primary][row.video][..., :2]
+            flip_px = sig.flip_disagreement_px(xy_judged, xy_flipped, width, mirror)
+            back_x = width - 1 - xy_flipped[:, mirror, 0]
+            flip_offsets.append((xy_judged[..., 0] - back_x).ravel())
             table = video_rows(
                 row.video,
                 row.participant,
@@ -445,6 +520,7 @@ def main() -> None:
                 bodyparts,
                 skeleton,
                 pca,
+                flip_px,
             )
             tables.append(table.assign(threshold_px=threshold))
             if timing is None:
@@ -481,7 +557,10 @@ def main() -> None:
                 *drop_one(rows, is_error),
                 "",
             ]
-            video_signal = pd.Series(list(chosen.values())).mode().iloc[0]
+            # the saved video error model needs a signal src.analyze computes (not the flip)
+            saved = [c for c in chosen.values() if c in SAVED_SIGNALS]
+            saved = saved or list(scores.attrs["chosen_without_flip"].values())
+            video_signal = pd.Series(saved).mode().iloc[0]
             headline = {
                 "auroc_combined": points.loc["combined", "auroc"],
                 "auroc_likelihood": points.loc["low_likelihood", "auroc"],
@@ -509,12 +588,16 @@ def main() -> None:
             f"AUROC gain of the combined score over the best single signal, paired: points "
             f"{cell(gain, gain_low, gain_high)}, frames {cell(*f_gain)}: {verdict}.",
             "",
+            f"AUROC gain of the combined score with the flip signal over the one without it "
+            f"(what test-time augmentation adds), paired: points "
+            f"{cell(*points.attrs['flip_gain'])}, frames {cell(*frame_table.attrs['flip_gain'])}.",
+            "",
             *ablation,
         ]
 
     final = TrustModel.fit(
         rows,
-        ALL_SIGNALS,
+        SAVED_SIGNALS,
         (rows["error_px"] > rows["threshold_px"]).to_numpy(dtype=int),
         threshold="2 x test MAE",
         threshold_px=float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
@@ -541,7 +624,15 @@ def main() -> None:
         f"signals from one model's output: {timing['signals_s'] * 1000:.1f} ms per video against "
         f"{timing['tracking_s']:.2f} s tracking it: time ratio {timing['ratio']:.4f} (limit 0.25)"
     )
+    flip_line = (
+        f"test-time augmentation (flipped view), one more forward pass per video: tracking the "
+        f"flipped copy {timing['flip_tracking_s']:.2f} s against {timing['tracking_s']:.2f} s "
+        f"for the original (ratio {timing['flip_tracking_s'] / timing['tracking_s']:.2f}), plus "
+        f"{timing['flip_write_s']:.2f} s writing the flipped copy with OpenCV and "
+        f"{timing['flip_signal_s'] * 1000:.1f} ms for the signal"
+    )
     print(ratio_line)
+    print(flip_line)
     lines = [
         *(f"{key}: {value:.4f}" for key, value in headline.items()),
         f"signal_time_ratio: {timing['ratio']:.4f}",
@@ -559,15 +650,21 @@ def main() -> None:
         f"video); the judged model is condition {args.primary}, the disagreement is the spread of "
         f"all {len(conditions)}. {len(rows['participant'].unique())} participants, "
         f"{rows['video'].nunique()} videos, {len(rows) // len(bodyparts)} frames, "
-        f"{len(rows)} points.",
+        f"{len(rows)} points. Test-time augmentation: the judged model also tracks each video "
+        f"flipped left-right; its predictions are mirrored back (x -> width - 1 - x, "
+        f"{sum(i != j for i, j in enumerate(mirror)) // 2} left/right pairs swapped); median "
+        f"signed x offset of the original prediction from the mirrored-back one "
+        f"{np.nanmedian(np.concatenate(flip_offsets)):+.2f} px (0 if the pixel convention fits; "
+        f"+1 would mean width - x).",
         "",
         *sections,
         *video_lines,
         "## The saved score",
         "",
         f"`{model_file.relative_to(REPO) if model_file.is_relative_to(REPO) else model_file}`: "
-        "the combined score fitted on every participant "
-        f"(for fold {folds[0]}'s judged model, with its pose subspace); standardised "
+        "the combined score fitted on every participant, on the signals src.analyze computes "
+        f"on a new video ({', '.join(LABELS[s] for s in SAVED_SIGNALS)}; "
+        f"for fold {folds[0]}'s judged model, with its pose subspace); standardised "
         f"log-signal weights: {weights}; intercept {final.intercept:+.2f}.",
         "",
         "## Cost",
@@ -575,6 +672,8 @@ def main() -> None:
         ratio_line + f"; model disagreement from the other models' predictions "
         f"{timing['disagreement_s'] * 1000:.1f} ms more, but each other model tracks the video "
         f"once more ({len(conditions) - 1} more trackings here).",
+        "",
+        flip_line + ".",
         "",
     ]
     args.out.write_text("\n".join(lines), encoding="utf-8")
