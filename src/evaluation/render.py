@@ -23,7 +23,16 @@ from src.evaluation.tables import (
     row_note,
     run_tags,
 )
-from src.evaluation.trust_table import FLAG_RATE, TIMES_TEST_MAE
+from src.evaluation.trust_table import (
+    ABSENT_BECAUSE,
+    FLAG_RATE,
+    GAIN,
+    LABELS,
+    SCORES,
+    TIMES_TEST_MAE,
+    auroc_column,
+    precision_column,
+)
 from src.evaluation.uncertainty import interval_methods_note
 
 # The live curve of DeepLabCut's in-training test rmse (src/tracking/live_curves.py TRAINING_RMSE;
@@ -262,7 +271,8 @@ def _uncertainty_sections(data: ReportData, out_dir: Path) -> list[str]:
 
 
 def _trust_section(data: ReportData) -> list[str]:
-    """How well 1 - likelihood flags the generalisation points in error (trust_validation.csv)."""
+    """How well each trust signal, and their combined score, flags the generalisation points in
+    error (trust_validation.csv)."""
     if data.trust is None:
         return []
     parts = ["## Trust flags on participants the models never saw"]
@@ -273,16 +283,15 @@ def _trust_section(data: ReportData) -> list[str]:
         ]
     b, rate = data.bootstrap, f"{FLAG_RATE:.0%}".replace("%", " %")
     parts.append(
-        "Does DeepLabCut's likelihood tell which predicted points to distrust? On the labelled "
-        f"points of the generalisation set, a point is **in error** when its error exceeds "
-        f"{TIMES_TEST_MAE:g} x the test MAE of the run that predicted it (`mae_test_px`; the "
-        "threshold column, px). **AUROC**: the chance that a point in error has a lower "
-        "likelihood than a correct one (0.5: chance, 1: every point in error below every correct "
-        f"one); **precision**: the share in error among the {rate} of points with the lowest "
-        f"likelihood. [low, high]: {b.confidence:.0%} percentile interval over "
-        f"{b.resamples} resamples of participants, not points (evaluation.bootstrap); {SMALL}: "
-        f"fewer than {b.min_participants} participants (evaluation.interval.min_participants), "
-        "no interval."
+        "Which predicted points should one distrust? On the labelled points of the "
+        f"generalisation set, a point is **in error** when its error exceeds {TIMES_TEST_MAE:g} x "
+        "the test MAE of the run that predicted it (`mae_test_px`; the threshold column, px). "
+        "**AUROC**: the chance that a point in error scores above a correct one (0.5: chance, "
+        f"1: every point in error above every correct one); **precision**: the share in error "
+        f"among the {rate} of points that score worst. [low, high]: {b.confidence:.0%} "
+        f"percentile interval over {b.resamples} resamples of participants, not points "
+        f"(evaluation.bootstrap); {SMALL}: fewer than {b.min_participants} participants "
+        "(evaluation.interval.min_participants), no interval."
         + (
             " Cross-validated: each row pools every fold's points, each judged by its own "
             "fold's threshold."
@@ -295,27 +304,23 @@ def _trust_section(data: ReportData) -> list[str]:
             else ""
         )
     )
-    parts += [
-        _text_table(_trust_cells(data.trust, rate)),
-        "This is the likelihood signal only: the temporal and body-plausibility signals, and the "
-        "combined trust score, need the videos around the labelled frames; "
-        "`python -m benchmarks.trust` validates them (docs/trust.md). Unrounded, with the "
-        "intervals' bounds: trust_validation.csv.",
-    ]
+    parts += [_text_table(_trust_cells(data.trust, rate)), *_trust_signals(data.trust, rate)]
     return parts
 
 
-def _trust_cells(trust: pd.DataFrame, rate: str) -> pd.DataFrame:
-    """The trust table as text: ``0.68 [0.57, 0.78]``, :data:`SMALL` on small rows."""
+def _trust_figure(row: pd.Series, name: str) -> str:
+    """``0.68 [0.57, 0.78]`` (:data:`SMALL` on a small row), "" when absent."""
+    value, low, high = row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
+    if pd.isna(value):
+        return ""
+    text = f"{value:.2f}"
+    if pd.notna(low) and pd.notna(high):
+        text += f" [{low:.2f}, {high:.2f}]"
+    return text + (SMALL if row["small"] else "")
 
-    def figure(row: pd.Series, name: str) -> str:
-        value, low, high = row[name], row[f"{name}_ci_low"], row[f"{name}_ci_high"]
-        if pd.isna(value):
-            return ""
-        text = f"{value:.2f}"
-        if pd.notna(low) and pd.notna(high):
-            text += f" [{low:.2f}, {high:.2f}]"
-        return text + (SMALL if row["small"] else "")
+
+def _trust_cells(trust: pd.DataFrame, rate: str) -> pd.DataFrame:
+    """The trust table per condition as text: ``0.68 [0.57, 0.78]``, :data:`SMALL` on small rows."""
 
     def threshold(row: pd.Series) -> str:
         low, high = row["threshold_px_min"], row["threshold_px_max"]
@@ -325,9 +330,12 @@ def _trust_cells(trust: pd.DataFrame, rate: str) -> pd.DataFrame:
     shown = pd.DataFrame(
         {
             "threshold (px)": [threshold(r) for r in rows],
-            "share in error": [figure(r, "share_in_error") for r in rows],
-            "AUROC of 1 - likelihood": [figure(r, "auroc_likelihood") for r in rows],
-            f"precision, worst {rate}": [figure(r, "precision_at_5pct") for r in rows],
+            "share in error": [_trust_figure(r, "share_in_error") for r in rows],
+            "AUROC of 1 - likelihood": [_trust_figure(r, "auroc_likelihood") for r in rows],
+            f"precision of 1 - likelihood, worst {rate}": [
+                _trust_figure(r, "precision_at_5pct") for r in rows
+            ],
+            "AUROC of the combined score": [_trust_figure(r, "auroc_combined") for r in rows],
             "participants / frames / points": [
                 " / ".join(count_text(r[c]) for c in ("participants", "frames", "points"))
                 for r in rows
@@ -336,6 +344,50 @@ def _trust_cells(trust: pd.DataFrame, rate: str) -> pd.DataFrame:
         index=trust.index,
     )
     return shown
+
+
+def _trust_signals(trust: pd.DataFrame, rate: str) -> list[str]:
+    """Every signal and the combined score on the condition with the most labelled frames, the
+    paired gain of the combined score over the best single signal, and what each rests on."""
+    n = max(trust.index)
+    row = trust.loc[n]
+    absent = set(str(row["signals_absent"] or "").split("; ")) - {""}
+    chosen = ", ".join(LABELS[s] for s in str(row["best_single_chosen"] or "").split("; ") if s)
+    cells = {}
+    for score in SCORES:
+        missing = score in absent or (score == "best_single" and "combined" in absent)
+        note = "absent: " + ABSENT_BECAUSE.get(score, ABSENT_BECAUSE["combined"])
+        if not missing:
+            note = f"chosen: {chosen}" if score == "best_single" and chosen else ""
+        cells[LABELS[score]] = [
+            _trust_figure(row, auroc_column(score)),
+            _trust_figure(row, precision_column(score)),
+            note,
+        ]
+    table = pd.DataFrame.from_dict(
+        cells, orient="index", columns=["AUROC", f"precision, worst {rate}", "note"]
+    ).rename_axis(f"signal, {n} labelled frames per video")
+    gain, low = row[GAIN], row[f"{GAIN}_ci_low"]
+    verdict = (
+        "the combined score is absent"
+        if pd.isna(gain)
+        else "the combined score beats the best single signal (interval above 0)"
+        if pd.notna(low) and low > 0
+        else "not shown to beat the best single signal"
+    )
+    poses = str(row["pca_poses"] or "") or "none"
+    return [
+        _text_table(table, n_left=1),
+        f"Combined score - best single signal, paired AUROC difference: "
+        f"{_trust_figure(row, GAIN) or 'absent'}: {verdict}. The combined score is a logistic "
+        "regression on the signals present, and the best single signal is chosen and "
+        "calibrated, each on the other participants only (leave-one-participant-out, "
+        "src/trust/score.py `cross_fit`). Pose subspace fitted on: "
+        f"{poses}; segment lengths against each participant's median; model disagreement: "
+        "the spread of the same fold's conditions, none of which saw these participants. "
+        "The temporal jump needs the videos: `python -m benchmarks.trust` (docs/trust.md). "
+        "Every condition and signal, unrounded: trust_validation.csv.",
+    ]
 
 
 def _row_marks(tags: pd.DataFrame) -> pd.Series:

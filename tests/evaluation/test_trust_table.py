@@ -4,6 +4,8 @@ run's test MAE."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,8 +14,18 @@ from mlflow.tracking import MlflowClient
 from src.evaluation.render import _trust_section
 from src.evaluation.study_errors import Bootstrap
 from src.evaluation.tables import SMALL, ReportData
-from src.evaluation.trust_table import trust_metrics, trust_validation
+from src.evaluation.trust_table import (
+    ABSENT_BECAUSE,
+    GAIN,
+    OTHER_POSES,
+    TRAIN_POSES,
+    signal_points,
+    trust_metrics,
+    trust_validation,
+)
 from src.tracking.runs import logged_predictions
+from src.trust.score import TrustModel
+from src.trust.validation import auroc
 from tests.conftest import empty_mlflow_store
 
 BOOTSTRAP = Bootstrap(resamples=200, seed=0, confidence=0.95)
@@ -164,3 +176,220 @@ def test_logged_predictions_reads_each_runs_generalisation_csv(tmp_path):
     )
     assert list(found) == [logged]  # no file, no run: left out
     pd.testing.assert_frame_equal(found[logged], table, check_dtype=False)
+
+
+# Every signal on labelled frames: an 8-point body (px) with two movement modes (arm, leg)
+BODY = ["head", "neck", "shoulder", "elbow", "wrist", "hip", "knee", "ankle"]
+SKELETON = [
+    ["head", "neck"],
+    ["neck", "shoulder"],
+    ["shoulder", "elbow"],
+    ["elbow", "wrist"],
+    ["shoulder", "hip"],
+    ["hip", "knee"],
+    ["knee", "ankle"],
+]
+BASE = 4.0 * np.array(
+    [[0, 0], [0, 8], [4, 10], [10, 12], [16, 12], [4, 30], [5, 42], [6, 54]], dtype=float
+)
+ARM = np.zeros_like(BASE)
+ARM[3:5] = [[0, 16], [0, 36]]
+LEG = np.zeros_like(BASE)
+LEG[6:8] = [[16, 0], [32, -4]]
+# one fault per participant, across the body and away from its movement modes (px)
+FAULTS = [("knee", [0.0, -60.0]), ("wrist", [-50.0, 0.0]), ("ankle", [0.0, -60.0])]
+
+
+def body_poses(rng: np.random.Generator, n: int, arm_scale: float = 1.0) -> np.ndarray:
+    """Plausible labelled poses (n, 8, 2) px anywhere in the image."""
+    modes = rng.normal(size=(n, 2, 1, 1))
+    base = BASE.copy()
+    base[3:5] += [[6.0 * (arm_scale - 1), 0.0], [24.0 * (arm_scale - 1), 0.0]]
+    poses = base + modes[:, 0] * ARM + modes[:, 1] * LEG + rng.normal(0, 0.5, (n, *BASE.shape))
+    return poses + rng.uniform(100, 400, (n, 1, 2))
+
+
+def posed(
+    labels: dict[str, np.ndarray],
+    rng: np.random.Generator,
+    faults: dict[tuple[str, int, str], list[float]] | None = None,
+    set_name: str = "generalisation",
+) -> pd.DataFrame:
+    """A run's logged predictions of the labelled ``labels`` (participant -> poses): within
+    1 px of each label, but ``faults`` ((participant, frame, bodypart) -> displacement, px)."""
+    rows = []
+    for participant, poses in labels.items():
+        predicted = poses + rng.normal(0, 0.4, poses.shape)
+        for frame, pose in enumerate(poses):
+            for b, name in enumerate(BODY):
+                shift = np.asarray((faults or {}).get((participant, frame, name), [0.0, 0.0]))
+                x, y = predicted[frame, b] + shift
+                rows.append(
+                    {
+                        "set": set_name,
+                        "participant": participant,
+                        "video": f"video-{participant}",
+                        "frame": frame,
+                        "bodypart": name,
+                        "x_label": pose[b, 0],
+                        "y_label": pose[b, 1],
+                        "x_pred": x,
+                        "y_pred": y,
+                        "likelihood": rng.uniform(0.5, 1.0),  # tells nothing
+                    }
+                )
+    table = pd.DataFrame(rows)
+    table["error_px"] = np.hypot(
+        table["x_pred"] - table["x_label"], table["y_pred"] - table["y_label"]
+    )
+    return table
+
+
+def planted(participants: list[str]) -> dict[tuple[str, int, str], list[float]]:
+    """One fault per participant, each on another frame and bodypart."""
+    return {(p, 2 + i % 5, FAULTS[i % 3][0]): FAULTS[i % 3][1] for i, p in enumerate(participants)}
+
+
+def fold_runs(rng, participants, fold=None, prefix=""):
+    """The judged condition 6 (with the planted faults and a train set) and condition 1 (no
+    fault, no train set) of one fold: runs, generalisation and train predictions."""
+    labels = {p: body_poses(rng, 8) for p in participants}
+    runs_ = runs((f"{prefix}a", 6, 1.0), (f"{prefix}b", 1, 1.0))
+    if fold is not None:
+        runs_["fold"] = fold
+    generalisation = {
+        f"{prefix}a": posed(labels, rng, planted(participants)),
+        f"{prefix}b": posed(labels, rng),
+    }
+    train = {f"{prefix}a": posed({"dev": body_poses(rng, 40)}, rng, set_name="train")}
+    return runs_, generalisation, train
+
+
+def test_planted_faults_rank_first_for_pose_pca_and_model_disagreement():
+    rng = np.random.default_rng(3)
+    runs_, generalisation, train = fold_runs(rng, PARTICIPANTS)
+    faults = planted(PARTICIPANTS)
+    points = signal_points(
+        generalisation["a"], 1.0, train=train["a"], skeleton=SKELETON, others=[generalisation["b"]]
+    )
+    assert points["in_error"].sum() == len(faults)  # the faults, nothing else over 2 px
+    for signal in ("pca_reconstruction_error_px", "model_disagreement_px"):
+        top = points.nlargest(len(faults), signal)
+        assert top["in_error"].all(), signal  # every fault above every correct point
+    assert points.attrs["pca_poses"] == TRAIN_POSES
+
+    table = trust_validation(runs_, generalisation, BOOTSTRAP, 3, train, SKELETON)
+    row = table.loc[6]
+    for signal in ("pca_reconstruction_error_px", "model_disagreement_px", "combined"):
+        assert row[f"auroc_{signal}"] == 1.0, signal
+        assert row[f"auroc_{signal}_ci_low"] == 1.0  # every resample: the faults rank first
+    # computed per participant; weaker: a fault stretches both ends' segments, the leg's mode
+    # stretches segments in 2-D too
+    assert 0.6 < row["auroc_segment_length_deviation"] < 1.0
+    assert row["auroc_likelihood"] < 0.9  # random likelihoods do not find them
+    assert row["pca_poses"] == TRAIN_POSES and row["signals_absent"] == "jump_px"
+    assert row["best_single_chosen"]  # chosen on the other participants, per participant
+    low, high = row[f"{GAIN}_ci_low"], row[f"{GAIN}_ci_high"]
+    assert row[GAIN] == row["auroc_combined"] - row["auroc_best_single"] and low <= high
+    # condition 1 has no train set: its subspace comes from the other participants' labels
+    assert table.loc[1, "pca_poses"] == OTHER_POSES
+    metrics = trust_metrics(table)
+    assert metrics["trust_auroc_pca_reconstruction_error_px_frames_6"] == 1.0
+    assert "trust_auroc_jump_px_frames_6" not in metrics
+    text = "\n".join(_trust_section(ReportData(pd.DataFrame(), pd.DataFrame(), trust=table)))
+    assert re.search(
+        r"\| +pose PCA reconstruction error \(px\) \| +1\.00 \[1\.00, 1\.00\] \|", text
+    )
+
+
+def test_two_folds_pool_each_fold_judged_with_its_own_conditions():
+    rng = np.random.default_rng(4)
+    first, second = PARTICIPANTS[:3], PARTICIPANTS[3:]
+    runs_1, generalisation_1, train_1 = fold_runs(rng, first, fold=1, prefix="f1")
+    runs_2, generalisation_2, train_2 = fold_runs(rng, second, fold=2, prefix="f2")
+    runs_2["mae_test_px"] = 2.0  # fold 2's threshold: 4 px
+    table = trust_validation(
+        pd.concat([runs_1, runs_2]),
+        generalisation_1 | generalisation_2,
+        BOOTSTRAP,
+        3,
+        train_1 | train_2,
+        SKELETON,
+    )
+    row = table.loc[6]
+    assert (row["folds"], row["participants"]) == (2, 6)
+    assert (row["threshold_px_min"], row["threshold_px_max"]) == (2.0, 4.0)
+    assert row["share_in_error"] == 6 / row["points"]
+    # each fold's disagreement is its own two conditions': the faults rank first in both
+    assert row["auroc_model_disagreement_px"] == 1.0
+    assert row["auroc_pca_reconstruction_error_px"] == 1.0
+    assert np.isnan(table.loc[1, "auroc_model_disagreement_px"])  # condition 1: no error
+
+
+def test_a_signal_that_cannot_be_computed_is_absent_not_zero():
+    rng = np.random.default_rng(5)
+    labels = {p: body_poses(rng, 8) for p in PARTICIPANTS}
+    table = trust_validation(
+        runs(("a", 6, 1.0)), {"a": posed(labels, rng, planted(PARTICIPANTS))}, BOOTSTRAP, 3
+    )  # one condition, no skeleton, no train set
+    row = table.loc[6]
+    absent = ["segment_length_deviation", "model_disagreement_px", "jump_px"]
+    assert row["signals_absent"] == "; ".join(absent)
+    for signal in absent:
+        for name in (f"auroc_{signal}", f"precision_at_5pct_{signal}"):
+            assert np.isnan(row[name]) and np.isnan(row[f"{name}_ci_low"]), name
+    metrics = trust_metrics(table)
+    assert not [m for m in metrics if any(s in m for s in absent)]
+    # what is there is computed: the subspace of the other participants' labels finds the faults
+    assert row["pca_poses"] == OTHER_POSES
+    assert row["auroc_pca_reconstruction_error_px"] > 0.99
+    text = "\n".join(_trust_section(ReportData(pd.DataFrame(), pd.DataFrame(), trust=table)))
+    for signal in absent:
+        assert f"absent: {ABSENT_BECAUSE[signal]}" in text
+
+
+def test_without_a_train_set_a_participant_is_never_in_its_own_pose_subspace():
+    # participant-0's arm is three times as long: a subspace that had seen its labels would rebuild
+    # its (correct) poses well; one of the other participants' poses cannot
+    rng = np.random.default_rng(6)
+    labels = {
+        p: body_poses(rng, 8, arm_scale=3.0 if p == "participant-0" else 1.0) for p in PARTICIPANTS
+    }
+    points = signal_points(posed(labels, rng), 1.0)
+    error = points.groupby("participant")["pca_reconstruction_error_px"].median()
+    assert points.attrs["pca_poses"] == OTHER_POSES
+    # fitted with its own labels, participant-0's median is 1.5 px, as the others' here
+    assert error["participant-0"] > 4 * error.drop("participant-0").max()
+
+
+def test_the_combined_score_is_cross_fitted_by_participant():
+    """Half the participants err where the likelihood is low, half where it is high. A score
+    fitted on the participant it scores would know its direction (fitted on all points, AUROC
+    about 0.5; per participant, 1). Fitted on the others only, the others' majority points it the
+    wrong way within every participant: a pooled AUROC far below 0.5 (0.25 in theory for the
+    scores without a fit's constant; the cross-participant pairs hold the rest)."""
+    rng = np.random.default_rng(0)
+    n = 200
+    errors, likelihoods = [], []
+    for i in range(len(PARTICIPANTS)):
+        wrong = rng.uniform(size=n) < 0.25
+        low = rng.uniform(0.05, 0.45, n)
+        high = rng.uniform(0.55, 0.95, n)
+        likelihoods.append(np.where(wrong == (i % 2 == 0), low, high))
+        errors.append(np.where(wrong, 5.0, 0.5))
+    table = pd.concat(
+        [
+            predictions(e, lk, [p]).assign(frame=np.arange(n) // 4)
+            for e, lk, p in zip(errors, likelihoods, PARTICIPANTS, strict=True)
+        ]
+    )
+    result = trust_validation(runs(("a", 6, 1.0)), {"a": table}, BOOTSTRAP, 3).loc[6]
+    points = signal_points(table, 1.0)
+    in_sample = TrustModel.fit(points, ["low_likelihood"], points["in_error"]).probability(points)
+    assert auroc(points["in_error"], in_sample) == pytest.approx(0.5, abs=0.05)
+    assert result["signals_absent"] == (
+        "pca_reconstruction_error_px; segment_length_deviation; model_disagreement_px; jump_px"
+    )  # no pose (every label at 0, 0): 1 - likelihood alone
+    assert result["auroc_combined"] < 0.4
+    assert result["auroc_best_single"] < 0.4  # chosen and calibrated on the others, too
+    assert result["auroc_likelihood"] == pytest.approx(0.5, abs=0.05)  # the raw signal
