@@ -22,8 +22,10 @@ Writes ``<report.dir>/``:
 * ``labelled_vs_predicted.png``: labelled against predicted points on the best condition's
   generalisation frame with the lowest and the one with the highest error (src/evaluation/examples.py;
   the real frame only when data.log_media allows it)
-* ``trust_validation.csv``: per condition, how well 1 - likelihood flags the generalisation points whose
-  error exceeds 2 x the run's test MAE (src/evaluation/trust_table.py; also a section of results.md)
+* ``trust_validation.csv``: per condition, how well each trust signal labelled frames allow (1 - likelihood,
+  pose PCA error, segment length deviation, model disagreement; the temporal jump absent) and their
+  cross-fitted combined score flag the generalisation points whose error exceeds 2 x the run's test MAE,
+  a column per signal and figure (src/evaluation/trust_table.py; also a section of results.md)
 
 and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
 cells on small sets (``small_sets``) and the answer to "how many frames to label"
@@ -350,6 +352,8 @@ def _report_data(
         generalisation,
         settings["bootstrap"],
         settings["bootstrap"].min_participants,  # as every interval of the report
+        logged_predictions(client, runs, "train"),  # the pose subspace's training poses
+        _skeleton(Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name)),
     )
     fold_spread = None
     if has_folds(runs):  # cross-validation: one row per condition, pooled over the folds
@@ -383,6 +387,16 @@ def _report_data(
         frame_examples=frame_examples(generalisation, cfg, runs, paper_table(runs, pcutoff)),
         trust=trust,
     )
+
+
+def _skeleton(prepared: Path) -> list[list[str]]:
+    """The data set's skeleton (its dataset.yaml, the first fold's under cross-validation);
+    [] when it has none or the prepared data set is not here."""
+    for path in [prepared / "dataset.yaml", *sorted(prepared.glob("fold_*/dataset.yaml"))]:
+        if path.is_file():
+            facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+            return [list(pair) for pair in facts.get("skeleton") or []]
+    return []
 
 
 def _tag_value(text: str, limit: int = 5000) -> str:
