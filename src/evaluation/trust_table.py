@@ -117,6 +117,9 @@ def _wide(
     """(n_frames, n_bodyparts, len(columns)) of ``columns`` per frame (participant, video,
     frame) and bodypart in the order of ``bodyparts``; NaN where a row is missing."""
     unique = rows.drop_duplicates([*KEY, "bodypart"])
+    if unique.empty:
+        index = frames if frames is not None else pd.MultiIndex.from_tuples([], names=KEY)
+        return np.full((len(index), len(bodyparts), len(columns)), np.nan), index
     wide = unique.set_index([*KEY, "bodypart"])[columns].unstack("bodypart")
     if frames is not None:
         wide = wide.reindex(frames)
@@ -157,7 +160,7 @@ def _pca_errors(
     """Pose PCA reconstruction error (px) of each point, and the poses the subspace was fitted
     on: the run's labelled training poses or, without 3 usable ones, per participant the
     other participants' labelled generalisation poses ("" where neither has 3)."""
-    if train is not None:
+    if train is not None and {"x_label", "y_label"} <= set(train):
         poses, _ = _wide(_rows(train, None), ["x_label", "y_label"], bodyparts)
         errors = _fitted_errors(poses, xy)
         if errors is not None:
@@ -205,7 +208,6 @@ def _disagreement(
     return sig.model_disagreement_px(models)
 
 
-# why: the run's table, its threshold and the four sources of its signals, each optional
 def signal_points(
     predictions: pd.DataFrame,
     test_mae_px: float,
@@ -222,6 +224,10 @@ def signal_points(
     labelled generalisation rows of every participant (for the pose subspace without ``train``).
     ``attrs["pca_poses"]`` says what the pose subspace was fitted on."""
     rows = _rows(predictions, "generalisation")
+    if rows["error_px"].isna().all():  # no labelled generalisation point: nothing to judge
+        empty = pd.DataFrame(columns=["participant", "frame_key", "in_error", *SIGNALS])
+        empty.attrs["pca_poses"] = ""
+        return empty
     bodyparts = list(pd.unique(rows["bodypart"]))
     xy, frames = _wide(rows, ["x_pred", "y_pred"], bodyparts)
     participants = frames.get_level_values("participant").to_numpy()
@@ -259,7 +265,11 @@ def signal_points(
 def _label_rows(tables) -> pd.DataFrame:
     """The labelled generalisation points of ``tables`` (labels, not predictions: the same in
     every run that has the frame), one row per participant, video, frame and bodypart."""
-    parts = [_rows(t, "generalisation").dropna(subset=["x_label", "y_label"]) for t in tables]
+    parts = [
+        _rows(t, "generalisation").dropna(subset=["x_label", "y_label"])
+        for t in tables
+        if {"x_label", "y_label"} <= set(t)
+    ]
     columns = [*KEY, "bodypart", "x_label", "y_label"]
     if not parts:
         return pd.DataFrame(columns=columns)

@@ -159,6 +159,9 @@ def test_the_section_says_what_it_rests_on_or_that_nothing_was_logged():
     text = "\n".join(_trust_section(ReportData(pd.DataFrame(), pd.DataFrame(), trust=empty)))
     assert "No run logged its generalisation predictions" in text
     assert _trust_section(ReportData(pd.DataFrame(), pd.DataFrame())) == []
+    # a run whose table holds no labelled generalisation point adds no row
+    test_only = predictions(np.array([3.0, 0.5]), np.array([0.2, 0.9]), ["p1"]).assign(set="test")
+    assert trust_validation(runs(("a", 1, 1.0)), {"a": test_only}, BOOTSTRAP, 3).empty
 
 
 def test_logged_predictions_reads_each_runs_generalisation_csv(tmp_path):
