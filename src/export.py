@@ -1,7 +1,8 @@
 """Take a trained model home as a DeepLabCut 3 project: the model and its configuration only (no
 labelled frames, videos or video names). Reads a registered model or an MLflow run; writes the
 folder export.dir, which DeepLabCut's analyze_videos, create_labeled_video and napari-deeplabcut
-open unchanged.
+open unchanged, and, when the model carries a trust calibrator, export.dir/trust_model.json
+(src.analyze: analysis.trust.score=combined analysis.trust.model=<that file>).
 
 Examples:
     python -m src.export export.dir=exported/champion                       # models:/<data set>@champion
@@ -23,12 +24,24 @@ from src.errors import exit_on_data_error
 @stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
-        config = export(cfg)
+        done = export(cfg)
         print(
-            f"DeepLabCut project: {config.parent} (model and configuration only: no labelled "
-            f"frames, videos or video names); use it: deeplabcut.analyze_videos('{config}', "
+            f"DeepLabCut project: {done.config.parent} (model and configuration only: no labelled "
+            f"frames, videos or video names); use it: deeplabcut.analyze_videos('{done.config}', "
             "[<video>])"
         )
+        if done.calibrator is None:
+            print(
+                f"trust calibrator: none ({cfg.export.model} carries none); register the model "
+                "with one (python -m src.report report.trust_model=<saved trust score>, "
+                "docs/trust.md) and export that version"
+            )
+        else:
+            print(
+                f"trust calibrator: {done.calibrator} (the one {done.calibrator_source} carries"
+                f"{done.fitted_on}); src.analyze uses it with analysis.trust.score=combined "
+                f"analysis.trust.model={done.calibrator}"
+            )
 
 
 if __name__ == "__main__":
