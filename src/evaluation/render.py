@@ -351,8 +351,8 @@ def _trust_signals(trust: pd.DataFrame, rate: str) -> list[str]:
     paired gain of the combined score over the best single signal, and what each rests on."""
     n = max(trust.index)
     row = trust.loc[n]
-    absent = set(str(row["signals_absent"] or "").split("; ")) - {""}
-    chosen = ", ".join(LABELS[s] for s in str(row["best_single_chosen"] or "").split("; ") if s)
+    absent = set(_words(row["signals_absent"]).split("; ")) - {""}
+    chosen = ", ".join(LABELS[s] for s in _words(row["best_single_chosen"]).split("; ") if s)
     cells = {}
     for score in SCORES:
         missing = score in absent or (score == "best_single" and "combined" in absent)
@@ -369,17 +369,18 @@ def _trust_signals(trust: pd.DataFrame, rate: str) -> list[str]:
     ).rename_axis(f"signal, {n} labelled frames per video")
     gain, low = row[GAIN], row[f"{GAIN}_ci_low"]
     verdict = (
-        "the combined score is absent"
+        "none, the combined score is absent"
         if pd.isna(gain)
-        else "the combined score beats the best single signal (interval above 0)"
+        else f"{_trust_figure(row, GAIN)}: the combined score beats the best single signal "
+        "(interval above 0)"
         if pd.notna(low) and low > 0
-        else "not shown to beat the best single signal"
+        else f"{_trust_figure(row, GAIN)}: not shown to beat the best single signal"
     )
-    poses = str(row["pca_poses"] or "") or "none"
+    poses = _words(row["pca_poses"]) or "none"
     return [
         _text_table(table, n_left=1),
-        f"Combined score - best single signal, paired AUROC difference: "
-        f"{_trust_figure(row, GAIN) or 'absent'}: {verdict}. The combined score is a logistic "
+        f"Combined score - best single signal, paired AUROC difference: {verdict}. "
+        "The combined score is a logistic "
         "regression on the signals present, and the best single signal is chosen and "
         "calibrated, each on the other participants only (leave-one-participant-out, "
         "src/trust/score.py `cross_fit`). Pose subspace fitted on: "
@@ -388,6 +389,11 @@ def _trust_signals(trust: pd.DataFrame, rate: str) -> list[str]:
         "The temporal jump needs the videos: `python -m benchmarks.trust` (docs/trust.md). "
         "Every condition and signal, unrounded: trust_validation.csv.",
     ]
+
+
+def _words(value) -> str:
+    """A text cell of the trust table ("" for an empty one, NaN once written to CSV)."""
+    return value if isinstance(value, str) else ""
 
 
 def _row_marks(tags: pd.DataFrame) -> pd.Series:

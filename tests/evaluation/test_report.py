@@ -990,6 +990,20 @@ def test_report_of_a_tiny_real_cross_validation_pools_the_folds(real_studies):
     assert "## Spread between folds" in markdown
     per_participant = section(markdown, "Error per generalisation participant (px)")
     assert per_participant.count("participant-") == 3  # every participant once, by pseudonym
+    # the trust section: every signal labelled frames allow, the temporal jump marked absent
+    trust = pd.read_csv(tmp_path / "report" / "trust_validation.csv", index_col=0)
+    assert trust.index.tolist() == [0, 1] and (trust["participants"] == 3).all()
+    assert trust["folds"].tolist() == [3, 3]
+    assert trust["auroc_jump_px"].isna().all()
+    assert trust["signals_absent"].str.contains("jump_px").all()
+    assert {
+        "auroc_combined",
+        "auroc_pca_reconstruction_error_px",
+        "auroc_gain_over_best_single",
+    } <= set(trust)
+    trust_text = section(markdown, "Trust flags on participants the models never saw")
+    assert "signal, 1 labelled frames per video" in trust_text
+    assert "absent: needs the video around each frame" in trust_text
     tags = client.get_run(parent.info.run_id).data.tags
     assert tags["frames_to_label"] in ("0", "1")
     assert "3 participant" in tags["frames_to_label_sentence"]
