@@ -157,6 +157,13 @@ class TrustModel:
         x = (_features(table, self.signals, self.fill) - self.scaler_mean) / self.scaler_scale
         return 1.0 / (1.0 + np.exp(-(x @ np.asarray(self.coef) + self.intercept)))
 
+    def ranking(self, table: pd.DataFrame) -> np.ndarray:
+        """The weighted sum of each row's log signals: the log-odds of ``probability`` without
+        the fit's constant terms (intercept, standardising means). The same order within one
+        fit; see ``CrossFit`` for why pooled figures of cross-fitted scores use it."""
+        weights = np.asarray(self.coef) / np.asarray(self.scaler_scale)
+        return _features(table, self.signals, self.fill) @ (weights / np.abs(weights).sum())
+
     def video_signals(
         self, poses: np.ndarray, other_predictions: Sequence[np.ndarray] = ()
     ) -> dict[str, np.ndarray]:
@@ -319,11 +326,22 @@ def cross_validate_video_mae(
 class CrossFit:
     """Out-of-sample scores of every row: ``combined`` from the model fitted without the row's
     participant; ``best_single``: the single signal that ranked best on the other participants
-    (``chosen``: which, per held-out participant), calibrated on them alone."""
+    (``chosen``: which, per held-out participant), calibrated on them alone.
+
+    ``combined`` and ``best_single`` are probabilities (for calibration). Ranking figures pooled
+    over participants (AUROC, precision at a flag rate, video rank correlation) use
+    ``combined_ranking`` and ``best_single_ranking`` (``TrustModel.ranking``): each held-out
+    participant is scored by its own fit, and a fit's constant moves against the held-out
+    participant's error rate (leaving out a participant with many errors lowers the base rate
+    the others fit), which would push that participant's points down the pooled order. A
+    deployed score has one fit and one constant for every new participant, so the weights alone
+    are what its pooled order depends on."""
 
     combined: np.ndarray
     best_single: np.ndarray
     chosen: dict[str, str]
+    combined_ranking: np.ndarray
+    best_single_ranking: np.ndarray
 
 
 def cross_fit(
@@ -344,8 +362,8 @@ def cross_fit(
     rank_single = rank_single or auroc
     is_error = np.asarray(is_error, dtype=int)
     participants = np.asarray(participants)
-    combined = np.full(len(table), np.nan)
-    best_single = np.full(len(table), np.nan)
+    scores = {name: np.full(len(table), np.nan) for name in ("combined", "best_single")}
+    rankings = {name: np.full(len(table), np.nan) for name in scores}
     chosen = {}
     for held_out in np.unique(participants):
         judged = participants == held_out
@@ -353,9 +371,17 @@ def cross_fit(
         if held_out in set(participants[fitting]):  # the rule the figures rest on
             raise AssertionError(f"participant {held_out} would be in its own fitting data")
         train, y = table[fitting], is_error[fitting]
-        combined[judged] = TrustModel.fit(train, signals, y).probability(table[judged])
         ranks = {s: rank_single(y, train[s].to_numpy(dtype=float)) for s in signals}
         best = max(ranks, key=ranks.get)
         chosen[str(held_out)] = best
-        best_single[judged] = TrustModel.fit(train, [best], y).probability(table[judged])
-    return CrossFit(combined, best_single, chosen)
+        for name, fitted in (("combined", signals), ("best_single", [best])):
+            model = TrustModel.fit(train, fitted, y)
+            scores[name][judged] = model.probability(table[judged])
+            rankings[name][judged] = model.ranking(table[judged])
+    return CrossFit(
+        scores["combined"],
+        scores["best_single"],
+        chosen,
+        combined_ranking=rankings["combined"],
+        best_single_ranking=rankings["best_single"],
+    )
