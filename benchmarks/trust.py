@@ -508,8 +508,9 @@ def main() -> None:
             xy_flipped = on_flipped[path.stem][..., :2]
             xy_judged = by_model[args.primary][row.video][..., :2]
             flip_px = sig.flip_disagreement_px(xy_judged, xy_flipped, width, mirror)
-            back_x = width - 1 - xy_flipped[:, mirror, 0]
-            flip_offsets.append((xy_judged[..., 0] - back_x).ravel())
+            back = xy_flipped[:, mirror].copy()
+            back[..., 0] = width - 1 - back[..., 0]
+            flip_offsets.append((xy_judged - back).reshape(-1, 2))
             table = video_rows(
                 row.video,
                 row.participant,
@@ -633,6 +634,7 @@ def main() -> None:
     )
     print(ratio_line)
     print(flip_line)
+    offsets = np.nanmedian(np.concatenate(flip_offsets), axis=0)
     lines = [
         *(f"{key}: {value:.4f}" for key, value in headline.items()),
         f"signal_time_ratio: {timing['ratio']:.4f}",
@@ -653,9 +655,10 @@ def main() -> None:
         f"{len(rows)} points. Test-time augmentation: the judged model also tracks each video "
         f"flipped left-right; its predictions are mirrored back (x -> width - 1 - x, "
         f"{sum(i != j for i, j in enumerate(mirror)) // 2} left/right pairs swapped); median "
-        f"signed x offset of the original prediction from the mirrored-back one "
-        f"{np.nanmedian(np.concatenate(flip_offsets)):+.2f} px (0 if the pixel convention fits; "
-        f"+1 would mean width - x).",
+        f"signed offset of the original prediction from the mirrored-back one: x "
+        f"{offsets[0]:+.2f} px, y {offsets[1]:+.2f} px (a wrong pixel convention would shift x "
+        "by 1 px; y, which the flip leaves alone, shows how far the model's two views differ "
+        "anyway).",
         "",
         *sections,
         *video_lines,
