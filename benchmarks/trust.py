@@ -16,8 +16,10 @@ Truth: a point is in error when its distance from the ground truth exceeds 2 x t
 fold's judged model (and, for comparison, 20 px); a frame when its MAE does; a video's actual
 error is its MAE. The combined score is cross-fitted leave-one-participant-out (never fitted on the
 participant it scores); the best single signal is chosen, and calibrated, on the other
-participants as well. Intervals: 95 % participant bootstrap; the gain of the combined score over
-the best single signal has a paired interval (same resamples).
+participants as well. Both are ranked by their cross-fitted weights alone
+(``CrossFit.combined_ranking``), without each fit's constant, which moves against the held-out
+participant's error rate. Intervals: 95 % participant bootstrap; the gain of the combined score
+over the best single signal has a paired interval (same resamples).
 
 Writes benchmarks/results/trust.md (headline lines first, then the tables) and
 benchmarks/results/trust_model.json (``<out>_model.json``: the combined score fitted on every participant, with fold
@@ -57,14 +59,17 @@ SINGLE_MODEL = [
     "pca_reconstruction_error_px",
 ]
 FLIP = "flip_disagreement_px"  # test-time augmentation: the judged model on the mirrored video
-ALL_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px", FLIP]
-VIDEO_CONTEXT = [f"video_mean_{name}" for name in ALL_SIGNALS]
+# The combined score of the headline: the signals src.analyze computes on a new video (the flip
+# is measured beside it, as "combined_with_flip").
+SHIPPED_SIGNALS = [*SINGLE_MODEL, "model_disagreement_px"]
+ALL_SIGNALS = [*SHIPPED_SIGNALS, FLIP]
+VIDEO_CONTEXT = [f"video_mean_{name}" for name in SHIPPED_SIGNALS]
 BASELINES = ["dlc_displacement_px", "dlc_jump", "dlc_uncertain"]
 LABELS = {
-    "combined": "combined score (all signals)",
-    "combined_no_flip": "combined score (all signals but flip)",
+    "combined": "combined score (the signals src.analyze computes)",
+    "combined_with_flip": "combined score + flip (test-time augmentation)",
     "combined_one_model": "combined score (one model's signals)",
-    "combined_video_context": "combined score (all signals + their video means)",
+    "combined_video_context": "combined score + the signals' video means",
     "best_single": "best single signal (chosen on the other participants)",
     "low_likelihood": "1 - likelihood",
     "jump_px": "jump beyond body motion (px)",
@@ -76,8 +81,7 @@ LABELS = {
     "dlc_jump": "DLC jump flag (> 20 px)",
     "dlc_uncertain": "DLC uncertain flag (likelihood < 0.01)",
 }
-# The saved score keeps the signals src.analyze computes on a new video (TrustModel.check).
-SAVED_SIGNALS = [s for s in ALL_SIGNALS if s in SCORABLE_SIGNALS]
+assert set(SHIPPED_SIGNALS) <= set(SCORABLE_SIGNALS)  # the saved score must pass TrustModel.check
 FLAGS = {"dlc_jump", "dlc_uncertain"}  # frame flagged when any point is (as DeepLabCut does)
 
 
@@ -213,22 +217,21 @@ def scores_for(rows: pd.DataFrame, is_error: np.ndarray) -> tuple[pd.DataFrame, 
     """Every score per point: the cross-fitted combined scores, best single, each signal, the
     DeepLabCut baselines."""
     participants = rows["participant"].to_numpy()
-    full = cross_fit(rows, ALL_SIGNALS, is_error, participants)
-    no_flip = cross_fit(rows, [s for s in ALL_SIGNALS if s != FLIP], is_error, participants)
+    full = cross_fit(rows, SHIPPED_SIGNALS, is_error, participants)
+    with_flip = cross_fit(rows, ALL_SIGNALS, is_error, participants)
     one_model = cross_fit(rows, SINGLE_MODEL, is_error, participants)
-    context = cross_fit(rows, ALL_SIGNALS + VIDEO_CONTEXT, is_error, participants)
+    context = cross_fit(rows, SHIPPED_SIGNALS + VIDEO_CONTEXT, is_error, participants)
     scores = pd.DataFrame(
-        {
-            "combined": full.combined,
-            "combined_no_flip": no_flip.combined,
-            "combined_one_model": one_model.combined,
-            "combined_video_context": context.combined,
-            "best_single": full.best_single,
+        {  # the cross-fitted scores by their rankings: see src.trust.score.CrossFit
+            "combined": full.combined_ranking,
+            "combined_with_flip": with_flip.combined_ranking,
+            "combined_one_model": one_model.combined_ranking,
+            "combined_video_context": context.combined_ranking,
+            "best_single": full.best_single_ranking,
             **{name: rows[name].to_numpy(dtype=float) for name in ALL_SIGNALS + BASELINES},
         },
         index=rows.index,
     )
-    scores.attrs["chosen_without_flip"] = no_flip.chosen
     return scores, full.chosen
 
 
@@ -258,7 +261,7 @@ def figures(
         precisions = [precision_at_flag_rate(y, s[:, i], rate) for i in range(len(names))]
         combined = aurocs[names.index("combined")]
         gain = combined - aurocs[names.index("best_single")]
-        flip_gain = combined - aurocs[names.index("combined_no_flip")]
+        flip_gain = aurocs[names.index("combined_with_flip")] - combined
         return [*aurocs, *precisions, flip_gain, gain]
 
     estimate, low, high = participant_bootstrap(participants, statistic, n_boot=n_boot)
@@ -372,9 +375,9 @@ def drop_one(rows: pd.DataFrame, is_error: np.ndarray) -> list[str]:
     only): what each signal adds to the others."""
     participants = rows["participant"].to_numpy()
     lines = ["| left out | points AUROC of the combined score without it |", "|---|---:|"]
-    for left_out in ALL_SIGNALS:
-        kept = [s for s in ALL_SIGNALS if s != left_out]
-        combined = cross_fit(rows, kept, is_error, participants).combined
+    for left_out in SHIPPED_SIGNALS:
+        kept = [s for s in SHIPPED_SIGNALS if s != left_out]
+        combined = cross_fit(rows, kept, is_error, participants).combined_ranking
         lines.append(f"| {LABELS[left_out]} | {auroc(is_error, combined):.3f} |")
     return lines
 
@@ -558,10 +561,7 @@ def main() -> None:
                 *drop_one(rows, is_error),
                 "",
             ]
-            # the saved video error model needs a signal src.analyze computes (not the flip)
-            saved = [c for c in chosen.values() if c in SAVED_SIGNALS]
-            saved = saved or list(scores.attrs["chosen_without_flip"].values())
-            video_signal = pd.Series(saved).mode().iloc[0]
+            video_signal = pd.Series(list(chosen.values())).mode().iloc[0]
             headline = {
                 "auroc_combined": points.loc["combined", "auroc"],
                 "auroc_likelihood": points.loc["low_likelihood", "auroc"],
@@ -590,7 +590,7 @@ def main() -> None:
             f"{cell(gain, gain_low, gain_high)}, frames {cell(*f_gain)}: {verdict}.",
             "",
             f"AUROC gain of the combined score with the flip signal over the one without it "
-            f"(what test-time augmentation adds), paired: points "
+            f"(what test-time augmentation would add), paired: points "
             f"{cell(*points.attrs['flip_gain'])}, frames {cell(*frame_table.attrs['flip_gain'])}.",
             "",
             *ablation,
@@ -598,7 +598,7 @@ def main() -> None:
 
     final = TrustModel.fit(
         rows,
-        SAVED_SIGNALS,
+        SHIPPED_SIGNALS,
         (rows["error_px"] > rows["threshold_px"]).to_numpy(dtype=int),
         threshold="2 x test MAE",
         threshold_px=float(rows.loc[rows["fold"] == folds[0], "threshold_px"].iloc[0]),
@@ -644,7 +644,11 @@ def main() -> None:
         f"`flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.trust --work {args.work} "
         f"--folds {args.folds}` (data and models: docs/trust.md). Headline: points, error > 2 x "
         f"the judged model's test MAE, condition {args.primary}; 95 % intervals from "
-        f"{args.n_boot} participant-bootstrap resamples. Folds (the participants each fold's models never saw):",
+        f"{args.n_boot} participant-bootstrap resamples. The cross-fitted scores (combined, best "
+        "single) rank by their fit's weights only, without its constant: each participant has "
+        "its own leave-one-out fit, and a fit's constant moves against the held-out "
+        "participant's error rate (src.trust.score.CrossFit). Folds (the participants each "
+        "fold's models never saw):",
         "",
         *(f"- {fact}" for fact in fold_facts),
         "",
@@ -666,7 +670,7 @@ def main() -> None:
         "",
         f"`{model_file.relative_to(REPO) if model_file.is_relative_to(REPO) else model_file}`: "
         "the combined score fitted on every participant, on the signals src.analyze computes "
-        f"on a new video ({', '.join(LABELS[s] for s in SAVED_SIGNALS)}; "
+        f"on a new video ({', '.join(LABELS[s] for s in SHIPPED_SIGNALS)}; "
         f"for fold {folds[0]}'s judged model, with its pose subspace); standardised "
         f"log-signal weights: {weights}; intercept {final.intercept:+.2f}.",
         "",

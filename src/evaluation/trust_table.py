@@ -290,10 +290,8 @@ def _cross_fitted(points: pd.DataFrame, present: list[str]) -> tuple[np.ndarray,
             fit = cross_fit(points, present, points["in_error"].to_numpy(), participants)
     except ValueError:  # the other participants' points all in error, or all correct
         return nothing, nothing, ""
-    # pooled ranking figures take each fit's weighted signals without its constant where
-    # cross_fit gives them (CrossFit's docstring says why), else its probabilities
-    combined = getattr(fit, "combined_ranking", fit.combined)
-    best = getattr(fit, "best_single_ranking", fit.best_single)
+    # pooled ranking figures take each fit's weights without its constant (CrossFit says why)
+    combined, best = fit.combined_ranking, fit.best_single_ranking
     return combined, best, "; ".join(sorted(set(fit.chosen.values())))
 
 
