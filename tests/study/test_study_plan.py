@@ -446,7 +446,10 @@ def test_condition_0_is_evaluated_on_the_shared_bodyparts_only(tmp_path, monkeyp
         tmp_path / "none.yaml", {"last": tmp_path / "snapshot-005.pt"}, list(BODYPARTS)
     )
     mlflow.set_tracking_uri(cfg.mlflow.tracking_uri)
-    mlflow.set_experiment("condition0")
+    experiment_id = MlflowClient(cfg.mlflow.tracking_uri).create_experiment(
+        "condition0", artifact_location=(tmp_path / "artifacts").as_uri()
+    )  # not the default ./mlruns: the repository's own store
+    mlflow.set_experiment(experiment_id=experiment_id)
     with mlflow.start_run() as run:
         metrics = evaluation.evaluate_model(cfg, condition, model)
     assert metrics["mae_generalisation_px"] == 0 and metrics["mae_test_px"] == 0

@@ -55,9 +55,11 @@ def store(tmp_path):
     previous = mlflow.get_tracking_uri()
     empty_mlflow_store(tmp_path / "mlflow.db")
     mlflow.set_tracking_uri(f"sqlite:///{tmp_path}/mlflow.db")
-    mlflow.set_experiment(
-        "calibrator"
-    )  # not the active experiment an earlier test left in another store
+    # artifacts in tmp_path: a new experiment's default is ./mlruns, the repository's own store
+    experiment_id = MlflowClient().create_experiment(
+        "calibrator", artifact_location=(tmp_path / "artifacts").as_uri()
+    )
+    mlflow.set_experiment(experiment_id=experiment_id)  # not one an earlier test left active
     yield MlflowClient()
     mlflow.set_tracking_uri(previous)
 
