@@ -114,6 +114,7 @@ RULES: dict[str, tuple] = {
     ),
     "report.frames_to_label.margin_pct": _POSITIVE,
     "report.pcutoff": _between(0, 1),
+    "report.trust_fixed_px": _POSITIVE,
     # src/tracking/registry.py CHOICES (not imported: it imports MLflow)
     "report.register": _one_of("best_generalisation", "frames_to_label", "none"),
     # read by the registry after training (src/tracking/registry.py checks its content)

@@ -30,8 +30,10 @@ from src.evaluation.trust_table import (
     LABELS,
     SCORES,
     TIMES_TEST_MAE,
+    UNITS,
     auroc_column,
     precision_column,
+    threshold_words,
 )
 from src.evaluation.uncertainty import interval_methods_note
 
@@ -305,7 +307,74 @@ def _trust_section(data: ReportData) -> list[str]:
         )
     )
     parts += [_text_table(_trust_cells(data.trust, rate)), *_trust_signals(data.trust, rate)]
-    return parts
+    return parts + _trust_thresholds(data.trust_thresholds)
+
+
+def _trust_thresholds(table: pd.DataFrame | None) -> list[str]:
+    """AUROC of the main scores at every threshold, for points and frames, on the condition with
+    the most labelled frames (trust_thresholds.csv), and why a threshold is absent."""
+    if table is None or table.empty:
+        return []
+    n = table["labelled_frames"].max()
+    rows = table[table["labelled_frames"] == n]
+    judged = rows[rows["n_judged"].notna()]
+    names = list(dict.fromkeys(rows["threshold"]))
+    shown = [t for t in names if t in set(judged["threshold"])]
+    scores = ["low_likelihood", "combined", "best_single"]
+    first = judged[(judged["threshold"] == shown[0]) & (judged["unit"] == "points")]
+    others = first[~first["score"].isin(scores) & first["auroc"].notna()]
+    if len(others):  # the best other signal, by its points' AUROC at the first threshold
+        scores.append(others.loc[others["auroc"].idxmax(), "score"])
+    cells = {
+        f"{unit}, {threshold_words(t)}": [
+            _threshold_cell(judged, t, unit, score) for score in scores
+        ]
+        for unit in UNITS
+        for t in shown
+    }
+    label = {"combined": "combined score", "best_single": "best single signal"}
+    index = [label.get(s, LABELS[s]) for s in scores]
+    text = pd.DataFrame(cells, index=index).rename_axis(f"AUROC, {n} labelled frames per video")
+    ranges = "; ".join(
+        f"{threshold_words(t)} = {_px_range(judged[judged['threshold'] == t])} px"
+        for t in shown
+        if not t.endswith("px")
+    )
+    reasons = rows.drop_duplicates("threshold").set_index("threshold")["absent_because"]
+    absent = [
+        f"{threshold_words(t)}: absent, {_words(reasons[t])}." for t in names if t not in shown
+    ]
+    return [
+        "The same scores against other thresholds, for points and for **frames** (a frame is in "
+        "error when the mean error of its labelled points exceeds the threshold; its score is the "
+        "mean of its points' scores). Each threshold's combined score and best single signal are "
+        f"cross-fitted anew. Thresholds here: {ranges} (reference: evaluation.pck, its first "
+        "fraction; fixed px: report.trust_fixed_px).",
+        _text_table(text),
+        *absent,
+        "Every condition, threshold, unit and score, with precision and counts: "
+        "trust_thresholds.csv.",
+    ]
+
+
+def _threshold_cell(judged: pd.DataFrame, threshold: str, unit: str, score: str) -> str:
+    """``0.68 [0.57, 0.78]``; why there is no AUROC when there is none."""
+    row = judged[
+        (judged["threshold"] == threshold) & (judged["unit"] == unit) & (judged["score"] == score)
+    ].iloc[0]
+    if pd.notna(row["auroc"]):
+        return _trust_figure(row, "auroc")
+    if row["n_in_error"] == 0:
+        return f"no {unit} in error"
+    if row["n_in_error"] == row["n_judged"]:
+        return f"all {unit} in error"
+    return "absent"
+
+
+def _px_range(rows: pd.DataFrame) -> str:
+    """``2.00`` or ``2.00 to 4.00``: a threshold's range (px) over the units judged."""
+    low, high = rows["threshold_px_min"].min(), rows["threshold_px_max"].max()
+    return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
 
 
 def _trust_figure(row: pd.Series, name: str) -> str:

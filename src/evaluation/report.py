@@ -26,6 +26,9 @@ Writes ``<report.dir>/``:
   pose PCA error, segment length deviation, model disagreement; the temporal jump absent) and their
   cross-fitted combined score flag the generalisation points whose error exceeds 2 x the run's test MAE,
   a column per signal and figure (src/evaluation/trust_table.py; also a section of results.md)
+* ``trust_thresholds.csv``: the same scores against three thresholds (2 x test MAE, the first PCK
+  fraction of each frame's reference length, report.trust_fixed_px), for points and for frames (a
+  frame's error: the mean over its labelled points), one row per condition, threshold, unit and score
 
 and attaches the folder to the sweep's parent run under ``report/``, tagging the parent with the
 cells on small sets (``small_sets``) and the answer to "how many frames to label"
@@ -84,7 +87,13 @@ from src.evaluation.tables import (  # noqa: F401  (with_skipped: tests/evaluati
     small_sets_text,
     with_skipped,
 )
-from src.evaluation.trust_table import trust_metrics, trust_validation
+from src.evaluation.trust_table import (
+    FIXED_PX,
+    pooled_points,
+    thresholds_of,
+    trust_metrics,
+    trust_tables,
+)
 from src.evaluation.uncertainty import FramesToLabel
 from src.files import atomic_files
 from src.tracking import store
@@ -175,6 +184,10 @@ def write_report(data: ReportData, out_dir: Path) -> Path:
         _write_participants(data, decision, staging)
         if data.trust is not None:
             data.trust.to_csv(staging / "trust_validation.csv", float_format="%.6g")
+        if data.trust_thresholds is not None:
+            data.trust_thresholds.to_csv(
+                staging / "trust_thresholds.csv", index=False, float_format="%.6g"
+            )
         has_cm = table_cm is not None and table_cm.notna().any().any()
         shown = replace(data, table_cm=table_cm if has_cm else None, paper=paper)
         (staging / "results.md").write_text(markdown(shown, staging), encoding="utf-8")
@@ -280,6 +293,7 @@ def report_settings(cfg: DictConfig) -> dict:
     return checked | {
         "compare_paper": bool(compare),
         "margin_pct": float(cfg.report.frames_to_label.margin_pct),
+        "trust_fixed_px": float(settings.get("trust_fixed_px", FIXED_PX)),
         "bootstrap": Bootstrap(
             int(bootstrap.resamples),
             int(bootstrap.seed),
@@ -347,14 +361,7 @@ def _report_data(
     participants = participant_errors(client, runs)
     bodyparts = bodypart_errors(client, runs)
     generalisation = logged_predictions(client, runs)  # by run id, every fold's run
-    trust = trust_validation(  # each fold's run judged by its own test MAE, then pooled
-        runs,
-        generalisation,
-        settings["bootstrap"],
-        settings["bootstrap"].min_participants,  # as every interval of the report
-        logged_predictions(client, runs, "train"),  # the pose subspace's training poses
-        _skeleton(Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name)),
-    )
+    trust, trust_thresholds = _trust_tables(cfg, settings, client, runs, generalisation)
     fold_spread = None
     if has_folds(runs):  # cross-validation: one row per condition, pooled over the folds
         runs, fold_spread = pool_folds(runs, participants, pcutoff, settings["bootstrap"])
@@ -386,17 +393,45 @@ def _report_data(
         margin_pct=settings["margin_pct"],
         frame_examples=frame_examples(generalisation, cfg, runs, paper_table(runs, pcutoff)),
         trust=trust,
+        trust_thresholds=trust_thresholds,
     )
 
 
-def _skeleton(prepared: Path) -> list[list[str]]:
-    """The data set's skeleton (its dataset.yaml, the first fold's under cross-validation);
-    [] when it has none or the prepared data set is not here."""
+def _trust_tables(
+    cfg: DictConfig, settings: dict, client: MlflowClient, runs: pd.DataFrame, generalisation
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """trust_validation.csv and trust_thresholds.csv from the runs' logged predictions."""
+    facts = _prepared_facts(Path(str(cfg.paths.prepared_dir)) / str(cfg.data.name))
+    logged_bodyparts = {b for t in generalisation.values() for b in t["bodypart"].unique()}
+    thresholds = thresholds_of(
+        cfg.evaluation.pck,
+        str(cfg.data.kind),
+        sorted(map(str, logged_bodyparts)),
+        facts.get("cm_per_px"),
+        settings["trust_fixed_px"],
+    )
+    pooled = pooled_points(  # each fold's run judged by its own test MAE, then pooled
+        runs,
+        generalisation,
+        logged_predictions(client, runs, "train"),  # the pose subspace's training poses
+        [list(pair) for pair in facts.get("skeleton") or []],
+        thresholds.reference,
+    )
+    return trust_tables(
+        pooled,
+        settings["bootstrap"],
+        settings["bootstrap"].min_participants,  # as every interval of the report
+        thresholds,
+    )
+
+
+def _prepared_facts(prepared: Path) -> dict:
+    """The data set's dataset.yaml (the first fold's under cross-validation; its skeleton and
+    cm_per_px are every fold's); {} when the prepared data set is not here."""
     for path in [prepared / "dataset.yaml", *sorted(prepared.glob("fold_*/dataset.yaml"))]:
         if path.is_file():
-            facts = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-            return [list(pair) for pair in facts.get("skeleton") or []]
-    return []
+            return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return {}
 
 
 def _tag_value(text: str, limit: int = 5000) -> str:

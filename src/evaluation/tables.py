@@ -164,6 +164,7 @@ class ReportData:
     margin_pct: float = 10.0
     frame_examples: FrameExamples | None = None  # labelled_vs_predicted.png
     trust: pd.DataFrame | None = None  # src/evaluation/trust_table.py trust_validation
+    trust_thresholds: pd.DataFrame | None = None  # trust_table.py threshold_table
 
     @property
     def basis(self) -> pd.DataFrame:

@@ -35,11 +35,14 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from src.errors import ConfigError
 from src.evaluation.metric_names import MetricName
+from src.evaluation.pck import OFF_NOTE, Reference, reference_lengths, reference_of
 from src.evaluation.study_errors import Bootstrap
 from src.trust import signals as sig
 from src.trust.score import cross_fit
@@ -218,14 +221,14 @@ def signal_points(
     labels: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """The labelled generalisation points of one run: ``participant``, ``frame_key``,
-    ``in_error`` (error > :data:`TIMES_TEST_MAE` x ``test_mae_px``) and a column per
+    ``in_error`` (error > :data:`TIMES_TEST_MAE` x ``test_mae_px``), ``error_px`` and a column per
     :data:`SIGNALS` (NaN where absent). ``train``: the run's ``predictions/train.csv``;
     ``others``: the generalisation predictions of the same fold's other conditions; ``labels``:
     labelled generalisation rows of every participant (for the pose subspace without ``train``).
     ``attrs["pca_poses"]`` says what the pose subspace was fitted on."""
     rows = _rows(predictions, "generalisation")
     if rows["error_px"].isna().all():  # no labelled generalisation point: nothing to judge
-        empty = pd.DataFrame(columns=["participant", "frame_key", "in_error", *SIGNALS])
+        empty = pd.DataFrame(columns=["participant", "frame_key", "in_error", "error_px", *SIGNALS])
         empty.attrs["pca_poses"] = ""
         return empty
     bodyparts = list(pd.unique(rows["bodypart"]))
@@ -255,6 +258,7 @@ def signal_points(
             "participant": points["participant"].to_numpy(),
             "frame_key": (points["video"] + "/" + points["frame"].astype(str)).to_numpy(),
             "in_error": (points["error_px"] > TIMES_TEST_MAE * test_mae_px).to_numpy(),
+            "error_px": points["error_px"].to_numpy(dtype=float),
             **{name: points[name].to_numpy(dtype=float) for name in SIGNALS},
         }
     )
@@ -314,15 +318,24 @@ def _figures(in_error: np.ndarray, scores: pd.DataFrame) -> Callable[[np.ndarray
     return of
 
 
+def _present(points: pd.DataFrame) -> list[str]:
+    """The :data:`SIGNALS` that score at least one of ``points``."""
+    return [s for s in SIGNALS if points[s].notna().any()]
+
+
 def _condition_row(
-    points: pd.DataFrame, thresholds: list[float], bootstrap: Bootstrap, min_participants: int
+    points: pd.DataFrame,
+    thresholds: list[float],
+    bootstrap: Bootstrap,
+    min_participants: int,
+    fitted: tuple | None = None,
 ) -> dict:
-    """One condition's figures, intervals (none below ``min_participants``), counts and notes."""
+    """One condition's figures, intervals (none below ``min_participants``), counts and notes;
+    ``fitted``: the points' :func:`_cross_fitted` when already computed."""
     participants = points["participant"].to_numpy()
     n_participants = len(np.unique(participants))
     small = n_participants < min_participants
-    present = [s for s in SIGNALS if points[s].notna().any()]
-    combined, best, chosen = _cross_fitted(points, present)
+    combined, best, chosen = fitted or _cross_fitted(points, _present(points))
     scores = points[list(SIGNALS)].assign(combined=combined, best_single=best)
     statistic = _figures(points["in_error"].to_numpy(), scores)
     with warnings.catch_warnings():
@@ -361,6 +374,99 @@ def _fold(run: dict):
     return None if fold is None or pd.isna(fold) else int(fold)
 
 
+def pooled_points(
+    runs: pd.DataFrame,
+    predictions: Mapping[str, pd.DataFrame],
+    train_predictions: Mapping[str, pd.DataFrame] | None = None,
+    skeleton: Sequence[Sequence[str]] = (),
+    reference: Reference | None = None,
+) -> dict[int, pd.DataFrame]:
+    """Each condition's (``labelled_frames``) scored points, pooled over its runs (folds): the
+    columns of :func:`signal_points` (``frame_key`` prefixed with the run id), ``mae_threshold_px``
+    (:data:`TIMES_TEST_MAE` x the run's test MAE) and ``ref_length_px`` (the frame's PCK reference
+    length, src/evaluation/pck.py, from the run's logged labels; NaN without ``reference`` or where
+    the frame has none). ``attrs``: ``thresholds`` (one per run with a test MAE) and ``pca_poses``.
+    The arguments are :func:`trust_validation`'s; conditions without a labelled point are left out.
+    """
+    records = [r for r in runs.to_dict("records") if predictions.get(r["run_id"]) is not None]
+    labels = _label_rows([predictions[r["run_id"]] for r in records])
+    scored: dict[int, list[pd.DataFrame]] = {}
+    thresholds: dict[int, list[float]] = {}
+    for run in records:
+        test_mae = run.get(TEST_MAE, np.nan)
+        if pd.isna(test_mae):
+            continue
+        n = int(run["labelled_frames"])
+        others = [
+            predictions[o["run_id"]]
+            for o in records
+            if _fold(o) == _fold(run) and int(o["labelled_frames"]) != n
+        ]
+        logged = predictions[run["run_id"]]
+        points = signal_points(
+            logged,
+            float(test_mae),
+            train=(train_predictions or {}).get(run["run_id"]),
+            skeleton=skeleton,
+            others=others,
+            labels=labels,
+        )
+        points["mae_threshold_px"] = TIMES_TEST_MAE * float(test_mae)
+        points["ref_length_px"] = (
+            _reference_lengths(logged, reference).reindex(points["frame_key"]).to_numpy(dtype=float)
+        )
+        # pseudonyms are per study, so a participant's points in two folds are one participant
+        points["frame_key"] = f"{run['run_id']}:" + points["frame_key"]
+        scored.setdefault(n, []).append(points)
+        thresholds.setdefault(n, []).append(TIMES_TEST_MAE * float(test_mae))
+    pooled = {}
+    for n, parts in sorted(scored.items()):
+        if sum(len(p) for p in parts):
+            pooled[n] = pd.concat(parts, ignore_index=True)
+            pooled[n].attrs = {
+                "pca_poses": [p.attrs["pca_poses"] for p in parts],
+                "thresholds": thresholds[n],
+            }
+    return pooled
+
+
+def _reference_lengths(logged: pd.DataFrame, reference: Reference | None) -> pd.Series:
+    """The PCK reference length (px) of each labelled generalisation frame of one run's logged
+    predictions, by ``video/frame``; empty without a reference."""
+    if reference is None:
+        return pd.Series(dtype=float)
+    labels = _label_rows([logged]).rename(columns={"x_label": "x", "y_label": "y"})
+    lengths = reference_lengths(labels, reference)
+    key = lengths["video"].astype(str) + "/" + lengths["frame"].astype(str)
+    return pd.Series(lengths["ref_length_px"].to_numpy(dtype=float), index=key.to_numpy())
+
+
+def validation_table(
+    pooled: Mapping[int, pd.DataFrame],
+    bootstrap: Bootstrap,
+    min_participants: int,
+    fitted: Mapping[int, tuple] | None = None,
+) -> pd.DataFrame:
+    """:func:`trust_validation` of the conditions' :func:`pooled_points` (``fitted``: each
+    condition's :func:`_cross_fitted`, when already computed)."""
+    fitted = fitted or {}
+    rows = {
+        n: _condition_row(
+            points, points.attrs["thresholds"], bootstrap, min_participants, fitted.get(n)
+        )
+        for n, points in pooled.items()
+    }
+    columns = [
+        "threshold_px_min",
+        "threshold_px_max",
+        *[f"{f}{end}" for f in FIGURES for end in ("", "_ci_low", "_ci_high")],
+        *COUNTS,
+        "small",
+        *NOTES,
+    ]
+    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(INDEX)
+
+
 def trust_validation(
     runs: pd.DataFrame,
     predictions: Mapping[str, pd.DataFrame],
@@ -379,47 +485,8 @@ def trust_validation(
     participants, ``small`` True), the threshold's range over the runs (px), the
     :data:`COUNTS` and the :data:`NOTES`.
     """
-    records = [r for r in runs.to_dict("records") if predictions.get(r["run_id"]) is not None]
-    labels = _label_rows([predictions[r["run_id"]] for r in records])
-    scored: dict[int, list[pd.DataFrame]] = {}
-    thresholds: dict[int, list[float]] = {}
-    for run in records:
-        test_mae = run.get(TEST_MAE, np.nan)
-        if pd.isna(test_mae):
-            continue
-        n = int(run["labelled_frames"])
-        others = [
-            predictions[o["run_id"]]
-            for o in records
-            if _fold(o) == _fold(run) and int(o["labelled_frames"]) != n
-        ]
-        points = signal_points(
-            predictions[run["run_id"]],
-            float(test_mae),
-            train=(train_predictions or {}).get(run["run_id"]),
-            skeleton=skeleton,
-            others=others,
-            labels=labels,
-        )
-        # pseudonyms are per study, so a participant's points in two folds are one participant
-        points["frame_key"] = f"{run['run_id']}:" + points["frame_key"]
-        scored.setdefault(n, []).append(points)
-        thresholds.setdefault(n, []).append(TIMES_TEST_MAE * float(test_mae))
-    rows = {}
-    for n, parts in sorted(scored.items()):
-        if sum(len(p) for p in parts):
-            pooled = pd.concat(parts, ignore_index=True)
-            pooled.attrs["pca_poses"] = [p.attrs["pca_poses"] for p in parts]
-            rows[n] = _condition_row(pooled, thresholds[n], bootstrap, min_participants)
-    columns = [
-        "threshold_px_min",
-        "threshold_px_max",
-        *[f"{f}{end}" for f in FIGURES for end in ("", "_ci_low", "_ci_high")],
-        *COUNTS,
-        "small",
-        *NOTES,
-    ]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=columns).rename_axis(INDEX)
+    pooled = pooled_points(runs, predictions, train_predictions, skeleton)
+    return validation_table(pooled, bootstrap, min_participants)
 
 
 def trust_metrics(table: pd.DataFrame) -> dict[str, float]:
@@ -434,3 +501,351 @@ def trust_metrics(table: pd.DataFrame) -> dict[str, float]:
         metrics[f"trust_participants_frames_{n}"] = row["participants"]
         metrics[f"trust_points_frames_{n}"] = row["points"]
     return {k: float(v) for k, v in metrics.items() if pd.notna(v)}
+
+
+# The thresholds table (trust_thresholds.csv): every score against three thresholds, for points
+# and for frames (a frame's error: the mean over its labelled points; its score: the mean of its
+# points' scores, as benchmarks/trust.py ``per_frame``).
+FIXED_PX = 20.0  # report.trust_fixed_px's default: Lightning Pose's outlier threshold (px)
+UNITS = ("points", "frames")
+THRESHOLD_COLUMNS = (
+    "labelled_frames",
+    "threshold",
+    "threshold_px_min",
+    "threshold_px_max",
+    "unit",
+    "score",
+    *[f"{f}{end}" for f in ("auroc", "precision_at_5pct") for end in ("", "_ci_low", "_ci_high")],
+    *[f"share_in_error{end}" for end in ("", "_ci_low", "_ci_high")],
+    "n_in_error",
+    "n_judged",
+    "n_left_out",
+    "participants",
+    "small",
+    "best_single_chosen",
+    "absent_because",
+)
+NO_REFERENCE = "no labelled frame has a reference length (a reference bodypart unlabelled)"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The thresholds beside :data:`TIMES_TEST_MAE` x the test MAE: ``pck_fraction`` x each
+    frame's reference length (absent, saying ``pck_off``, without a ``reference``), and
+    ``fixed_px``. ``precision``: False computes the intervals of the share and the AUROC only
+    (the precision's estimate stays), for speed."""
+
+    reference: Reference | None = None
+    pck_fraction: float | None = None
+    fixed_px: float = FIXED_PX
+    pck_off: str = OFF_NOTE
+    precision: bool = True
+
+    def names(self) -> dict[str, str]:
+        """``threshold`` column value -> what it is, in words."""
+        fraction = f"{self.pck_fraction:g}" if self.pck_fraction is not None else ""
+        where = f" ({self.reference.description})" if self.reference is not None else ""
+        return {
+            f"{TIMES_TEST_MAE:g}x_test_mae": f"{TIMES_TEST_MAE:g} x test MAE",
+            f"pck{fraction}": f"{fraction or 'a fraction'} x reference{where}",
+            f"{self.fixed_px:g}px": f"{self.fixed_px:g} px",
+        }
+
+    def of(self, points: pd.DataFrame) -> list[tuple[str, np.ndarray | None, str]]:
+        """Per threshold: its name, each point's threshold (px; NaN: none) or None, and why."""
+        mae, pck, fixed = self.names()
+        if self.reference is None or self.pck_fraction is None:
+            pck_px, why = None, self.pck_off
+        else:
+            pck_px = self.pck_fraction * points["ref_length_px"].to_numpy(dtype=float)
+            pck_px, why = (pck_px, "") if np.isfinite(pck_px).any() else (None, NO_REFERENCE)
+        return [
+            (mae, points["mae_threshold_px"].to_numpy(dtype=float), ""),
+            (pck, pck_px, why),
+            (fixed, np.full(len(points), float(self.fixed_px)), ""),
+        ]
+
+
+def thresholds_of(
+    pck_cfg, data_kind: str, bodyparts: list[str], cm_per_px, fixed_px: float
+) -> Thresholds:
+    """The report's :class:`Thresholds`: ``evaluation.pck``'s reference (src/evaluation/pck.py
+    ``reference_of``) at its first fraction, and ``fixed_px``; the PCK threshold absent, saying
+    why, when the reference is off, its fractions empty or it does not fit the logged bodyparts."""
+    fractions = [float(f) for f in pck_cfg.get("fractions") or []]
+    fraction = fractions[0] if fractions else None
+    try:
+        reference = reference_of(pck_cfg, data_kind, bodyparts, cm_per_px)
+    except ConfigError as error:  # e.g. a reference bodypart the runs did not evaluate
+        return Thresholds(None, fraction, fixed_px, pck_off=str(error))
+    if reference is None or fraction is None:
+        why = OFF_NOTE if reference is None else "evaluation.pck.fractions is empty"
+        return Thresholds(None, fraction, fixed_px, pck_off=why)
+    return Thresholds(reference, fraction, fixed_px)
+
+
+def threshold_words(name: str) -> str:
+    """A ``threshold`` of :func:`threshold_table` in words: ``2x_test_mae`` -> "2 x test MAE",
+    ``pck0.1`` -> "0.1 x reference", ``20px`` -> "20 px"."""
+    if name.endswith("x_test_mae"):
+        return f"{name.removesuffix('x_test_mae')} x test MAE"
+    if name.startswith("pck"):
+        return f"{name.removeprefix('pck') or 'a fraction'} x reference"
+    return f"{name.removesuffix('px')} px"
+
+
+def _finite_columns(values: np.ndarray) -> np.ndarray:
+    """src/trust/validation.py ``_finite`` of each column: NaN as the column's least suspicious
+    value, an all-NaN column all 0."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    low = np.where(missing, np.inf, values).min(axis=0)
+    out = np.where(missing, low, values)
+    out[:, missing.all(axis=0)] = 0.0
+    return out
+
+
+def _column_aurocs(y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``auroc`` (src/trust/validation.py) of each column of ``values`` at once."""
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(values.shape[1], np.nan)
+    scores = _finite_columns(values)
+    order = np.argsort(scores, axis=0, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    # average rank of each run of ties (as scipy's rankdata), numbered across the columns
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    ties = np.cumsum(starts.ravel(order="F")).reshape(ordered.shape, order="F") - 1
+    positions = np.tile(np.arange(1.0, len(y) + 1)[:, None], (1, ordered.shape[1]))
+    mean_rank = np.bincount(ties.ravel(), positions.ravel()) / np.bincount(ties.ravel())
+    rank_sum = (mean_rank[ties] * y[order]).sum(axis=0)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
+
+
+def _column_precisions(y: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """``precision_at_flag_rate`` (src/trust/validation.py) of each column at :data:`FLAG_RATE`."""
+    scores = _finite_columns(values)
+    k = max(1, int(round(FLAG_RATE * len(y))))
+    cut = -np.partition(-scores, k - 1, axis=0)[k - 1]  # each column's k-th highest score
+    above, tied = scores > cut, scores == cut
+    hits = y.astype(float)
+    tied_share = (hits @ tied) / tied.sum(axis=0)
+    return (hits @ above + (k - above.sum(axis=0)) * tied_share) / k
+
+
+@dataclass
+class _Block:
+    """One (threshold, unit) of a condition: its rows of the stacked points and frames, whether
+    each is in error, the scores (columns :data:`SCORES`) and the threshold (px)."""
+
+    threshold: str
+    unit: str
+    rows: np.ndarray
+    in_error: np.ndarray
+    scores: np.ndarray
+    threshold_px: np.ndarray
+    participants: np.ndarray
+    chosen: str
+    left_out: int
+
+
+def _frames(points: pd.DataFrame, scores: pd.DataFrame, threshold_px: np.ndarray) -> pd.DataFrame:
+    """Per frame: participant, mean error of its points, its threshold and its mean scores."""
+    keys = points["frame_key"].to_numpy()
+    frames = scores.groupby(keys, sort=False).mean()
+    grouped = points.assign(threshold_px=threshold_px).groupby(keys, sort=False)
+    frames["error_px"] = grouped["error_px"].mean()
+    frames["threshold_px"] = grouped["threshold_px"].first()
+    frames["participant"] = grouped["participant"].first()
+    return frames
+
+
+def _blocks(
+    points: pd.DataFrame, thresholds: Thresholds, fitted: tuple | None
+) -> tuple[list[_Block], dict[str, str]]:
+    """Every present threshold's blocks (points, then frames) with rows into the stacked table
+    (points first, then each threshold's frames), and the absent thresholds' reasons. ``fitted``:
+    the combined score at 2 x test MAE when already computed."""
+    present = _present(points)
+    blocks, absent, offset = [], {}, len(points)
+    n_frames = points["frame_key"].nunique()
+    for name, threshold_px, why in thresholds.of(points):
+        if threshold_px is None:
+            absent[name] = why
+            continue
+        judged = np.isfinite(threshold_px)
+        rows = points[judged]
+        in_error = rows["error_px"].to_numpy() > threshold_px[judged]
+        reuse = fitted is not None and name == next(iter(thresholds.names()))
+        rows = rows.assign(in_error=in_error)
+        combined, best, chosen = fitted if reuse else _cross_fitted(rows, present)
+        scores = rows[list(SIGNALS)].assign(combined=combined, best_single=best)
+        index = np.flatnonzero(judged)
+        blocks.append(
+            _Block(name, "points", index, in_error, scores.to_numpy(dtype=float),
+                   threshold_px[judged], rows["participant"].to_numpy(), chosen,
+                   len(points) - len(rows))
+        )  # fmt: skip
+        frames = _frames(rows, scores, threshold_px[judged])
+        blocks.append(
+            _Block(name, "frames", offset + np.arange(len(frames)),
+                   (frames["error_px"] > frames["threshold_px"]).to_numpy(),
+                   frames[list(SCORES)].to_numpy(dtype=float), frames["threshold_px"].to_numpy(),
+                   frames["participant"].to_numpy(), chosen, n_frames - len(frames))
+        )  # fmt: skip
+        offset += len(frames)
+    return blocks, absent
+
+
+def _block_statistic(blocks: list[_Block], size: int, precision: bool):
+    """The figures of every block (share in error, each score's AUROC and, with ``precision``,
+    precision) of the stacked rows given, as one function of rows: one resample for all."""
+    where = []
+    for block in blocks:
+        position = np.full(size, -1)
+        position[block.rows] = np.arange(len(block.rows))
+        present = ~np.isnan(block.scores).all(axis=0)
+        where.append((position, present))
+
+    def of(rows: np.ndarray) -> np.ndarray:
+        out = []
+        for block, (position, present) in zip(blocks, where, strict=True):
+            picked = position[rows]
+            picked = picked[picked >= 0]
+            y, s = block.in_error[picked], block.scores[picked]
+            aurocs = np.where(present, _column_aurocs(y, s), np.nan)
+            out += [[y.mean() if len(y) else np.nan], aurocs]
+            if precision:
+                out.append(np.where(present, _column_precisions(y, s), np.nan))
+        return np.concatenate(out)
+
+    return of
+
+
+def _threshold_figures(
+    blocks: list[_Block], participants: np.ndarray, bootstrap: Bootstrap, small: bool, precision
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per block: (estimates, low, high) of the share in error, then the AUROC and the precision
+    of each of :data:`SCORES`; one participant bootstrap for every block (none when ``small``);
+    without ``precision`` the precisions' bounds are NaN."""
+    k = len(SCORES)
+    width, n_bounds = 1 + 2 * k, 1 + (2 if precision else 1) * k
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore", RuntimeWarning)  # a figure undefined in a resample
+        estimate = _block_statistic(blocks, len(participants), True)(np.arange(len(participants)))
+        low = high = np.full(len(blocks) * n_bounds, np.nan)
+        if not small:
+            _, low, high = participant_bootstrap(
+                participants,
+                _block_statistic(blocks, len(participants), precision),
+                n_boot=bootstrap.resamples,
+                seed=bootstrap.seed,
+                level=bootstrap.confidence,
+            )
+    out = []
+    for i in range(len(blocks)):
+        lo, hi = np.full(width, np.nan), np.full(width, np.nan)
+        lo[:n_bounds] = low[i * n_bounds : (i + 1) * n_bounds]
+        hi[:n_bounds] = high[i * n_bounds : (i + 1) * n_bounds]
+        out.append((estimate[i * width : (i + 1) * width], lo, hi))
+    return out
+
+
+def _score_rows(n: int, block: _Block, figures, min_participants: int) -> list[dict]:
+    """The rows of one block, a row per score."""
+    estimate, low, high = figures
+    n_participants = len(np.unique(block.participants))
+    small = n_participants < min_participants
+    if small:
+        low = high = np.full(len(estimate), np.nan)
+    k, rows = len(SCORES), []
+    for i, score in enumerate(SCORES):
+        row = {
+            "labelled_frames": n,
+            "threshold": block.threshold,
+            "threshold_px_min": float(np.min(block.threshold_px)),
+            "threshold_px_max": float(np.max(block.threshold_px)),
+            "unit": block.unit,
+            "score": score,
+            "n_in_error": int(block.in_error.sum()),
+            "n_judged": len(block.in_error),
+            "n_left_out": block.left_out,
+            "participants": n_participants,
+            "small": small,
+            "best_single_chosen": block.chosen if score == "best_single" else "",
+            "absent_because": ""
+            if np.isfinite(block.scores[:, i]).any()
+            else ABSENT_BECAUSE.get(score, ABSENT_BECAUSE["combined"]),
+        }
+        for name, at in (("share_in_error", 0), ("auroc", 1 + i), ("precision_at_5pct", 1 + k + i)):
+            row |= {name: estimate[at], f"{name}_ci_low": low[at], f"{name}_ci_high": high[at]}
+        rows.append(row)
+    return rows
+
+
+def _condition_thresholds(
+    n: int, points: pd.DataFrame, bootstrap: Bootstrap, min_participants: int, settings: tuple
+) -> list[dict]:
+    """One condition's rows of :func:`threshold_table`; ``settings``: its thresholds and
+    cross-fitted scores at 2 x test MAE (or None)."""
+    thresholds, fitted = settings
+    blocks, absent = _blocks(points, thresholds, fitted)
+    participants = np.concatenate(
+        [points["participant"].to_numpy(), *(b.participants for b in blocks if b.unit == "frames")]
+    )
+    small = len(np.unique(participants)) < min_participants
+    figures = _threshold_figures(blocks, participants, bootstrap, small, thresholds.precision)
+    rows = []
+    for name in thresholds.names():
+        for unit in UNITS:
+            if name in absent:
+                rows += [
+                    {"labelled_frames": n, "threshold": name, "unit": unit, "score": score}
+                    | {"absent_because": absent[name]}
+                    for score in SCORES
+                ]
+            for block, figure in zip(blocks, figures, strict=True):
+                if (block.threshold, block.unit) == (name, unit):
+                    rows += _score_rows(n, block, figure, min_participants)
+    return rows
+
+
+def threshold_table(
+    pooled: Mapping[int, pd.DataFrame],
+    bootstrap: Bootstrap,
+    min_participants: int,
+    thresholds: Thresholds = Thresholds(),
+    fitted: Mapping[int, tuple] | None = None,
+) -> pd.DataFrame:
+    """trust_thresholds.csv: one row per condition, threshold (:meth:`Thresholds.names`), unit
+    (points, frames) and score (:data:`SCORES`), columns :data:`THRESHOLD_COLUMNS`. A point is in
+    error when its error exceeds the threshold; a frame when the mean error of its labelled points
+    does, and its score is the mean of its points' scores. The combined score and the best single
+    signal are cross-fitted anew for each threshold (their label changes with it). Intervals as in
+    :func:`trust_validation` (none on fewer than ``min_participants`` participants, ``small``);
+    an absent threshold or score has NaN figures and says why in ``absent_because``. ``fitted``:
+    each condition's cross-fitted scores at 2 x test MAE, when already computed.
+    """
+    rows = []
+    for n, points in pooled.items():
+        settings = (thresholds, (fitted or {}).get(n))
+        rows += _condition_thresholds(n, points, bootstrap, min_participants, settings)
+    return pd.DataFrame(rows, columns=list(THRESHOLD_COLUMNS))
+
+
+def trust_tables(
+    pooled: Mapping[int, pd.DataFrame],
+    bootstrap: Bootstrap,
+    min_participants: int,
+    thresholds: Thresholds = Thresholds(),
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """:func:`validation_table` and :func:`threshold_table` of the same pooled points, the
+    combined score at 2 x test MAE cross-fitted once for both."""
+    fitted = {n: _cross_fitted(points, _present(points)) for n, points in pooled.items()}
+    return (
+        validation_table(pooled, bootstrap, min_participants, fitted),
+        threshold_table(pooled, bootstrap, min_participants, thresholds, fitted),
+    )

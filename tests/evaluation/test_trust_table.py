@@ -1,6 +1,6 @@
-"""The report's trust table (src/evaluation/trust_table.py) on hand-built prediction tables with
-known answers: how well 1 - likelihood flags the generalisation points whose error exceeds 2 x the
-run's test MAE."""
+"""The report's trust tables (src/evaluation/trust_table.py) on hand-built prediction tables with
+known answers: how well 1 - likelihood and the other signals flag the generalisation points whose
+error exceeds 2 x the run's test MAE, and points and frames against the other thresholds."""
 
 from __future__ import annotations
 
@@ -11,20 +11,28 @@ import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
+from src.evaluation.pck import OFF_NOTE, Reference
 from src.evaluation.render import _trust_section
 from src.evaluation.study_errors import Bootstrap
 from src.evaluation.tables import SMALL, ReportData
 from src.evaluation.trust_table import (
     ABSENT_BECAUSE,
     GAIN,
+    NO_REFERENCE,
     OTHER_POSES,
     TRAIN_POSES,
+    Thresholds,
+    auroc_column,
+    pooled_points,
+    precision_column,
     signal_points,
+    thresholds_of,
     trust_metrics,
+    trust_tables,
     trust_validation,
 )
 from src.tracking.runs import logged_predictions
-from src.trust.score import TrustModel
+from src.trust.score import TrustModel, cross_fit
 from src.trust.validation import auroc
 from tests.conftest import empty_mlflow_store
 
@@ -396,3 +404,226 @@ def test_the_combined_score_is_cross_fitted_by_participant():
     assert result["auroc_combined"] < 0.4
     assert result["auroc_best_single"] < 0.4  # chosen and calibrated on the others, too
     assert result["auroc_likelihood"] == pytest.approx(0.5, abs=0.05)  # the raw signal
+
+
+# The thresholds table (trust_thresholds.csv): 2 x test MAE, a PCK fraction of each frame's
+# reference length and a fixed px threshold, for points and for frames.
+# Errors (px) of a frame's 8 points by frame number % 4, against 2 x test MAE = 4 px:
+FRAME_ERRORS = {
+    0: [0.5] * 8,  # nothing in error
+    1: [25.0] + [0.5] * 7,  # one point in error (also above 20 px), the frame's mean 3.56 px not
+    2: [4.01] * 8,  # every point and the frame (mean 4.01 px) in error
+    3: [4.0] * 8,  # exactly at the threshold: not above it
+}
+
+
+def frame_errors(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with the errors of :data:`FRAME_ERRORS` (the signals stay those of its points)."""
+    errors = [FRAME_ERRORS[f % 4][BODY.index(b)] for f, b in zip(table["frame"], table["bodypart"])]
+    return table.assign(error_px=errors)
+
+
+def thresholds_of_runs(runs_, generalisation, thresholds, train=None, skeleton=()):
+    """The validation and the thresholds table of ``runs_``, as the report makes them."""
+    pooled = pooled_points(runs_, generalisation, train, skeleton, thresholds.reference)
+    return trust_tables(pooled, BOOTSTRAP, 3, thresholds)
+
+
+def pick(table: pd.DataFrame, threshold: str, unit: str, score: str = "low_likelihood"):
+    rows = table[(table["threshold"] == threshold) & (table["unit"] == unit)]
+    return rows[rows["score"] == score].iloc[0]
+
+
+def test_a_frame_is_in_error_exactly_when_its_points_mean_error_exceeds_the_threshold():
+    rng = np.random.default_rng(7)
+    labels = {p: body_poses(rng, 8) for p in PARTICIPANTS}
+    generalisation = {"a": frame_errors(posed(labels, rng))}
+    _, table = thresholds_of_runs(runs(("a", 6, 2.0)), generalisation, Thresholds(fixed_px=20.0))
+    frames = pick(table, "2x_test_mae", "frames")
+    # frames 2 and 6 of each participant; not 1 and 5 (a point in error, the mean not), nor 3, 7
+    assert (frames["n_in_error"], frames["n_judged"]) == (2 * 6, 8 * 6)
+    assert frames["share_in_error"] == 0.25
+    points = pick(table, "2x_test_mae", "points")
+    assert (points["n_in_error"], points["n_judged"]) == ((2 + 2 * 8) * 6, 8 * 8 * 6)
+    assert frames["threshold_px_min"] == frames["threshold_px_max"] == 4.0
+    # a frame's score is the mean of its points' scores: its AUROC, recomputed here
+    rows = generalisation["a"]
+    by_frame = rows.assign(low=1 - rows["likelihood"]).groupby(["participant", "frame"])
+    in_error = by_frame["error_px"].mean() > 4.0
+    assert frames["auroc"] == pytest.approx(auroc(in_error, by_frame["low"].mean()))
+    assert frames["auroc_ci_low"] <= frames["auroc"] <= frames["auroc_ci_high"]
+    # 20 px on the same points: only the one 25 px point of frames 1 and 5, no frame
+    fixed = pick(table, "20px", "points")
+    assert fixed["share_in_error"] == 2 * 6 / (8 * 8 * 6) != points["share_in_error"]
+    assert pick(table, "20px", "frames")["n_in_error"] == 0
+    assert np.isnan(pick(table, "20px", "frames")["auroc"])  # one class: no AUROC, not 0.5
+    # the combined score is fitted to each threshold's own label, not the 2 x test MAE one
+    scored = signal_points(rows, 2.0)
+    present = ["low_likelihood", "pca_reconstruction_error_px"]
+    over_20 = scored["error_px"].to_numpy() > 20
+
+    def combined_auroc(label: np.ndarray) -> float:
+        fit = cross_fit(scored, present, label, scored["participant"].to_numpy())
+        return auroc(over_20, fit.combined_ranking)
+
+    combined = pick(table, "20px", "points", "combined")["auroc"]
+    assert combined == pytest.approx(combined_auroc(over_20))
+    assert combined != pytest.approx(combined_auroc(scored["in_error"].to_numpy()))
+
+
+def scaled_poses(rng: np.random.Generator, scales: list[float]) -> np.ndarray:
+    """Body poses, frame f scaled by ``scales[f]`` about its neck (the reference length too)."""
+    poses = body_poses(rng, len(scales))
+    neck = poses[:, [1]]
+    return neck + (poses - neck) * np.asarray(scales)[:, None, None]
+
+
+def test_the_pck_threshold_scales_with_each_frames_reference_length():
+    """Errors 1.05 x (even frames) and 0.95 x (odd frames) 0.1 x the frame's own neck-to-hip
+    length, on frames of different sizes: by error alone no one threshold tells even from odd
+    frames (a small even frame's error is below a large odd frame's), by its own length each
+    frame is judged right."""
+    rng = np.random.default_rng(8)
+    scales = [0.5, 2.0, 2.0, 0.5, 1.0, 1.5, 1.5, 1.0]
+    labels = {p: scaled_poses(rng, scales) for p in PARTICIPANTS}
+    table = posed(labels, rng)
+    frame = ["participant", "frame"]
+    ends = table[table["bodypart"].isin(["neck", "hip"])].groupby(frame)
+    lengths = np.hypot(ends["x_label"].agg(np.ptp), ends["y_label"].agg(np.ptp))
+    length = lengths.reindex(pd.MultiIndex.from_frame(table[frame])).to_numpy()
+    table["error_px"] = 0.1 * length * np.where(table["frame"] % 2 == 0, 1.05, 0.95)
+    reference = Reference(("neck", "hip"), None, "neck to hip")
+    _, result = thresholds_of_runs(
+        runs(("a", 6, 100.0)), {"a": table}, Thresholds(reference, 0.1, 20.0)
+    )
+    frames, points = pick(result, "pck0.1", "frames"), pick(result, "pck0.1", "points")
+    assert (frames["n_in_error"], frames["n_judged"], frames["n_left_out"]) == (24, 48, 0)
+    assert points["n_in_error"] == 24 * 8
+    assert frames["threshold_px_min"] == pytest.approx(0.1 * lengths.min())
+    assert frames["threshold_px_max"] == pytest.approx(0.1 * lengths.max())
+    # the in-error frames are not the largest errors: one threshold could not pick them
+    errors = table.groupby(["participant", "frame"])["error_px"].mean()
+    even = errors.index.get_level_values("frame") % 2 == 0
+    assert errors[even].min() < errors[~even].max()
+    # the 20 px and 2 x test MAE (200 px) thresholds judge the same points otherwise
+    assert pick(result, "20px", "points")["n_in_error"] == (table["error_px"] > 20).sum() != 24 * 8
+    assert pick(result, "2x_test_mae", "frames")["n_in_error"] == 0
+
+
+def test_a_frame_without_a_reference_length_is_left_out_of_the_pck_threshold():
+    rng = np.random.default_rng(9)
+    labels = {p: body_poses(rng, 8) for p in PARTICIPANTS}
+    table = posed(labels, rng)
+    unlabelled = (table["frame"] == 0) & (table["bodypart"] == "hip")
+    table.loc[unlabelled, ["x_label", "y_label", "error_px"]] = np.nan
+    reference = Reference(("neck", "hip"), None, "neck to hip")
+    _, result = thresholds_of_runs(runs(("a", 6, 1.0)), {"a": table}, Thresholds(reference, 0.1))
+    frames = pick(result, "pck0.1", "frames")
+    assert (frames["n_judged"], frames["n_left_out"]) == (7 * 6, 6)
+    assert pick(result, "20px", "frames")["n_left_out"] == 0
+    # no frame with a reference length: the threshold is absent, saying why
+    table.loc[table["bodypart"] == "hip", ["x_label", "y_label", "error_px"]] = np.nan
+    _, result = thresholds_of_runs(runs(("a", 6, 1.0)), {"a": table}, Thresholds(reference, 0.1))
+    absent = result[result["threshold"] == "pck0.1"]
+    assert absent["auroc"].isna().all() and (absent["absent_because"] == NO_REFERENCE).all()
+
+
+def test_without_a_pck_reference_the_pck_threshold_is_absent_saying_why():
+    rng = np.random.default_rng(10)
+    runs_, generalisation, train = fold_runs(rng, PARTICIPANTS)
+    off = {"reference_bodyparts": "auto", "reference_length_cm": None, "fractions": [0.2, 0.5]}
+    thresholds = thresholds_of(off, "dlc_project", BODY, None, 20.0)  # auto: off on users' data
+    assert thresholds.reference is None and thresholds.pck_off == OFF_NOTE
+    validation, table = thresholds_of_runs(runs_, generalisation, thresholds, train, SKELETON)
+    pck = table[table["threshold"] == "pck0.2"]
+    assert len(pck) == 2 * 2 * 7  # 2 conditions, points and frames, every score
+    assert pck["auroc"].isna().all() and pck["n_judged"].isna().all()
+    assert (pck["absent_because"] == OFF_NOTE).all()
+    present = table[table["threshold"] != "pck0.2"]
+    assert (present.loc[present["score"] == "jump_px", "absent_because"] != "").all()
+    assert (present.loc[present["score"] == "low_likelihood", "absent_because"] == "").all()
+    # on for the embedded cohort's bodyparts, or with a pair of the data set's
+    synthetic = thresholds_of(off, "synthetic", ["left_shoulder", "right_hip"], None, 20.0)
+    assert synthetic.reference.bodyparts == ("left_shoulder", "right_hip")
+    assert synthetic.pck_fraction == 0.2
+    section = "\n".join(
+        _trust_section(
+            ReportData(pd.DataFrame(), pd.DataFrame(), trust=validation, trust_thresholds=table)
+        )
+    )
+    assert f"0.2 x reference: absent, {OFF_NOTE}." in section
+    assert re.search(
+        r"\| +points, 2 x test MAE \| +points, 20 px \| +frames, 2 x test MAE \|", section
+    )
+    assert re.search(r"\| +combined score \| +1\.00 \[1\.00, 1\.00\] \|", section)
+
+
+# trust_validation.csv's columns before the thresholds table came: they must not change
+VALIDATION_COLUMNS = [
+    "threshold_px_min",
+    "threshold_px_max",
+    *[
+        f"{f}{end}"
+        for f in (
+            "share_in_error",
+            "auroc_likelihood",
+            "auroc_pca_reconstruction_error_px",
+            "auroc_segment_length_deviation",
+            "auroc_model_disagreement_px",
+            "auroc_jump_px",
+            "auroc_combined",
+            "auroc_best_single",
+            "precision_at_5pct",
+            "precision_at_5pct_pca_reconstruction_error_px",
+            "precision_at_5pct_segment_length_deviation",
+            "precision_at_5pct_model_disagreement_px",
+            "precision_at_5pct_jump_px",
+            "precision_at_5pct_combined",
+            "precision_at_5pct_best_single",
+            "auroc_gain_over_best_single",
+        )
+        for end in ("", "_ci_low", "_ci_high")
+    ],
+    "participants",
+    "frames",
+    "points",
+    "folds",
+    "small",
+    "best_single_chosen",
+    "pca_poses",
+    "signals_absent",
+]
+
+
+def test_the_validation_table_is_unchanged_and_its_points_rows_agree():
+    rng = np.random.default_rng(4)
+    runs_1, generalisation_1, train_1 = fold_runs(rng, PARTICIPANTS[:3], fold=1, prefix="f1")
+    runs_2, generalisation_2, train_2 = fold_runs(rng, PARTICIPANTS[3:], fold=2, prefix="f2")
+    runs_2["mae_test_px"] = 2.0
+    runs_ = pd.concat([runs_1, runs_2])
+    generalisation, train = generalisation_1 | generalisation_2, train_1 | train_2
+    alone = trust_validation(runs_, generalisation, BOOTSTRAP, 3, train, SKELETON)
+    reference = Reference(("neck", "hip"), None, "neck to hip")
+    validation, table = thresholds_of_runs(
+        runs_, generalisation, Thresholds(reference, 0.1), train, SKELETON
+    )
+    assert alone.columns.tolist() == VALIDATION_COLUMNS
+    pd.testing.assert_frame_equal(validation, alone)  # the report's and the function's: one table
+    # the thresholds table's 2 x test MAE points are the validation table's figures, interval too
+    for n, row in alone.iterrows():
+        for score in ("low_likelihood", "combined", "best_single", "model_disagreement_px"):
+            mine = table[
+                (table["labelled_frames"] == n)
+                & (table["threshold"] == "2x_test_mae")
+                & (table["unit"] == "points")
+                & (table["score"] == score)
+            ].iloc[0]
+            for end in ("", "_ci_low", "_ci_high"):
+                for theirs, ours in (
+                    (auroc_column(score), "auroc"),
+                    (precision_column(score), "precision_at_5pct"),
+                    ("share_in_error", "share_in_error"),
+                ):
+                    assert mine[f"{ours}{end}"] == pytest.approx(row[f"{theirs}{end}"], nan_ok=True)
+        assert mine["threshold_px_min"] == row["threshold_px_min"]
+        assert mine["participants"] == row["participants"]
