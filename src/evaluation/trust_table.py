@@ -29,6 +29,14 @@ combined - best single, each with a participant-bootstrap interval (one resample
 difference is paired). An absent signal's figures are NaN (never a chance-level 0.5) and its name
 is in ``signals_absent``. The likelihood's columns keep their names (``auroc_likelihood``,
 ``precision_at_5pct``); the others' are ``auroc_<score>`` and ``precision_at_5pct_<score>``.
+
+:func:`threshold_table` (trust_thresholds.csv) judges the same scores against three thresholds,
+for points and for frames: 2 x test MAE, the first PCK fraction x each frame's reference length
+(src/evaluation/pck.py; absent, saying why, without a reference) and a fixed px threshold
+(:class:`Thresholds`). A frame is in error when the mean error of its labelled points exceeds the
+threshold; its score is the mean of its points' scores. The combined score and the best single
+signal are cross-fitted for each threshold (its label is theirs); :func:`trust_tables` makes both
+tables from one :func:`pooled_points`, the 2 x test MAE fit shared.
 """
 
 from __future__ import annotations
@@ -541,15 +549,10 @@ class Thresholds:
     pck_off: str = OFF_NOTE
     precision: bool = True
 
-    def names(self) -> dict[str, str]:
-        """``threshold`` column value -> what it is, in words."""
+    def names(self) -> tuple[str, str, str]:
+        """The ``threshold`` column's values (:func:`threshold_words` says them in words)."""
         fraction = f"{self.pck_fraction:g}" if self.pck_fraction is not None else ""
-        where = f" ({self.reference.description})" if self.reference is not None else ""
-        return {
-            f"{TIMES_TEST_MAE:g}x_test_mae": f"{TIMES_TEST_MAE:g} x test MAE",
-            f"pck{fraction}": f"{fraction or 'a fraction'} x reference{where}",
-            f"{self.fixed_px:g}px": f"{self.fixed_px:g} px",
-        }
+        return f"{TIMES_TEST_MAE:g}x_test_mae", f"pck{fraction}", f"{self.fixed_px:g}px"
 
     def of(self, points: pd.DataFrame) -> list[tuple[str, np.ndarray | None, str]]:
         """Per threshold: its name, each point's threshold (px; NaN: none) or None, and why."""
@@ -679,7 +682,7 @@ def _blocks(
         judged = np.isfinite(threshold_px)
         rows = points[judged]
         in_error = rows["error_px"].to_numpy() > threshold_px[judged]
-        reuse = fitted is not None and name == next(iter(thresholds.names()))
+        reuse = fitted is not None and name == thresholds.names()[0]
         rows = rows.assign(in_error=in_error)
         combined, best, chosen = fitted if reuse else _cross_fitted(rows, present)
         scores = rows[list(SIGNALS)].assign(combined=combined, best_single=best)
@@ -715,9 +718,12 @@ def _block_statistic(blocks: list[_Block], size: int, precision: bool):
         for block, (position, present) in zip(blocks, where, strict=True):
             picked = position[rows]
             picked = picked[picked >= 0]
+            if not len(picked):  # none of the resampled participants has a unit here
+                out.append(np.full(1 + (2 if precision else 1) * len(SCORES), np.nan))
+                continue
             y, s = block.in_error[picked], block.scores[picked]
             aurocs = np.where(present, _column_aurocs(y, s), np.nan)
-            out += [[y.mean() if len(y) else np.nan], aurocs]
+            out += [[y.mean()], aurocs]
             if precision:
                 out.append(np.where(present, _column_precisions(y, s), np.nan))
         return np.concatenate(out)

@@ -521,6 +521,13 @@ def test_a_frame_without_a_reference_length_is_left_out_of_the_pck_threshold():
     frames = pick(result, "pck0.1", "frames")
     assert (frames["n_judged"], frames["n_left_out"]) == (7 * 6, 6)
     assert pick(result, "20px", "frames")["n_left_out"] == 0
+    # half the participants without any: some resamples hold none of the judged ones
+    without = table["participant"].isin(PARTICIPANTS[:3]) & (table["bodypart"] == "hip")
+    table.loc[without, ["x_label", "y_label", "error_px"]] = np.nan
+    _, result = thresholds_of_runs(runs(("a", 6, 1.0)), {"a": table}, Thresholds(reference, 0.1))
+    frames = pick(result, "pck0.1", "frames")
+    assert (frames["participants"], frames["n_judged"]) == (3, 7 * 3)
+    assert frames["share_in_error_ci_low"] <= frames["share_in_error_ci_high"]
     # no frame with a reference length: the threshold is absent, saying why
     table.loc[table["bodypart"] == "hip", ["x_label", "y_label", "error_px"]] = np.nan
     _, result = thresholds_of_runs(runs(("a", 6, 1.0)), {"a": table}, Thresholds(reference, 0.1))
