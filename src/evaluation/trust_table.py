@@ -686,19 +686,33 @@ def _blocks(
         rows = rows.assign(in_error=in_error)
         combined, best, chosen = fitted if reuse else _cross_fitted(rows, present)
         scores = rows[list(SIGNALS)].assign(combined=combined, best_single=best)
-        index = np.flatnonzero(judged)
         blocks.append(
-            _Block(name, "points", index, in_error, scores.to_numpy(dtype=float),
-                   threshold_px[judged], rows["participant"].to_numpy(), chosen,
-                   len(points) - len(rows))
-        )  # fmt: skip
+            _Block(
+                name,
+                "points",
+                rows=np.flatnonzero(judged),
+                in_error=in_error,
+                scores=scores.to_numpy(dtype=float),
+                threshold_px=threshold_px[judged],
+                participants=rows["participant"].to_numpy(),
+                chosen=chosen,
+                left_out=len(points) - len(rows),
+            )
+        )
         frames = _frames(rows, scores, threshold_px[judged])
         blocks.append(
-            _Block(name, "frames", offset + np.arange(len(frames)),
-                   (frames["error_px"] > frames["threshold_px"]).to_numpy(),
-                   frames[list(SCORES)].to_numpy(dtype=float), frames["threshold_px"].to_numpy(),
-                   frames["participant"].to_numpy(), chosen, n_frames - len(frames))
-        )  # fmt: skip
+            _Block(
+                name,
+                "frames",
+                rows=offset + np.arange(len(frames)),
+                in_error=(frames["error_px"] > frames["threshold_px"]).to_numpy(),
+                scores=frames[list(SCORES)].to_numpy(dtype=float),
+                threshold_px=frames["threshold_px"].to_numpy(),
+                participants=frames["participant"].to_numpy(),
+                chosen=chosen,
+                left_out=n_frames - len(frames),
+            )
+        )
         offset += len(frames)
     return blocks, absent
 
