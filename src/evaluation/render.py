@@ -320,6 +320,12 @@ def _trust_thresholds(table: pd.DataFrame | None) -> list[str]:
     judged = rows[rows["n_judged"].notna()]
     names = list(dict.fromkeys(rows["threshold"]))
     shown = [t for t in names if t in set(judged["threshold"])]
+    reasons = rows.drop_duplicates("threshold").set_index("threshold")["absent_because"]
+    absent = [
+        f"{threshold_words(t)}: absent, {_words(reasons[t])}." for t in names if t not in shown
+    ]
+    if not shown:
+        return absent
     scores = ["low_likelihood", "combined", "best_single"]
     first = judged[(judged["threshold"] == shown[0]) & (judged["unit"] == "points")]
     others = first[~first["score"].isin(scores) & first["auroc"].notna()]
@@ -340,10 +346,6 @@ def _trust_thresholds(table: pd.DataFrame | None) -> list[str]:
         for t in shown
         if not t.endswith("px")
     )
-    reasons = rows.drop_duplicates("threshold").set_index("threshold")["absent_because"]
-    absent = [
-        f"{threshold_words(t)}: absent, {_words(reasons[t])}." for t in names if t not in shown
-    ]
     return [
         "The same scores against other thresholds, for points and for **frames** (a frame is in "
         "error when the mean error of its labelled points exceeds the threshold; its score is the "

@@ -634,3 +634,19 @@ def test_the_validation_table_is_unchanged_and_its_points_rows_agree():
                     assert mine[f"{ours}{end}"] == pytest.approx(row[f"{theirs}{end}"], nan_ok=True)
         assert mine["threshold_px_min"] == row["threshold_px_min"]
         assert mine["participants"] == row["participants"]
+
+
+def test_the_thresholds_table_with_nothing_judged_says_why_and_does_not_fail():
+    rng = np.random.default_rng(11)
+    runs_, generalisation, train = fold_runs(rng, PARTICIPANTS)
+    off = {"reference_bodyparts": "auto", "reference_length_cm": None, "fractions": [0.2]}
+    thresholds = thresholds_of(off, "dlc_project", BODY, None, 20.0)
+    validation, table = thresholds_of_runs(runs_, generalisation, thresholds, train, SKELETON)
+    table["n_judged"] = np.nan  # as when no threshold judged a unit of the condition
+    text = "\n".join(
+        _trust_section(
+            ReportData(pd.DataFrame(), pd.DataFrame(), trust=validation, trust_thresholds=table)
+        )
+    )
+    assert "The same scores against other thresholds" not in text
+    assert text.count(": absent, ") == table["threshold"].nunique()
