@@ -54,7 +54,13 @@ from src.evaluation.pck import OFF_NOTE, Reference, reference_lengths, reference
 from src.evaluation.study_errors import Bootstrap
 from src.trust import signals as sig
 from src.trust.score import cross_fit
-from src.trust.validation import auroc, participant_bootstrap, precision_at_flag_rate
+from src.trust.validation import (
+    auroc,
+    column_aurocs,
+    column_precisions,
+    participant_bootstrap,
+    precision_at_flag_rate,
+)
 
 INDEX = "labelled frames per video"
 TIMES_TEST_MAE = 2.0  # the threshold: this many times the judged run's test MAE
@@ -599,48 +605,6 @@ def threshold_words(name: str) -> str:
     return f"{name.removesuffix('px')} px"
 
 
-def _finite_columns(values: np.ndarray) -> np.ndarray:
-    """src/trust/validation.py ``_finite`` of each column: NaN as the column's least suspicious
-    value, an all-NaN column all 0."""
-    missing = np.isnan(values)
-    if not missing.any():
-        return values
-    low = np.where(missing, np.inf, values).min(axis=0)
-    out = np.where(missing, low, values)
-    out[:, missing.all(axis=0)] = 0.0
-    return out
-
-
-def _column_aurocs(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``auroc`` (src/trust/validation.py) of each column of ``scores`` (no NaN:
-    :func:`_finite_columns`) at once."""
-    n_pos = int(y.sum())
-    n_neg = len(y) - n_pos
-    if n_pos == 0 or n_neg == 0:
-        return np.full(scores.shape[1], np.nan)
-    order = np.argsort(scores, axis=0, kind="stable")
-    ordered = np.take_along_axis(scores, order, axis=0)
-    # average rank of each run of ties (as scipy's rankdata), numbered across the columns
-    starts = np.ones(ordered.shape, dtype=bool)
-    starts[1:] = ordered[1:] != ordered[:-1]
-    ties = np.cumsum(starts.ravel(order="F")).reshape(ordered.shape, order="F") - 1
-    positions = np.tile(np.arange(1.0, len(y) + 1)[:, None], (1, ordered.shape[1]))
-    mean_rank = np.bincount(ties.ravel(), positions.ravel()) / np.bincount(ties.ravel())
-    rank_sum = (mean_rank[ties] * y[order]).sum(axis=0)
-    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def _column_precisions(y: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """``precision_at_flag_rate`` (src/trust/validation.py) of each column of ``scores`` (no NaN:
-    :func:`_finite_columns`) at :data:`FLAG_RATE`."""
-    k = max(1, int(round(FLAG_RATE * len(y))))
-    cut = -np.partition(-scores, k - 1, axis=0)[k - 1]  # each column's k-th highest score
-    above, tied = scores > cut, scores == cut
-    hits = y.astype(float)
-    tied_share = (hits @ tied) / tied.sum(axis=0)
-    return (hits @ above + (k - above.sum(axis=0)) * tied_share) / k
-
-
 @dataclass
 class _Block:
     """One (threshold, unit) of a condition: its rows of the stacked points and frames, whether
@@ -736,11 +700,11 @@ def _block_statistic(blocks: list[_Block], size: int, precision: bool):
             picked = position[rows]
             picked = picked[picked >= 0]
             if len(picked):  # else none of the resampled participants has a unit here
-                y, s = block.in_error[picked], _finite_columns(scores[picked])
+                y, s = block.in_error[picked], scores[picked]
                 figures[0] = y.mean()
-                figures[1 : 1 + k][present] = _column_aurocs(y, s)
+                figures[1 : 1 + k][present] = column_aurocs(y, s)
                 if precision:
-                    figures[1 + k :][present] = _column_precisions(y, s)
+                    figures[1 + k :][present] = column_precisions(y, s, FLAG_RATE)
             out.append(figures)
         return np.concatenate(out)
 

@@ -16,28 +16,64 @@ import warnings
 from collections.abc import Callable
 
 import numpy as np
-from scipy.stats import rankdata, spearmanr
+from scipy.stats import spearmanr
 
 
-def _finite(score: np.ndarray) -> np.ndarray:
-    """NaN scores count as the least suspicious (a signal that cannot say anything flags
-    nothing)."""
+def _finite(values: np.ndarray) -> np.ndarray:
+    """NaN scores count as the least suspicious of their column (a signal that cannot say
+    anything flags nothing); an all-NaN column is all 0. ``values``: (rows, columns)."""
+    missing = np.isnan(values)
+    if not missing.any():
+        return values
+    low = np.where(missing, np.inf, values).min(axis=0)
+    out = np.where(missing, low, values)
+    out[:, missing.all(axis=0)] = 0.0
+    return out
+
+
+def _columns(score: np.ndarray) -> np.ndarray:
+    """``score`` as (rows, columns) floats: one column for a vector."""
     score = np.asarray(score, dtype=float)
-    if np.isnan(score).all():
-        return np.zeros_like(score)
-    return np.where(np.isnan(score), np.nanmin(score), score)
+    return score[:, None] if score.ndim == 1 else score
+
+
+def column_aurocs(is_error: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``auroc`` of each column of ``scores`` (rows, columns) at once (ranks with ties averaged,
+    as scipy's rankdata)."""
+    y = np.asarray(is_error).astype(bool)
+    scores = _finite(_columns(scores))
+    n_pos = int(y.sum())
+    n_neg = len(y) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return np.full(scores.shape[1], np.nan)
+    order = np.argsort(scores, axis=0, kind="stable")
+    ordered = np.take_along_axis(scores, order, axis=0)
+    # average rank of each run of ties, the runs numbered across the columns
+    starts = np.ones(ordered.shape, dtype=bool)
+    starts[1:] = ordered[1:] != ordered[:-1]
+    ties = np.cumsum(starts.ravel(order="F")).reshape(ordered.shape, order="F") - 1
+    positions = np.tile(np.arange(1.0, len(y) + 1)[:, None], (1, ordered.shape[1]))
+    mean_rank = np.bincount(ties.ravel(), positions.ravel()) / np.bincount(ties.ravel())
+    rank_sum = (mean_rank[ties] * y[order]).sum(axis=0)
+    return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
 
 
 def auroc(is_error: np.ndarray, score: np.ndarray) -> float:
     """Area under the ROC curve (0 ... 1) of ``score`` for the rows with ``is_error`` = 1: the
     chance that an erroneous row scores above a correct one (ties count half; Mann-Whitney U). NaN
     when only one class is present."""
-    y = np.asarray(is_error).astype(bool)
-    n_pos, n_neg = int(y.sum()), int((~y).sum())
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    ranks = rankdata(_finite(score))
-    return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return float(column_aurocs(is_error, score)[0])
+
+
+def column_precisions(is_error: np.ndarray, scores: np.ndarray, rate: float = 0.05) -> np.ndarray:
+    """``precision_at_flag_rate`` of each column of ``scores`` (rows, columns) at once."""
+    y = np.asarray(is_error, dtype=float)
+    scores = _finite(_columns(scores))
+    k = max(1, int(round(rate * len(y))))
+    cut = -np.partition(-scores, k - 1, axis=0)[k - 1]  # each column's k-th highest score
+    above, tied = scores > cut, scores == cut
+    tied_share = (y @ tied) / tied.sum(axis=0)
+    return (y @ above + (k - above.sum(axis=0)) * tied_share) / k
 
 
 def precision_at_flag_rate(is_error: np.ndarray, score: np.ndarray, rate: float = 0.05) -> float:
@@ -46,14 +82,7 @@ def precision_at_flag_rate(is_error: np.ndarray, score: np.ndarray, rate: float 
     Rows tied at the cut count by their tied group's share, so a score with ties (e.g. a 0/1 flag)
     gets the precision a random choice among the tied rows would have on average.
     """
-    y = np.asarray(is_error, dtype=float)
-    score = _finite(score)
-    k = max(1, int(round(rate * len(y))))
-    cut = np.sort(score)[::-1][k - 1]
-    above = score > cut
-    tied = score == cut
-    taken_tied = k - int(above.sum())
-    return float((y[above].sum() + taken_tied * y[tied].mean()) / k)
+    return float(column_precisions(is_error, score, rate)[0])
 
 
 def spearman(predicted: np.ndarray, actual: np.ndarray) -> float:

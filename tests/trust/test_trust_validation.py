@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from src.trust.validation import auroc, participant_bootstrap, precision_at_flag_rate, spearman
+from src.trust.validation import (
+    auroc,
+    column_aurocs,
+    column_precisions,
+    participant_bootstrap,
+    precision_at_flag_rate,
+    spearman,
+)
 
 
 def test_auroc_of_a_perfect_signal_is_one():
@@ -58,3 +65,20 @@ def test_the_bootstrap_resamples_whole_participants():
 
 def test_spearman():
     assert spearman([1, 2, 3, 4], [10, 20, 30, 45]) == pytest.approx(1.0)
+
+
+def test_column_figures_are_each_columns_figure_ties_and_nan_included():
+    rng = np.random.default_rng(4)
+    y = rng.random(150) < 0.3
+    scores = np.round(rng.gamma(2.0, 1.0, (150, 4)), 1)  # rounded: many ties
+    scores[rng.random((150, 4)) < 0.1] = np.nan
+    scores[:, 3] = np.nan  # a signal that says nothing
+    scores[:, 2] = (scores[:, 2] > 2).astype(float)  # a 0/1 flag
+    expected = [
+        roc_auc_score(y, np.nan_to_num(scores[:, i], nan=np.nanmin(scores[:, i]))) for i in range(3)
+    ]
+    np.testing.assert_allclose(column_aurocs(y, scores)[:3], expected)
+    assert column_aurocs(y, scores)[3] == 0.5
+    for i in range(4):
+        assert column_aurocs(y, scores)[i] == auroc(y, scores[:, i])
+        assert column_precisions(y, scores, 0.1)[i] == precision_at_flag_rate(y, scores[:, i], 0.1)
