@@ -26,6 +26,7 @@ from src.errors import ConfigError, DataError
 from src.tracking import registry, store
 from src.training.condition import train
 from tests.conftest import REPO, compose_config, python_env, tiny_overrides, tiny_project
+from tests.tracking.test_registry import fitted_calibrator
 
 pytestmark = pytest.mark.slow
 NAME = "synthetic_clinical"
@@ -80,26 +81,10 @@ def calibrated(trained, exported, tmp_path_factory):
     """The champion registered again carrying a trust calibrator whose provenance names a video
     (after ``exported``: the aliases move to the new version): (its models:/ URI, the artifact as
     registered, a dict)."""
-    from src.trust.score import TrustModel
-    from src.trust.signals import PosePCA
-
     root, run_id = trained
     folder = tmp_path_factory.mktemp("calibrator")
-    dataset = yaml.safe_load((Path(configured(root).data.root) / "dataset.yaml").read_text())
-    bodyparts = list(dataset["bodyparts"])
-    rng = np.random.default_rng(0)
-    table = pd.DataFrame(
-        {"low_likelihood": rng.uniform(0, 1, 200), "jump_px": rng.gamma(2, 1, 200)}
-    )
-    score = TrustModel.fit(
-        table,
-        ["low_likelihood", "jump_px"],
-        table["low_likelihood"] > 0.5,
-        threshold="2 x test MAE",
-        pose_pca=PosePCA().fit(rng.uniform(0, 80, (20, len(bodyparts), 2))).to_dict(),
-        bodyparts=bodyparts,
-        skeleton=dataset["skeleton"],
-    )
+    data_root = Path(configured(root).data.root)
+    score = fitted_calibrator(data_root, np.random.default_rng(0), rows=200)
     score.provenance = {
         "condition": 2,
         "folds": [1],

@@ -35,6 +35,9 @@ from src.tracking.runs import logged_predictions
 from src.trust.score import TrustModel, cross_fit
 from src.trust.validation import auroc
 from tests.conftest import empty_mlflow_store
+from tests.trust.test_trust_signals import BASE as SIGNALS_BASE
+from tests.trust.test_trust_signals import BODYPARTS as BODY
+from tests.trust.test_trust_signals import SKELETON
 
 BOOTSTRAP = Bootstrap(resamples=200, seed=0, confidence=0.95)
 
@@ -189,20 +192,9 @@ def test_logged_predictions_reads_each_runs_generalisation_csv(tmp_path):
     pd.testing.assert_frame_equal(found[logged], table, check_dtype=False)
 
 
-# Every signal on labelled frames: an 8-point body (px) with two movement modes (arm, leg)
-BODY = ["head", "neck", "shoulder", "elbow", "wrist", "hip", "knee", "ankle"]
-SKELETON = [
-    ["head", "neck"],
-    ["neck", "shoulder"],
-    ["shoulder", "elbow"],
-    ["elbow", "wrist"],
-    ["shoulder", "hip"],
-    ["hip", "knee"],
-    ["knee", "ankle"],
-]
-BASE = 4.0 * np.array(
-    [[0, 0], [0, 8], [4, 10], [10, 12], [16, 12], [4, 30], [5, 42], [6, 54]], dtype=float
-)
+# Every signal on labelled frames: the 8-point body of the signal tests, 4 x larger (px), with
+# two movement modes (arm, leg)
+BASE = 4.0 * SIGNALS_BASE
 ARM = np.zeros_like(BASE)
 ARM[3:5] = [[0, 16], [0, 36]]
 LEG = np.zeros_like(BASE)

@@ -250,6 +250,28 @@ def test_condition_zero_logs_its_data_as_an_evaluation_input(tmp_path):
     assert names == ["synthetic_healthy_adults-frames", "synthetic_healthy_adults-raw"]
 
 
+def fitted_calibrator(data_root: Path, rng: np.random.Generator, rows: int):
+    """A trust score (likelihood and jump) fitted on ``rows`` made-up points for the bodyparts and
+    skeleton of the data set at ``data_root``: what report.trust_model takes."""
+    from src.trust.score import TrustModel
+    from src.trust.signals import PosePCA
+
+    dataset = yaml.safe_load((data_root / "dataset.yaml").read_text())
+    bodyparts = list(dataset["bodyparts"])
+    table = pd.DataFrame(
+        {"low_likelihood": rng.uniform(0, 1, rows), "jump_px": rng.gamma(2, 1, rows)}
+    )
+    return TrustModel.fit(
+        table,
+        ["low_likelihood", "jump_px"],
+        table["low_likelihood"] > 0.5,
+        threshold="2 x test MAE",
+        pose_pca=PosePCA().fit(rng.uniform(0, 80, (20, len(bodyparts), 2))).to_dict(),
+        bodyparts=bodyparts,
+        skeleton=dataset["skeleton"],
+    )
+
+
 @pytest.mark.slow
 def test_analyze_with_the_combined_score_uses_the_calibrator_the_version_carries(
     study, tmp_path, capsys
@@ -257,25 +279,12 @@ def test_analyze_with_the_combined_score_uses_the_calibrator_the_version_carries
     """report.trust_model: the study's versions carry a trust score fitted for their runs, and
     src.analyze from the alias scores every point with it and predicts the video's MAE."""
     from src.analysis.per_video import poses_of
-    from src.trust.score import TrustModel, VideoErrorModel
-    from src.trust.signals import PosePCA
+    from src.trust.score import VideoErrorModel
 
     root, parent_id, runs = study
-    dataset = yaml.safe_load((Path(configured(root).data.root) / "dataset.yaml").read_text())
-    bodyparts, skeleton = list(dataset["bodyparts"]), dataset["skeleton"]
     rng = np.random.default_rng(0)
-    table = pd.DataFrame(
-        {"low_likelihood": rng.uniform(0, 1, 300), "jump_px": rng.gamma(2, 1, 300)}
-    )
-    score = TrustModel.fit(
-        table,
-        ["low_likelihood", "jump_px"],
-        table["low_likelihood"] > 0.5,
-        threshold="2 x test MAE",
-        pose_pca=PosePCA().fit(rng.uniform(0, 80, (20, len(bodyparts), 2))).to_dict(),
-        bodyparts=bodyparts,
-        skeleton=skeleton,
-    )
+    score = fitted_calibrator(Path(configured(root).data.root), rng, rows=300)
+    bodyparts = score.bodyparts
     score.video_mae = VideoErrorModel.fit(
         "low_likelihood", rng.uniform(0.1, 0.9, 8), rng.uniform(2, 9, 8), np.repeat(list("ABCD"), 2)
     ).__dict__
