@@ -65,6 +65,7 @@ from src.evaluation.uncertainty import (
 NAME = "synthetic_clinical"
 KMEANS_STORE = "mlruns_kmeans"
 COSTS_FILE = "active_rounds_cost.json"
+PROJECT_HEADING = "## Real project: "  # benchmarks.active_project's section of the result file
 
 
 @dataclass
@@ -99,6 +100,18 @@ def overrides(args, work: Path, seed: int, store: str) -> list[str]:
     ]
 
 
+def interval_settings(cfg) -> IntervalSettings:
+    """evaluation.bootstrap and evaluation.interval of a composed config: how every interval is
+    made."""
+    return IntervalSettings(
+        int(cfg.evaluation.bootstrap.resamples),
+        int(cfg.evaluation.bootstrap.seed),
+        float(cfg.evaluation.bootstrap.confidence),
+        str(cfg.evaluation.interval.method),
+        int(cfg.evaluation.interval.get("min_participants", 4)),
+    )
+
+
 def config(arguments: list[str]):
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         return compose(config_name="config", overrides=arguments)
@@ -115,15 +128,20 @@ def run(module: str, arguments: list[str], log: Path) -> None:
         sys.exit(f"python -m {module} failed ({done.returncode}); see {log}")
 
 
-def runs_of(store: Path) -> pd.DataFrame:
-    """FINISHED training runs of a store: the newest per (fold, condition)."""
+def runs_of(store: Path, experiment_name: str = NAME) -> pd.DataFrame:
+    """FINISHED training runs of a store: the newest per (fold, condition); fold 0 for a study
+    without folds (split=frames or participants)."""
     import mlflow
 
     mlflow.set_tracking_uri(f"sqlite:///{store / 'mlflow.db'}")
-    experiment = mlflow.get_experiment_by_name(NAME)
+    experiment = mlflow.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return pd.DataFrame(columns=["run_id", "fold", "n"])
     runs = mlflow.search_runs(
         [experiment.experiment_id], "attributes.status = 'FINISHED'", order_by=["start_time DESC"]
     )
+    if "tags.fold" not in runs:
+        runs = runs.assign(**{"tags.fold": 0})
     runs = runs[runs["tags.labelled_frames"].notna() & runs["tags.fold"].notna()]
     runs = runs.assign(
         fold=runs["tags.fold"].astype(int), n=runs["tags.labelled_frames"].astype(int)
@@ -131,11 +149,11 @@ def runs_of(store: Path) -> pd.DataFrame:
     return runs.drop_duplicates(["fold", "n"])
 
 
-def trained(store: Path, fold: int, n: int) -> bool:
+def trained(store: Path, fold: int, n: int, experiment_name: str = NAME) -> bool:
     """Whether the store holds a finished run of (fold, condition): a resumed benchmark skips it."""
     if not (store / "mlflow.db").is_file():
         return False
-    return not runs_of(store).query("fold == @fold and n == @n").empty
+    return not runs_of(store, experiment_name).query("fold == @fold and n == @n").empty
 
 
 def participant_errors(store: Path, fold: int, n: int) -> pd.DataFrame:
@@ -157,7 +175,6 @@ def active_round(work: Path, cfg, dataset, fold, before: int, budget: int, prev_
     run_id = runs_of(prev_store).query("fold == @fold and n == @before")["run_id"].iloc[0]
     source = prev_root / NAME / f"fold_{fold}"
     selection = pd.read_csv(source / "selection.csv")
-    labels = pd.read_csv(source / "labels.csv")
     development = selection[selection["set"] == "development"]
     videos = dataset.videos.set_index("video").loc[development["video"].unique()]
     cache = work / "predictions"
@@ -183,11 +200,20 @@ def active_round(work: Path, cfg, dataset, fold, before: int, budget: int, prev_
         ).tolist()
     table = active.round_selection(selection, rounds)
     root = work / f"active_{budget}" / "prepared"
-    target = root / NAME / f"fold_{fold}"
-    shutil.rmtree(target, ignore_errors=True)
-    shutil.copytree(source, target)
+    write_round_folder(dataset, cfg, source, root / NAME / f"fold_{fold}", table, budget)
     for extra in (prev_root / NAME).glob("*.*"):  # folds.csv and the like beside the folds
         shutil.copyfile(extra, root / NAME / extra.name)
+    return root, seconds
+
+
+def write_round_folder(dataset, cfg, source: Path, target: Path, table: pd.DataFrame, budget: int):
+    """The round's prepared folder ``target``: a copy of the previous round's ``source`` with the
+    round's selection ``table``, the labels of its new frames added (``src.data.frames.label_frames``:
+    the generator's truth plus the study's label noise for the cohort, the human labels of an
+    imported project) and its labeled-data/ written again."""
+    labels = pd.read_csv(source / "labels.csv")
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(source, target)
     known = set(zip(labels["video"], labels["frame"]))
     new = table[[(v, f) not in known for v, f in zip(table["video"], table["frame"])]]
     new_labels = label_frames(
@@ -201,7 +227,6 @@ def active_round(work: Path, cfg, dataset, fold, before: int, budget: int, prev_
     written = write_frame_images(dataset, table, target / "labeled-data")
     assert (written == table["image"]).all(), "image names differ from src.prepare's"
     write_labels(labels, table, dataset.scorer, dataset.bodyparts, target / "labeled-data")
-    return root, seconds
 
 
 def study_seed(args, work: Path, seed: int, budgets: list[int]) -> SeedResult:
@@ -257,6 +282,13 @@ def study_seed(args, work: Path, seed: int, budgets: list[int]) -> SeedResult:
         "active": pd.concat(participant_errors(stores[n], f, n) for f in folds for n in budgets),
     }
     return result
+
+
+def split_project_section(text: str) -> tuple[str, str]:
+    """A result file's cohort part and its real-project part (benchmarks.active_project's section:
+    from the first line starting with PROJECT_HEADING to the end; "" when there is none)."""
+    at = text.find("\n" + PROJECT_HEADING)
+    return (text, "") if at < 0 else (text[: at + 1], text[at + 1 :])
 
 
 def cell(interval) -> str:
@@ -331,11 +363,13 @@ def holds(intervals: list) -> str:
     return f"yes (active {sides.pop()})"
 
 
-def summary(seeds: list[int], budgets, differences: dict, ratios: dict, answers: dict) -> list:
-    """The section over seeds: each seed's paired difference per budget, whether it holds, and
-    each seed's frames-to-label answers."""
+def summary(
+    seeds: list[int], budgets, differences: dict, ratios: dict, answers: dict, level: str = "##"
+) -> list:
+    """The section over seeds (a heading of ``level``): each seed's paired difference per budget,
+    whether it holds, and each seed's frames-to-label answers."""
     lines = [
-        "## Over seeds",
+        f"{level} Over seeds",
         "",
         "| labelled frames per video | "
         + " | ".join(f"active - k-means, seed {s}" for s in seeds)
@@ -481,13 +515,7 @@ def main() -> None:
     seeds = list(dict.fromkeys(args.seeds or [args.cohort_seed]))
     run("src.cohort", overrides(args, work, seeds[0], KMEANS_STORE), work / "cohort.log")
     results = {seed: study_seed(args, work, seed, budgets) for seed in seeds}
-    settings = IntervalSettings(
-        int(configured.evaluation.bootstrap.resamples),
-        int(configured.evaluation.bootstrap.seed),
-        float(configured.evaluation.bootstrap.confidence),
-        str(configured.evaluation.interval.method),
-        int(configured.evaluation.interval.get("min_participants", 4)),
-    )
+    settings = interval_settings(configured)
     margin = float(configured.report.frames_to_label.margin_pct)
     sections, answers, differences, ratios = [], {}, {}, {}
     for seed, result in results.items():
@@ -503,7 +531,9 @@ def main() -> None:
     lines += sensitivity(seeds, budgets, gains)
     lines += sections
     lines += footer(args, seeds, budgets, results, time.perf_counter() - started)
-    args.out.write_text("\n".join(lines) + "\n")
+    previous = args.out.read_text() if args.out.is_file() else ""
+    project = split_project_section(previous)[1]  # benchmarks.active_project's, kept as it is
+    args.out.write_text("\n".join(lines) + "\n" + ("\n" + project if project else ""))
     print(lines[0])
 
 

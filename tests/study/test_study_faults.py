@@ -61,18 +61,19 @@ CURVES = ("loss_train", "loss_test")
 SERVER_DEFAULT_LOCATION = "mlflow-artifacts:/0"
 
 
-def small_reaching(target: Path, frames: int = 20, scale: int = 4) -> Path:
+def small_reaching(target: Path, frames: int = 20, scale: int = 4, source: Path = REACHING) -> Path:
     """The Reaching project's first ``frames`` labelled frames, each ``scale`` times smaller (its labels
-    too): a real DeepLabCut project that trains in seconds on a CPU. CSV labels only."""
+    too): a real DeepLabCut project that trains in seconds on a CPU. CSV labels only. ``source``: a
+    copy of the Reaching project elsewhere (the same video folder and scorer)."""
     video = "labeled-data/reachingvideo1"
     (target / video).mkdir(parents=True)
-    shutil.copyfile(REACHING / "config.yaml", target / "config.yaml")
+    shutil.copyfile(source / "config.yaml", target / "config.yaml")
     table = pd.read_csv(
-        REACHING / video / "CollectedData_Mackenzie.csv", header=[0, 1, 2], index_col=0
+        source / video / "CollectedData_Mackenzie.csv", header=[0, 1, 2], index_col=0
     )
     table = table.iloc[:frames] / scale
     for image in table.index:
-        pixels = cv2.imread(str(REACHING / image))
+        pixels = cv2.imread(str(source / image))
         height, width = pixels.shape[:2]
         small = cv2.resize(pixels, (width // scale, height // scale), interpolation=cv2.INTER_AREA)
         cv2.imwrite(str(target / image), small)
