@@ -448,9 +448,16 @@ def predict(
 
 
 def read_pose_config(path: Path) -> dict:
-    from deeplabcut.pose_estimation_pytorch.config import read_config_as_dict
+    """A pytorch_config.yaml as DeepLabCut reads it (``read_config_as_dict``: ruamel's safe loader),
+    without importing DeepLabCut: an evaluation whose predictions are cached needs nothing else of it,
+    and the import costs seconds per process."""
+    from ruamel.yaml import YAML
 
-    return read_config_as_dict(path)
+    with open(path, encoding="utf-8") as handle:
+        config = YAML(typ="safe", pure=True).load(handle)
+    if not isinstance(config, dict):
+        raise DataError(f"{path} is not a DeepLabCut pose configuration (a YAML mapping)")
+    return config
 
 
 def apply_updates(pose_config: dict, updates: dict) -> dict:

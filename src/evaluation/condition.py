@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import time
 from pathlib import Path
 
 import mlflow
@@ -118,11 +119,13 @@ def _prediction_table(
     channels: list[int] | None,
 ) -> pd.DataFrame:
     """The model's prediction of every frame of the condition beside its label, per bodypart."""
-    device = None if cfg.training.device == "auto" else str(cfg.training.device)
-    images = [condition.prepared_dir / i for i in condition.frames["image"]]
-    poses = cached_predictions(
-        model, model.snapshot(cfg.evaluation.snapshot), images, device, predictions_cache(cfg)
-    )
+    poses, cached = condition_poses(cfg, condition, model)
+    if cached:
+        print(
+            f"labelled_frames={condition.labelled_frames}: the predictions of its "
+            f"{len(poses)} frames come from {predictions_cache(cfg)} (nothing predicted again)",
+            flush=True,
+        )
     if channels is not None:
         poses = poses[:, channels, :]
     return prediction_table(condition.frames, condition.labels, poses, evaluated)
@@ -191,14 +194,38 @@ def predictions_cache(cfg: DictConfig) -> Path:
     return Path(cfg.paths.models_dir) / "predictions"
 
 
+def condition_poses(
+    cfg: DictConfig, condition: Condition, model: engine.Model
+) -> tuple[np.ndarray, bool]:
+    """The model's poses of every frame of the condition at ``evaluation.snapshot``, and whether they
+    came from the predictions cache (``src.train`` fills it, so the evaluate stage predicts nothing)."""
+    device = None if cfg.training.device == "auto" else str(cfg.training.device)
+    images = [condition.prepared_dir / i for i in condition.frames["image"]]
+    return cached_predictions(
+        model,
+        model.snapshot(cfg.evaluation.snapshot),
+        images,
+        device,
+        int(cfg.training.threads),
+        predictions_cache(cfg),
+    )
+
+
 def cached_predictions(
-    model: engine.Model, snapshot: Path, images: list[Path], device: str | None, cache: Path
-) -> np.ndarray:
-    """The model's poses of ``images`` (n_images, n_bodyparts, 3), predicted once per snapshot and reused.
+    model: engine.Model,
+    snapshot: Path,
+    images: list[Path],
+    device: str | None,
+    threads: int,
+    cache: Path,
+) -> tuple[np.ndarray, bool]:
+    """The model's poses of ``images`` (n_images, n_bodyparts, 3), predicted once per snapshot and
+    reused, and whether they were read from ``cache``.
 
     A p-cutoff, an interval or a table changes no prediction: a re-evaluation reads the stored poses.
     The key holds everything a prediction depends on: the snapshot's and the images' bytes, the image
-    order, the model's configuration, the device and the CPU numerics class.
+    order, the model's configuration, the device, the CPU threads and numerics class. Torch's threads
+    are set (``threads``) only when something is predicted.
     """
     key = store.digest(
         {
@@ -212,23 +239,41 @@ def cached_predictions(
             "engine": model.engine,
             "device": device,
             "cpu_numerics": numerics_class() if device in (None, "cpu") else None,
+            "threads": threads if device in (None, "cpu") else None,
         }
     )
     path = cache / f"{key}.npy"
     if path.is_file():
-        return np.load(path)
-    poses = engine.for_model(model).predict(model.pose_config, snapshot, images, device=device)
+        return np.load(path), True
+    predicting = engine.for_model(model)
+    predicting.set_threads(threads)
+    poses = predicting.predict(model.pose_config, snapshot, images, device=device)
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=cache, suffix=".partial", delete=False) as handle:
         np.save(handle, poses)
     Path(handle.name).replace(path)  # whole or not at all: a reader never sees half a file
-    return poses
+    return poses, False
+
+
+def predict_for_evaluate_stage(cfg: DictConfig, condition: Condition) -> None:
+    """The pipeline's train stage: predict the condition's frames with the model just saved for the
+    evaluate stage, into the predictions cache. The evaluate stage then reads them and never loads
+    DeepLabCut or the network, which saves its process most of its start-up; the poses are the ones
+    it would predict (same snapshot bytes, images, threads and numerics: the cache key)."""
+    started = time.perf_counter()
+    poses, cached = condition_poses(cfg, condition, engine.load_model(pipeline_model_dir(cfg)))
+    if not cached:
+        print(
+            f"labelled_frames={condition.labelled_frames}: predicted its {len(poses)} frames for "
+            f"the evaluate stage in {time.perf_counter() - started:.0f} s "
+            f"(kept in {predictions_cache(cfg)})",
+            flush=True,
+        )
 
 
 def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
     """The evaluate stage: evaluate the model the train stage saved, logging into its MLflow run."""
     condition = load_condition(cfg)  # checks the configuration first
-    engine.for_config(cfg).set_threads(int(cfg.training.threads))
     folder = pipeline_model_dir(cfg)
     if not (folder / "run.yaml").is_file():
         raise DataError(

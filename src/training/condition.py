@@ -32,7 +32,7 @@ from src import cpu_numerics, engine, numerics_class, privacy
 from src.data.prepared import Condition, load_condition
 from src.engine import progress
 from src.errors import DataError
-from src.evaluation.condition import evaluate_model
+from src.evaluation.condition import evaluate_model, predict_for_evaluate_stage
 from src.evaluation.pck import reference_of
 from src.evaluation.plots import plot_losses
 from src.files import atomic_directory, locked
@@ -258,10 +258,11 @@ def run_condition(cfg: DictConfig, condition: Condition, plan: RunPlan) -> dict[
             lineage.log_data_inputs(
                 condition.facts, condition.prepared_dir, condition.frames, lineage.TRAINING
             )
-        model, condition = _condition_model(cfg, condition, plan, run.info.run_id)
+        model, evaluated = _condition_model(cfg, condition, plan, run.info.run_id)
         if cfg.evaluate:
-            return evaluate_model(cfg, condition, model)
+            return evaluate_model(cfg, evaluated, model)
         _save_for_evaluate_stage(cfg, model, run.info.run_id, plan, n_frames)
+        predict_for_evaluate_stage(cfg, condition)
         return {}
 
 

@@ -9,6 +9,7 @@ Hydra sweep gives the same numbers as the pipeline.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -53,6 +54,17 @@ def test_every_stage_runs_once_and_a_second_repro_is_a_no_op(pipeline):
     assert ran_stages(first) == expected | {"report"}
     assert ran_stages(second) == set()
     assert "Data and pipelines are up to date" in run(repo, "dvc", "status")
+
+
+def test_the_evaluate_stage_reads_what_the_train_stage_predicted(pipeline):
+    """The train stage predicts the evaluation frames with the model it saved; the evaluate stage
+    takes them from the predictions cache instead of loading DeepLabCut to predict them again."""
+    _, first, _ = pipeline
+    for n in CONDITIONS:
+        predicted = re.search(rf"labelled_frames={n}: predicted its (\d+) frames", first)
+        read = re.search(rf"labelled_frames={n}: the predictions of its (\d+) frames come", first)
+        assert predicted and read, n
+        assert predicted.start() < read.start() and predicted.group(1) == read.group(1)
 
 
 def test_report_table_equals_the_mlflow_runs(pipeline):
