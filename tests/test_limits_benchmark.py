@@ -1,0 +1,46 @@
+"""benchmarks.limits reads the demo's profile from the lines `dvc repro` prints."""
+
+from __future__ import annotations
+
+from benchmarks.limits import profile_table, stage_seconds, training_loops
+
+REPRO = [
+    (1.5, "Running stage 'check':"),
+    (6.0, "Running stage 'pretrain':"),
+    (
+        40.0,
+        "train synthetic_healthy_adults: 45/420 updates [00:30<04:12,  1.49update/s, loss 0.01]",
+    ),
+    (
+        300.0,
+        "train synthetic_healthy_adults: 420/420 updates [04:50<00:00,  1.45update/s, loss 0.001]",
+    ),
+    (310.0, "Running stage 'train@1':"),
+    (470.0, "train frames1: 240/240 updates [02:28<00:00,  1.62update/s, loss 0.003]"),
+    (480.0, "Running stage 'evaluate@1':"),
+    (500.0, "Running stage 'train@20':"),
+    (4200.0, "train frames20: 9000/9000 updates [1:01:05<00:00,  2.46update/s, loss 0.002]"),
+    (4210.0, "Running stage 'evaluate@20':"),
+]
+
+
+def test_each_stage_lasts_until_the_next_starts_and_only_finished_loops_count():
+    stages = stage_seconds(REPRO, 4230.0)
+    assert [name for name, _ in stages] == [
+        "check",
+        "pretrain",
+        "train@1",
+        "evaluate@1",
+        "train@20",
+        "evaluate@20",
+    ]
+    assert [round(s, 1) for _, s in stages] == [4.5, 304.0, 170.0, 20.0, 3710.0, 20.0]
+    assert training_loops(REPRO) == [(420, 290), (240, 148), (9000, 3665)]
+
+
+def test_the_profile_sums_the_runs_of_a_stage_kind():
+    table = profile_table(stage_seconds(REPRO, 4230.0), training_loops(REPRO), 4230.0)
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ") for line in table[2:]}
+    assert rows["train"][1:3] == ["2", "3880"]
+    assert rows["evaluate"][1:3] == ["2", "40"]
+    assert rows["of which training loops (pretrain, train)"][1:3] == ["3", "4103"]
