@@ -8,6 +8,8 @@ unseeded frame extraction or train/test split: the training set is made with exp
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import math
 import shutil
 from dataclasses import dataclass
@@ -410,12 +412,26 @@ def check_hub_weights(pose_config: dict) -> None:
 
 
 def save_weights_only(snapshot: Path, path: Path) -> Path:
-    """Copy a snapshot without its optimizer state: enough to reload the model and predict."""
+    """Copy a snapshot without its optimizer state: enough to reload the model and predict. Beside
+    it, ``<name>.metadata.json`` keeps what DeepLabCut saved with it, for :func:`snapshot_metadata`."""
     import torch
 
     state = torch.load(snapshot, map_location="cpu", weights_only=False)
-    torch.save({"model": state["model"], "metadata": state.get("metadata", {})}, path)
+    metadata = state.get("metadata") or {}
+    torch.save({"model": state["model"], "metadata": metadata}, path)
+    with contextlib.suppress(TypeError, ValueError):  # not plain JSON: read from the snapshot
+        text = json.dumps({"snapshot_sha256": _sha256(path), "metadata": metadata})
+        _metadata_file(path).write_text(text, encoding="utf-8")
     return path
+
+
+def _metadata_file(snapshot: Path) -> Path:
+    return Path(snapshot).with_name(Path(snapshot).stem + ".metadata.json")
+
+
+def _sha256(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 def set_threads(threads: int) -> None:
@@ -548,7 +564,15 @@ def snapshot_bodyparts(snapshot: Path) -> list[str]:
 
 
 def snapshot_metadata(snapshot: Path) -> dict:
-    """What DeepLabCut saved with a snapshot (``epoch``, ``metrics``); {} when nothing."""
+    """What DeepLabCut saved with a snapshot (``epoch``, ``metrics``); {} when nothing. Read from
+    the file :func:`save_weights_only` wrote beside it when that still matches the snapshot's bytes:
+    loading a snapshot needs torch, whose import costs an evaluation seconds."""
+    kept = _metadata_file(snapshot)
+    if kept.is_file():
+        with contextlib.suppress(ValueError, KeyError, TypeError):
+            record = json.loads(kept.read_text(encoding="utf-8"))
+            if record["snapshot_sha256"] == _sha256(snapshot):
+                return dict(record["metadata"])
     import torch
 
     return torch.load(snapshot, map_location="cpu", weights_only=False).get("metadata") or {}
