@@ -29,6 +29,8 @@ its trained cells).
 Writes ``--out`` (benchmarks/results/active.md): first the median over seeds of active's answer
 divided by k-means', a summary over seeds (per budget, each seed's paired difference active -
 k-means and whether all seeds agree in sign with intervals excluding 0), then one table per seed.
+A section "Real project: ..." at its end (benchmarks.active_project: the same comparison on a
+DeepLabCut project's labelled pool) is kept as it is.
 """
 
 from __future__ import annotations

@@ -329,6 +329,26 @@ def limits_paragraph(results: dict[int, ProjectSeed], budgets) -> list[str]:
     ]
 
 
+def capped_note(answers: dict, budgets) -> list[str]:
+    """A sentence when a strategy's frames-to-label answer is the largest budget in every seed: its
+    MAE still fell there, so the ratio of answers cannot show a gain."""
+    capped = [
+        s
+        for s in ("kmeans", "active")
+        if all(a[s].condition == budgets[-1] for a in answers.values())
+    ]
+    if not capped:
+        return []
+    who = " and ".join({"kmeans": "k-means'", "active": "active's"}[s] for s in capped)
+    return [
+        f"{who[0].upper()}{who[1:]} answer is the largest budget, {budgets[-1]}, in every seed: no "
+        "smaller condition is within the margin of the best, which is the largest; the MAE may "
+        "still fall beyond it, so the ratio of answers says only that the budgets measured were "
+        "too few to find the floor, not that the strategies need as many frames.",
+        "",
+    ]
+
+
 def section(args, results, skipped, budgets, settings, margin, seconds) -> list[str]:
     """The result file's section for the project."""
     sections, answers, differences, ratios = [], {}, {}, {}
@@ -364,6 +384,7 @@ def section(args, results, skipped, budgets, settings, margin, seconds) -> list[
         f"Median over seeds of active's frames-to-label answer / k-means': {ratio:.3f} "
         f"({n_known} of {len(seeds)} seeds with an answer from both).",
         "",
+        *capped_note(answers, budgets),
         *limits_paragraph(results, budgets),
     ]
     lines += summary(seeds, budgets, differences, ratios, answers, level="###")

@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 
 from benchmarks.active import split_project_section
-from benchmarks.active_project import pool_candidates, write_section
+from benchmarks.active_project import capped_note, pool_candidates, write_section
+from src.evaluation.uncertainty import FramesToLabel
 
 VIDEO = "reachingvideo1"
 
@@ -66,3 +67,17 @@ def test_the_project_section_replaces_itself_and_keeps_the_cohort_part(tmp_path)
     kept, project = split_project_section(text)
     assert kept.startswith(cohort) and project == "## Real project: dlc-reaching\n\nsecond\n"
     assert split_project_section(cohort) == (cohort, "")
+
+
+def test_answers_at_the_largest_budget_in_every_seed_are_said_to_decide_nothing():
+    def answers(kmeans: int, active: int) -> dict:
+        return {
+            "kmeans": FramesToLabel(kmeans, kmeans, 1.0),
+            "active": FramesToLabel(active, 10, 1.0),
+        }
+
+    both = capped_note({42: answers(10, 10), 43: answers(10, 10)}, [1, 3, 10])[0]
+    assert both.startswith("K-means' and active's answer is the largest budget, 10, in every seed")
+    one = capped_note({42: answers(10, 3), 43: answers(10, 10)}, [1, 3, 10])[0]
+    assert one.startswith("K-means' answer is the largest")
+    assert capped_note({42: answers(3, 10), 43: answers(10, 3)}, [1, 3, 10]) == []
