@@ -1,19 +1,22 @@
 """The study's code. Importing ``src`` (every entry point is ``python -m src.<stage>``) first pins the CPU
 numerics, so that the same run gives the same weights and metrics to the last digit, whatever else runs
-on the machine, and on every CPU of the same instruction-set class.
+on the machine, on the same CPU model.
 
 Why: oneDNN (the convolutions), MKL (the matrix products of batch-1 convolutions, as in evaluation) and
 PyTorch's own vectorised kernels (ATen) pick their code by the CPU's instruction set, and other code sums in
 another order. Training turns those last-bit differences into other models. Pinned, every CPU of one class
-runs the same code. ``CPU_NUMERICS`` chooses the setting:
+runs code of the same instruction set, which is not the same arithmetic on every model of the class (oneDNN,
+for one, also sizes its blocks by the CPU's caches): an Intel Xeon and an AMD EPYC gave other numbers
+(docs/reproducibility.md).
+``CPU_NUMERICS`` chooses the setting:
 
-* ``native`` (the default): the machine's own class, the fastest code that is still the same on every CPU of
-  that class. ``avx512_core`` on CPUs with AVX-512 (F, BW, VL, DQ; with or without VNNI, BF16 or AMX, which
+* ``native`` (the default): the machine's own class, the fastest code that is still pinned to one
+  instruction set. ``avx512_core`` on CPUs with AVX-512 (F, BW, VL, DQ; with or without VNNI, BF16 or AMX, which
   fp32 convolutions do not need): ``ONEDNN_MAX_CPU_ISA=AVX512_CORE``, ``ATEN_CPU_CAPABILITY=avx512``.
   ``avx2`` on CPUs with AVX2 and FMA but no AVX-512: as ``portable``.
-* ``portable``: ``avx2`` everywhere, ``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``: the same
-  numbers on any x86-64 CPU with AVX2, AVX-512 machines included, at about half their speed (see
-  docs/reproducibility.md and ``python -m benchmarks.limits``). For comparing runs across CPU classes.
+* ``portable``: ``avx2`` everywhere, ``ONEDNN_MAX_CPU_ISA=AVX2``, ``ATEN_CPU_CAPABILITY=avx2``: one
+  instruction set on any x86-64 CPU with AVX2, AVX-512 machines included, at about half their speed (see
+  docs/reproducibility.md and ``python -m benchmarks.limits``).
 * ``off``: the libraries choose (the fastest code for the CPU; results differ between CPU models).
 
 Both pinned settings also set ``MKL_CBWR=COMPATIBLE``: MKL's conditional numerical reproducibility, on Intel
