@@ -285,6 +285,9 @@ def prepare_training(
 ) -> tuple[TrainingSet, dict, dict]:
     """make_training_set (or the complete one in ``project_dir``), then the pose_cfg.yaml updates of
     the training profile. Returns the training set, its pose config with the updates, the updates."""
+    # absolute: DeepLabCut's TensorFlow training changes into its train/ folder, where a path
+    # relative to ours (paths.models_dir=data/models) would point nowhere
+    project_dir = Path(project_dir).absolute()
     training_set = (open_training_set(project_dir) if reuse else None) or make_training_set(
         frames, project_dir, net_type_of(model_cfg)
     )
@@ -537,6 +540,8 @@ def train(
             elif named_snapshot:  # other bodyparts: the backbone only, iterations from 0
                 config["init_weights"] = _backbone_only(config["init_weights"], training_set)
         start_file.write_text(yaml.safe_dump({"start": start}), encoding="utf-8")
+    if config.get("init_weights"):  # read after DeepLabCut changed into train/: absolute
+        config["init_weights"] = str(Path(config["init_weights"]).absolute())
     pose_config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     run_child(
         ["train", str(training_set.project_config), str(total - done), str(config["save_iters"])]

@@ -285,6 +285,18 @@ def test_pretrained_tensorflow_model_trains_a_condition_with_live_loss(project):
 
 
 @pytest.mark.slow
+def test_a_models_folder_relative_to_the_working_directory_trains(project, monkeypatch):
+    """paths.models_dir relative, as params.yaml has it (data/models): DeepLabCut's TensorFlow
+    training changes into its train/ folder, and still finds its initial weights and frames."""
+    monkeypatch.chdir(project)
+    cfg = configured(project, *TF, "labelled_frames=1", "weights=random", "training.iterations=2")
+    cfg.paths.models_dir = "relative-models"
+    metrics = train(cfg)
+    assert np.isfinite(metrics["mae_test_px"])
+    assert list(Path("relative-models").glob("synthetic_clinical/frames1-*/model/*"))
+
+
+@pytest.mark.slow
 def test_killed_tensorflow_training_resumes_in_the_same_run(project):
     """kill -9 during a TensorFlow training; the same command continues from the last snapshot in
     the same MLflow run, each iteration's loss logged once."""
