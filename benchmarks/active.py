@@ -335,7 +335,13 @@ def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float
     for n in budgets:
         mae_k, mae_a, differences[n] = budget_intervals(result.errors, n, settings)
         lines.append(f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} |")
-    lines += [
+    lines += answer_lines(answers, margin)
+    return lines, answers, differences
+
+
+def answer_lines(answers, margin: float) -> list[str]:
+    """Each strategy's frames-to-label answer (the report's paired rule) and its sentence."""
+    return [
         "",
         f"Frames to label (margin {margin:g} %): k-means {answers['kmeans'].condition}, active "
         f"{answers['active'].condition}.",
@@ -344,7 +350,6 @@ def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float
         f"- active: {answers['active'].sentence}",
         "",
     ]
-    return lines, answers, differences
 
 
 def ratio_of(answers) -> float:

@@ -49,6 +49,7 @@ import pandas as pd
 from benchmarks import REPO
 from benchmarks.active import (
     PROJECT_HEADING,
+    answer_lines,
     cell,
     config,
     interval_settings,
@@ -292,15 +293,7 @@ def seed_lines(seed: int, result: ProjectSeed, budgets, settings, margin: float)
         lines.append(
             f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} | {shared} of {n} |"
         )
-    lines += [
-        "",
-        f"Frames to label (margin {margin:g} %): k-means {answers['kmeans'].condition}, active "
-        f"{answers['active'].condition}.",
-        "",
-        f"- k-means: {answers['kmeans'].sentence}",
-        f"- active: {answers['active'].sentence}",
-        "",
-    ]
+    lines += answer_lines(answers, margin)
     return lines, answers, differences
 
 
