@@ -1,13 +1,17 @@
 """Each speed figure of the product against its limit on this machine.
 
     .venv/bin/python -m benchmarks.limits --quick     # the first three figures, a few minutes
-    .venv/bin/python -m benchmarks.limits --full      # also a fresh clone's demo (and, with --cv, the
-                                                      # 5-fold study of all seven conditions)
+    .venv/bin/python -m benchmarks.limits --full      # also a fresh clone's demo, about half an hour
+    .venv/bin/python -m benchmarks.limits --cv        # only the 5-fold study of all seven conditions,
+                                                      # in a fresh clone of its own, an hour or more
 
 Writes benchmarks/results/limits.md: first one line per figure, ``name: value``, then the table (figure,
-value, goal, what it divides) and the conditions (CPU, instruction-set class, threads, load average,
-repeats). The machine must be quiet: it refuses to start when the 1-minute load average is above
-``--max-load`` (``--force`` measures anyway, and the file says so).
+value, goal, what it divides, which run measured it), each run's profile of ``dvc repro`` and the runs'
+conditions (command, date, CPU, instruction-set class, threads, load average, repeats). A run replaces the
+figures it measures and keeps the others, so ``--cv`` adds its figure to the last ``--full`` run's; the
+record behind the file is ``benchmarks/results/limits.json``. The machine must be quiet: it refuses to
+start when the 1-minute load average is above ``--max-load`` (``--force`` measures anyway, and the file
+says so).
 
 Figures:
 
@@ -32,8 +36,9 @@ Figures:
 * ``estimate_vs_repro`` (``--full``): the time ``python -m src.params`` estimated for that clone's study
   (its ``estimate:`` line, probe included, as a fresh clone's ``make demo`` prints it) over the wall time of
   its ``dvc repro``. Goal: within a factor 1.5 either way.
-* ``cv_study_minutes`` (``--full --cv``): the 5-fold study of all seven conditions, ``dvc repro`` in the
-  same clone after the demo. Goal <= 60.
+* ``cv_study_minutes`` (``--cv``): the 5-fold study of all seven conditions of the embedded cohort,
+  ``dvc repro`` from a fresh clone (after ``make setup`` and ``python -m src.params split=kfold``) to the
+  report; the file adds its profile. Goal <= 60.
 """
 
 from __future__ import annotations
@@ -282,27 +287,51 @@ def quick(root: Path, args: argparse.Namespace) -> tuple[dict, dict]:
     return figures, details
 
 
-def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[dict, dict]:
-    """A fresh clone's ``make demo`` (and the 5-fold study with ``--cv``)."""
-    clone = root / "clone"
+def numerics_class_of(clone: Path) -> str:
+    """The CPU numerics class ``src`` pins in ``clone`` on this machine."""
+    return subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-c", "import src; print(src.numerics_class())"],
+        cwd=clone,
+        env=clean_env(),
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+
+
+def fresh_clone(root: Path, name: str) -> tuple[Path, dict[str, str]]:
+    """A clone of this repository under ``root`` (``../shared`` beside it), and the environment its
+    own ``.venv`` runs in."""
+    clone = root / name
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
     if (REPO.parent / "shared").exists() and not (clone.parent / "shared").exists():
         (clone.parent / "shared").symlink_to(REPO.parent / "shared")
     env = {k: v for k, v in clean_env().items() if k != "VIRTUAL_ENV"}
-    venv_bin = clone / ".venv" / "bin"
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env['PATH']}"
+    env["PATH"] = f"{clone / '.venv' / 'bin'}{os.pathsep}{env['PATH']}"
+    return clone, env
+
+
+def repro_figures(lines: list[tuple[float, str]], repro_s: float) -> tuple[list[str], str, float]:
+    """A ``dvc repro``'s profile table, the sentence on its training loops and their share of it."""
+    loops = training_loops(lines)
+    updates, loop_s = sum(n for n, _ in loops), sum(s for _, s in loops)
+    sentence = (
+        f"{len(loops)} training loops, {updates} updates in {loop_s:.0f} s "
+        f"({loop_s / max(updates, 1):.3f} s per update)"
+    )
+    return profile_table(stage_seconds(lines, repro_s), loops, repro_s), sentence, loop_s / repro_s
+
+
+def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[dict, dict]:
+    """A fresh clone's ``make demo``, step by step."""
+    clone, env = fresh_clone(root, "clone")
+    python = str(clone / ".venv" / "bin" / "python")
     # make demo's steps (Makefile), each timed: set-up, params, dvc repro, screenshot
     steps = {
         "setup": ["make", "setup", "browser"],
-        "params": [str(venv_bin / "python"), "-m", "src.params"],
+        "params": [python, "-m", "src.params"],
         "repro": ["dvc", "repro"],
-        "screenshot": [
-            str(venv_bin / "python"),
-            "-m",
-            "tools.mlflow_screenshot",
-            "--out",
-            "reports/mlflow_ui.png",
-        ],
+        "screenshot": [python, "-m", "tools.mlflow_screenshot", "--out", "reports/mlflow_ui.png"],
     }
     seconds, printed, repro_lines = {}, {}, []
     for name, command in steps.items():
@@ -323,19 +352,16 @@ def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[di
                 print(done.stdout, end="", flush=True)
                 printed[name] = done.stdout
         seconds[name] = time.perf_counter() - start
-    demo_s, repro_s = sum(seconds.values()), seconds["repro"]
-    stages = stage_seconds(repro_lines, repro_s)
-    loops = training_loops(repro_lines)
-    updates, loop_s = sum(n for n, _ in loops), sum(s for _, s in loops)
-    figures = {"demo_minutes": demo_s / 60, "study_update_share": loop_s / repro_s}
+    repro_s = seconds["repro"]
+    profile, loops, share = repro_figures(repro_lines, repro_s)
+    figures = {"demo_minutes": sum(seconds.values()) / 60, "study_update_share": share}
     details = {
         "demo_minutes": "make demo's steps: "
         + ", ".join(f"{name} {s / 60:.1f} min" for name, s in seconds.items()),
-        "study_update_share": f"{len(loops)} training loops, {updates} updates in {loop_s:.0f} s "
-        f"({loop_s / max(updates, 1):.3f} s per update; the quick phase measured {ours_update_s:.3f}) "
+        "study_update_share": f"{loops}; the quick phase measured {ours_update_s:.3f} s per update "
         f"/ dvc repro {repro_s:.0f} s",
         "_clone": str(clone),
-        "_profile": profile_table(stages, loops, repro_s),
+        "_profile": ("the demo's `dvc repro`", profile),
     }
     line = next(
         (x for x in printed.get("params", "").splitlines() if x.startswith("estimate:")), ""
@@ -347,19 +373,36 @@ def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[di
             f"src.params estimated {estimate_s / 60:.0f} min / dvc repro {repro_s / 60:.1f} min "
             f"('{line.split(' for ')[0]}', {line.rsplit(' at ', 1)[-1].split(' (')[0]})"
         )
-    if args.cv:
-        py = clone / ".venv" / "bin" / "python"
-        subprocess.run([str(py), "-m", "src.params", "split=kfold"], cwd=clone, env=env, check=True)
-        start = time.perf_counter()
-        subprocess.run(
-            ["dvc", "repro"],
-            cwd=clone,
-            env=env | {"PATH": f"{py.parent}:{env['PATH']}"},
-            check=True,
-        )
-        figures["cv_study_minutes"] = (time.perf_counter() - start) / 60
-        details["cv_study_minutes"] = "split=kfold, conditions auto, dvc repro after the demo"
     return figures, details
+
+
+def cv_study(root: Path) -> tuple[dict, dict]:
+    """The embedded cohort's 5-fold study of all seven conditions, from a fresh clone."""
+    clone, env = fresh_clone(root, "cv-clone")
+    print(f"fresh clone ({clone}): make setup, src.params split=kfold (not timed) ...", flush=True)
+    subprocess.run(["make", "setup"], cwd=clone, env=env, check=True)
+    params = subprocess.run(
+        [str(clone / ".venv" / "bin" / "python"), "-m", "src.params", "split=kfold"],
+        cwd=clone,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    ).stdout
+    print(params, end="", flush=True)
+    print(f"fresh clone ({clone}): dvc repro ...", flush=True)
+    start = time.perf_counter()
+    lines = timed_lines(["dvc", "repro"], clone, env)
+    repro_s = time.perf_counter() - start
+    profile, loops, share = repro_figures(lines, repro_s)
+    estimate = next((x for x in params.splitlines() if x.startswith("estimate:")), "")
+    return {"cv_study_minutes": repro_s / 60}, {
+        "cv_study_minutes": f"dvc repro {repro_s / 60:.1f} min after make setup and src.params "
+        f"split=kfold; {loops}, {share:.3f} of the repro; src.params: "
+        f"'{estimate.split(' for ')[0]}'",
+        "_clone": str(clone),
+        "_profile": ("the 5-fold study's `dvc repro`", profile),
+    }
 
 
 def timed_lines(command: list[str], cwd: Path, env: dict[str, str]) -> list[tuple[float, str]]:
@@ -449,41 +492,72 @@ def conditions_text(args: argparse.Namespace, load: tuple[float, float, float], 
         ),
         platform.processor() or "unknown CPU",
     )
-    return (
-        f"CPU: {cpu}, {os.cpu_count()} cores; CPU numerics class of our runs: {cls} (raw limits: "
-        f"`CPU_NUMERICS=off`); {args.threads} torch threads, batch size {args.batch_size}, input "
-        f"{INPUT[1]} x {INPUT[0]} px; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+    text = (
+        f"CPU: {cpu}, {os.cpu_count()} cores; CPU numerics class of our runs: {cls}; "
+        f"{args.threads} torch threads; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         f"{' (forced: the machine was not quiet)' if args.force and load[0] > args.max_load else ''}; "
-        f"raw figures: median of {args.repeats} processes x {args.steps} timed steps; "
-        f"analysis: median of 3 runs over one 150-frame video; Python {platform.python_version()}."
     )
+    if not args.cv:
+        text += (
+            f"raw limits: `CPU_NUMERICS=off`, batch size {args.batch_size}, input {INPUT[1]} x "
+            f"{INPUT[0]} px, median of {args.repeats} processes x {args.steps} timed steps; "
+            "analysis: median of 3 runs over one 150-frame video; "
+        )
+    return text + f"Python {platform.python_version()}."
 
 
-def write(figures: dict, details: dict, args: argparse.Namespace, load) -> str:
-    lines = [f"{name}: {value:.3f}" for name, value in figures.items()]
+def record_run(record: dict, figures: dict, details: dict, run: dict) -> dict:
+    """``record`` (figures and the runs that measured them) with this run's figures in place of
+    earlier ones; runs no figure refers to any more are dropped."""
+    runs = record.get("runs", []) + [run | {"profile": details.get("_profile")}]
+    kept = {name: entry for name, entry in record.get("figures", {}).items() if name not in figures}
+    kept |= {
+        name: {"value": value, "detail": details[name], "run": len(runs) - 1}
+        for name, value in figures.items()
+    }
+    used = sorted({entry["run"] for entry in kept.values()})
+    renumber = {old: new for new, old in enumerate(used)}
+    return {
+        "figures": {
+            name: entry | {"run": renumber[entry["run"]]}
+            for name in GOALS
+            if (entry := kept.get(name))
+        },
+        "runs": [runs[old] for old in used],
+    }
+
+
+def render(record: dict) -> str:
+    """limits.md from the record: one ``name: value`` line per figure, the table, profiles, runs."""
+    figures = record["figures"]
+    lines = [f"{name}: {entry['value']:.3f}" for name, entry in figures.items()]
     lines += [
         "",
         "# Speed against its limit",
         "",
-        f"`python -m benchmarks.limits {' '.join(sys.argv[1:])}`".replace(" `", "`"),
-        "",
-        "| figure | value | goal | met | what it divides |",
-        "|---|---:|---:|:-:|---|",
+        "| figure | value | goal | met | what it divides | run |",
+        "|---|---:|---:|:-:|---|---:|",
     ]
-    for name, value in figures.items():
+    for name, entry in figures.items():
         goal, kind = GOALS[name]
+        value = entry["value"]
         if kind == "factor":
             met, wanted = 1 / goal <= value <= goal, f"{1 / goal:.2f} to {goal}"
         else:
             met = value >= goal if kind == "min" else value <= goal
             wanted = f"{'>=' if kind == 'min' else '<='} {goal}"
         lines.append(
-            f"| {name} | {value:.3f} | {wanted} | {'yes' if met else 'no'} | {details[name]} |"
+            f"| {name} | {value:.3f} | {wanted} | {'yes' if met else 'no'} | {entry['detail']} "
+            f"| {entry['run'] + 1} |"
         )
-    if details.get("_profile"):
-        lines += ["", "## Where the demo's `dvc repro` spends its time", "", *details["_profile"]]
-    lines += ["", conditions_text(args, load, details.get("_class", "?")), ""]
-    return "\n".join(lines)
+    for number, run in enumerate(record["runs"], start=1):
+        if run.get("profile"):
+            title, table = run["profile"]
+            lines += ["", f"## Where {title} spends its time (run {number})", "", *table]
+    lines += ["", "## Runs", ""]
+    for number, run in enumerate(record["runs"], start=1):
+        lines.append(f"{number}. `{run['command']}`, {run['date']}: {run['conditions']}")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -491,7 +565,9 @@ def main() -> None:
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--quick", action="store_true", help="the first three figures (default)")
     which.add_argument("--full", action="store_true", help="also a fresh clone's make demo")
-    parser.add_argument("--cv", action="store_true", help="with --full: also the 5-fold study")
+    which.add_argument(
+        "--cv", action="store_true", help="only the 5-fold study, in a fresh clone of its own"
+    )
     parser.add_argument(
         "--updates", type=lambda s: [int(x) for x in s.split(",")], default=[60, 240]
     )
@@ -546,18 +622,33 @@ def main() -> None:
         )
     root = Path(tempfile.mkdtemp(prefix="bench-limits-"))
     try:
-        figures, details = quick(root, args)
+        if args.cv:
+            figures, details = cv_study(root)
+            details["_class"] = numerics_class_of(Path(details["_clone"]))
+        else:
+            figures, details = quick(root, args)
         if args.full:
             more, more_details = full(root, args, details["_ours_update_s"])
             figures |= more
             details |= more_details
     finally:
-        if not args.full:
+        if not (args.full or args.cv):
             shutil.rmtree(root, ignore_errors=True)
-    text = write(figures, details, args, load)
+    if details.get("_clone"):
+        print(f"kept for its results: {details['_clone']}")
+    record_path = args.out.with_suffix(".json")
+    record = json.loads(record_path.read_text()) if record_path.exists() else {}
+    run = {
+        "command": f"python -m benchmarks.limits {' '.join(sys.argv[1:])}".strip(),
+        "date": time.strftime("%Y-%m-%d"),
+        "conditions": conditions_text(args, load, details.get("_class", "?")),
+    }
+    record = record_run(record, figures, details, run)
+    record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+    text = render(record)
     print(text)
     args.out.write_text(text, encoding="utf-8")
-    print(f"wrote {args.out}")
+    print(f"wrote {args.out} and {record_path}")
 
 
 if __name__ == "__main__":

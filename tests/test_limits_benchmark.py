@@ -44,3 +44,46 @@ def test_the_profile_sums_the_runs_of_a_stage_kind():
     assert rows["train"][1:3] == ["2", "3880"]
     assert rows["evaluate"][1:3] == ["2", "40"]
     assert rows["of which training loops (pretrain, train)"][1:3] == ["3", "4103"]
+
+
+def test_a_run_replaces_the_figures_it_measures_and_keeps_the_others():
+    from benchmarks.limits import record_run, render
+
+    full = {
+        "command": "python -m benchmarks.limits --full",
+        "date": "2026-12-06",
+        "conditions": "a",
+    }
+    record = record_run(
+        {},
+        {"training_vs_limit": 0.8, "demo_minutes": 27.0},
+        {"training_vs_limit": "raw / ours", "demo_minutes": "steps", "_profile": ("demo", ["|x|"])},
+        full,
+    )
+    cv = {"command": "python -m benchmarks.limits --cv", "date": "2026-12-07", "conditions": "b"}
+    record = record_run(record, {"cv_study_minutes": 90.0}, {"cv_study_minutes": "repro"}, cv)
+    assert {name: entry["run"] for name, entry in record["figures"].items()} == {
+        "training_vs_limit": 0,
+        "demo_minutes": 0,
+        "cv_study_minutes": 1,
+    }
+    quick = {"command": "python -m benchmarks.limits", "date": "2026-12-08", "conditions": "c"}
+    record = record_run(record, {"training_vs_limit": 0.9}, {"training_vs_limit": "again"}, quick)
+    text = render(record)
+    assert text.splitlines()[:3] == [
+        "training_vs_limit: 0.900",
+        "demo_minutes: 27.000",
+        "cv_study_minutes: 90.000",
+    ]
+    assert "| demo_minutes | 27.000 | <= 15.0 | no | steps | 1 |" in text
+    assert "| training_vs_limit | 0.900 | >= 0.85 | yes | again | 3 |" in text
+    assert "## Where demo spends its time (run 1)" in text
+    assert [line[:2] for line in text.splitlines() if line[:2] in ("1.", "2.", "3.")] == [
+        "1.",
+        "2.",
+        "3.",
+    ]
+    # a run whose figures were all measured again is dropped
+    record = record_run(record, {"demo_minutes": 20.0}, {"demo_minutes": "s"}, quick)
+    record = record_run(record, {"cv_study_minutes": 80.0}, {"cv_study_minutes": "r"}, quick)
+    assert len(record["runs"]) == 3 and "demo spends" not in render(record)
