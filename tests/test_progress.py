@@ -12,7 +12,10 @@ import os
 import re
 import select
 import struct
+import subprocess
+import sys
 import termios
+import textwrap
 import time
 
 import pytest
@@ -21,7 +24,7 @@ from omegaconf import OmegaConf
 from src.engine import progress
 from src.study import estimate
 from src.study.plan import pipeline_cells, resolve_auto
-from tests.conftest import compose_config
+from tests.conftest import REPO, compose_config
 
 PROBED = {"per_update_s": 0.5, "start_s": 8.0, "per_image_s": 0.02}
 
@@ -198,6 +201,35 @@ def test_deeplabcut_update_records_drive_the_bar_and_leave_the_log(pattern, mess
     assert "loss 0.0123" in stream.getvalue()
     assert progress.last_seconds_per_update() is not None
     logging.info(message.format(i=7))  # the filter is gone with the block
+
+
+def test_counting_survives_a_reload_of_the_logging_module():
+    """DeepLabCut's TensorFlow train_network reloads ``logging`` (a new root logger) before it logs
+    its updates; count_on_new_root puts the counting on the new root. In a child: a reload would
+    take pytest's own log capture with it."""
+    script = textwrap.dedent(
+        """
+        import importlib, io, logging, sys
+        from src.engine import progress
+        stream = io.StringIO()
+        with progress.counting_records(progress.bar(2, "t", stream=stream), progress.TENSORFLOW_UPDATE) as bar:
+            importlib.reload(logging)
+            logging.basicConfig(stream=sys.stdout, level=logging.INFO, format="%(message)s")
+            logging.info("iteration: 1 loss: 0.5 lr: 0.001")  # not counted: the new root has no filter
+            progress.count_on_new_root()
+            logging.info("iteration: 2 loss: 0.4 lr: 0.001")
+            print("counted", bar.n)
+        logging.info("iteration: 3 loss: 0.3 lr: 0.001")  # the block is closed: logged again
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
+    )
+    assert done.stdout.splitlines() == [
+        "iteration: 1 loss: 0.5 lr: 0.001",
+        "counted 1",
+        "iteration: 3 loss: 0.3 lr: 0.001",
+    ]
 
 
 def test_dvc_train_stage_says_which_cell_and_how_long_is_left(tmp_path, monkeypatch):

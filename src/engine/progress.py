@@ -6,7 +6,9 @@ written as plain lines, one every :data:`LOG_EVERY_S` seconds, plus the first an
 
 DeepLabCut reports each update only as a log record (PyTorch engine: "Number of iterations: ...",
 with ``display_iters`` 1; TensorFlow engine: "iteration: ..."): :func:`counting_records` turns those
-records into bar updates and keeps them out of the log, so neither engine is patched.
+records into bar updates and keeps them out of the log. DeepLabCut's TensorFlow ``train_network``
+reloads the ``logging`` module, which makes a new root logger: :func:`count_on_new_root` puts the
+counting back on it.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ PYTORCH_UPDATE = re.compile(r"^Number of iterations: \d+, loss: (?P<loss>\S+?),?
 TENSORFLOW_UPDATE = re.compile(r"^iteration: \d+ loss: (?P<loss>\S+) lr: ")
 
 _last_seconds_per_update: float | None = None
+_counting: list[_CountUpdates] = []  # the filters of the counting_records blocks now open
 
 
 class _Lines:
@@ -126,12 +129,23 @@ def counting_records(progress: tqdm, pattern: re.Pattern) -> Iterator[tqdm]:
     counter = _CountUpdates(progress, pattern)
     root = logging.getLogger()
     root.addFilter(counter)
+    _counting.append(counter)
     try:
         yield progress
     finally:
+        _counting.remove(counter)
         root.removeFilter(counter)
+        logging.getLogger().removeFilter(counter)  # the root of a reloaded logging module
         _last_seconds_per_update = counter.seconds_per_update()
         progress.close()
+
+
+def count_on_new_root() -> None:
+    """Put the open :func:`counting_records` blocks' counting on today's root logger, after
+    ``importlib.reload(logging)`` (DeepLabCut's TensorFlow training does it) replaced the root."""
+    root = logging.getLogger()
+    for counter in _counting:
+        root.addFilter(counter)  # a no-op where it is already there
 
 
 def last_seconds_per_update() -> float | None:

@@ -660,6 +660,16 @@ def _child_train(project_config: str, iterations: str, save_iters: str) -> None:
 
     dlc_train.load_and_enqueue = load_or_exit
 
+    # DeepLabCut's train_network reloads the logging module (a new root logger, without the filter
+    # that turns its update records into the progress bar); its setup_logging comes after that
+    setup_logging = dlc_train.setup_logging
+
+    def setup_logging_and_count() -> None:
+        setup_logging()
+        progress.count_on_new_root()
+
+    dlc_train.setup_logging = setup_logging_and_count
+
     # DeepLabCut logs every update (display_iters 1, for learning_stats.csv): a progress bar instead
     label = progress.training_label(Path(project_config).parent)
     with progress.counting_records(

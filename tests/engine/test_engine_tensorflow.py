@@ -8,6 +8,7 @@ evaluate_network, on the tiny synthetic cohort (96 x 80 px frames).
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -265,11 +266,16 @@ def test_users_snapshot_is_evaluated_on_the_split_without_training(project, dlc2
 
 
 @pytest.mark.slow
-def test_pretrained_tensorflow_model_trains_a_condition_with_live_loss(project):
+def test_pretrained_tensorflow_model_trains_a_condition_with_live_loss(project, capfd):
     """weights=healthy_adults with engine=tensorflow: a TensorFlow ResNet pre-trained here from a
     locally built random checkpoint, then condition 1 trained from it (all variables: its
-    iterations continue from the pre-training's), every iteration's loss in MLflow, evaluated."""
+    iterations continue from the pre-training's), every iteration's loss in MLflow, evaluated;
+    its updates counted by the progress bar, not printed one line each."""
     metrics = train(configured(project, *TF, "labelled_frames=1", "training.iterations=4"))
+    printed = capfd.readouterr()
+    lines = (printed.out + printed.err).splitlines()
+    assert any(re.match(r"train frames1: 4/4 updates", line) for line in lines), lines[-20:]
+    assert not [line for line in lines if line.startswith("iteration: ")]
     assert np.isfinite(metrics["mae_test_px"]) and np.isfinite(metrics["mae_generalisation_px"])
     client, found = runs(project, "tags.engine = 'tensorflow' and tags.labelled_frames = '1'")
     run = found[-1]
