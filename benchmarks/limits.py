@@ -353,19 +353,17 @@ def full(root: Path, args: argparse.Namespace, ours_update_s: float) -> tuple[di
                 printed[name] = done.stdout
         seconds[name] = time.perf_counter() - start
     repro_s = seconds["repro"]
-    profile, loops, share = repro_figures(repro_lines, repro_s)
+    profile, loops_text, share = repro_figures(repro_lines, repro_s)
     figures = {"demo_minutes": sum(seconds.values()) / 60, "study_update_share": share}
     details = {
         "demo_minutes": "make demo's steps: "
         + ", ".join(f"{name} {s / 60:.1f} min" for name, s in seconds.items()),
-        "study_update_share": f"{loops}; the quick phase measured {ours_update_s:.3f} s per update "
+        "study_update_share": f"{loops_text}; the quick phase measured {ours_update_s:.3f} s per update "
         f"/ dvc repro {repro_s:.0f} s",
         "_clone": str(clone),
         "_profile": ("the demo's `dvc repro`", profile),
     }
-    line = next(
-        (x for x in printed.get("params", "").splitlines() if x.startswith("estimate:")), ""
-    )
+    line = estimate_line(printed.get("params", ""))
     estimate_s = estimated_seconds(line)
     if estimate_s is not None:
         figures["estimate_vs_repro"] = estimate_s / repro_s
@@ -394,14 +392,15 @@ def cv_study(root: Path) -> tuple[dict, dict]:
     start = time.perf_counter()
     lines = timed_lines(["dvc", "repro"], clone, env)
     repro_s = time.perf_counter() - start
-    profile, loops, share = repro_figures(lines, repro_s)
-    estimate = next((x for x in params.splitlines() if x.startswith("estimate:")), "")
+    profile, loops_text, share = repro_figures(lines, repro_s)
     return {"cv_study_minutes": repro_s / 60}, {
         "cv_study_minutes": f"dvc repro {repro_s / 60:.1f} min after make setup and src.params "
-        f"split=kfold; {loops}, {share:.3f} of the repro; src.params: "
-        f"'{estimate.split(' for ')[0]}'",
+        f"split=kfold; {loops_text}, {share:.3f} of the repro; src.params: "
+        f"'{estimate_line(params).split(' for ')[0]}'",
         "_clone": str(clone),
         "_profile": ("the 5-fold study's `dvc repro`", profile),
+        "_class": numerics_class_of(clone),
+        "_threads": _params(clone)["training"]["threads"],
     }
 
 
@@ -468,6 +467,11 @@ def profile_table(
     return lines
 
 
+def estimate_line(printed: str) -> str:
+    """The ``estimate:`` line of what ``python -m src.params`` printed ('' when there is none)."""
+    return next((x for x in printed.splitlines() if x.startswith("estimate:")), "")
+
+
 def estimated_seconds(line: str) -> float | None:
     """The time of src.params' ``estimate: about 22 min ...`` (or ``about 2.5 h``) line; None when
     it has none (``time unknown``)."""
@@ -483,7 +487,9 @@ def _params(clone: Path) -> dict:
     return yaml.safe_load((clone / "params.yaml").read_text(encoding="utf-8"))
 
 
-def conditions_text(args: argparse.Namespace, load: tuple[float, float, float], cls: str) -> str:
+def conditions_text(
+    args: argparse.Namespace, load: tuple[float, float, float], cls: str, threads: int
+) -> str:
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -494,7 +500,7 @@ def conditions_text(args: argparse.Namespace, load: tuple[float, float, float], 
     )
     text = (
         f"CPU: {cpu}, {os.cpu_count()} cores; CPU numerics class of our runs: {cls}; "
-        f"{args.threads} torch threads; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
+        f"{threads} torch threads; load average before: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}"
         f"{' (forced: the machine was not quiet)' if args.force and load[0] > args.max_load else ''}; "
     )
     if not args.cv:
@@ -624,7 +630,6 @@ def main() -> None:
     try:
         if args.cv:
             figures, details = cv_study(root)
-            details["_class"] = numerics_class_of(Path(details["_clone"]))
         else:
             figures, details = quick(root, args)
         if args.full:
@@ -641,7 +646,9 @@ def main() -> None:
     run = {
         "command": f"python -m benchmarks.limits {' '.join(sys.argv[1:])}".strip(),
         "date": time.strftime("%Y-%m-%d"),
-        "conditions": conditions_text(args, load, details.get("_class", "?")),
+        "conditions": conditions_text(
+            args, load, details.get("_class", "?"), details.get("_threads", args.threads)
+        ),
     }
     record = record_run(record, figures, details, run)
     record_path.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
