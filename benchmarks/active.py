@@ -67,6 +67,7 @@ from src.evaluation.uncertainty import (
 NAME = "synthetic_clinical"
 KMEANS_STORE = "mlruns_kmeans"
 COSTS_FILE = "active_rounds_cost.json"
+DEFAULT_OUT = REPO / "benchmarks/results/active.md"
 PROJECT_HEADING = "## Real project: "  # benchmarks.active_project's section of the result file
 
 
@@ -83,11 +84,14 @@ def overrides(args, work: Path, seed: int, store: str) -> list[str]:
     """The study of selection seed ``seed``: data, models and MLflow stores under
     ``work/seed_<seed>/``; the cohort under ``work/cohort/``, made with ``args.cohort_seed``."""
     folder = work / f"seed_{seed}"
-    return [
+    shrunk = [  # --cohort tiny: the tiny cohort enlarged to --participants x 2 x --frames-per-video
         "synthetic=tiny",
         f"synthetic.clinical.n_participants={args.participants}",
         "synthetic.clinical.videos_per_participant=2",
         f"synthetic.clinical.frames_per_video={args.frames_per_video}",
+    ]
+    return [
+        *(shrunk if args.cohort == "tiny" else []),
         f"synthetic.clinical.seed={args.cohort_seed}",
         f"synthetic.healthy_adults.seed={args.cohort_seed}",
         f"seed={seed}",
@@ -98,7 +102,7 @@ def overrides(args, work: Path, seed: int, store: str) -> list[str]:
         "split=kfold",
         f"split.folds={args.folds}",
         "model=resnet_18",
-        f"training.iterations={args.iterations}",
+        *([f"training.iterations={args.iterations}"] if args.iterations else []),
     ]
 
 
@@ -444,9 +448,22 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--work", type=Path, default=Path("/tmp/active-work"))
     parser.add_argument("--budgets", type=int, nargs="+", default=[1, 2, 6])
     parser.add_argument("--folds", type=int, default=3)
-    parser.add_argument("--participants", type=int, default=10)
-    parser.add_argument("--frames-per-video", type=int, default=100)
-    parser.add_argument("--iterations", type=int, default=200)
+    parser.add_argument(
+        "--cohort",
+        choices=["tiny", "default"],
+        default="tiny",
+        help="tiny: the tiny cohort enlarged by --participants and --frames-per-video; default: the "
+        "embedded cohort as the study makes it (10 participants x 3 videos x 150 frames)",
+    )
+    parser.add_argument("--participants", type=int, default=10, help="--cohort tiny only")
+    parser.add_argument("--frames-per-video", type=int, default=100, help="--cohort tiny only")
+    parser.add_argument(
+        "--iterations",
+        type=int,
+        default=None,
+        help="updates per condition (default: 200 for --cohort tiny, training.iterations for "
+        "--cohort default)",
+    )
     parser.add_argument(
         "--seeds",
         type=int,
@@ -454,20 +471,23 @@ def parse_args() -> argparse.Namespace:
         default=None,
         help="selection seeds, each the study's `seed` (default: the configured seed)",
     )
-    parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/active.md")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     return parser.parse_args()
 
 
-def header(args, seeds, budgets, settings, ratio: float, n_known: int) -> list[str]:
+def header(args, study, seeds, budgets, settings, ratio: float, n_known: int) -> list[str]:
+    """The result file's first lines; ``study`` is the composed config of the first seed's study."""
+    cohort = study.synthetic.clinical
     lines = [
         f"frames_ratio_active_vs_kmeans: {ratio:.3f}",
         "",
         "# Active against k-means frame selection",
         "",
-        f"MAE (px) on generalisation participants, pooled over {args.folds} folds of the tiny cohort "
-        f"({args.participants} participants x 2 videos x {args.frames_per_video} frames, resnet_18, "
-        f"{args.iterations} iterations; CPU), 95 % intervals by {settings.method} over "
-        "participants; the difference is paired (same participants).",
+        f"MAE (px) on generalisation participants, pooled over {args.folds} folds of the "
+        f"{args.cohort} cohort ({cohort.n_participants} participants x "
+        f"{cohort.videos_per_participant} videos x {cohort.frames_per_video} frames, "
+        f"{study.model.name}, {study.training.iterations} iterations; CPU), 95 % intervals by "
+        f"{settings.method} over participants; the difference is paired (same participants).",
         "",
         f"Selection seeds {', '.join(map(str, seeds))}: each is the study's `seed` (k-means' "
         "frames, hence round 1 and the test frames; label noise; folds; training and pre-training "
@@ -476,9 +496,9 @@ def header(args, seeds, budgets, settings, ratio: float, n_known: int) -> list[s
         f"({n_known} of {len(seeds)} seeds with an answer from both).",
         "",
     ]
-    if max(budgets) < 6 or args.iterations < 200:
+    if max(budgets) < 6 or study.training.iterations < 200:
         lines += [
-            f"**Smoke size** (budgets {', '.join(map(str, budgets))}, {args.iterations} "
+            f"**Smoke size** (budgets {', '.join(map(str, budgets))}, {study.training.iterations} "
             "iterations): it shows the benchmark runs end to end, not whether active selection "
             "helps; the ratio compares answers at budgets too few and models too short-trained to "
             "decide it.",
@@ -506,9 +526,17 @@ def footer(args, seeds, budgets, results: dict, seconds: float) -> list[str]:
         "strategy was not tuned (conf/frames/active.yaml as shipped).",
         "",
         "Repeat: `flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.active --work "
-        f"/tmp/active-work --budgets {' '.join(map(str, budgets))} --folds {args.folds} "
-        f"--participants {args.participants} --frames-per-video {args.frames_per_video} "
-        f"--iterations {args.iterations} --seeds {' '.join(map(str, seeds))}`",
+        f"/tmp/active-work --cohort {args.cohort} --budgets {' '.join(map(str, budgets))} "
+        f"--folds {args.folds} "
+        + (
+            f"--participants {args.participants} --frames-per-video {args.frames_per_video} "
+            if args.cohort == "tiny"
+            else ""
+        )
+        + (f"--iterations {args.iterations} " if args.iterations else "")
+        + f"--seeds {' '.join(map(str, seeds))}"
+        + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(REPO)}")
+        + "`",
     ]
 
 
@@ -520,6 +548,9 @@ def main() -> None:
     configured = config([])
     args.cohort_seed = int(configured.seed)  # the cohort's seed whatever the selection seed
     seeds = list(dict.fromkeys(args.seeds or [args.cohort_seed]))
+    if args.iterations is None and args.cohort == "tiny":
+        args.iterations = 200
+    study = config(overrides(args, work, seeds[0], KMEANS_STORE))
     run("src.cohort", overrides(args, work, seeds[0], KMEANS_STORE), work / "cohort.log")
     results = {seed: study_seed(args, work, seed, budgets) for seed in seeds}
     settings = interval_settings(configured)
@@ -532,7 +563,7 @@ def main() -> None:
         ratios[seed] = ratio_of(answers[seed])
         sections += lines
     ratio, n_known = median_ratio(ratios)
-    lines = header(args, seeds, budgets, settings, ratio, n_known)
+    lines = header(args, study, seeds, budgets, settings, ratio, n_known)
     lines += summary(seeds, budgets, differences, ratios, answers)
     gains = {seed: kmeans_gain(r.errors, budgets, settings) for seed, r in results.items()}
     lines += sensitivity(seeds, budgets, gains)

@@ -3,6 +3,7 @@ the profile could show a gain at all (k-means' own curve falls)."""
 
 from __future__ import annotations
 
+import argparse
 import math
 
 import numpy as np
@@ -61,3 +62,27 @@ def test_a_flat_kmeans_curve_is_said_to_decide_nothing():
     assert said.startswith("k-means from 1 to 6 labelled frames") and "flat" not in said
     said = sensitivity([42, 43], [1, 6], {42: gain_falling, 43: gain_flat})[0]
     assert "flat" in said and "cannot show a gain" in said
+
+
+def test_the_default_cohort_profile_is_the_study_as_shipped_and_its_repeat_says_so(tmp_path):
+    from benchmarks.active import DEFAULT_OUT, KMEANS_STORE, config, footer, overrides
+
+    args = argparse.Namespace(
+        cohort="default", participants=10, frames_per_video=100, iterations=None, folds=3
+    )
+    args.cohort_seed = 42
+    study = config(overrides(args, tmp_path, 43, KMEANS_STORE))
+    shipped = config([])
+    assert study.synthetic.clinical == {**shipped.synthetic.clinical, "seed": 42}
+    assert study.training.iterations == shipped.training.iterations
+    assert (study.seed, study.split.folds) == (43, 3)
+
+    args.cohort = "tiny"
+    tiny = config(overrides(args, tmp_path, 43, KMEANS_STORE)).synthetic.clinical
+    assert (tiny.n_participants, tiny.frames_per_video) == (10, 100)
+    assert tiny.width_px < shipped.synthetic.clinical.width_px
+
+    args.cohort = "default"
+    args.out = DEFAULT_OUT
+    repeat = footer(args, [43], [1, 2], {}, 1.0)[-1]
+    assert "--cohort default --budgets 1 2 --folds 3 --seeds 43`" in repeat
