@@ -86,3 +86,18 @@ def test_the_default_cohort_profile_is_the_study_as_shipped_and_its_repeat_says_
     args.out = DEFAULT_OUT
     repeat = footer(args, [43], [1, 2], {}, 1.0)[-1]
     assert "--cohort default --budgets 1 2 --folds 3 --seeds 43`" in repeat
+
+
+def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
+    from benchmarks.active import share_pretrained
+
+    models = tmp_path / "data" / "models"
+    (models / "pretrained" / "healthy-resnet_18-abc").mkdir(parents=True)
+    (models / "pretrained" / "healthy-resnet_18-abc" / "pretrained.yaml").write_text("key: abc\n")
+    share_pretrained(models, tmp_path / "models_active_2")
+    share_pretrained(models, tmp_path / "models_active_2")  # a resumed run links nothing twice
+    seen = tmp_path / "models_active_2" / "pretrained" / "healthy-resnet_18-abc" / "pretrained.yaml"
+    assert seen.read_text() == "key: abc\n"
+
+    share_pretrained(tmp_path / "none", tmp_path / "models_active_6")  # nothing pre-trained yet
+    assert not (tmp_path / "models_active_6").exists()
