@@ -335,8 +335,8 @@ def budget_intervals(errors: dict[str, pd.DataFrame], n: int, settings: Interval
 
 
 def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float):
-    """One seed's table and frames-to-label answers; returns the lines, the answers and the
-    paired difference per budget."""
+    """One seed's table and frames-to-label answers; returns the lines, the answers, the paired
+    difference per budget and :func:`against_kmeans_best`."""
     answers = {
         s: decide_frames_to_label(e, budgets, margin, settings) for s, e in result.errors.items()
     }
@@ -351,7 +351,40 @@ def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float
         mae_k, mae_a, differences[n] = budget_intervals(result.errors, n, settings)
         lines.append(f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} |")
     lines += answer_lines(answers, margin)
-    return lines, answers, differences
+    accuracy = against_kmeans_best(result.errors, answers, settings)
+    if accuracy is not None:
+        a, k = answers["active"], answers["kmeans"]
+        lines += [
+            f"Active at its answer ({a.condition}) minus k-means at its best ({k.best}), paired: "
+            f"{cell(accuracy)} px; within k-means' margin of {k.margin_px:.2f} px: "
+            f"{'yes' if as_accurate(accuracy, k.margin_px) else 'no'}.",
+            "",
+        ]
+    return lines, answers, differences, accuracy
+
+
+def against_kmeans_best(errors: dict[str, pd.DataFrame], answers, settings: IntervalSettings):
+    """Active at its frames-to-label answer minus k-means at its best condition, paired over the
+    participants (None when either has no answer): the report's paired rule across strategies.
+    Fewer frames are a gain only when they reach k-means' accuracy, not a worse curve's best."""
+    a, k = answers["active"], answers["kmeans"]
+    if a.condition is None or k.best is None:
+        return None
+    return difference_interval(
+        *aligned_totals(
+            generalisation_totals(errors["active"], a.condition),
+            generalisation_totals(errors["kmeans"], k.best),
+        ),
+        settings,
+        pooled=True,
+    )
+
+
+def as_accurate(difference, margin_px: float) -> bool:
+    """The report's rule: the difference's upper bound (its estimate without an interval) is at
+    most the margin."""
+    bound = difference.high if difference.has_interval else difference.estimate
+    return bool(bound <= margin_px)
 
 
 def answer_lines(answers, margin: float) -> list[str]:
@@ -386,10 +419,17 @@ def holds(intervals: list) -> str:
 
 
 def summary(
-    seeds: list[int], budgets, differences: dict, ratios: dict, answers: dict, level: str = "##"
+    seeds: list[int],
+    budgets,
+    differences: dict,
+    ratios: dict,
+    answers: dict,
+    level: str = "##",
+    accuracy: dict | None = None,
 ) -> list:
     """The section over seeds (a heading of ``level``): each seed's paired difference per budget,
-    whether it holds, and each seed's frames-to-label answers."""
+    whether it holds, and each seed's frames-to-label answers (with ``accuracy``, whether active's
+    answer is as accurate as k-means' best: :func:`against_kmeans_best`)."""
     lines = [
         f"{level} Over seeds",
         "",
@@ -415,11 +455,19 @@ def summary(
             f" Only {len(seeds)} seed(s): fewer than the three the gain must hold over, whatever "
             "this column says."
         )
-    lines += ["", "| seed | frames to label, k-means | active | active / k-means |"]
-    lines.append("|---:|---:|---:|---:|")
+    extra = " active's answer as accurate as k-means' best |" if accuracy is not None else ""
+    lines += ["", f"| seed | frames to label, k-means | active | active / k-means |{extra}"]
+    lines.append("|---:|---:|---:|---:|" + ("---|" if extra else ""))
     for s in seeds:
-        k, a = answers[s]["kmeans"].condition, answers[s]["active"].condition
-        lines.append(f"| {s} | {k} | {a} | {ratios[s]:.3f} |")
+        k, a = answers[s]["kmeans"], answers[s]["active"]
+        row = f"| {s} | {k.condition} | {a.condition} | {ratios[s]:.3f} |"
+        if extra:
+            d = accuracy[s]
+            verdict = "yes" if d is not None and as_accurate(d, k.margin_px) else "no"
+            row += (
+                " n/a |" if d is None else f" {verdict}: {cell(d)} px, margin {k.margin_px:.2f} |"
+            )
+        lines.append(row)
     return [*lines, ""]
 
 
@@ -486,11 +534,15 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def header(args, study, seeds, budgets, settings, ratio: float, n_known: int) -> list[str]:
-    """The result file's first lines; ``study`` is the composed config of the first seed's study."""
+def header(
+    args, study, seeds, budgets, settings, ratio: float, n_known: int, accurate: int
+) -> list[str]:
+    """The result file's first lines; ``study`` is the composed config of the first seed's study,
+    ``accurate`` the number of seeds whose active answer is as accurate as k-means' best."""
     cohort = study.synthetic.clinical
     lines = [
         f"frames_ratio_active_vs_kmeans: {ratio:.3f}",
+        f"active_answer_as_accurate_as_kmeans: {accurate} of {len(seeds)} seeds",
         "",
         "# Active against k-means frame selection",
         "",
@@ -504,7 +556,9 @@ def header(args, study, seeds, budgets, settings, ratio: float, n_known: int) ->
         "frames, hence round 1 and the test frames; label noise; folds; training and pre-training "
         f"seeds; active's tie-breaks), on one cohort made with seed {args.cohort_seed}. The first "
         "line is the median over seeds of active's frames-to-label answer divided by k-means' "
-        f"({n_known} of {len(seeds)} seeds with an answer from both).",
+        f"({n_known} of {len(seeds)} seeds with an answer from both). A ratio below 1 is a gain "
+        "only where active's answer is as accurate as k-means' best, by the same paired rule "
+        "and margin (second line); otherwise active's curve stops falling earlier at a worse MAE.",
         "",
     ]
     if max(budgets) < 6 or study.training.iterations < 200:
@@ -566,16 +620,20 @@ def main() -> None:
     results = {seed: study_seed(args, work, seed, budgets) for seed in seeds}
     settings = interval_settings(configured)
     margin = float(configured.report.frames_to_label.margin_pct)
-    sections, answers, differences, ratios = [], {}, {}, {}
+    sections, answers, differences, ratios, accuracy = [], {}, {}, {}, {}
     for seed, result in results.items():
-        lines, answers[seed], differences[seed] = seed_section(
+        lines, answers[seed], differences[seed], accuracy[seed] = seed_section(
             seed, result, budgets, settings, margin
         )
         ratios[seed] = ratio_of(answers[seed])
         sections += lines
     ratio, n_known = median_ratio(ratios)
-    lines = header(args, study, seeds, budgets, settings, ratio, n_known)
-    lines += summary(seeds, budgets, differences, ratios, answers)
+    accurate = sum(
+        d is not None and as_accurate(d, answers[s]["kmeans"].margin_px)
+        for s, d in accuracy.items()
+    )
+    lines = header(args, study, seeds, budgets, settings, ratio, n_known, accurate)
+    lines += summary(seeds, budgets, differences, ratios, answers, accuracy=accuracy)
     gains = {seed: kmeans_gain(r.errors, budgets, settings) for seed, r in results.items()}
     lines += sensitivity(seeds, budgets, gains)
     lines += sections

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from benchmarks.active import holds, kmeans_gain, median_ratio, sensitivity
 from src.evaluation.uncertainty import Interval, IntervalSettings
@@ -101,3 +102,33 @@ def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
 
     share_pretrained(tmp_path / "none", tmp_path / "models_active_6")  # nothing pre-trained yet
     assert not (tmp_path / "models_active_6").exists()
+
+
+def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
+    from benchmarks.active import against_kmeans_best, as_accurate
+    from src.evaluation.study_errors import decide_frames_to_label
+
+    settings = IntervalSettings(method="t_interval", min_participants=2)
+    kmeans = errors(
+        {1: [17.0, 18.0, 16.0, 17.5], 2: [16.0, 17.0, 15.0, 16.5], 10: [12.0, 12.5, 11.5, 12.2]}
+    )
+    # active stops falling at 2 frames, far above k-means' best: its answer is 2, not a gain
+    worse = errors(
+        {1: [17.0, 18.0, 16.0, 17.5], 2: [15.0, 16.0, 14.0, 15.5], 10: [15.5, 16.2, 14.4, 15.9]}
+    )
+    # active reaches k-means' best at 2 frames: a real gain
+    better = errors(
+        {1: [17.0, 18.0, 16.0, 17.5], 2: [12.1, 12.4, 11.6, 12.1], 10: [12.0, 12.3, 11.7, 12.0]}
+    )
+    for active, gain in ((worse, False), (better, True)):
+        found = {"kmeans": kmeans, "active": active}
+        answers = {
+            s: decide_frames_to_label(e, [1, 2, 10], 10.0, settings) for s, e in found.items()
+        }
+        assert (answers["kmeans"].condition, answers["active"].condition) == (10, 2)
+        difference = against_kmeans_best(found, answers, settings)
+        assert difference.estimate == pytest.approx(
+            np.mean(active[active.labelled_frames == 2].error_px)
+            - np.mean(kmeans[kmeans.labelled_frames == 10].error_px)
+        )
+        assert as_accurate(difference, answers["kmeans"].margin_px) is gain
