@@ -1,9 +1,9 @@
 """Active against k-means frame selection at equal budgets: MAE on generalisation participants
-against labelled frames per video, on a reduced tiny cohort across folds, for one or more
-selection seeds.
+against labelled frames per video, on the embedded cohort across folds (``--cohort default``, as
+the study makes it, or ``--cohort tiny``, a shrunk one), for one or more selection seeds.
 
     flock /tmp/cpu-heavy.lock .venv/bin/python -m benchmarks.active --work /tmp/active-work \
-        --seeds 42 43 44
+        --cohort default --budgets 1 2 6 10 --seeds 42 43 44
 
 k-means: the study's conditions (``src.prepare``, then ``src.train`` per fold and budget). Active
 (``frames=active``, src/data/selection/active.py): round 1 is k-means' condition 1 (the same
@@ -27,7 +27,9 @@ seed's study reads it. Each seed runs the whole benchmark in ``--work/seed_<s>/`
 its trained cells).
 
 Writes ``--out`` (benchmarks/results/active.md): first the median over seeds of active's answer
-divided by k-means', a summary over seeds (per budget, each seed's paired difference active -
+divided by k-means', then in how many seeds active's answer is as accurate as k-means' best (the
+report's paired rule across strategies: a ratio below 1 from a curve that stops falling at a worse
+MAE is no gain), a summary over seeds (per budget, each seed's paired difference active -
 k-means and whether all seeds agree in sign with intervals excluding 0), then one table per seed.
 A section "Real project: ..." at its end (benchmarks.active_project: the same comparison on a
 DeepLabCut project's labelled pool) is kept as it is.
@@ -351,32 +353,46 @@ def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float
         mae_k, mae_a, differences[n] = budget_intervals(result.errors, n, settings)
         lines.append(f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} |")
     lines += answer_lines(answers, margin)
-    accuracy = against_kmeans_best(result.errors, answers, settings)
-    if accuracy is not None:
-        a, k = answers["active"], answers["kmeans"]
-        lines += [
-            f"Active at its answer ({a.condition}) minus k-means at its best ({k.best}), paired: "
-            f"{cell(accuracy)} px; within k-means' margin of {k.margin_px:.2f} px: "
-            f"{'yes' if as_accurate(accuracy, k.margin_px) else 'no'}.",
-            "",
-        ]
-    return lines, answers, differences, accuracy
+    totals = {
+        s: {n: generalisation_totals(e, n) for n in budgets} for s, e in result.errors.items()
+    }
+    accuracy = against_kmeans_best(totals, answers, settings, pooled=True)
+    return [*lines, *accuracy_lines(accuracy, answers)], answers, differences, accuracy
 
 
-def against_kmeans_best(errors: dict[str, pd.DataFrame], answers, settings: IntervalSettings):
+def against_kmeans_best(totals: dict, answers, settings: IntervalSettings, pooled: bool = False):
     """Active at its frames-to-label answer minus k-means at its best condition, paired over the
-    participants (None when either has no answer): the report's paired rule across strategies.
-    Fewer frames are a gain only when they reach k-means' accuracy, not a worse curve's best."""
+    units of ``totals`` (strategy -> budget -> totals per participant or held-out frame); None when
+    either has no answer. The report's paired rule across strategies: fewer frames are a gain only
+    when they reach k-means' accuracy, not a worse curve's best."""
     a, k = answers["active"], answers["kmeans"]
     if a.condition is None or k.best is None:
         return None
     return difference_interval(
-        *aligned_totals(
-            generalisation_totals(errors["active"], a.condition),
-            generalisation_totals(errors["kmeans"], k.best),
-        ),
+        *aligned_totals(totals["active"][a.condition], totals["kmeans"][k.best]),
         settings,
-        pooled=True,
+        pooled=pooled,
+    )
+
+
+def accuracy_lines(accuracy, answers) -> list[str]:
+    """The sentence saying whether active's answer is as accurate as k-means' best."""
+    if accuracy is None:
+        return []
+    a, k = answers["active"], answers["kmeans"]
+    return [
+        f"Active at its answer ({a.condition}) minus k-means at its best ({k.best}), paired: "
+        f"{cell(accuracy)} px; within k-means' margin of {k.margin_px:.2f} px: "
+        f"{'yes' if as_accurate(accuracy, k.margin_px) else 'no'}.",
+        "",
+    ]
+
+
+def accurate_seeds(accuracy: dict, answers: dict) -> int:
+    """How many seeds' active answer is as accurate as k-means' best."""
+    return sum(
+        d is not None and as_accurate(d, answers[s]["kmeans"].margin_px)
+        for s, d in accuracy.items()
     )
 
 
@@ -463,10 +479,11 @@ def summary(
         row = f"| {s} | {k.condition} | {a.condition} | {ratios[s]:.3f} |"
         if extra:
             d = accuracy[s]
-            verdict = "yes" if d is not None and as_accurate(d, k.margin_px) else "no"
-            row += (
-                " n/a |" if d is None else f" {verdict}: {cell(d)} px, margin {k.margin_px:.2f} |"
-            )
+            if d is None:
+                row += " n/a |"
+            else:
+                verdict = "yes" if as_accurate(d, k.margin_px) else "no"
+                row += f" {verdict}: {cell(d)} px, margin {k.margin_px:.2f} |"
         lines.append(row)
     return [*lines, ""]
 
@@ -615,8 +632,9 @@ def main() -> None:
     seeds = list(dict.fromkeys(args.seeds or [args.cohort_seed]))
     if args.iterations is None and args.cohort == "tiny":
         args.iterations = 200
-    study = config(overrides(args, work, seeds[0], KMEANS_STORE))
-    run("src.cohort", overrides(args, work, seeds[0], KMEANS_STORE), work / "cohort.log")
+    first = overrides(args, work, seeds[0], KMEANS_STORE)
+    study = config(first)
+    run("src.cohort", first, work / "cohort.log")
     results = {seed: study_seed(args, work, seed, budgets) for seed in seeds}
     settings = interval_settings(configured)
     margin = float(configured.report.frames_to_label.margin_pct)
@@ -628,10 +646,7 @@ def main() -> None:
         ratios[seed] = ratio_of(answers[seed])
         sections += lines
     ratio, n_known = median_ratio(ratios)
-    accurate = sum(
-        d is not None and as_accurate(d, answers[s]["kmeans"].margin_px)
-        for s, d in accuracy.items()
-    )
+    accurate = accurate_seeds(accuracy, answers)
     lines = header(args, study, seeds, budgets, settings, ratio, n_known, accurate)
     lines += summary(seeds, budgets, differences, ratios, answers, accuracy=accuracy)
     gains = {seed: kmeans_gain(r.errors, budgets, settings) for seed, r in results.items()}

@@ -49,6 +49,9 @@ import pandas as pd
 from benchmarks import REPO
 from benchmarks.active import (
     PROJECT_HEADING,
+    accuracy_lines,
+    accurate_seeds,
+    against_kmeans_best,
     answer_lines,
     cell,
     config,
@@ -275,7 +278,8 @@ def frame_answer(totals: dict[int, pd.DataFrame], margin: float, settings: Inter
 
 def seed_lines(seed: int, result: ProjectSeed, budgets, settings, margin: float):
     """One seed's table (MAE on the held-out frames, paired difference, frames both strategies
-    share) and answers; returns the lines, the answers and the differences per budget."""
+    share) and answers; returns the lines, the answers, the differences per budget and
+    active's answer against k-means' best (``benchmarks.active.against_kmeans_best``)."""
     answers = {s: frame_answer(t, margin, settings) for s, t in result.totals.items()}
     lines = [
         f"### Seed {seed}",
@@ -294,7 +298,8 @@ def seed_lines(seed: int, result: ProjectSeed, budgets, settings, margin: float)
             f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} | {shared} of {n} |"
         )
     lines += answer_lines(answers, margin)
-    return lines, answers, differences
+    accuracy = against_kmeans_best(result.totals, answers, settings)
+    return [*lines, *accuracy_lines(accuracy, answers)], answers, differences, accuracy
 
 
 def limits_paragraph(results: dict[int, ProjectSeed], budgets) -> list[str]:
@@ -344,9 +349,9 @@ def capped_note(answers: dict, budgets) -> list[str]:
 
 def section(args, results, skipped, budgets, settings, margin, seconds) -> list[str]:
     """The result file's section for the project."""
-    sections, answers, differences, ratios = [], {}, {}, {}
+    sections, answers, differences, ratios, accuracy = [], {}, {}, {}, {}
     for seed, result in results.items():
-        lines, answers[seed], differences[seed] = seed_lines(
+        lines, answers[seed], differences[seed], accuracy[seed] = seed_lines(
             seed, result, budgets, settings, margin
         )
         ratios[seed] = ratio_of(answers[seed])
@@ -375,12 +380,14 @@ def section(args, results, skipped, budgets, settings, margin, seconds) -> list[
         "model).",
         "",
         f"Median over seeds of active's frames-to-label answer / k-means': {ratio:.3f} "
-        f"({n_known} of {len(seeds)} seeds with an answer from both).",
+        f"({n_known} of {len(seeds)} seeds with an answer from both); active's answer as "
+        f"accurate as k-means' best in {accurate_seeds(accuracy, answers)} of {len(seeds)} "
+        "seeds.",
         "",
         *capped_note(answers, budgets),
         *limits_paragraph(results, budgets),
     ]
-    lines += summary(seeds, budgets, differences, ratios, answers, level="###")
+    lines += summary(seeds, budgets, differences, ratios, answers, "###", accuracy)
     if skipped:
         lines += [f"Fewer seeds than asked: {skipped}", ""]
     lines += sections

@@ -105,7 +105,7 @@ def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
 
 
 def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
-    from benchmarks.active import against_kmeans_best, as_accurate
+    from benchmarks.active import against_kmeans_best, as_accurate, generalisation_totals
     from src.evaluation.study_errors import decide_frames_to_label
 
     settings = IntervalSettings(method="t_interval", min_participants=2)
@@ -126,7 +126,8 @@ def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
             s: decide_frames_to_label(e, [1, 2, 10], 10.0, settings) for s, e in found.items()
         }
         assert (answers["kmeans"].condition, answers["active"].condition) == (10, 2)
-        difference = against_kmeans_best(found, answers, settings)
+        totals = {s: {n: generalisation_totals(e, n) for n in (1, 2, 10)} for s, e in found.items()}
+        difference = against_kmeans_best(totals, answers, settings, pooled=True)
         assert difference.estimate == pytest.approx(
             np.mean(active[active.labelled_frames == 2].error_px)
             - np.mean(kmeans[kmeans.labelled_frames == 10].error_px)
