@@ -38,6 +38,7 @@ section says which seeds were left out and why.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import time
 from dataclasses import dataclass, field, replace
@@ -48,6 +49,7 @@ import pandas as pd
 
 from benchmarks import REPO
 from benchmarks.active import (
+    COSTS_FILE,
     PROJECT_HEADING,
     accuracy_lines,
     accurate_seeds,
@@ -224,7 +226,8 @@ def study_seed(args, work: Path, seed: int) -> ProjectSeed:
         if not trained(folder / KMEANS_STORE, 0, n, name):
             run("src.train", [*base, f"labelled_frames={n}"], log)
     dataset = load_dataset(cfg.data)
-    result = ProjectSeed()
+    costs = folder / COSTS_FILE  # rounds' cost, kept for a rerun that trains nothing new
+    result = ProjectSeed(**(json.loads(costs.read_text()) if costs.is_file() else {}))
     prev_store, prev_root = folder / KMEANS_STORE, prepared
     for before, budget in zip(budgets, budgets[1:]):
         store, root = f"mlruns_active_{budget}", folder / f"active_{budget}" / "prepared"
@@ -242,6 +245,9 @@ def study_seed(args, work: Path, seed: int) -> ProjectSeed:
             ]
             run("src.train", arguments, log)
             result.round_s.append(time.perf_counter() - start)
+            costs.write_text(
+                json.dumps({"inference_s": result.inference_s, "round_s": result.round_s})
+            )
         prev_store, prev_root = folder / store, root
     selection = pd.read_csv(prepared / name / "selection.csv")
     split = pd.read_csv(prepared / name / "split.csv")
@@ -374,10 +380,9 @@ def section(args, results, skipped, budgets, settings, margin, seconds) -> list[
         "",
         f"Budgets {', '.join(map(str, budgets))} labelled frames: a round may choose among "
         f"{first.pool} frames ({first.labelled} labelled, less the {held_out} held out and the "
-        f"test frame). The largest, {budgets[-1]}, takes {budgets[-1] / first.pool:.0%} of them "
-        "and leaves the strategies room to differ; the paper's 20 would take nearly half, and "
-        "each budget costs a training per strategy. Round 1 is k-means' condition 1 (the same "
-        "model).",
+        f"test frame). The largest, {budgets[-1]}, takes {budgets[-1] / first.pool:.0%} of them; "
+        "the more of the pool a budget takes, the less room the strategies have to differ. Round "
+        "1 is k-means' condition 1 (the same model).",
         "",
         f"Median over seeds of active's frames-to-label answer / k-means': {ratio:.3f} "
         f"({n_known} of {len(seeds)} seeds with an answer from both); active's answer as "
