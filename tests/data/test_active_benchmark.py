@@ -1,5 +1,6 @@
 """benchmarks.active's verdicts: when a difference holds over seeds, the frames ratio, and whether
-the profile could show a gain at all (k-means' own curve falls)."""
+the profile could show a gain at all (k-means' own curve falls), whether fewer frames reach
+k-means' accuracy, and the profile each --cohort runs."""
 
 from __future__ import annotations
 
@@ -10,7 +11,22 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.active import holds, kmeans_gain, median_ratio, sensitivity
+from benchmarks.active import (
+    DEFAULT_OUT,
+    KMEANS_STORE,
+    against_kmeans_best,
+    as_accurate,
+    config,
+    footer,
+    generalisation_totals,
+    holds,
+    kmeans_gain,
+    median_ratio,
+    overrides,
+    sensitivity,
+    share_pretrained,
+)
+from src.evaluation.study_errors import decide_frames_to_label
 from src.evaluation.uncertainty import Interval, IntervalSettings
 
 NAN = float("nan")
@@ -66,8 +82,6 @@ def test_a_flat_kmeans_curve_is_said_to_decide_nothing():
 
 
 def test_the_default_cohort_profile_is_the_study_as_shipped_and_its_repeat_says_so(tmp_path):
-    from benchmarks.active import DEFAULT_OUT, KMEANS_STORE, config, footer, overrides
-
     args = argparse.Namespace(
         cohort="default", participants=10, frames_per_video=100, iterations=None, folds=3
     )
@@ -90,8 +104,6 @@ def test_the_default_cohort_profile_is_the_study_as_shipped_and_its_repeat_says_
 
 
 def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
-    from benchmarks.active import share_pretrained
-
     models = tmp_path / "data" / "models"
     (models / "pretrained" / "healthy-resnet_18-abc").mkdir(parents=True)
     (models / "pretrained" / "healthy-resnet_18-abc" / "pretrained.yaml").write_text("key: abc\n")
@@ -105,9 +117,6 @@ def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
 
 
 def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
-    from benchmarks.active import against_kmeans_best, as_accurate, generalisation_totals
-    from src.evaluation.study_errors import decide_frames_to_label
-
     settings = IntervalSettings(method="t_interval", min_participants=2)
     kmeans = errors(
         {1: [17.0, 18.0, 16.0, 17.5], 2: [16.0, 17.0, 15.0, 16.5], 10: [12.0, 12.5, 11.5, 12.2]}
