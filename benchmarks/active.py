@@ -64,6 +64,7 @@ from src.evaluation.uncertainty import (
     difference_interval,
     mae_interval,
     participant_totals,
+    within_margin,
 )
 
 NAME = "synthetic_clinical"
@@ -323,10 +324,10 @@ def generalisation_totals(table: pd.DataFrame, n: int) -> pd.DataFrame:
     return participant_totals(rows[rows["labelled_frames"] == n])
 
 
-def budget_intervals(errors: dict[str, pd.DataFrame], n: int, settings: IntervalSettings):
+def budget_intervals(totals: dict, n: int, settings: IntervalSettings):
     """MAE of k-means, of active and their paired difference active - k-means at budget ``n``,
-    on the generalisation participants pooled over the folds."""
-    k, a = (generalisation_totals(errors[s], n) for s in ("kmeans", "active"))
+    from ``totals`` (strategy -> budget -> :func:`generalisation_totals`)."""
+    k, a = totals["kmeans"][n], totals["active"][n]
     mae_k = mae_interval(
         k["sum_error_px"].to_numpy(), k["n_points"].to_numpy(), settings, pooled=True
     )
@@ -348,14 +349,14 @@ def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float
         "| labelled frames per video | k-means | active | active - k-means |",
         "|---:|---:|---:|---:|",
     ]
-    differences = {}
-    for n in budgets:
-        mae_k, mae_a, differences[n] = budget_intervals(result.errors, n, settings)
-        lines.append(f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} |")
-    lines += answer_lines(answers, margin)
     totals = {
         s: {n: generalisation_totals(e, n) for n in budgets} for s, e in result.errors.items()
     }
+    differences = {}
+    for n in budgets:
+        mae_k, mae_a, differences[n] = budget_intervals(totals, n, settings)
+        lines.append(f"| {n} | {cell(mae_k)} | {cell(mae_a)} | {cell(differences[n])} |")
+    lines += answer_lines(answers, margin)
     accuracy = against_kmeans_best(totals, answers, settings, pooled=True)
     return [*lines, *accuracy_lines(accuracy, answers)], answers, differences, accuracy
 
@@ -383,7 +384,7 @@ def accuracy_lines(accuracy, answers) -> list[str]:
     return [
         f"Active at its answer ({a.condition}) minus k-means at its best ({k.best}), paired: "
         f"{cell(accuracy)} px; within k-means' margin of {k.margin_px:.2f} px: "
-        f"{'yes' if as_accurate(accuracy, k.margin_px) else 'no'}.",
+        f"{'yes' if within_margin(accuracy, k.margin_px) else 'no'}.",
         "",
     ]
 
@@ -391,16 +392,9 @@ def accuracy_lines(accuracy, answers) -> list[str]:
 def accurate_seeds(accuracy: dict, answers: dict) -> int:
     """How many seeds' active answer is as accurate as k-means' best."""
     return sum(
-        d is not None and as_accurate(d, answers[s]["kmeans"].margin_px)
+        d is not None and within_margin(d, answers[s]["kmeans"].margin_px)
         for s, d in accuracy.items()
     )
-
-
-def as_accurate(difference, margin_px: float) -> bool:
-    """The report's rule: the difference's upper bound (its estimate without an interval) is at
-    most the margin."""
-    bound = difference.high if difference.has_interval else difference.estimate
-    return bool(bound <= margin_px)
 
 
 def answer_lines(answers, margin: float) -> list[str]:
@@ -482,7 +476,7 @@ def summary(
             if d is None:
                 row += " n/a |"
             else:
-                verdict = "yes" if as_accurate(d, k.margin_px) else "no"
+                verdict = "yes" if within_margin(d, k.margin_px) else "no"
                 row += f" {verdict}: {cell(d)} px, margin {k.margin_px:.2f} |"
         lines.append(row)
     return [*lines, ""]

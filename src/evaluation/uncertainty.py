@@ -377,8 +377,7 @@ def frames_to_label(
             *aligned_totals(totals[n], totals[best]), settings, pooled=pooled
         )
         differences[n] = difference
-        bound = difference.high if difference.has_interval else difference.estimate
-        if chosen is None and bound <= margin_px:
+        if chosen is None and within_margin(difference, margin_px):
             chosen = n
     decision = FramesToLabel(chosen, best, margin_px, differences)
     how = _why_chosen(decision, maes, len(totals[best]), margin_pct, settings, what)
@@ -386,6 +385,13 @@ def frames_to_label(
         "Label no frames (the initial model)" if chosen == 0 else f"Label {chosen} frames per video"
     )
     return replace(decision, sentence=f"{label}: {how}.")
+
+
+def within_margin(difference: Interval, margin_px: float) -> bool:
+    """The frames-to-label rule: the paired difference's upper bound (its estimate where it has no
+    interval) is at most ``margin_px``."""
+    bound = difference.high if difference.has_interval else difference.estimate
+    return bool(bound <= margin_px)
 
 
 def _why_chosen(

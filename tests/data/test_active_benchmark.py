@@ -15,7 +15,6 @@ from benchmarks.active import (
     DEFAULT_OUT,
     KMEANS_STORE,
     against_kmeans_best,
-    as_accurate,
     config,
     footer,
     generalisation_totals,
@@ -27,7 +26,7 @@ from benchmarks.active import (
     share_pretrained,
 )
 from src.evaluation.study_errors import decide_frames_to_label
-from src.evaluation.uncertainty import Interval, IntervalSettings
+from src.evaluation.uncertainty import Interval, IntervalSettings, within_margin
 
 NAN = float("nan")
 
@@ -141,4 +140,4 @@ def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
             np.mean(active[active.labelled_frames == 2].error_px)
             - np.mean(kmeans[kmeans.labelled_frames == 10].error_px)
         )
-        assert as_accurate(difference, answers["kmeans"].margin_px) is gain
+        assert within_margin(difference, answers["kmeans"].margin_px) is gain
