@@ -26,6 +26,13 @@ under ``--work/cohort/``, with the configured seed (``synthetic.*.seed`` pinned 
 seed's study reads it. Each seed runs the whole benchmark in ``--work/seed_<s>/`` (a rerun skips
 its trained cells).
 
+A finished seed's figures (participant errors per strategy, fold and budget; the cost of its rounds;
+the profile and commit that made them) are kept in ``--figures`` (benchmarks/results/active_seeds/,
+``<cohort>-seed<s>.csv`` and ``.json``), so that seeds measured on different days, or machines of
+the same CPU numerics class, add up to one result: a seed whose file matches the profile (cohort,
+its seed and size, folds, iterations, budgets) is read from it, not trained again. Delete the file
+to measure that seed again.
+
 Writes ``--out`` (benchmarks/results/active.md): first the median over seeds of active's answer
 divided by k-means', then in how many seeds active's answer is as accurate as k-means' best (the
 report's paired rule across strategies: a ratio below 1 from a curve that stops falling at a worse
@@ -71,6 +78,7 @@ NAME = "synthetic_clinical"
 KMEANS_STORE = "mlruns_kmeans"
 COSTS_FILE = "active_rounds_cost.json"
 DEFAULT_OUT = REPO / "benchmarks/results/active.md"
+DEFAULT_FIGURES = REPO / "benchmarks/results/active_seeds"
 PROJECT_HEADING = "## Real project: "  # benchmarks.active_project's section of the result file
 
 
@@ -81,6 +89,65 @@ class SeedResult:
     errors: dict[str, pd.DataFrame]
     inference_s: float = 0.0
     round_s: list[float] = field(default_factory=list)
+    kept_from: str = ""  # the figures file it was read from, "" when measured by this run
+
+
+def profile_of(args, budgets: list[int]) -> dict:
+    """What a seed's figures depend on besides the seed: a kept seed is reused only under the same."""
+    size = (
+        {"participants": args.participants, "frames_per_video": args.frames_per_video}
+        if args.cohort == "tiny"
+        else {}
+    )
+    return {
+        "cohort": args.cohort,
+        "cohort_seed": args.cohort_seed,
+        **size,
+        "folds": args.folds,
+        "iterations": args.iterations,
+        "budgets": budgets,
+    }
+
+
+def figures_path(folder: Path, cohort: str, seed: int) -> Path:
+    return folder / f"{cohort}-seed{seed}.csv"
+
+
+def keep_figures(path: Path, profile: dict, result: SeedResult) -> None:
+    """Write a measured seed's participant errors (csv) and its profile, cost and commit (json)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    table = pd.concat(errors.assign(strategy=name) for name, errors in result.errors.items())
+    table.to_csv(path, index=False)
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+    ).stdout.strip()
+    meta = {
+        "profile": profile,
+        "commit": commit,
+        "date": time.strftime("%Y-%m-%d"),
+        "inference_s": result.inference_s,
+        "round_s": result.round_s,
+    }
+    path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+
+
+def kept_figures(path: Path, profile: dict) -> SeedResult | None:
+    """The seed kept at ``path`` when it was measured under ``profile``, else None."""
+    meta_path = path.with_suffix(".json")
+    if not (path.is_file() and meta_path.is_file()):
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta["profile"] != profile:
+        return None
+    table = pd.read_csv(path)
+    errors = {name: t.drop(columns="strategy") for name, t in table.groupby("strategy")}
+    source = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} "
+    return SeedResult(
+        errors,
+        meta["inference_s"],
+        meta["round_s"],
+        kept_from=source + f"(commit {meta['commit']}, {meta['date']})",
+    )
 
 
 def overrides(args, work: Path, seed: int, store: str) -> list[str]:
@@ -542,6 +609,13 @@ def parse_args() -> argparse.Namespace:
         help="selection seeds, each the study's `seed` (default: the configured seed)",
     )
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument(
+        "--figures",
+        type=Path,
+        default=DEFAULT_FIGURES,
+        help="folder of each measured seed's figures; a seed kept there under the same profile is "
+        "read, not trained again",
+    )
     return parser.parse_args()
 
 
@@ -595,6 +669,9 @@ def footer(args, seeds, budgets, results: dict, seconds: float) -> list[str]:
         else "Cost: not measured by this run: every cell was trained by an earlier run in the "
         f"same --work folder, which kept no figures (this run read the stores in {seconds:.0f} s)."
     )
+    kept = [f"seed {seed}: {r.kept_from}" for seed, r in results.items() if r.kept_from]
+    if kept:
+        cost += " Read from kept figures, not trained by this run: " + "; ".join(kept) + "."
     return [
         cost,
         "",
@@ -628,8 +705,14 @@ def main() -> None:
         args.iterations = 200
     first = overrides(args, work, seeds[0], KMEANS_STORE)
     study = config(first)
-    run("src.cohort", first, work / "cohort.log")
-    results = {seed: study_seed(args, work, seed, budgets) for seed in seeds}
+    profile = profile_of(args, budgets)
+    paths = {seed: figures_path(args.figures, args.cohort, seed) for seed in seeds}
+    results = {seed: kept_figures(paths[seed], profile) for seed in seeds}
+    if None in results.values():
+        run("src.cohort", first, work / "cohort.log")
+    for seed in (s for s in seeds if results[s] is None):
+        results[seed] = study_seed(args, work, seed, budgets)
+        keep_figures(paths[seed], profile, results[seed])
     settings = interval_settings(configured)
     margin = float(configured.report.frames_to_label.margin_pct)
     sections, answers, differences, ratios, accuracy = [], {}, {}, {}, {}

@@ -14,14 +14,19 @@ import pytest
 from benchmarks.active import (
     DEFAULT_OUT,
     KMEANS_STORE,
+    SeedResult,
     against_kmeans_best,
     config,
+    figures_path,
     footer,
     generalisation_totals,
     holds,
+    keep_figures,
+    kept_figures,
     kmeans_gain,
     median_ratio,
     overrides,
+    profile_of,
     sensitivity,
     share_pretrained,
 )
@@ -141,3 +146,38 @@ def test_fewer_frames_count_as_a_gain_only_at_kmeans_accuracy():
             - np.mean(kmeans[kmeans.labelled_frames == 10].error_px)
         )
         assert within_margin(difference, answers["kmeans"].margin_px) is gain
+
+
+def test_a_kept_seed_is_read_back_only_under_the_profile_it_was_measured_with(tmp_path):
+    args = argparse.Namespace(
+        cohort="default", participants=10, frames_per_video=100, iterations=None, folds=3
+    )
+    args.cohort_seed = 42
+    profile = profile_of(args, [1, 6])
+    measured = SeedResult(
+        {
+            "kmeans": errors({1: [12.0, 13.0, 11.0], 6: [6.0, 6.5, 5.5]}).assign(fold=1),
+            "active": errors({1: [12.0, 13.0, 11.0], 6: [7.0, 5.0, 6.0]}).assign(fold=1),
+        },
+        inference_s=74.5,
+        round_s=[260.0, 270.0],
+    )
+    path = figures_path(tmp_path, "default", 43)
+    keep_figures(path, profile, measured)
+
+    read = kept_figures(path, profile)
+    assert read is not None and str(path) in read.kept_from
+    assert (read.inference_s, read.round_s) == (74.5, [260.0, 270.0])
+    for strategy, table in measured.errors.items():
+        pd.testing.assert_frame_equal(
+            read.errors[strategy].reset_index(drop=True), table.reset_index(drop=True)
+        )
+    settings = IntervalSettings(method="t_interval", min_participants=2)
+    assert kmeans_gain(read.errors, [1, 6], settings) == kmeans_gain(
+        measured.errors, [1, 6], settings
+    )
+
+    assert kept_figures(path, profile_of(args, [1, 2, 6])) is None  # other budgets: other rounds
+    args.iterations = 100
+    assert kept_figures(path, profile_of(args, [1, 6])) is None
+    assert kept_figures(figures_path(tmp_path, "default", 44), profile) is None  # not measured
