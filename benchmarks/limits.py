@@ -27,6 +27,12 @@ Figures:
 * ``cutoff_reevaluation_share``: a re-evaluation of the finished condition at a new p-cutoff (the same
   ``train`` call with ``evaluate_only=true``, in the process that trained it, as ``+sweep=cutoff`` runs)
   as a share of the ``train`` call that trained and evaluated it. Goal <= 0.02.
+* ``side_by_side_gain`` (``--quick``, not a goal but a lever): whether training cells side by side at
+  one thread each would beat one cell at a time on every thread. The raw update (as above, with the
+  default CPU pins our trainings run under) of ``--threads`` processes at one thread each, started
+  together, against one process at ``--threads`` threads: updates per second of all of them over
+  those of the one. Above 1 it would pay (the thread count is part of a run's numerics, so it would
+  change every number); at or below 1 the cores are better spent on one cell.
 * ``demo_minutes`` (``--full``): a fresh clone's ``make demo``, set-up included. Goal <= 15.
 * ``study_update_share`` (``--full``): the share of that clone's ``dvc repro`` spent in weight updates:
   the seconds of every training's update loop (its last progress line; DeepLabCut's evaluations
@@ -62,6 +68,7 @@ GOALS = {  # name: (goal, "min" | "max")
     "training_vs_limit": (0.85, "min"),
     "analysis_vs_limit": (0.90, "min"),
     "cutoff_reevaluation_share": (0.02, "max"),
+    "side_by_side_gain": (1.0, "lever"),  # above 1: cells side by side at one thread would pay
     "study_update_share": (0.80, "min"),
     "demo_minutes": (15.0, "max"),
     "estimate_vs_repro": (1.5, "factor"),  # within a factor 1.5 either way
@@ -83,18 +90,31 @@ def clean_env(**variables: str) -> dict[str, str]:
     )
 
 
+def run_children(mode: str, *args: str, env: dict[str, str], copies: int = 1) -> list[dict]:
+    """``copies`` processes of ``python -m benchmarks.limits --child <mode> <args>`` at once; each
+    one's last stdout line is JSON."""
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.limits", "--child", mode, *args],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(copies)
+    ]
+    results = []
+    for process in processes:
+        stdout, stderr = process.communicate()
+        if process.returncode != 0:
+            raise SystemExit(f"benchmark child {mode} failed:\n{stderr[-3000:]}")
+        results.append(json.loads(stdout.strip().splitlines()[-1]))
+    return results
+
+
 def run_child(mode: str, *args: str, env: dict[str, str]) -> dict:
-    """``python -m benchmarks.limits --child <mode> <args>``; its last stdout line is JSON."""
-    result = subprocess.run(
-        [sys.executable, "-m", "benchmarks.limits", "--child", mode, *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode != 0:
-        raise SystemExit(f"benchmark child {mode} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return run_children(mode, *args, env=env)[0]
 
 
 # --- children: each runs in a fresh process so that the CPU pins of its environment apply ---
@@ -176,8 +196,11 @@ def _key_of(root: Path, updates: int) -> str:
     return runs[0].data.tags["model_key"]
 
 
-def child_raw(pose_config: Path, threads: int, batch_size: int, steps: int) -> dict:
-    """The network alone: forward + backward + AdamW on a random batch, and forward alone (no grad)."""
+def child_raw(
+    pose_config: Path, threads: int, batch_size: int, steps: int, start_at: float = 0.0
+) -> dict:
+    """The network alone: forward + backward + AdamW on a random batch, and forward alone (no grad).
+    The timed work starts at wall-clock time ``start_at``, so that children side by side overlap."""
     import torch
     from deeplabcut.pose_estimation_pytorch.models import PoseModel
 
@@ -189,6 +212,7 @@ def child_raw(pose_config: Path, threads: int, batch_size: int, steps: int) -> d
     model = PoseModel.build(engine.read_pose_config(pose_config)["model"])
     optimizer = torch.optim.AdamW(model.parameters(), lr=5e-4)
     batch = torch.randn(batch_size, 3, *INPUT)
+    time.sleep(max(0.0, start_at - time.time()))
 
     def update() -> None:
         optimizer.zero_grad()
@@ -266,11 +290,13 @@ def quick(root: Path, args: argparse.Namespace) -> tuple[dict, dict]:
             )
         )
     raw_update_s = statistics.median(r["update_s"] for r in raws)
+    gain, gain_detail = side_by_side(study["pose_config"], args)
     raw_frames_per_s = statistics.median(r["forward_frames_per_s"] for r in raws)
     figures = {
         "training_vs_limit": raw_update_s / ours_update_s,
         "analysis_vs_limit": study["analysis_frames_per_s"] / raw_frames_per_s,
         "cutoff_reevaluation_share": study["reevaluation_s"] / trainings[high],
+        "side_by_side_gain": gain,
     }
     details = {
         "training_vs_limit": f"raw unpinned update {raw_update_s:.3f} s / ours {ours_update_s:.3f} s "
@@ -280,11 +306,35 @@ def quick(root: Path, args: argparse.Namespace) -> tuple[dict, dict]:
         f"{raw_frames_per_s:.1f} frames/s",
         "cutoff_reevaluation_share": f"re-evaluation {study['reevaluation_s']:.2f} s / training and "
         f"evaluation {trainings[high]:.1f} s",
+        "side_by_side_gain": gain_detail,
         "_ours_update_s": ours_update_s,
         "_class": study["numerics_class"],
         "_raw": raws,
     }
     return figures, details
+
+
+def side_by_side(pose_config: str, args: argparse.Namespace) -> tuple[float, str]:
+    """Updates per second of ``--threads`` raw children at one thread each, side by side, over one
+    child's at ``--threads`` threads, both under the default CPU pins; and the sentence saying so."""
+    env, cells = clean_env(), args.threads
+    together, alone = [], []
+    for repeat in range(args.repeats):
+        print(f"raw network, {cells} side by side at 1 thread, {repeat + 1} of {args.repeats} ...")
+        start_at = str(time.time() + 20)  # after every child has imported and built its model
+        sizes = (str(args.batch_size), str(args.steps))
+        children = run_children("raw", pose_config, "1", *sizes, start_at, env=env, copies=cells)
+        together.append(statistics.median(c["update_s"] for c in children))
+        print(f"raw network, 1 at {cells} threads, {repeat + 1} of {args.repeats} ...", flush=True)
+        alone.append(run_child("raw", pose_config, str(cells), *sizes, env=env))
+    together_s = statistics.median(together)
+    alone_s = statistics.median(c["update_s"] for c in alone)
+    gain = (cells / together_s) / (1 / alone_s)
+    return gain, (
+        f"{cells} side by side at 1 thread: {together_s:.3f} s per update each, "
+        f"{cells / together_s:.2f} updates/s in all / 1 at {cells} threads: {alone_s:.3f} s, "
+        f"{1 / alone_s:.2f} updates/s (default pins, class {alone[0]['numerics_class']})"
+    )
 
 
 def numerics_class_of(clone: Path) -> str:
@@ -549,6 +599,8 @@ def render(record: dict) -> str:
         value = entry["value"]
         if kind == "factor":
             met, wanted = 1 / goal <= value <= goal, f"{1 / goal:.2f} to {goal}"
+        elif kind == "lever":
+            met, wanted = value > goal, f"> {goal} pays"
         else:
             met = value >= goal if kind == "min" else value <= goal
             wanted = f"{'>=' if kind == 'min' else '<='} {goal}"
@@ -607,7 +659,8 @@ def main() -> None:
                 int(rest[4]),
             )
         else:
-            result = child_raw(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]))
+            start_at = float(rest[4]) if len(rest) > 4 else 0.0
+            result = child_raw(Path(rest[0]), int(rest[1]), int(rest[2]), int(rest[3]), start_at)
         print(json.dumps(result))
         return
 

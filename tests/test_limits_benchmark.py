@@ -87,3 +87,14 @@ def test_a_run_replaces_the_figures_it_measures_and_keeps_the_others():
     record = record_run(record, {"demo_minutes": 20.0}, {"demo_minutes": "s"}, quick)
     record = record_run(record, {"cv_study_minutes": 80.0}, {"cv_study_minutes": "r"}, quick)
     assert len(record["runs"]) == 3 and "demo spends" not in render(record)
+
+
+def test_a_lever_is_said_to_pay_only_above_one():
+    from benchmarks.limits import record_run, render
+
+    run = {"command": "python -m benchmarks.limits", "date": "2026-12-07", "conditions": "a"}
+    for value, pays in ((0.93, "no"), (1.18, "yes")):
+        record = record_run({}, {"side_by_side_gain": value}, {"side_by_side_gain": "x / y"}, run)
+        assert f"| side_by_side_gain | {value:.3f} | > 1.0 pays | {pays} | x / y | 1 |" in render(
+            record
+        )
