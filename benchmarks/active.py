@@ -92,6 +92,12 @@ class SeedResult:
     kept_from: str = ""  # the figures file it was read from, "" when measured by this run
 
 
+def shown(path: Path) -> Path:
+    """``path`` as the result file names it: relative to the repository when inside it."""
+    path = path.resolve()
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def profile_of(args, budgets: list[int]) -> dict:
     """What a seed's figures depend on besides the seed: a kept seed is reused only under the same."""
     size = (
@@ -110,13 +116,20 @@ def profile_of(args, budgets: list[int]) -> dict:
 
 
 def figures_path(folder: Path, cohort: str, seed: int) -> Path:
-    return folder / f"{cohort}-seed{seed}.csv"
+    """A seed's kept errors; its profile, cost and commit are beside it, in :func:`meta_path`."""
+    return folder / f"{cohort}-seed{seed}.csv.gz"
+
+
+def meta_path(path: Path) -> Path:
+    return path.with_name(path.name.removesuffix(".csv.gz") + ".json")
 
 
 def keep_figures(path: Path, profile: dict, result: SeedResult) -> None:
-    """Write a measured seed's participant errors (csv) and its profile, cost and commit (json)."""
+    """Write a measured seed's errors on the generalisation frames (all predictions: what its
+    verdicts read) and its profile, cost and commit."""
     path.parent.mkdir(parents=True, exist_ok=True)
     table = pd.concat(errors.assign(strategy=name) for name, errors in result.errors.items())
+    table = table[(table["set"] == "generalisation") & table["pcutoff"].isna()]
     table.to_csv(path, index=False)
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
@@ -128,20 +141,19 @@ def keep_figures(path: Path, profile: dict, result: SeedResult) -> None:
         "inference_s": result.inference_s,
         "round_s": result.round_s,
     }
-    path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
+    meta_path(path).write_text(json.dumps(meta, indent=1) + "\n")
 
 
 def kept_figures(path: Path, profile: dict) -> SeedResult | None:
     """The seed kept at ``path`` when it was measured under ``profile``, else None."""
-    meta_path = path.with_suffix(".json")
-    if not (path.is_file() and meta_path.is_file()):
+    if not (path.is_file() and meta_path(path).is_file()):
         return None
-    meta = json.loads(meta_path.read_text())
+    meta = json.loads(meta_path(path).read_text())
     if meta["profile"] != profile:
         return None
     table = pd.read_csv(path)
     errors = {name: t.drop(columns="strategy") for name, t in table.groupby("strategy")}
-    source = f"{path.relative_to(REPO) if path.is_relative_to(REPO) else path} "
+    source = f"{shown(path)} "
     return SeedResult(
         errors,
         meta["inference_s"],
@@ -688,7 +700,7 @@ def footer(args, seeds, budgets, results: dict, seconds: float) -> list[str]:
         )
         + (f"--iterations {args.iterations} " if args.iterations else "")
         + f"--seeds {' '.join(map(str, seeds))}"
-        + ("" if args.out == DEFAULT_OUT else f" --out {args.out.relative_to(REPO)}")
+        + ("" if args.out == DEFAULT_OUT else f" --out {shown(args.out)}")
         + "`",
     ]
 
@@ -696,6 +708,7 @@ def footer(args, seeds, budgets, results: dict, seconds: float) -> list[str]:
 def main() -> None:
     args = parse_args()
     work, budgets = args.work.resolve(), sorted(set(args.budgets))
+    args.out = args.out.resolve()
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     configured = config([])

@@ -105,6 +105,8 @@ def test_the_default_cohort_profile_is_the_study_as_shipped_and_its_repeat_says_
     args.out = DEFAULT_OUT
     repeat = footer(args, [43], [1, 2], {}, 1.0)[-1]
     assert "--cohort default --budgets 1 2 --folds 3 --seeds 43`" in repeat
+    args.out = tmp_path / "seed43.md"  # a result file outside the repository is named in full
+    assert f"--seeds 43 --out {args.out.resolve()}`" in footer(args, [43], [1, 2], {}, 1.0)[-1]
 
 
 def test_a_round_reuses_the_studys_pretrained_models(tmp_path):
@@ -154,11 +156,13 @@ def test_a_kept_seed_is_read_back_only_under_the_profile_it_was_measured_with(tm
     )
     args.cohort_seed = 42
     profile = profile_of(args, [1, 6])
+    generalisation = {
+        "kmeans": errors({1: [12.0, 13.0, 11.0], 6: [6.0, 6.5, 5.5]}).assign(fold=1),
+        "active": errors({1: [12.0, 13.0, 11.0], 6: [7.0, 5.0, 6.0]}).assign(fold=1),
+    }
+    tested = errors({6: [1.0, 2.0]}).assign(fold=1, set="test")  # no verdict reads these
     measured = SeedResult(
-        {
-            "kmeans": errors({1: [12.0, 13.0, 11.0], 6: [6.0, 6.5, 5.5]}).assign(fold=1),
-            "active": errors({1: [12.0, 13.0, 11.0], 6: [7.0, 5.0, 6.0]}).assign(fold=1),
-        },
+        {name: pd.concat([table, tested]) for name, table in generalisation.items()},
         inference_s=74.5,
         round_s=[260.0, 270.0],
     )
@@ -168,7 +172,7 @@ def test_a_kept_seed_is_read_back_only_under_the_profile_it_was_measured_with(tm
     read = kept_figures(path, profile)
     assert read is not None and str(path) in read.kept_from
     assert (read.inference_s, read.round_s) == (74.5, [260.0, 270.0])
-    for strategy, table in measured.errors.items():
+    for strategy, table in generalisation.items():
         pd.testing.assert_frame_equal(
             read.errors[strategy].reset_index(drop=True), table.reset_index(drop=True)
         )
