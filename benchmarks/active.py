@@ -37,7 +37,9 @@ Writes ``--out`` (benchmarks/results/active.md): first the median over seeds of 
 divided by k-means', then in how many seeds active's answer is as accurate as k-means' best (the
 report's paired rule across strategies: a ratio below 1 from a curve that stops falling at a worse
 MAE is no gain), a summary over seeds (per budget, each seed's paired difference active -
-k-means and whether all seeds agree in sign with intervals excluding 0), then one table per seed.
+k-means and whether all seeds agree in sign with intervals excluding 0), then one table per seed
+with its picture (``<out stem>-seed<s>.png`` beside ``--out``: both strategies' MAE against labelled
+frames per video, with intervals, drawn as the report's strategies.png).
 A section "Real project: ..." at its end (benchmarks.active_project: the same comparison on a
 DeepLabCut project's labelled pool) is kept as it is.
 """
@@ -416,6 +418,28 @@ def budget_intervals(totals: dict, n: int, settings: IntervalSettings):
     return mae_k, mae_a, difference_interval(*aligned_totals(a, k), settings, pooled=True)
 
 
+def seed_picture(seed: int, result: SeedResult, budgets, settings, path: Path) -> str:
+    """Both strategies' MAE against labelled frames per video, with intervals, as the report's
+    strategies.png draws it; returns the markdown line that shows it."""
+    from src.evaluation.plots import plt
+    from src.evaluation.strategies import strategies_figure
+
+    rows = []
+    for n in budgets:
+        totals = {s: {n: generalisation_totals(e, n)} for s, e in result.errors.items()}
+        mae_k, mae_a, _ = budget_intervals(totals, n, settings)
+        for strategy, mae in (("kmeans", mae_k), ("active", mae_a)):
+            rows.append((strategy, n, mae.estimate, mae.low, mae.high))
+    table = pd.DataFrame(
+        rows, columns=["strategy", "labelled_frames", "mae_px", "ci_low", "ci_high"]
+    )
+    fig = strategies_figure(table, settings.confidence)
+    fig.suptitle(f"selection seed {seed}: participants each fold held out")
+    fig.savefig(path)
+    plt.close(fig)
+    return f"![MAE against labelled frames, k-means and active, seed {seed}]({path.name})"
+
+
 def seed_section(seed: int, result: SeedResult, budgets, settings, margin: float):
     """One seed's table and frames-to-label answers; returns the lines, the answers, the paired
     difference per budget and :func:`against_kmeans_best`."""
@@ -734,7 +758,13 @@ def main() -> None:
             seed, result, budgets, settings, margin
         )
         ratios[seed] = ratio_of(answers[seed])
-        sections += lines
+        picture = args.out.with_name(f"{args.out.stem}-seed{seed}.png")
+        sections += [
+            *lines[:2],
+            seed_picture(seed, result, budgets, settings, picture),
+            "",
+            *lines[2:],
+        ]
     ratio, n_known = median_ratio(ratios)
     accurate = accurate_seeds(accuracy, answers)
     lines = header(args, study, seeds, budgets, settings, ratio, n_known, accurate)

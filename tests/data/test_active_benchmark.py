@@ -27,6 +27,7 @@ from benchmarks.active import (
     median_ratio,
     overrides,
     profile_of,
+    seed_picture,
     sensitivity,
     share_pretrained,
 )
@@ -185,3 +186,17 @@ def test_a_kept_seed_is_read_back_only_under_the_profile_it_was_measured_with(tm
     args.iterations = 100
     assert kept_figures(path, profile_of(args, [1, 6])) is None
     assert kept_figures(figures_path(tmp_path, "default", 44), profile) is None  # not measured
+
+
+def test_a_seeds_picture_is_written_beside_the_result_and_shown_by_it(tmp_path):
+    settings = IntervalSettings(method="t_interval", min_participants=2)
+    result = SeedResult(
+        {
+            "kmeans": errors({1: [12.0, 13.0, 11.0], 6: [6.0, 6.5, 5.5]}).assign(fold=1),
+            "active": errors({1: [12.0, 13.0, 11.0], 6: [7.0, 5.0, 6.0]}).assign(fold=1),
+        }
+    )
+    path = tmp_path / "active-seed43.png"
+    line = seed_picture(43, result, [1, 6], settings, path)
+    assert line.endswith("(active-seed43.png)") and "seed 43" in line
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
