@@ -28,7 +28,7 @@ its trained cells).
 
 A finished seed's figures (participant errors per strategy, fold and budget; the cost of its rounds;
 the profile and commit that made them) are kept in ``--figures`` (benchmarks/results/active_seeds/,
-``<cohort>-seed<s>.csv`` and ``.json``), so that seeds measured on different days, or machines of
+``<cohort>-seed<s>.csv.gz`` and ``.json``), so that seeds measured on different days, or machines of
 the same CPU numerics class, add up to one result: a seed whose file matches the profile (cohort,
 its seed and size, folds, iterations, budgets) is read from it, not trained again. Delete the file
 to measure that seed again.
@@ -155,12 +155,11 @@ def kept_figures(path: Path, profile: dict) -> SeedResult | None:
         return None
     table = pd.read_csv(path)
     errors = {name: t.drop(columns="strategy") for name, t in table.groupby("strategy")}
-    source = f"{shown(path)} "
     return SeedResult(
         errors,
         meta["inference_s"],
         meta["round_s"],
-        kept_from=source + f"(commit {meta['commit']}, {meta['date']})",
+        kept_from=f"{shown(path)} (commit {meta['commit']}, {meta['date']})",
     )
 
 
