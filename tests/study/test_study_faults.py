@@ -305,8 +305,11 @@ def test_server_away_mid_training_its_metrics_arrive_once_and_a_long_outage_stop
         )
         request.addfinalizer(job.kill)  # never left paused when an assertion fails
         away_at = wait_for_epoch(models, 3, 2, job)
-    # Away while the training goes on, then back on the same port and store. The training is paused
-    # while the server starts, so that it cannot end before the server is back on a fast machine.
+        # Paused while the server stops (up to 30 s when a request is in flight), and again while it
+        # starts, so that a fast machine cannot end the training before the server is back.
+        job.send_signal(signal.SIGSTOP)
+    # Away while the training goes on, then back on the same port and store.
+    job.send_signal(signal.SIGCONT)
     wait_for_epoch(models, 3, away_at + 3, job)
     job.send_signal(signal.SIGSTOP)
     with mlflow_server(store, artifacts, port):
