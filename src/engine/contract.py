@@ -121,7 +121,9 @@ class Engine(Protocol):
     def predict(
         self, pose_config: Path | dict, snapshot: Path, images: list[Path], device: str = "cpu"
     ) -> np.ndarray:
-        """Predictions on image files: (n_images, n_bodyparts, 3) of x, y, likelihood."""
+        """Predictions on image files: (n_images, n_bodyparts, 3) of x, y, likelihood. An engine that
+        predicts several images per forward pass names the count ``PREDICTION_BATCH`` (a module
+        constant; part of the predictions cache's key)."""
 
     def video_inference_runner(self, model: Model, snapshot: str, batch_size: int, device: str):
         """What :meth:`video_inference` predicts videos with (``snapshot``: last | best)."""

@@ -224,9 +224,10 @@ def cached_predictions(
 
     A p-cutoff, an interval or a table changes no prediction: a re-evaluation reads the stored poses.
     The key holds everything a prediction depends on: the snapshot's and the images' bytes, the image
-    order, the model's configuration, the device, the CPU threads and numerics class. Torch's threads
-    are set (``threads``) only when something is predicted.
+    order, the model's configuration, the device, the CPU threads and numerics class, and the images
+    per forward pass. Torch's threads are set (``threads``) only when something is predicted.
     """
+    predicting = engine.for_model(model)
     key = store.digest(
         {
             # a TensorFlow snapshot-N is the prefix of its files (.index, .data-*, .meta)
@@ -240,12 +241,12 @@ def cached_predictions(
             "device": device,
             "cpu_numerics": numerics_class() if device in (None, "cpu") else None,
             "threads": threads if device in (None, "cpu") else None,
+            "batch": getattr(predicting, "PREDICTION_BATCH", 1),
         }
     )
     path = cache / f"{key}.npy"
     if path.is_file():
         return np.load(path), True
-    predicting = engine.for_model(model)
     predicting.set_threads(threads)
     poses = predicting.predict(model.pose_config, snapshot, images, device=device)
     cache.mkdir(parents=True, exist_ok=True)

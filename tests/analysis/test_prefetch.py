@@ -1,5 +1,5 @@
-"""Video tracking predicts exactly what DeepLabCut's own frame-by-frame inference predicts, for every
-frame and in the video's order, however the frames are read ahead of the network.
+"""Video tracking and frame prediction predict exactly what DeepLabCut's own frame-by-frame inference
+predicts, for every frame and in its order, however the frames are read ahead of the network or batched.
 
 A seeded random network (DeepLabCut's resnet_50 model on timm's resnet18, as ``model=resnet_18``; no
 training) on a small drawn video whose frames all differ, so that a lost, repeated or swapped frame
@@ -95,3 +95,33 @@ def test_video_tracking_equals_deeplabcuts_sequential_inference_frame_by_frame(
     same_predictions(engine.video_inference(runner, video), reference)
     # one runner tracks every video of an analysis: nothing of the last one may leak into the next
     same_predictions(engine.video_inference(runner, video), reference)
+
+
+def test_frames_predicted_in_batches_equal_deeplabcuts_one_at_a_time_in_their_order(
+    random_model_and_video, tmp_path
+):
+    from deeplabcut.pose_estimation_pytorch.apis.utils import get_inference_runners
+
+    model, _ = random_model_and_video
+    # 11 frames of two sizes, interleaved: batched by size, the poses must come back in this order
+    images = []
+    for i in range(11):
+        width, height = (200, 160) if i % 3 else (120, 96)
+        frame = np.full((height, width, 3), 30, np.uint8)
+        cv2.circle(frame, (15 + 8 * i, 20 + 5 * i), 12, (255, 190, 90), -1)
+        images.append(tmp_path / f"frame{i:02d}.png")
+        cv2.imwrite(str(images[-1]), frame)
+    # DeepLabCut's defaults: one image per forward pass, read ahead in a thread
+    runner, _ = get_inference_runners(
+        str(model.pose_config),
+        snapshot_path=model.snapshot("last"),
+        max_individuals=1,
+        device="cpu",
+    )
+    reference = np.stack([p["bodyparts"][0] for p in runner.inference([str(p) for p in images])])
+    assert len({pose.tobytes() for pose in reference}) == len(images)  # a swap would show
+
+    poses = engine.predict(model.pose_config, model.snapshot("last"), images)
+    assert engine.PREDICTION_BATCH > 1 and poses.dtype == reference.dtype
+    # the same up to float32 rounding: a batch may take another of oneDNN's convolution kernels
+    assert np.abs(poses - reference).max() < 1e-3, np.abs(poses - reference).max(axis=(1, 2))

@@ -161,7 +161,8 @@ def test_champion_loads_as_pyfunc_and_predicts_what_deeplabcut_predicts(study):
     )
     bodyparts = stored.bodyparts
     assert list(poses.columns) == [f"{b}_{c}" for b in bodyparts for c in ("x", "y", "likelihood")]
-    assert poses.to_numpy() == pytest.approx(expected.reshape(len(images), -1), abs=1e-5)
+    # float32 rounding apart: the engine predicts frames in batches, the pyfunc one request at a time
+    assert poses.to_numpy() == pytest.approx(expected.reshape(len(images), -1), abs=1e-3)
     # RGB arrays work as well as paths
     import cv2
 
