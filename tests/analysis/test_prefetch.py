@@ -1,5 +1,6 @@
-"""Video tracking and frame prediction predict exactly what DeepLabCut's own frame-by-frame inference
-predicts, for every frame and in its order, however the frames are read ahead of the network or batched.
+"""Video tracking predicts exactly what DeepLabCut's own frame-by-frame inference predicts, for every
+frame and in the video's order, however the frames are read ahead of the network; frames predicted in
+batches come back in their order, the same up to float32 rounding.
 
 A seeded random network (DeepLabCut's resnet_50 model on timm's resnet18, as ``model=resnet_18``; no
 training) on a small drawn video whose frames all differ, so that a lost, repeated or swapped frame
