@@ -22,7 +22,9 @@ A third engine, ``engine=<name>``:
 
 1. ``src/engine/<name>.py``: a module providing every member of :class:`~src.engine.contract.Engine`
    (``NAME = "<name>"``; ``POSE_CONFIG``, ``POSE_CONFIG_KEY`` and ``MODEL_FILE``, by which
-   :func:`engine_of` knows its files; the functions, with the same parameters);
+   :func:`engine_of` knows its files; the functions, with the same parameters; optionally
+   ``PREDICTION_BATCH``, the images per forward pass of ``predict``, 1 when absent, which keys the
+   cached predictions);
    :mod:`src.engine.shared` has the DeepLabCut project writing both engines use. An operation it
    cannot offer raises a DataError saying so (as ``tensorflow.write_dlc_project``).
 2. ``conf/engine/<name>.yaml``: ``name: <name>`` and its comments (what models it makes).
