@@ -147,6 +147,20 @@ def wait_for_epoch(
     return done
 
 
+def wait_until_reaped(group: int, timeout: float = 60) -> None:
+    """Until every process of a killed process group is gone, zombies included. The killed dvc is
+    orphaned, and the machine's init may reap it a second or more later: while its PID exists, DVC
+    takes its lock on the outputs as held, and the next `dvc repro` stops as busy."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            os.killpg(group, 0)  # succeeds while a process of the group, or its zombie, is left
+        except ProcessLookupError:
+            return
+        assert time.monotonic() < deadline, f"process group {group} still there after {timeout} s"
+        time.sleep(0.1)
+
+
 def curve_steps(client: MlflowClient, run_id: str) -> dict[str, list[int]]:
     return {
         name: sorted(m.step for m in client.get_metric_history(run_id, name)) for name in CURVES
@@ -197,6 +211,7 @@ def test_make_study_killed_mid_training_resumes_that_cell_and_reuses_the_finishe
         killed_at = wait_for_epoch(repo / "data" / "models", 2, 4, job)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait()
+        wait_until_reaped(job.pid)
     assert killed_at < 12
     first = (repo / "first.log").read_text()
     started = ran_stages(first)
