@@ -1,11 +1,13 @@
 """Evaluate a trained condition: MAE on the train, test and generalisation frames, with and without
 p-cutoffs, per participant and bodypart. Reads the model the train stage saved under pipeline.dir and
 the prepared frames; logs into that training's MLflow run and writes
-<pipeline.dir>/evaluation/frames_<n>/metrics.json. The DVC pipeline's evaluate stage.
+<pipeline.dir>/evaluation/frames_<n>/metrics.json. With +cells=pipeline, every cell of
+pipeline.cells (params.yaml) one after the other: the DVC pipeline's evaluate stage.
 
 Examples:
     python -m src.evaluate labelled_frames=6
     python -m src.evaluate labelled_frames=6 split=kfold split.fold=2
+    python -m src.evaluate --config-dir . --config-name params +cells=pipeline
 
 MAE is the mean Euclidean distance between predicted and labelled points over every labelled point
 of every frame of a set (the paper's "MAE", DeepLabCut's "rmse"). With a p-cutoff, only points
@@ -24,13 +26,16 @@ from omegaconf import DictConfig
 
 from src.cli import stage
 from src.errors import exit_on_data_error
-from src.evaluation.condition import evaluate_saved_model
+from src.evaluation.condition import evaluate_pipeline_cells, evaluate_saved_model
 
 
 @stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
-        evaluate_saved_model(cfg)
+        if cfg.get("cells") == "pipeline":
+            evaluate_pipeline_cells(cfg)
+        else:
+            evaluate_saved_model(cfg)
 
 
 if __name__ == "__main__":

@@ -70,8 +70,8 @@ HYDRA_SETTINGS = {
 def composed(overrides: list[str] = (), config_dir: Path = REPO / "conf") -> dict:
     """conf/config.yaml composed with ``overrides``, every interpolation resolved, as plain data;
     ``pipeline.conditions: auto`` resolved into the list the data serves, ``pipeline.folds`` into
-    the folds of split=kfold ([] for a single split), and ``pipeline.cells``: the train and
-    evaluate stages' cells of dvc.yaml, one per condition (x fold)."""
+    the folds of split=kfold ([] for a single split), and ``pipeline.cells``: the cells of
+    dvc.yaml's train stages (the evaluate stage evaluates them all), one per condition (x fold)."""
     study = OmegaConf.to_container(resolve_auto(configuration(overrides, config_dir)), resolve=True)
     pipeline = study["pipeline"]
     pipeline["cells"] = pipeline_cells(pipeline["conditions"], pipeline.get("folds") or [])

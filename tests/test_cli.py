@@ -320,3 +320,63 @@ def test_a_sweep_passes_the_check_only_as_a_multirun(tmp_path):
     assert swept.returncode == 2, swept.stderr[-2000:]
     assert f"{tmp_path / 'missing' / 'config.yaml'} does not exist" in swept.stderr
     assert "--multirun" in one_line_error(python(REPO, "-m", "src.train", "labelled_frames=0,2"))
+
+
+PROBE_STAGE = """
+import atexit, os, sys, threading, time
+from pathlib import Path
+from src.cli import stage
+
+OUT = Path(os.environ["PROBE_OUT"])
+
+
+class Teardown:
+    def __del__(self):  # runs when the interpreter frees its modules
+        (OUT / "teardown").write_text("freed")
+
+
+KEPT = Teardown()
+
+
+@stage
+def main(cfg):
+    def late():
+        time.sleep(0.5)
+        (OUT / "thread").write_text("joined")
+
+    threading.Thread(target=late).start()
+    atexit.register(lambda: (OUT / "atexit").write_text(str(cfg.labelled_frames)))
+    sys.stdout.write("printed, not flushed")
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+@pytest.mark.parametrize("printed_only", [False, True])
+def test_a_finished_command_exits_as_python_does_without_freeing_its_modules(
+    tmp_path, printed_only
+):
+    """Threads joined, atexit handlers run, output flushed, status 0; only the module teardown is
+    skipped, and only when the command ran its job (not for --cfg job, which tests run in-process)."""
+    (tmp_path / "tool").mkdir()
+    (tmp_path / "tool" / "probe.py").write_text(PROBE_STAGE)
+    (tmp_path / "conf").symlink_to(REPO / "conf")  # the stage's config_path, ../conf
+    done = subprocess.run(
+        [sys.executable, "tool/probe.py", "labelled_frames=3", *(["--cfg", "job"] * printed_only)],
+        cwd=tmp_path,
+        env=os.environ | {"PROBE_OUT": str(tmp_path), "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    if printed_only:
+        assert "labelled_frames: 3" in done.stdout
+        assert (tmp_path / "teardown").read_text() == "freed"  # the ordinary exit
+        return
+    assert done.stdout == "printed, not flushed"
+    assert (tmp_path / "thread").read_text() == "joined"
+    assert (tmp_path / "atexit").read_text() == "3"
+    assert not (tmp_path / "teardown").exists()

@@ -245,7 +245,7 @@ def test_dvc_train_stage_says_which_cell_and_how_long_is_left(tmp_path, monkeypa
     os.utime(tmp_path / "pipeline" / "evaluation" / "frames_2", (old - 5, old - 5))  # stale
 
     assert estimate.pipeline_cell_line(cfg, stage="") is None  # not under dvc repro
-    assert estimate.pipeline_cell_line(cfg, stage="evaluate@1") is None
+    assert estimate.pipeline_cell_line(cfg, stage="evaluate") is None
     line = estimate.pipeline_cell_line(cfg, stage="train@1")
     assert line == "[study] cell 2 of 3 (train@1), time left unknown until probed"
 
@@ -253,7 +253,7 @@ def test_dvc_train_stage_says_which_cell_and_how_long_is_left(tmp_path, monkeypa
     line = estimate.pipeline_cell_line(cfg, stage="train@1")
     assert re.fullmatch(r"\[study\] cell 2 of 3 \(train@1\), about \d+ min left", line), line
 
-    # dvc repro runs every train stage before the evaluate stages: a trained cell counts as done
+    # dvc repro runs every train stage before the evaluate stage: a trained cell counts as done
     (tmp_path / "pipeline" / "models" / "frames_1").mkdir(parents=True)
     os.utime(tmp_path / "pipeline" / "models" / "frames_1", (old + 5, old + 5))
     line = estimate.pipeline_cell_line(cfg, stage="train@2")

@@ -2,7 +2,7 @@
 
     python -m tools.pipeline_graph [--out docs/images/pipeline.png] [--repo .]
 
-A stage run once per cell (``train@6``, ``evaluate@fold2-6``) is drawn once, with the number of
+A stage run once per cell (``train@6``, ``train@fold2-6``) is drawn once, with the number of
 its cells. Each box names the stage and the module its command runs (``cmd`` in dvc.yaml). With
 Graphviz's ``dot`` on PATH the picture is laid out by it; otherwise by networkx and matplotlib in
 layers, each stage one layer after the last stage it depends on.

@@ -38,6 +38,7 @@ from src.evaluation.uncertainty import IntervalSettings
 from src.files import atomic_directory
 from src.paths import pipeline_evaluation_dir, pipeline_model_dir
 from src.study.bodyparts import plan_condition_zero
+from src.study.config import cell_config
 from src.tracking import lineage, store
 
 
@@ -273,7 +274,8 @@ def predict_for_evaluate_stage(cfg: DictConfig, condition: Condition) -> None:
 
 
 def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
-    """The evaluate stage: evaluate the model the train stage saved, logging into its MLflow run."""
+    """One cell of the evaluate stage: evaluate the model the train stage saved, logging into its
+    MLflow run."""
     condition = load_condition(cfg)  # checks the configuration first
     folder = pipeline_model_dir(cfg)
     if not (folder / "run.yaml").is_file():
@@ -305,6 +307,20 @@ def evaluate_saved_model(cfg: DictConfig) -> dict[str, float]:
             encoding="utf-8",
         )
     return metrics
+
+
+def evaluate_pipeline_cells(cfg: DictConfig) -> dict[str, dict[str, float]]:
+    """The evaluate stage: every cell of ``pipeline.cells`` (each condition, of each fold), one after
+    the other in this one process, each as :func:`evaluate_saved_model` evaluates it alone.
+
+    One process for all: a process start (Python, pandas, MLflow) costs more than evaluating a cell
+    from its stored predictions. Every cell is evaluated each time the stage runs, into the same
+    MLflow runs, so its output never mixes evaluation settings.
+    """
+    return {
+        name: evaluate_saved_model(cell_config(cfg, str(cell.overrides)))
+        for name, cell in cfg.pipeline.cells.items()
+    }
 
 
 def record_skipped(cfg: DictConfig, saved: dict, run: mlflow.entities.Run) -> None:

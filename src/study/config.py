@@ -11,10 +11,12 @@ to the study; another data set starts a new one, and :func:`keep_previous` keeps
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from src.errors import DataError
 from src.files import atomic_file
@@ -124,3 +126,19 @@ def _shown(value) -> str:
     if isinstance(value, bool):
         return str(value).lower()
     return "null" if value is None else str(value)
+
+
+def cell_config(cfg: DictConfig, overrides: str) -> DictConfig:
+    """A copy of ``cfg`` with the overrides of a cell of ``pipeline.cells`` applied
+    (``labelled_frames=6 split.fold=2``: keys of the composed study), as its own command line would
+    give them."""
+    cell = copy.deepcopy(cfg)
+    for override in overrides.split():
+        key, value = override.split("=", 1)
+        if OmegaConf.select(cell, key, default=KeyError) is KeyError:
+            raise DataError(
+                f"pipeline.cells: {override}: {key} is not a key of the study; write params.yaml "
+                "again: `python -m src.params`"
+            )
+        OmegaConf.update(cell, key, yaml.safe_load(value), merge=False)
+    return cell

@@ -280,8 +280,9 @@ def images_per_evaluation(cfg: DictConfig, labelled_frames: int, shape: StudySha
 
 
 def cell_seconds(cfg: DictConfig, labelled_frames: int, shape: StudyShape, costs: Costs) -> float:
-    """One cell of the pipeline: its train stage (condition 0: no training) and its evaluate stage."""
-    seconds = 2 * costs.start_s + EVALUATE_CELL_EXTRA_S
+    """One cell of the pipeline: its train stage (condition 0: no training) and its evaluation (one
+    process, the evaluate stage, evaluates every cell: its start is counted once per study)."""
+    seconds = costs.start_s + EVALUATE_CELL_EXTRA_S
     seconds += images_per_evaluation(cfg, labelled_frames, shape) * costs.per_image_s
     if labelled_frames > 0:
         updates = updates_per_cell(cfg, labelled_frames, shape.dev_videos)
@@ -356,7 +357,7 @@ def estimate_study(
         )
         return StudyEstimate(None, why=why, **common)
     seconds = folds * sum(cell_seconds(cfg, n, shape, costs) for n in conditions)
-    seconds += 4 * costs.start_s + PREPARE_S + REPORT_S  # check, cohort, prepare, report
+    seconds += 5 * costs.start_s + PREPARE_S + REPORT_S  # check, cohort, prepare, evaluate, report
     if _reads_synthetic(cfg):
         seconds += COHORT_S
     if pre_updates:
@@ -449,7 +450,7 @@ def _pipeline_cell_line(cfg: DictConfig, stage: str | None = None) -> str | None
     """'cell k of n' for a train stage of ``dvc repro`` (``DVC_STAGE`` train@<cell>), with the time
     left from the cached costs; None outside one.
 
-    DVC runs every train stage before the evaluate stages, so a cell counts as done when its trained
+    DVC runs every train stage before the evaluate stage, so a cell counts as done when its trained
     model (``<pipeline.dir>/models/<cell>/``) or its evaluation (``<pipeline.dir>/evaluation/<cell>/``)
     is newer than params.yaml; a cell DVC re-runs for a code change alone counts as done too, so k
     then runs ahead.
@@ -476,7 +477,7 @@ def _pipeline_cell_line(cfg: DictConfig, stage: str | None = None) -> str | None
     costs = cached_costs(cache_path(cfg), cache_key(cfg, shape.input_wh)) if shape else None
     if costs is not None:
         seconds = sum(cell_seconds(cfg, _frames_of(cells[name]), shape, costs) for name in to_do)
-        seconds += costs.start_s + REPORT_S
+        seconds += 2 * costs.start_s + REPORT_S  # the evaluate stage and the report
     return f"[study] cell {k} of {len(cells)} ({stage}), {_left(seconds)}"
 
 

@@ -352,10 +352,10 @@ def resolve_folds(cfg: DictConfig, value=None) -> list[int]:
 
 
 def pipeline_cells(conditions: Sequence[int], folds: Sequence[int]) -> dict[str, dict]:
-    """The cells of dvc.yaml's train and evaluate stages (their ``foreach``), by the stage name's
-    suffix: one per condition (``train@6``), or under ``split=kfold`` one per fold and condition
-    (``train@fold2-6``). ``overrides``: the stage's Hydra overrides; ``dir``: its folder under
-    ``pipeline.dir``'s models/ and evaluation/ (:func:`src.paths.cell_dir`)."""
+    """The cells of dvc.yaml's train stages (its ``foreach``), by the stage name's suffix: one per
+    condition (``train@6``), or under ``split=kfold`` one per fold and condition (``train@fold2-6``);
+    the evaluate stage evaluates them all. ``overrides``: the stage's Hydra overrides; ``dir``: its
+    folder under ``pipeline.dir``'s models/ and evaluation/ (:func:`src.paths.cell_dir`)."""
     if not folds:
         return {
             str(n): {"overrides": f"labelled_frames={n}", "dir": cell_dir(n)} for n in conditions

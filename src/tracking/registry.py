@@ -160,7 +160,7 @@ def register_choice(cfg: DictConfig) -> str:
 
 def study_runs(cfg: DictConfig, client: MlflowClient, experiment_id: str) -> pd.DataFrame:
     """The report's runs: the DVC pipeline's conditions (``report.sweep=pipeline``: the runs its
-    evaluate stages name, :func:`src.tracking.runs.pipeline_runs`) or a sweep's."""
+    evaluate stage names, :func:`src.tracking.runs.pipeline_runs`) or a sweep's."""
     if str(cfg.report.sweep) == "pipeline":
         return collect_runs(client, experiment_id, run_ids=pipeline_runs(cfg))
     parent = find_sweep(client, experiment_id, str(cfg.report.sweep))

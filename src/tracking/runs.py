@@ -34,7 +34,7 @@ RUN_TAGS = (
 
 
 def pipeline_records(cfg: DictConfig) -> dict[int | tuple[int, int], dict]:
-    """The evaluate stages' metrics.json of the DVC pipeline's conditions, by labelled frames;
+    """The evaluate stage's metrics.json of the DVC pipeline's conditions, by labelled frames;
     under split=kfold by (fold, labelled frames), every fold of ``pipeline.folds``, each record
     with its ``fold``.
 
@@ -70,7 +70,7 @@ def pipeline_records(cfg: DictConfig) -> dict[int | tuple[int, int], dict]:
 
 
 def pipeline_runs(cfg: DictConfig) -> list[str]:
-    """The MLflow runs of the DVC pipeline's conditions (of every fold), from the evaluate stages'
+    """The MLflow runs of the DVC pipeline's conditions (of every fold), from the evaluate stage's
     metrics.json."""
     return [r["run_id"] for r in pipeline_records(cfg).values() if r.get("run_id")]
 

@@ -392,15 +392,13 @@ DAG = """strict digraph {
 "prepare";
 "train@0";
 "train@6";
-"evaluate@0";
-"evaluate@6";
+"evaluate";
 "report";
 "prepare" -> "train@0";
 "prepare" -> "train@6";
-"train@0" -> "evaluate@0";
-"train@6" -> "evaluate@6";
-"evaluate@0" -> "report";
-"evaluate@6" -> "report";
+"train@0" -> "evaluate";
+"train@6" -> "evaluate";
+"evaluate" -> "report";
 "prepare" -> "report";
 }
 """
@@ -416,7 +414,7 @@ def test_pipeline_graph_draws_one_box_per_stage(tmp_path):
         ("prepare", "train"),
         ("train", "evaluate"),
     ]
-    assert graph.nodes["train"]["cells"] == 2 and graph.nodes["report"]["cells"] == 1
+    assert graph.nodes["train"]["cells"] == 2 and graph.nodes["evaluate"]["cells"] == 1
     text = labels(graph, REPO / "dvc.yaml")
     assert text["train"] == "train\nsrc.train\n× 2: one per condition (and fold)"
     assert text["report"] == "report\nsrc.report"

@@ -39,7 +39,7 @@ def test_exp_run_with_a_new_pcutoff_reruns_evaluation_only_and_exp_show_has_its_
         "dvc", "exp", "run", "-n", "cutoff001",
         "-S", "evaluation.pcutoffs=[0.01]", "-S", "report.pcutoff=0.01",
     )  # fmt: skip
-    assert ran_stages(output) == {"evaluate@2", "report"}
+    assert ran_stages(output) == {"evaluate", "report"}
     data = shown_experiment(repo, "cutoff001")["data"]
     assert data["params"]["params.yaml"]["data"]["evaluation"]["pcutoffs"] == [0.01]
     metrics = data["metrics"]["reports/metrics.json"]["data"]

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from src.errors import DataError
-from src.study.config import read_study, study_config, write_study
+from src.study.config import cell_config, read_study, study_config, write_study
 
 REPO = Path(__file__).resolve().parents[2]
 REACHING = REPO.parent / "shared" / "fixtures" / "dlc-reaching"
@@ -135,3 +135,23 @@ def test_study_file_from_overrides(tmp_path):
     )
     with pytest.raises(DataError, match="cannot be kept in a study"):
         study_config(["~data"], conf)
+
+
+def test_a_cell_config_is_the_study_with_the_cells_overrides_and_leaves_the_study_alone():
+    from omegaconf import OmegaConf
+
+    from src.params import configuration
+    from src.study.plan import pipeline_cells
+
+    cfg = configuration(["split=kfold"])
+    cfg = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    OmegaConf.set_struct(cfg, True)
+    cell = pipeline_cells([6], [2])["fold2-6"]
+    made = cell_config(cfg, cell["overrides"])
+    assert (made.labelled_frames, made.split.fold) == (6, 2)
+    assert (cfg.labelled_frames, cfg.split.fold) != (6, 2)  # a copy
+    assert OmegaConf.to_container(made) | {"labelled_frames": 0, "split": None} == (
+        OmegaConf.to_container(cfg) | {"labelled_frames": 0, "split": None}
+    )
+    with pytest.raises(DataError, match=r"pipeline.cells: split.fodl=2: split.fodl is not a key"):
+        cell_config(cfg, "labelled_frames=6 split.fodl=2")

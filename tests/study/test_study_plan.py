@@ -465,7 +465,7 @@ def test_condition_0_is_evaluated_on_the_shared_bodyparts_only(tmp_path, monkeyp
 
 
 def test_a_skipped_condition_0_finishes_in_the_pipeline_with_its_reason(tmp_path):
-    """The DVC pipeline's train@0 and evaluate@0 for a study whose initial weights have no heads:
+    """The DVC pipeline's train@0 and its evaluation for a study whose initial weights have no heads:
     both succeed, the run is FINISHED with skipped_reason, metrics.json says skipped."""
     from src.data.preparation import prepare
     from src.evaluation.condition import evaluate_saved_model
