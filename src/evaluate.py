@@ -25,17 +25,23 @@ from __future__ import annotations
 from omegaconf import DictConfig
 
 from src.cli import stage
-from src.errors import exit_on_data_error
+from src.errors import DataError, exit_on_data_error
 from src.evaluation.condition import evaluate_pipeline_cells, evaluate_saved_model
 
 
 @stage
 def main(cfg: DictConfig) -> None:
     with exit_on_data_error():
-        if cfg.get("cells") == "pipeline":
+        cells = cfg.get("cells")
+        if cells == "pipeline":
             evaluate_pipeline_cells(cfg)
-        else:
+        elif cells is None:
             evaluate_saved_model(cfg)
+        else:
+            raise DataError(
+                f"cells={cells}: unknown; +cells=pipeline evaluates every cell of pipeline.cells, "
+                "without it one condition (labelled_frames=N)"
+            )
 
 
 if __name__ == "__main__":

@@ -380,3 +380,11 @@ def test_a_finished_command_exits_as_python_does_without_freeing_its_modules(
     assert (tmp_path / "thread").read_text() == "joined"
     assert (tmp_path / "atexit").read_text() == "3"
     assert not (tmp_path / "teardown").exists()
+
+
+def test_evaluate_refuses_an_unknown_cells_value_in_one_line():
+    done = python(REPO, "-m", "src.evaluate", "+cells=all")
+    assert one_line_error(done) == (
+        "error: cells=all: unknown; +cells=pipeline evaluates every cell of pipeline.cells, "
+        "without it one condition (labelled_frames=N)"
+    )

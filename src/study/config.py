@@ -128,17 +128,20 @@ def _shown(value) -> str:
     return "null" if value is None else str(value)
 
 
+def cell_overrides(overrides: str) -> dict[str, str]:
+    """The overrides of a cell of ``pipeline.cells`` (``labelled_frames=6 split.fold=2``), by key."""
+    return dict(override.split("=", 1) for override in overrides.split())
+
+
 def cell_config(cfg: DictConfig, overrides: str) -> DictConfig:
-    """A copy of ``cfg`` with the overrides of a cell of ``pipeline.cells`` applied
-    (``labelled_frames=6 split.fold=2``: keys of the composed study), as its own command line would
-    give them."""
+    """A copy of ``cfg`` with the overrides of a cell of ``pipeline.cells`` applied (keys of the
+    composed study), as its own command line would give them."""
     cell = copy.deepcopy(cfg)
-    for override in overrides.split():
-        key, value = override.split("=", 1)
+    for key, value in cell_overrides(overrides).items():
         if OmegaConf.select(cell, key, default=KeyError) is KeyError:
             raise DataError(
-                f"pipeline.cells: {override}: {key} is not a key of the study; write params.yaml "
-                "again: `python -m src.params`"
+                f"pipeline.cells: {key}={value}: {key} is not a key of the study; write "
+                "params.yaml again: `python -m src.params`"
             )
         OmegaConf.update(cell, key, yaml.safe_load(value), merge=False)
     return cell

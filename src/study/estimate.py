@@ -32,6 +32,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src import engine
+from src.study.config import cell_overrides
 
 CACHE_NAME = "timings.json"  # under paths.data_dir (git-ignored)
 PROBE_UPDATES = 3  # timed after one warm-up update (oneDNN builds its kernels on first use)
@@ -483,8 +484,7 @@ def _pipeline_cell_line(cfg: DictConfig, stage: str | None = None) -> str | None
 
 def _frames_of(cell) -> int:
     """labelled_frames of a cell of pipeline.cells, from its overrides."""
-    overrides = dict(o.split("=", 1) for o in str(cell["overrides"]).split())
-    return int(overrides["labelled_frames"])
+    return int(cell_overrides(str(cell["overrides"]))["labelled_frames"])
 
 
 def sweep_cell_line(
